@@ -1,0 +1,98 @@
+//! Identifiers: the boot id that makes chunk keys unique across restarts, and the per-event UUIDv7 request id.
+//!
+//! A request id is a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 bits that are ours. We fill
+//! them with the worker number, 32 random bits drawn once per boot, and a per-worker counter, so two events
+//! can only collide if two boots draw the same random bits and emit the same counter value in the same
+//! millisecond on the same worker. No shared state, no syscall per event.
+
+use std::fs::File;
+use std::io::Read;
+
+/// 64 random bits from the kernel. Falls back to a time/pid mix only if /dev/urandom cannot be read.
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_ok() {
+        return u64::from_le_bytes(bytes);
+    }
+    let t = crate::clock::unix_micros() as u64;
+    t.rotate_left(17) ^ u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// `{unix-ms in hex}{32 random bits}`: sortable by start time, 20 hex digits.
+pub fn new_boot_id() -> String {
+    let ms = (crate::clock::unix_micros() / 1000) as u64 & 0xFFFF_FFFF_FFFF;
+    format!("{ms:012x}{:08x}", random_u64() & 0xFFFF_FFFF)
+}
+
+/// One worker's UUIDv7 generator.
+pub struct RequestIds {
+    worker: u16,
+    boot_random: u32,
+    counter: u32,
+}
+
+impl RequestIds {
+    pub fn new(worker: usize, boot_random: u32) -> RequestIds {
+        RequestIds { worker: worker as u16, boot_random, counter: 0 }
+    }
+
+    /// Appends the next id as 36 characters of canonical UUID text.
+    pub fn append_next(&mut self, unix_micros: i64, out: &mut Vec<u8>) {
+        let ms = (unix_micros / 1000) as u64 & 0xFFFF_FFFF_FFFF;
+        let counter = self.counter;
+        self.counter = self.counter.wrapping_add(1);
+        // rand_a (12 bits): low worker bits; rand_b (62 bits): 4 more worker bits, 26 random bits, counter.
+        let rand_a = u64::from(self.worker & 0x0FFF);
+        let rand_b = (u64::from(self.worker >> 12) << 58)
+            | (u64::from(self.boot_random & 0x03FF_FFFF) << 32)
+            | u64::from(counter);
+        let high = (ms << 16) | (0x7 << 12) | rand_a;
+        let low = (0b10 << 62) | rand_b;
+        let value = (u128::from(high) << 64) | u128::from(low);
+        let mut text = [0u8; 36];
+        let mut nibble = 0;
+        for (i, slot) in text.iter_mut().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *slot = b'-';
+                continue;
+            }
+            let shift = 124 - 4 * nibble;
+            *slot = b"0123456789abcdef"[((value >> shift) & 0xF) as usize];
+            nibble += 1;
+        }
+        out.extend_from_slice(&text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_v7_time_ordered_and_distinct_per_worker() {
+        let mut w0 = RequestIds::new(0, 0xABCDEF);
+        let mut w1 = RequestIds::new(1, 0xABCDEF);
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let mut c = Vec::new();
+        w0.append_next(1_764_124_014_084_108, &mut a);
+        w1.append_next(1_764_124_014_084_108, &mut b);
+        w0.append_next(1_764_124_014_085_000, &mut c);
+        let a = String::from_utf8(a).unwrap();
+        let b = String::from_utf8(b).unwrap();
+        let c = String::from_utf8(c).unwrap();
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "7", "version nibble in {a}");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "variant in {a}");
+        // 1764124014084 ms = 0x19abdfc3604
+        assert_eq!(&a[..13], "019abdfc-3604");
+        assert_ne!(a, b);
+        assert!(c > a, "{c} sorts after {a}");
+    }
+
+    #[test]
+    fn boot_ids_differ() {
+        assert_ne!(new_boot_id(), new_boot_id());
+        assert_eq!(new_boot_id().len(), 20);
+    }
+}

@@ -1,0 +1,108 @@
+//! One event → one JSON line, Plutos's fields first:
+//! `{"raw_data":…,"written_at":"…","request_id":"…","ip":"…","user_agent":"…","method":"GET","path":"/e"}`.
+//!
+//! The parts that are the same for every event of one request (time, ip, user agent, method, path) are
+//! rendered once per request into reusable buffers; each event then costs its raw data, one id and two copies.
+
+use crate::clock::Clock;
+use crate::http::Method;
+use crate::ids::RequestIds;
+use crate::json::{escape_into, escape_lossy_into};
+
+/// What a record says about the request that carried the event.
+pub struct RequestMeta<'a> {
+    pub ip: &'a str,
+    pub user_agent: &'a [u8],
+    pub method: Method,
+    pub path: &'a [u8],
+}
+
+#[derive(Default)]
+pub struct RecordBuilder {
+    /// `,"written_at":"…","request_id":"`
+    before_id: Vec<u8>,
+    /// `","ip":"…","user_agent":"…","method":"…","path":"…"}\n`
+    after_id: Vec<u8>,
+    micros: i64,
+}
+
+impl RecordBuilder {
+    /// Renders the per-request parts. Call once per request, before its events.
+    pub fn start_request(&mut self, meta: &RequestMeta<'_>, clock: &Clock) {
+        self.micros = clock.unix_micros();
+        self.before_id.clear();
+        self.before_id.extend_from_slice(b",\"written_at\":\"");
+        clock.append_rfc3339_micros(&mut self.before_id);
+        self.before_id.extend_from_slice(b"\",\"request_id\":\"");
+
+        let t = &mut self.after_id;
+        t.clear();
+        t.extend_from_slice(b"\",\"ip\":\"");
+        escape_into(t, meta.ip.as_bytes());
+        t.extend_from_slice(b"\",\"user_agent\":\"");
+        escape_lossy_into(t, meta.user_agent);
+        t.extend_from_slice(b"\",\"method\":\"");
+        t.extend_from_slice(meta.method.as_str().as_bytes());
+        t.extend_from_slice(b"\",\"path\":\"");
+        escape_lossy_into(t, meta.path);
+        t.extend_from_slice(b"\"}\n");
+    }
+
+    /// Opens a record; the caller appends the `raw_data` JSON value, then calls `finish_record`.
+    pub fn begin_record(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"raw_data\":");
+    }
+
+    pub fn finish_record(&self, out: &mut Vec<u8>, ids: &mut RequestIds) {
+        out.extend_from_slice(&self.before_id);
+        ids.append_next(self.micros, out);
+        out.extend_from_slice(&self.after_id);
+    }
+
+    /// A whole record whose `raw_data` is already JSON.
+    pub fn append_record(&self, out: &mut Vec<u8>, raw_data: &[u8], ids: &mut RequestIds) {
+        self.begin_record(out);
+        out.extend_from_slice(raw_data);
+        self.finish_record(out, ids);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_one_valid_json_line_with_plutos_fields_first() {
+        let clock = Clock::new();
+        let mut builder = RecordBuilder::default();
+        let meta = RequestMeta {
+            ip: "203.0.113.7",
+            user_agent: b"curl/8.5.0 \"quoted\" \xff",
+            method: Method::Get,
+            path: b"/e",
+        };
+        builder.start_request(&meta, &clock);
+        let mut ids = RequestIds::new(0, 1);
+        let mut out = Vec::new();
+        builder.append_record(&mut out, br#"{"test":"me"}"#, &mut ids);
+        builder.append_record(&mut out, br#"[1,"two"]"#, &mut ids);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.split_terminator('\n').collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with(r#"{"raw_data":{"test":"me"},"written_at":""#), "{}", lines[0]);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        let positions: Vec<usize> = ["raw_data", "written_at", "request_id", "ip", "user_agent", "method", "path"]
+            .iter()
+            .map(|k| lines[0].find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "field order in {}", lines[0]);
+        assert_eq!(v.as_object().unwrap().len(), 7);
+        assert_eq!(v["ip"], "203.0.113.7");
+        assert_eq!(v["user_agent"], "curl/8.5.0 \"quoted\" \u{fffd}");
+        assert_eq!(v["method"], "GET");
+        assert!(v["written_at"].as_str().unwrap().ends_with('Z'));
+        let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(second["raw_data"], serde_json::json!([1, "two"]));
+        assert_ne!(v["request_id"], second["request_id"]);
+    }
+}

@@ -1,0 +1,173 @@
+//! Encoding responses into a connection's output buffer. Every response carries `Content-Length` and the
+//! worker's cached `Date`; `Connection: close` is added when the connection ends after it.
+
+use crate::config::ResponseKind;
+use crate::http::HttpError;
+
+/// A transparent 1×1 GIF (43 bytes).
+pub const PIXEL_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
+
+pub const ALLOW_INGEST: &str = "GET, HEAD, POST, OPTIONS";
+pub const ALLOW_READ_ONLY: &str = "GET, HEAD";
+
+/// One response, borrowed for the time it takes to encode it.
+pub struct Response<'a> {
+    pub status: (u16, &'static str),
+    pub content_type: Option<&'static str>,
+    /// Complete extra header lines, each ending in `\r\n`.
+    pub extra_headers: &'a [u8],
+    pub body: &'a [u8],
+}
+
+/// Appends `response`. `head_only` (a HEAD request) keeps the Content-Length but drops the body.
+pub fn write(out: &mut Vec<u8>, date: &[u8; 29], response: &Response<'_>, head_only: bool, close: bool) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    append_decimal(out, u64::from(response.status.0));
+    out.push(b' ');
+    out.extend_from_slice(response.status.1.as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(date);
+    if let Some(ct) = response.content_type {
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(ct.as_bytes());
+    }
+    out.extend_from_slice(b"\r\nContent-Length: ");
+    append_decimal(out, response.body.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(response.extra_headers);
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(response.body);
+    }
+}
+
+/// The answer to an accepted GET/HEAD on `/e`.
+pub fn write_event_accepted(out: &mut Vec<u8>, date: &[u8; 29], kind: ResponseKind, head_only: bool, close: bool) {
+    let response = match kind {
+        ResponseKind::Empty => Response { status: (200, "OK"), content_type: None, extra_headers: b"", body: b"" },
+        ResponseKind::NoContent => {
+            Response { status: (204, "No Content"), content_type: None, extra_headers: b"", body: b"" }
+        }
+        ResponseKind::Pixel => Response {
+            status: (200, "OK"),
+            content_type: Some("image/gif"),
+            extra_headers: b"Cache-Control: no-cache, no-store, must-revalidate\r\nPragma: no-cache\r\nExpires: 0\r\n",
+            body: PIXEL_GIF,
+        },
+    };
+    write(out, date, &response, head_only, close);
+}
+
+/// The answer to an accepted POST: `{"accepted":N}`.
+pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, close: bool) {
+    let mut body = [0u8; 40];
+    let mut len = 0;
+    for part in [b"{\"accepted\":".as_slice(), decimal(accepted).as_slice(), b"}"] {
+        let part = trim_nul(part);
+        body[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    let response = Response {
+        status: (200, "OK"),
+        content_type: Some("application/json"),
+        extra_headers: b"",
+        body: &body[..len],
+    };
+    write(out, date, &response, false, close);
+}
+
+/// The canned answer for `err`: its status and a one-line plain-text reason.
+pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, head_only: bool, close: bool) {
+    let mut body = [0u8; 128];
+    let reason = err.reason().as_bytes();
+    let n = reason.len().min(body.len() - 1);
+    body[..n].copy_from_slice(&reason[..n]);
+    body[n] = b'\n';
+    let extra_headers: &[u8] = match err {
+        HttpError::MethodNotAllowed { allow } if allow == ALLOW_INGEST => b"Allow: GET, HEAD, POST, OPTIONS\r\n",
+        HttpError::MethodNotAllowed { .. } => b"Allow: GET, HEAD\r\n",
+        HttpError::Unavailable(_) => b"Retry-After: 1\r\n",
+        _ => b"",
+    };
+    let response = Response {
+        status: err.status(),
+        content_type: Some("text/plain; charset=utf-8"),
+        extra_headers,
+        body: &body[..=n],
+    };
+    write(out, date, &response, head_only, close);
+}
+
+pub fn write_continue(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+fn append_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(trim_nul(&decimal(n)));
+}
+
+/// `n` in decimal, left-aligned and NUL-padded to 20 bytes.
+fn decimal(mut n: u64) -> [u8; 20] {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut left = [0u8; 20];
+    left[..20 - i].copy_from_slice(&digits[i..]);
+    left
+}
+
+fn trim_nul(s: &[u8]) -> &[u8] {
+    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8; 29] = b"Thu, 26 Nov 2026 02:26:54 GMT";
+
+    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        f(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn encodes_canned_responses() {
+        assert_eq!(
+            text(|o| write_event_accepted(o, DATE, ResponseKind::Empty, false, false)),
+            "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\n\r\n"
+        );
+        assert_eq!(
+            text(|o| write_batch_accepted(o, DATE, 1234, true)),
+            "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Type: application/json\r\n\
+             Content-Length: 17\r\nConnection: close\r\n\r\n{\"accepted\":1234}"
+        );
+        let err = text(|o| write_error(o, DATE, HttpError::Unavailable("spool is full"), false, false));
+        assert!(err.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{err}");
+        assert!(err.contains("Retry-After: 1\r\n") && err.ends_with("\r\n\r\nspool is full\n"), "{err}");
+        let head = text(|o| write_event_accepted(o, DATE, ResponseKind::Pixel, true, false));
+        assert!(head.contains("Content-Length: 43\r\n") && head.ends_with("\r\n\r\n"), "{head}");
+        let allow =
+            text(|o| write_error(o, DATE, HttpError::MethodNotAllowed { allow: ALLOW_READ_ONLY }, false, false));
+        assert!(allow.contains("Allow: GET, HEAD\r\n"), "{allow}");
+    }
+
+    #[test]
+    fn decimal_formatting() {
+        for n in [0u64, 7, 10, 99_999, u64::MAX] {
+            assert_eq!(trim_nul(&decimal(n)), n.to_string().as_bytes());
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `run`: recover the spool, start the uploader and one pinned worker per listener, wait for the shutdown
+//! trigger, then drain, close, seal and ship until the deadline (DESIGN.md "Shutdown").
+
+use std::io;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+use mio::{Poll, Waker};
+
+use crate::chunk::{ChunkSettings, ChunkWriter};
+use crate::config::Config;
+use crate::ids::{new_boot_id, random_u64};
+use crate::listener::Listeners;
+use crate::request::Requests;
+use crate::sink::Sink;
+use crate::spool::{SpoolDirs, recover};
+use crate::state::{Phase, Shared};
+use crate::upload::{Uploader, host_name};
+use crate::worker::{WAKER, Worker};
+
+/// Room in the worker → uploader channel, in sealed chunks.
+const UPLOAD_QUEUE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("spool directory {path}: {source}")]
+    Spool { path: String, source: io::Error },
+    #[error("cannot start a thread: {0}")]
+    Thread(io::Error),
+    #[error("event loop: {0}")]
+    Poll(io::Error),
+}
+
+/// Serves until `shutdown` yields (or its sender is dropped), then shuts down gracefully. Returns once every
+/// worker has sealed its chunk and the uploader has shipped everything or reached the shutdown timeout.
+pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Result<(), RunError> {
+    let spool_error = |source| RunError::Spool { path: config.spool_dir.display().to_string(), source };
+    let dirs = SpoolDirs::create(&config.spool_dir).map_err(spool_error)?;
+    let recovered = recover(&dirs).map_err(spool_error)?;
+    let spool_bytes = dirs.total_bytes().map_err(spool_error)?;
+    if !recovered.is_empty() {
+        tracing::info!(chunks = recovered.len(), "queued sealed chunks from the spool");
+    }
+    let workers = listeners.sockets.len();
+    let shared = Arc::new(Shared::new(workers, spool_bytes, config.max_spool_bytes));
+    let config = Arc::new(config);
+    let boot = new_boot_id();
+    let boot_random = random_u64() as u32;
+    tracing::info!(boot = %boot, workers, "starting");
+
+    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(UPLOAD_QUEUE);
+    let uploader = Uploader {
+        sink: Sink::from_config(&config.sink),
+        dirs: dirs.clone(),
+        key_prefix: config.key_prefix.clone(),
+        host: host_name(),
+        shared: shared.clone(),
+        backoff_max: config.upload_backoff_max,
+    };
+    let uploader = thread::Builder::new()
+        .name("plutos-uploader".into())
+        .spawn(move || uploader.run(jobs_rx, recovered))
+        .map_err(RunError::Thread)?;
+
+    let max_per_worker = config.max_connections.div_ceil(workers);
+    let mut wakers = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for (index, socket) in listeners.sockets.into_iter().enumerate() {
+        let poll = Poll::new().map_err(RunError::Poll)?;
+        wakers.push(Waker::new(poll.registry(), WAKER).map_err(RunError::Poll)?);
+        let settings = ChunkSettings {
+            compression: config.compression,
+            durability: config.durability,
+            fsync: config.fsync,
+            max_bytes: config.max_chunk_bytes,
+            max_events: config.max_chunk_events,
+            max_age: config.max_buffer_time,
+        };
+        let chunk = ChunkWriter::new(index, boot.clone(), dirs.clone(), settings);
+        let requests = Requests::new(config.clone(), shared.clone(), index, boot_random);
+        let listener = mio::net::TcpListener::from_std(socket);
+        let worker =
+            Worker::new(index, poll, listener, requests, chunk, jobs_tx.clone(), shared.clone(), max_per_worker);
+        let cpu = (!config.cpus.is_empty()).then(|| config.cpus[index % config.cpus.len()]);
+        let handle = thread::Builder::new()
+            .name(format!("plutos-w{index}"))
+            .spawn(move || {
+                // Pinning keeps a worker's connections, buffers and chunk state in one core's caches; the
+                // kernel's SO_REUSEPORT spread then maps connections to cores.
+                if let Some(id) = cpu {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                        tracing::warn!(worker = index, cpu = id, "cannot pin worker");
+                    }
+                }
+                if let Err(e) = worker.run() {
+                    tracing::error!(worker = index, error = %e, "worker stopped");
+                }
+            })
+            .map_err(RunError::Thread)?;
+        handles.push(handle);
+    }
+    drop(jobs_tx);
+
+    let _ = shutdown.recv();
+    tracing::info!(drain_seconds = config.drain.as_secs(), "shutdown: draining (/health answers 503)");
+    shared.set_phase(Phase::Draining);
+    if !config.drain.is_zero() {
+        thread::sleep(config.drain);
+    }
+    tracing::info!("shutdown: closing listeners, finishing in-flight requests, sealing chunks");
+    let _ = shared.upload_deadline.set(Instant::now() + config.shutdown_timeout);
+    shared.set_phase(Phase::Closing);
+    for waker in &wakers {
+        let _ = waker.wake();
+    }
+    for handle in handles {
+        if handle.join().is_err() {
+            tracing::error!("a worker panicked; its acknowledged events are in the spool for the next start");
+        }
+    }
+    if uploader.join().is_err() {
+        tracing::error!("the uploader panicked; sealed chunks stay in the spool for the next start");
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}

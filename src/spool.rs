@@ -1,0 +1,283 @@
+//! The spool directory, the durability boundary.
+//!
+//! ```text
+//! {spool}/open/{boot}-w{worker}-{chunk:08}-f{first_seq}-t{first_unix}.ndjson.gz        being written by a worker
+//! {spool}/sealed/{boot}-w{worker}-{chunk:08}-f{first_seq}-t{first_unix}-n{events}.ndjson.gz   complete, waiting for the sink
+//! ```
+//!
+//! Everything a chunk's object key and metadata need is in its file name, so a rename is the only step that
+//! moves a chunk from one state to the next, and a restart needs nothing but a directory listing. An open file
+//! left by a crash holds a compressed stream without its end; `repair_open_file` keeps every complete line up
+//! to the last flush and writes them as a sealed chunk with the same boot id and sequence numbers.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::clock::Civil;
+use crate::config::{Codec, Compression};
+use crate::encoder::{Encoder, decode};
+
+#[derive(Debug, Clone)]
+pub struct SpoolDirs {
+    pub open: PathBuf,
+    pub sealed: PathBuf,
+}
+
+impl SpoolDirs {
+    pub fn create(root: &Path) -> io::Result<SpoolDirs> {
+        let dirs = SpoolDirs { open: root.join("open"), sealed: root.join("sealed") };
+        fs::create_dir_all(&dirs.open)?;
+        fs::create_dir_all(&dirs.sealed)?;
+        Ok(dirs)
+    }
+
+    /// Bytes currently held: open and sealed chunks.
+    pub fn total_bytes(&self) -> io::Result<u64> {
+        let mut total = 0;
+        for dir in [&self.open, &self.sealed] {
+            for entry in fs::read_dir(dir)? {
+                total += entry?.metadata()?.len();
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// Who wrote a chunk and where its events sit in that writer's sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkId {
+    pub boot: String,
+    pub worker: u16,
+    pub chunk_seq: u64,
+    pub first_seq: u64,
+    /// Unix seconds of the chunk's first event: its partition.
+    pub first_unix: i64,
+    pub codec: Codec,
+}
+
+impl ChunkId {
+    fn stem(&self) -> String {
+        format!("{}-w{}-{:08}-f{}-t{}", self.boot, self.worker, self.chunk_seq, self.first_seq, self.first_unix)
+    }
+
+    pub fn open_name(&self) -> String {
+        format!("{}.{}", self.stem(), self.codec.extension())
+    }
+
+    pub fn sealed_name(&self, events: u64) -> String {
+        format!("{}-n{events}.{}", self.stem(), self.codec.extension())
+    }
+
+    /// Parses an open (`events` = None) or sealed file name.
+    pub fn parse(name: &str) -> Option<(ChunkId, Option<u64>)> {
+        let codec = Codec::from_file_name(name)?;
+        let stem = &name[..name.len() - codec.extension().len() - 1];
+        let mut parts = stem.split('-');
+        let boot = parts.next()?.to_string();
+        let worker = parts.next()?.strip_prefix('w')?.parse().ok()?;
+        let chunk_seq = parts.next()?.parse().ok()?;
+        let first_seq = parts.next()?.strip_prefix('f')?.parse().ok()?;
+        let first_unix = parts.next()?.strip_prefix('t')?.parse().ok()?;
+        let events = match parts.next() {
+            Some(n) => Some(n.strip_prefix('n')?.parse().ok()?),
+            None => None,
+        };
+        if parts.next().is_some() || boot.is_empty() {
+            return None;
+        }
+        let id = ChunkId { boot, worker, chunk_seq, first_seq, first_unix, codec };
+        Some((id, events))
+    }
+
+    /// `{prefix}/created_date=YYYY-MM-DD/hour=HH/{host}-{boot}-w{worker}-{seq:08}.ndjson{.gz|.zst}`, no
+    /// leading `/`.
+    pub fn object_key(&self, prefix: &str, host: &str) -> String {
+        let partition = Civil::from_unix(self.first_unix).partition();
+        let name = format!("{host}-{}-w{}-{:08}.{}", self.boot, self.worker, self.chunk_seq, self.codec.extension());
+        if prefix.is_empty() { format!("{partition}/{name}") } else { format!("{prefix}/{partition}/{name}") }
+    }
+}
+
+/// A complete chunk in `sealed/`, immutable from here on.
+#[derive(Debug, Clone)]
+pub struct SealedChunk {
+    pub id: ChunkId,
+    pub events: u64,
+    pub path: PathBuf,
+}
+
+impl SealedChunk {
+    /// The last event's sequence number (inclusive).
+    pub fn last_seq(&self) -> u64 {
+        self.id.first_seq + self.events.saturating_sub(1)
+    }
+}
+
+/// Startup: repairs and seals every open file a previous run left, and lists every sealed chunk, oldest
+/// first. Leftover temporary files are removed.
+pub fn recover(dirs: &SpoolDirs) -> io::Result<Vec<SealedChunk>> {
+    for entry in fs::read_dir(&dirs.open)? {
+        let path = entry?.path();
+        match repair_open_file(dirs, &path) {
+            Ok(Some(chunk)) => {
+                tracing::info!(path = %chunk.path.display(), events = chunk.events, "recovered open chunk")
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot recover open chunk; left in place")
+            }
+        }
+    }
+    let mut sealed = Vec::new();
+    for entry in fs::read_dir(&dirs.sealed)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if name.ends_with(".tmp") {
+            fs::remove_file(&path)?;
+            continue;
+        }
+        match ChunkId::parse(&name) {
+            Some((id, Some(events))) => sealed.push(SealedChunk { id, events, path }),
+            _ => tracing::warn!(path = %path.display(), "not a sealed chunk name; ignored"),
+        }
+    }
+    sealed.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(sealed)
+}
+
+/// Turns an open chunk file (a compressed stream without its end, perhaps cut mid-block) into a sealed chunk
+/// holding every complete, valid line up to the last flush. Returns `None`, after removing the file, when it
+/// holds no complete line. Files that are not chunk files are left alone.
+pub fn repair_open_file(dirs: &SpoolDirs, path: &Path) -> io::Result<Option<SealedChunk>> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let Some((id, None)) = ChunkId::parse(name) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an open chunk file name"));
+    };
+    let compressed = fs::read(path)?;
+    let mut text = Vec::new();
+    // A truncated stream ends in an error after yielding what it could: keep what was yielded.
+    let _ = decode(id.codec, &compressed, &mut text);
+    let mut keep = 0;
+    let mut events = 0u64;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        if line.last() != Some(&b'\n') || !crate::json::validate(line) {
+            break;
+        }
+        keep += line.len();
+        events += 1;
+    }
+    if events == 0 {
+        fs::remove_file(path)?;
+        return Ok(None);
+    }
+    let level = match id.codec {
+        Codec::Gzip => 6,
+        Codec::Zstd => 3,
+        Codec::None => 0,
+    };
+    let mut encoder = Encoder::new(Compression { codec: id.codec, level })?;
+    encoder.write(&text[..keep])?;
+    let bytes = encoder.finish()?;
+    let sealed_path = dirs.sealed.join(id.sealed_name(events));
+    write_durably(&sealed_path, &bytes)?;
+    fs::remove_file(path)?;
+    Ok(Some(SealedChunk { id, events, path: sealed_path }))
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename, then fsyncs the directory.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> ChunkId {
+        ChunkId {
+            boot: "019abdfc36041234abcd".into(),
+            worker: 3,
+            chunk_seq: 12,
+            first_seq: 4500,
+            first_unix: 1_764_124_014,
+            codec: Codec::Gzip,
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let id = id();
+        assert_eq!(ChunkId::parse(&id.open_name()), Some((id.clone(), None)));
+        assert_eq!(ChunkId::parse(&id.sealed_name(77)), Some((id.clone(), Some(77))));
+        assert_eq!(ChunkId::parse("random.txt"), None);
+        assert_eq!(ChunkId::parse("a-b-c.ndjson.gz"), None);
+    }
+
+    #[test]
+    fn object_keys_have_hive_partitions_and_no_leading_slash() {
+        let id = id();
+        assert_eq!(
+            id.object_key("", "host1"),
+            "created_date=2025-11-26/hour=02/host1-019abdfc36041234abcd-w3-00000012.ndjson.gz"
+        );
+        assert_eq!(
+            id.object_key("events/web", "h"),
+            "events/web/created_date=2025-11-26/hour=02/h-019abdfc36041234abcd-w3-00000012.ndjson.gz"
+        );
+    }
+
+    #[test]
+    fn repairs_a_stream_cut_anywhere() {
+        for codec in [Codec::Gzip, Codec::Zstd, Codec::None] {
+            let mut encoder = Encoder::new(Compression { codec, level: 3 }).unwrap();
+            let mut stream = Vec::new();
+            let mut flushed_at = Vec::new(); // (stream length, complete lines) after each flush
+            for batch in 0..5 {
+                for i in 0..3 {
+                    encoder.write(format!("{{\"batch\":{batch},\"i\":{i}}}\n").as_bytes()).unwrap();
+                }
+                encoder.flush().unwrap();
+                stream.append(encoder.output());
+                flushed_at.push((stream.len(), (batch + 1) * 3));
+            }
+            for cut in (0..=stream.len()).step_by(3) {
+                let dir = tempfile::tempdir().unwrap();
+                let dirs = SpoolDirs::create(dir.path()).unwrap();
+                let mut chunk_id = id();
+                chunk_id.codec = codec;
+                let path = dirs.open.join(chunk_id.open_name());
+                fs::write(&path, &stream[..cut]).unwrap();
+                let expected = flushed_at.iter().filter(|(len, _)| *len <= cut).map(|(_, n)| *n).max().unwrap_or(0);
+                let repaired = repair_open_file(&dirs, &path).unwrap();
+                assert!(!path.exists());
+                let events = repaired.as_ref().map_or(0, |c| c.events);
+                // Every line flushed before the cut survives; a cut inside a block may keep a few more.
+                assert!(events >= expected as u64, "{codec:?} cut {cut}: {events} < {expected}");
+                if let Some(chunk) = repaired {
+                    assert_eq!(chunk.id, chunk_id);
+                    let mut text = Vec::new();
+                    decode(codec, &fs::read(&chunk.path).unwrap(), &mut text).expect("complete stream");
+                    let text = String::from_utf8(text).unwrap();
+                    assert_eq!(text.lines().count() as u64, chunk.events);
+                    assert!(text.ends_with('\n'));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The little that workers, the uploader and the control thread share: the shutdown phase, the spool size
+//! and the counters. All atomics; nothing here is ever locked.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+
+use crate::metrics::{UploaderMetrics, WorkerMetrics};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Phase {
+    /// Normal service.
+    Running = 0,
+    /// Shutdown began: `/health` answers 503, ingest goes on so load balancers can move traffic away.
+    Draining = 1,
+    /// Drain over: listeners closed, in-flight requests finish, new requests get 503 + `Connection: close`.
+    Closing = 2,
+}
+
+pub struct Shared {
+    phase: AtomicU8,
+    /// Bytes in `spool/open` and `spool/sealed`: workers add what they write, the uploader subtracts what it
+    /// deletes.
+    pub spool_bytes: AtomicU64,
+    pub max_spool_bytes: u64,
+    pub workers: Vec<CachePadded<WorkerMetrics>>,
+    pub uploader: UploaderMetrics,
+    /// Set when the drain ends: the uploader stops trying at this instant and leaves the rest in the spool.
+    pub upload_deadline: OnceLock<Instant>,
+}
+
+impl Shared {
+    pub fn new(workers: usize, spool_bytes: u64, max_spool_bytes: u64) -> Shared {
+        Shared {
+            phase: AtomicU8::new(Phase::Running as u8),
+            spool_bytes: AtomicU64::new(spool_bytes),
+            max_spool_bytes,
+            workers: (0..workers).map(|_| CachePadded::new(WorkerMetrics::default())).collect(),
+            uploader: UploaderMetrics::default(),
+            upload_deadline: OnceLock::new(),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Running,
+            1 => Phase::Draining,
+            _ => Phase::Closing,
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    pub fn spool_full(&self) -> bool {
+        self.spool_bytes.load(Ordering::Relaxed) >= self.max_spool_bytes
+    }
+
+    pub fn spool_grew(&self, bytes: u64) {
+        self.spool_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn spool_shrank(&self, bytes: u64) {
+        let _ = self.spool_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(bytes)));
+    }
+
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render(&self.workers, &self.uploader, self.spool_bytes.load(Ordering::Relaxed))
+    }
+}

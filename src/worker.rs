@@ -1,0 +1,472 @@
+//! A worker: one pinned thread with its own listener, epoll loop, connections, request state and chunk writer.
+//! It shares nothing with other workers but atomics, takes no lock, and never waits for the uploader.
+//!
+//! One iteration of the loop:
+//! 1. wait for readiness (bounded by the next timer: chunk age, housekeeping);
+//! 2. accept, read and handle every ready connection — events go to the batch, responses to each
+//!    connection's output, nothing is written to a socket yet;
+//! 3. group commit: the batch goes to the open chunk with one `write(2)` (DURABILITY=spool);
+//! 4. flush: every touched connection's output is written — only now can a 2xx leave;
+//! 5. seal the chunk if due and hand it to the uploader; once a second, time out idle and slow connections.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::chunk::{ChunkWriter, SpoolWriteError};
+use crate::config::Fsync;
+use crate::connection::Connection;
+use crate::http::HttpError;
+use crate::metrics::{WorkerMetrics, add};
+use crate::request::Requests;
+use crate::state::{Phase, Shared};
+use crate::upload::UploadJob;
+
+pub const LISTENER: Token = Token(usize::MAX - 1);
+pub const WAKER: Token = Token(usize::MAX - 2);
+
+const READ_BUFFER: usize = 64 * 1024;
+/// Stop reading from a client that has this much unread output.
+const OUT_HIGH_WATER: usize = 1024 * 1024;
+/// Buffers larger than this are released when they empty, so idle connections stay small.
+const KEEP_CAPACITY: usize = 16 * 1024;
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// After a failed spool write, ingest answers 503 for this long before trying the disk again.
+const WRITE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+const LINGER: Duration = Duration::from_secs(2);
+
+pub struct Worker {
+    pub index: usize,
+    pub poll: Poll,
+    pub listener: Option<TcpListener>,
+    pub conns: Slab<Connection>,
+    pub requests: Requests,
+    pub chunk: ChunkWriter,
+    pub jobs: Sender<UploadJob>,
+    pub shared: Arc<Shared>,
+    pub max_connections: usize,
+    unsent_jobs: Vec<UploadJob>,
+    read_buf: Vec<u8>,
+    flush_list: Vec<usize>,
+    write_error_until: Option<Instant>,
+    next_housekeeping: Instant,
+    closing_deadline: Option<Instant>,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: usize,
+        poll: Poll,
+        listener: TcpListener,
+        requests: Requests,
+        chunk: ChunkWriter,
+        jobs: Sender<UploadJob>,
+        shared: Arc<Shared>,
+        max_connections: usize,
+    ) -> Worker {
+        Worker {
+            index,
+            poll,
+            listener: Some(listener),
+            conns: Slab::new(),
+            requests,
+            chunk,
+            jobs,
+            shared,
+            max_connections,
+            unsent_jobs: Vec::new(),
+            read_buf: vec![0; READ_BUFFER],
+            flush_list: Vec::new(),
+            write_error_until: None,
+            next_housekeeping: Instant::now() + HOUSEKEEPING,
+            closing_deadline: None,
+        }
+    }
+
+    fn metrics(&self) -> &WorkerMetrics {
+        &self.shared.workers[self.index]
+    }
+
+    pub fn run(mut self) -> io::Result<()> {
+        if let Some(listener) = self.listener.as_mut() {
+            self.poll.registry().register(listener, LISTENER, Interest::READABLE)?;
+        }
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.requests.clock.refresh();
+            let now = Instant::now();
+            self.requests.accepting = self.accepting(now);
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => {}
+                    Token(i) => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(i, now);
+                        }
+                        if event.is_writable() {
+                            self.queue_flush(i);
+                        }
+                    }
+                }
+            }
+            self.commit(now);
+            self.flush_all(now);
+            if self.chunk.seal_due(now) {
+                self.seal(now);
+            }
+            if let Err(e) = self.chunk.sync_if_due(now) {
+                tracing::error!(worker = self.index, error = %e, "fsync of the open chunk failed");
+            }
+            if now >= self.next_housekeeping {
+                self.housekeeping(now);
+            }
+            if self.shared.phase() == Phase::Closing {
+                if self.closing_deadline.is_none() {
+                    self.begin_closing(now);
+                }
+                if self.conns.is_empty() || self.closing_deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+            }
+        }
+        self.finish();
+        Ok(())
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        let mut until = self.next_housekeeping;
+        if let Some(age) = self.chunk.age_deadline() {
+            until = until.min(age);
+        }
+        let mut timeout = until.saturating_duration_since(now);
+        if let Fsync::Every(interval) = self.requests.config.fsync {
+            timeout = timeout.min(interval);
+        }
+        if self.closing_deadline.is_some() {
+            timeout = timeout.min(Duration::from_millis(50));
+        }
+        timeout
+    }
+
+    fn accepting(&self, now: Instant) -> Result<(), &'static str> {
+        if self.write_error_until.is_some_and(|t| now < t) || self.chunk.is_backlogged() {
+            Err("spool write failed")
+        } else if self.shared.spool_full() {
+            Err("spool is full")
+        } else {
+            Ok(())
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        let Some(listener) = self.listener.as_ref() else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    if self.conns.len() >= self.max_connections {
+                        add(&self.metrics().connections_refused, 1);
+                        continue; // dropping the stream closes it
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let entry = self.conns.vacant_entry();
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(e) = self.poll.registry().register(&mut stream, Token(entry.key()), interest) {
+                        tracing::warn!(error = %e, "cannot register connection");
+                        continue;
+                    }
+                    entry.insert(Connection::new(stream, peer, now));
+                    add(&self.metrics().connections_accepted, 1);
+                    add(&self.metrics().connections_open, 1);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: the connection waits in the backlog; housekeeping retries.
+                    tracing::warn!(worker = self.index, error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what the connection has and handles every complete request in it.
+    fn read(&mut self, i: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        loop {
+            if conn.unsent() > OUT_HIGH_WATER {
+                conn.read_paused = true;
+                break;
+            }
+            let n = match conn.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    conn.peer_closed = true;
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.close(i);
+                    return;
+                }
+            };
+            conn.last_active = now;
+            if conn.lingering_until.is_some() || conn.close_after_flush {
+                continue; // the answer is decided; input after it is dropped
+            }
+            let data = &self.read_buf[..n];
+            if conn.pending.is_empty() {
+                let used = self.requests.process(conn, data);
+                conn.pending.extend_from_slice(&data[used..]);
+            } else {
+                let mut pending = std::mem::take(&mut conn.pending);
+                pending.extend_from_slice(data);
+                let used = self.requests.process(conn, &pending);
+                pending.drain(..used);
+                conn.pending = pending;
+            }
+            if conn.close_after_flush {
+                conn.pending.clear();
+            }
+            if conn.pending.is_empty() && conn.pending.capacity() > KEEP_CAPACITY {
+                conn.pending = Vec::new();
+            }
+            // With edge-triggered readiness a short read means the socket is drained; any later data
+            // raises a new edge. Saves one EAGAIN read per request.
+            if n < self.read_buf.len() {
+                break;
+            }
+        }
+        conn.request_started = match conn.pending.is_empty() {
+            true => None,
+            false => conn.request_started.or(Some(now)),
+        };
+        if conn.unsent() > 0 || conn.close_after_flush || conn.peer_closed {
+            self.queue_flush(i);
+        }
+    }
+
+    fn queue_flush(&mut self, i: usize) {
+        if let Some(conn) = self.conns.get_mut(i) {
+            if !conn.queued_for_flush {
+                conn.queued_for_flush = true;
+                self.flush_list.push(i);
+            }
+        }
+    }
+
+    /// Group commit: this iteration's events go to the spool before any of their responses leave.
+    fn commit(&mut self, now: Instant) {
+        let events = self.requests.batch_events;
+        if events > 0 {
+            let unix = self.requests.clock.unix_seconds();
+            match self.chunk.commit(&self.requests.batch, events, now, unix) {
+                Ok(bytes) => {
+                    self.shared.spool_grew(bytes);
+                    add(&self.metrics().events_accepted, events);
+                    add(&self.metrics().spool_writes, 1);
+                }
+                Err(e) => self.spool_write_failed(e, now, true),
+            }
+        }
+        self.requests.batch.clear();
+        self.requests.batch_events = 0;
+        for &i in &self.flush_list {
+            if let Some(conn) = self.conns.get_mut(i) {
+                conn.commit_mark = None;
+            }
+        }
+    }
+
+    /// Nothing of the failed write is durable: take back every response that waited for it.
+    fn spool_write_failed(&mut self, e: SpoolWriteError, now: Instant, batch_lost: bool) {
+        add(&self.metrics().spool_write_errors, 1);
+        if self.write_error_until.is_none_or(|t| now >= t) {
+            tracing::error!(worker = self.index, error = %e.error, "spool write failed; answering 503 for a while");
+        }
+        self.write_error_until = Some(now + WRITE_ERROR_PAUSE);
+        self.requests.accepting = Err("spool write failed");
+        if let Some(path) = e.abandoned {
+            self.send_job(UploadJob::Repair(path));
+        }
+        if !batch_lost {
+            return;
+        }
+        for k in 0..self.flush_list.len() {
+            let i = self.flush_list[k];
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            if let Some(mark) = conn.commit_mark.take() {
+                conn.out.truncate(mark.max(conn.out_sent));
+                conn.pending.clear();
+                let error = HttpError::Unavailable("spool write failed");
+                self.requests.reject(conn, error, false, true);
+            }
+        }
+    }
+
+    fn flush_all(&mut self, now: Instant) {
+        while let Some(i) = self.flush_list.pop() {
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            conn.queued_for_flush = false;
+            while conn.out_sent < conn.out.len() {
+                match conn.stream.write(&conn.out[conn.out_sent..]) {
+                    Ok(n) => conn.out_sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        self.close(i);
+                        break;
+                    }
+                }
+            }
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            if conn.out_sent < conn.out.len() {
+                continue; // the writable edge brings it back
+            }
+            conn.out.clear();
+            conn.out_sent = 0;
+            if conn.out.capacity() > KEEP_CAPACITY {
+                conn.out = Vec::new();
+            }
+            if conn.peer_closed {
+                self.close(i);
+            } else if conn.close_after_flush && conn.lingering_until.is_none() {
+                let _ = conn.stream.shutdown(Shutdown::Write);
+                conn.lingering_until = Some(now + LINGER);
+            } else if conn.read_paused {
+                conn.read_paused = false;
+                self.read(i, now);
+            }
+        }
+    }
+
+    fn close(&mut self, i: usize) {
+        if self.conns.try_remove(i).is_some() {
+            self.shared.workers[self.index].connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn seal(&mut self, now: Instant) {
+        match self.chunk.seal() {
+            Ok((Some(sealed), bytes)) => {
+                self.shared.spool_grew(bytes);
+                add(&self.metrics().chunks_sealed, 1);
+                self.send_job(UploadJob::Sealed(sealed));
+            }
+            Ok((None, _)) => {}
+            Err(e) => self.spool_write_failed(e, now, false),
+        }
+    }
+
+    /// Never blocks: a full channel keeps the job here until the next housekeeping.
+    fn send_job(&mut self, job: UploadJob) {
+        if !self.unsent_jobs.is_empty() {
+            self.unsent_jobs.push(job);
+            return;
+        }
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => self.unsent_jobs.push(job),
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!(worker = self.index, "uploader is gone; sealed chunk stays in the spool");
+            }
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        self.next_housekeeping = now + HOUSEKEEPING;
+        let pending = std::mem::take(&mut self.unsent_jobs);
+        for job in pending {
+            self.send_job(job);
+        }
+        self.accept(now);
+        let header_timeout = self.requests.config.header_timeout;
+        let idle_timeout = self.requests.config.idle_timeout;
+        let mut expired = Vec::new();
+        let mut timed_out = Vec::new();
+        for (i, conn) in self.conns.iter() {
+            if let Some(until) = conn.lingering_until {
+                if now >= until {
+                    expired.push(i);
+                }
+            } else if conn.request_started.is_some_and(|t| now.duration_since(t) >= header_timeout) {
+                timed_out.push(i);
+            } else if conn.unsent() == 0
+                && conn.request_started.is_none()
+                && now.duration_since(conn.last_active) >= idle_timeout
+            {
+                expired.push(i);
+            }
+        }
+        for i in expired {
+            self.close(i);
+        }
+        for i in timed_out {
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            conn.pending = Vec::new();
+            conn.request_started = None;
+            self.requests.reject(conn, HttpError::RequestTimeout, false, true);
+            self.queue_flush(i);
+        }
+        self.flush_all(now);
+    }
+
+    /// The drain is over: stop accepting; idle connections close now, the others finish their request.
+    fn begin_closing(&mut self, now: Instant) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let config = &self.requests.config;
+        self.closing_deadline =
+            Some(now + config.header_timeout.min(config.shutdown_timeout.max(Duration::from_secs(1))));
+        let idle: Vec<usize> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(i, conn)| {
+                conn.inflight_at_close = conn.has_partial_request();
+                (!conn.inflight_at_close && conn.unsent() == 0 && conn.lingering_until.is_none()).then_some(i)
+            })
+            .collect();
+        for i in idle {
+            self.close(i);
+        }
+    }
+
+    /// Seals the open chunk and hands everything left to the uploader, waiting for room in the channel.
+    fn finish(mut self) {
+        let now = Instant::now();
+        self.seal(now);
+        for job in std::mem::take(&mut self.unsent_jobs) {
+            if self.jobs.send(job).is_err() {
+                tracing::warn!(worker = self.index, "uploader is gone; sealed chunks stay in the spool");
+                break;
+            }
+        }
+    }
+}
