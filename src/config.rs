@@ -9,7 +9,7 @@ use clap::Parser;
 
 /// Raw settings as given. `Config::from_args` validates them.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "plutos", version, about = "HTTP events collector")]
+#[command(name = "plutos", version, about = "HTTP events collector", args_override_self = true)]
 pub struct Args {
     /// Listen address: `:8080`, `127.0.0.1:8080`, `[::1]:8080` or a bare port.
     #[arg(long, env = "PORT", default_value = ":8080")]

@@ -35,18 +35,7 @@ fn main() -> ExitCode {
     // Logs go to stderr: stdout belongs to the stdout sink.
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(config.log_level).with_ansi(false).init();
 
-    let listeners = match plutos::bind(config.listen, config.workers) {
-        Ok(listeners) => listeners,
-        Err(e) => {
-            eprintln!("plutos: cannot listen on {}: {e}", config.listen);
-            return ExitCode::from(1);
-        }
-    };
-    match listeners.local_addr() {
-        Ok(addr) => tracing::info!("listening on {addr}"),
-        Err(e) => tracing::warn!(error = %e, "bound, but cannot read the local address"),
-    }
-
+    // Signals first: a SIGTERM that arrives as soon as we announce the address must drain, not kill.
     let (trigger, shutdown) = crossbeam_channel::bounded(1);
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {
         Ok(signals) => signals,
@@ -69,6 +58,18 @@ fn main() -> ExitCode {
             }
         }
     });
+
+    let listeners = match plutos::bind(config.listen, config.workers) {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            eprintln!("plutos: cannot listen on {}: {e}", config.listen);
+            return ExitCode::from(1);
+        }
+    };
+    match listeners.local_addr() {
+        Ok(addr) => tracing::info!("listening on {addr}"),
+        Err(e) => tracing::warn!(error = %e, "bound, but cannot read the local address"),
+    }
 
     match plutos::run(config, listeners, shutdown) {
         Ok(()) => ExitCode::SUCCESS,

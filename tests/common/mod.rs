@@ -1,0 +1,299 @@
+//! Test support: the real server on 127.0.0.1:0 with temporary spool and sink directories, a raw-bytes HTTP
+//! client, and a reader that decodes every shipped chunk and checks it against its `.meta.json`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use crossbeam_channel::Sender;
+use plutos::config::Codec;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    trigger: Sender<()>,
+    handle: JoinHandle<Result<(), plutos::RunError>>,
+}
+
+impl TestServer {
+    /// Starts the library server; `flags` add to or override the test defaults.
+    pub fn start(flags: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, flags)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, flags: &[&str]) -> TestServer {
+        let spool = dir.path().join("spool");
+        let out = dir.path().join("out");
+        let mut argv: Vec<String> = [
+            "plutos",
+            "--port",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--drain-seconds",
+            "0",
+            "--driver",
+            "file",
+            "--max-buffer-time-seconds",
+            "3600",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.extend(["--spool-dir".into(), spool.display().to_string(), "--out-dir".into(), out.display().to_string()]);
+        argv.extend(flags.iter().map(|s| s.to_string()));
+        let args = plutos::Args::try_parse_from(argv).unwrap();
+        let config = plutos::Config::from_args(&args, &plutos::available_cpus()).unwrap();
+        let listeners = plutos::bind(config.listen, config.workers).unwrap();
+        let addr = listeners.local_addr().unwrap();
+        let (trigger, shutdown) = crossbeam_channel::bounded(1);
+        let handle = std::thread::spawn(move || plutos::run(config, listeners, shutdown));
+        TestServer { addr, dir, trigger, handle }
+    }
+
+    pub fn out_dir(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Graceful shutdown; returns the temp dir so the output can be read.
+    pub fn stop(self) -> tempfile::TempDir {
+        self.trigger.send(()).unwrap();
+        self.handle.join().unwrap().unwrap();
+        self.dir
+    }
+
+    /// A counter from /metrics.
+    pub fn metric(&self, name: &str) -> u64 {
+        let response = self.client().request(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+        let text = String::from_utf8(response.body).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no metric {name}"))
+            .parse()
+            .unwrap()
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A raw HTTP/1.1 client over one connection.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        Client { reader: BufReader::new(stream) }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
+    }
+
+    /// Sends `bytes` and reads one response.
+    pub fn request(&mut self, bytes: &[u8]) -> Response {
+        self.send(bytes);
+        self.read_response()
+    }
+
+    pub fn read_response(&mut self) -> Response {
+        self.try_read_response().expect("a response")
+    }
+
+    /// Reads one response; `None` if the server closed the connection first.
+    pub fn try_read_response(&mut self) -> Option<Response> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let status: u16 = line.split(' ').nth(1)?.parse().ok()?;
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).ok()?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':')?;
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+        let mut response = Response { status, headers, body: Vec::new() };
+        if status != 100 && status != 204 {
+            let len: usize =
+                response.header("content-length").expect("Content-Length on every response").parse().ok()?;
+            response.body = vec![0; len];
+            self.reader.read_exact(&mut response.body).ok()?;
+        }
+        Some(response)
+    }
+
+    /// Reads a status line and headers only (the answer to HEAD), as text.
+    pub fn read_head_only(&mut self) -> String {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.reader.read_line(&mut line).unwrap() > 0, "connection closed");
+            head.push_str(&line);
+            if line == "\r\n" {
+                return head;
+            }
+        }
+    }
+
+    /// True once the server closed the connection (EOF, or a reset).
+    pub fn is_closed_by_server(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
+    }
+}
+
+/// One request on a fresh connection.
+pub fn request(addr: SocketAddr, bytes: &[u8]) -> Response {
+    Client::connect(addr).request(bytes)
+}
+
+pub fn get(addr: SocketAddr, target: &str) -> Response {
+    request(addr, format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+}
+
+pub fn post(addr: SocketAddr, content_type: &str, body: &[u8]) -> Response {
+    let head = format!(
+        "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    request(addr, &[head.as_bytes(), body].concat())
+}
+
+/// Polls `condition` until it holds or the deadline passes.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A shipped chunk, decoded and checked against its sidecar.
+pub struct Shipped {
+    pub key: String,
+    pub records: Vec<Value>,
+    pub worker_key: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+/// Decodes every chunk under the file sink's `root`: each must be a complete stream of valid JSON lines whose
+/// count, sequence range and sha256 match its `.meta.json`.
+pub fn read_shipped(root: &Path) -> Vec<Shipped> {
+    let mut files = Vec::new();
+    collect_files(root, &mut files);
+    let mut shipped = Vec::new();
+    for path in files {
+        let rel = path.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+        if rel.ends_with(".meta.json") {
+            continue;
+        }
+        assert!(!rel.starts_with('/'), "{rel}");
+        let codec = Codec::from_file_name(&rel).unwrap_or_else(|| panic!("unexpected file {rel}"));
+        let bytes = std::fs::read(&path).unwrap();
+        let mut text = Vec::new();
+        plutos::encoder::decode(codec, &bytes, &mut text).unwrap_or_else(|e| panic!("{rel}: invalid stream: {e}"));
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.ends_with('\n'), "{rel}: chunk must end with a newline");
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{rel}: invalid line {l:?}: {e}")))
+            .collect();
+        assert!(!records.is_empty(), "{rel}: empty chunk shipped");
+        let meta: Value =
+            serde_json::from_slice(&std::fs::read(format!("{}.meta.json", path.display())).unwrap()).unwrap();
+        assert_eq!(meta["events"], records.len() as u64, "{rel}");
+        assert_eq!(meta["key"], rel.as_str());
+        let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(meta["sha256"], sha.as_str(), "{rel}");
+        let first_seq = meta["first-seq"].as_u64().unwrap();
+        let last_seq = meta["last-seq"].as_u64().unwrap();
+        assert_eq!(last_seq - first_seq + 1, records.len() as u64, "{rel}");
+        let name = rel.rsplit('/').next().unwrap();
+        let worker_key = name[..name.rfind('-').unwrap()].to_string(); // host-boot-wN
+        shipped.push(Shipped { key: rel, records, worker_key, first_seq, last_seq });
+    }
+    shipped
+}
+
+/// Every shipped record, after checking that each (host, boot, worker)'s sequence ranges tile 0..n.
+pub fn read_records(root: &Path) -> Vec<Value> {
+    let shipped = read_shipped(root);
+    let mut ranges: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
+    for s in &shipped {
+        ranges.entry(&s.worker_key).or_default().push((s.first_seq, s.last_seq));
+    }
+    for (writer, mut r) in ranges {
+        r.sort();
+        r.dedup(); // a chunk shipped twice (at-least-once) is the same range
+        let mut next = 0;
+        for (first, last) in r {
+            assert_eq!(first, next, "{writer}: hole or overlap in sequence numbers");
+            next = last + 1;
+        }
+    }
+    shipped.into_iter().flat_map(|s| s.records).collect()
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// The `raw_data` of every record.
+pub fn raw_data(records: &[Value]) -> Vec<Value> {
+    records.iter().map(|r| r["raw_data"].clone()).collect()
+}

@@ -1,0 +1,224 @@
+//! The real binary under load: SIGKILL at a random moment loses nothing acknowledged, SIGTERM drains and exits
+//! 0 with nothing acknowledged missing, and a sink outage delays shipping without losing or refusing events.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Collector {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Collector {
+    fn spawn(dir: &Path, env: &[(&str, &str)]) -> Collector {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plutos"));
+        command
+            .env_clear()
+            .env("PORT", "127.0.0.1:0")
+            .env("WORKERS", "2")
+            .env("SPOOL_DIR", dir.join("spool"))
+            .env("OUT_DIR", dir.join("out"))
+            .env("MAX_BUFFER_TIME_MILLISECONDS", "150")
+            .env("DRAIN_SECONDS", "0")
+            .env("UPLOAD_BACKOFF_MAX_MS", "200")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            // Keep draining stderr so the collector never blocks on a full pipe.
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.try_send(addr.trim().parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(DEADLINE).expect("the collector to report its address");
+        Collector { child, addr }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    fn wait(mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < DEADLINE, "collector did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Keep-alive clients that record every event that got a 2xx, until their connection fails or `stop`.
+struct Load {
+    acked: Arc<Mutex<Vec<String>>>,
+    count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr, clients: usize, tag: &str) -> Load {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|c| {
+                let (acked, count, stop, tag) = (acked.clone(), count.clone(), stop.clone(), tag.to_string());
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(addr);
+                    for i in 0..200_000u64 {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        // Alternate a GET event with an NDJSON batch of three.
+                        let ids: Vec<String> = if i % 2 == 0 {
+                            vec![format!("{tag}-{c}-{i}")]
+                        } else {
+                            (0..3).map(|k| format!("{tag}-{c}-{i}-{k}")).collect()
+                        };
+                        let raw = if ids.len() == 1 {
+                            format!("GET /e?id={} HTTP/1.1\r\nHost: t\r\n\r\n", ids[0]).into_bytes()
+                        } else {
+                            let body: String = ids.iter().map(|id| format!("{{\"id\":\"{id}\"}}\n")).collect();
+                            format!(
+                                "POST /e HTTP/1.1\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .into_bytes()
+                        };
+                        if client.try_send(&raw).is_err() {
+                            return;
+                        }
+                        match client.try_read_response() {
+                            Some(r) if r.status == 200 => {
+                                count.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                                acked.lock().unwrap().extend(ids);
+                            }
+                            _ => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { acked, count, stop, threads }
+    }
+
+    fn wait_for(&self, events: u64) {
+        wait_until("clients to get acknowledgements", || self.count.load(Ordering::Relaxed) >= events);
+    }
+
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        Arc::try_unwrap(self.acked).unwrap().into_inner().unwrap()
+    }
+}
+
+fn shipped_ids(out: &Path) -> HashSet<String> {
+    raw_data(&read_records(out)).iter().map(|v| v["id"].as_str().unwrap().to_string()).collect()
+}
+
+fn assert_all_shipped(acked: &[String], out: &Path) {
+    let shipped = shipped_ids(out);
+    let missing: Vec<&String> = acked.iter().filter(|id| !shipped.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events missing, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+/// A number in `range`, different every run.
+fn random_in(range: std::ops::Range<u64>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    range.start + h.finish() % (range.end - range.start)
+}
+
+#[test]
+fn sigkill_at_a_random_moment_loses_no_acknowledged_event() {
+    for trial in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let collector = Collector::spawn(dir.path(), &[]);
+        let load = Load::start(collector.addr, 4, &format!("t{trial}"));
+        let kill_after = random_in(200..3000);
+        load.wait_for(kill_after);
+        collector.signal(libc::SIGKILL);
+        assert!(!collector.wait().success());
+        let acked = load.finish();
+        assert!(acked.len() as u64 >= kill_after);
+
+        let restarted = Collector::spawn(dir.path(), &[]);
+        restarted.signal(libc::SIGTERM);
+        assert!(restarted.wait().success(), "clean exit after recovery");
+        assert_all_shipped(&acked, &dir.path().join("out"));
+        let left = std::fs::read_dir(dir.path().join("spool/sealed")).unwrap().count()
+            + std::fs::read_dir(dir.path().join("spool/open")).unwrap().count();
+        assert_eq!(left, 0, "trial {trial}: everything shipped, spool empty");
+    }
+}
+
+#[test]
+fn sigterm_under_load_drains_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::spawn(dir.path(), &[("DRAIN_SECONDS", "1")]);
+    let addr = collector.addr;
+    let load = Load::start(addr, 4, "drain");
+    load.wait_for(500);
+    collector.signal(libc::SIGTERM);
+    // /health turns 503 while ingest goes on.
+    wait_until("/health to answer 503", || get(addr, "/health").status == 503);
+    let during_drain = load.count.load(Ordering::Relaxed);
+    wait_until("ingest during the drain", || load.count.load(Ordering::Relaxed) > during_drain + 50);
+    assert!(collector.wait().success(), "exit 0");
+    let acked = load.finish();
+    assert_all_shipped(&acked, &dir.path().join("out"));
+}
+
+#[test]
+fn sink_outage_keeps_acking_and_ships_once_the_sink_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // The sink root is a plain file: every upload fails until it is replaced by a directory.
+    let out = dir.path().join("out");
+    std::fs::write(&out, b"not a directory").unwrap();
+    let server = TestServer::start_in(dir, &["--max-buffer-time-milliseconds", "50", "--upload-backoff-max-ms", "200"]);
+    let mut client = server.client();
+    for i in 0..30 {
+        assert_eq!(client.request(format!("GET /e?id=outage-{i} HTTP/1.1\r\n\r\n").as_bytes()).status, 200);
+    }
+    wait_until("failed uploads", || server.metric("plutos_upload_failures_total") >= 2);
+    assert_eq!(server.metric("plutos_events_shipped_total"), 0);
+    assert!(std::fs::read_dir(server.spool_dir().join("sealed")).unwrap().count() > 0, "chunks wait in the spool");
+    std::fs::remove_file(&out).unwrap();
+    wait_until("shipping after the outage", || server.metric("plutos_events_shipped_total") == 30);
+    let dir = server.stop();
+    let ids = shipped_ids(&dir.path().join("out"));
+    assert_eq!(ids, (0..30).map(|i| format!("outage-{i}")).collect());
+}
