@@ -126,7 +126,8 @@ impl Requests {
             }
             Ok(Some((chunked, wire_len))) => {
                 let body = if chunked { &dechunked[..] } else { &rest[..wire_len] };
-                let close = !head.keep_alive;
+                // Once the drain is over, the connection ends after this request.
+                let close = !head.keep_alive || self.shared.phase() == Phase::Closing;
                 self.respond(conn, &head, body, close);
                 if close {
                     conn.close_after_flush = true;
