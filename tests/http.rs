@@ -333,3 +333,29 @@ fn chunks_seal_by_age() {
     let dir = server.stop();
     assert_eq!(raw_data(&read_records(&dir.path().join("out"))), vec![json!({"aged": "1"})]);
 }
+
+#[test]
+fn connections_over_the_limit_are_closed_at_once() {
+    let server = TestServer::start(&["--workers", "1", "--max-connections", "2"]);
+    let mut first = server.client();
+    let mut second = server.client();
+    assert_eq!(first.request(b"GET /e?conn=1 HTTP/1.1\r\n\r\n").status, 200);
+    assert_eq!(second.request(b"GET /e?conn=2 HTTP/1.1\r\n\r\n").status, 200);
+    let mut third = server.client();
+    let _ = third.try_send(b"GET /e?conn=3 HTTP/1.1\r\n\r\n");
+    assert!(third.try_read_response().is_none(), "the third connection is closed without an answer");
+    drop(first);
+    wait_until("room for a new connection", || {
+        let mut client = server.client();
+        client.try_send(b"GET /e?conn=4 HTTP/1.1\r\n\r\n").is_ok()
+            && client.try_read_response().is_some_and(|r| r.status == 200)
+    });
+    let metrics = second.request(b"GET /metrics HTTP/1.1\r\n\r\n").text();
+    assert!(!metrics.contains("plutos_connections_refused_total 0\n"), "{metrics}");
+    let dir = server.stop();
+    let mut got: Vec<String> =
+        raw_data(&read_records(&dir.path().join("out"))).iter().map(|v| v["conn"].to_string()).collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got, ["\"1\"", "\"2\"", "\"4\""]);
+}

@@ -22,7 +22,27 @@ struct Collector {
 
 impl Collector {
     fn spawn(dir: &Path, env: &[(&str, &str)]) -> Collector {
+        Self::spawn_with(dir, env, None)
+    }
+
+    /// `max_file_bytes` sets RLIMIT_FSIZE: writes past it fail with EFBIG, as on a full disk.
+    fn spawn_with(dir: &Path, env: &[(&str, &str)], max_file_bytes: Option<u64>) -> Collector {
         let mut command = Command::new(env!("CARGO_BIN_EXE_plutos"));
+        if let Some(limit) = max_file_bytes {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // Without this the write past the limit would kill the process with SIGXFSZ.
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
         command
             .env_clear()
             .env("PORT", "127.0.0.1:0")
@@ -221,4 +241,100 @@ fn sink_outage_keeps_acking_and_ships_once_the_sink_is_back() {
     let dir = server.stop();
     let ids = shipped_ids(&dir.path().join("out"));
     assert_eq!(ids, (0..30).map(|i| format!("outage-{i}")).collect());
+}
+
+#[test]
+fn failed_spool_write_answers_503_and_stores_nothing_of_that_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WORKERS", "1"), ("COMPRESSION_TYPE", "none"), ("MAX_BUFFER_TIME_SECONDS", "3600")];
+    let collector = Collector::spawn_with(dir.path(), &env, Some(32 * 1024));
+    let mut client = Client::connect(collector.addr);
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    for i in 0.. {
+        assert!(start.elapsed() < DEADLINE, "no 503 then 200 within the deadline");
+        let id = format!("full-{i}");
+        let raw = format!("GET /e?id={id} HTTP/1.1\r\n\r\n");
+        let response = match client.try_send(raw.as_bytes()) {
+            Ok(()) => client.try_read_response(),
+            Err(_) => None,
+        };
+        match response {
+            Some(r) if r.status == 200 => {
+                acked.push(id);
+                if !refused.is_empty() {
+                    break; // ingest works again after the failed write
+                }
+            }
+            Some(r) => {
+                assert_eq!(r.status, 503, "{}", r.text());
+                assert_eq!(r.header("retry-after"), Some("1"));
+                refused.push(id);
+            }
+            None => client = Client::connect(collector.addr),
+        }
+    }
+    assert!(acked.len() > 50 && !refused.is_empty());
+    collector.signal(libc::SIGTERM);
+    assert!(collector.wait().success());
+    let shipped = shipped_ids(&dir.path().join("out"));
+    assert_all_shipped(&acked, &dir.path().join("out"));
+    let stored: Vec<&String> = refused.iter().filter(|id| shipped.contains(*id)).collect();
+    assert!(stored.is_empty(), "503'd events were stored: {stored:?}");
+}
+
+#[test]
+fn a_second_signal_exits_at_once_and_the_next_start_ships_what_was_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::spawn(dir.path(), &[("DRAIN_SECONDS", "300")]);
+    let mut client = Client::connect(collector.addr);
+    for i in 0..20 {
+        assert_eq!(client.request(format!("GET /e?id=twice-{i} HTTP/1.1\r\n\r\n").as_bytes()).status, 200);
+    }
+    collector.signal(libc::SIGTERM);
+    wait_until("/health to answer 503", || get(collector.addr, "/health").status == 503);
+    collector.signal(libc::SIGTERM);
+    let status = collector.wait(); // well before the 300 s drain
+    assert_eq!(status.code(), Some(1));
+    let restarted = Collector::spawn(dir.path(), &[]);
+    restarted.signal(libc::SIGTERM);
+    assert!(restarted.wait().success());
+    let acked: Vec<String> = (0..20).map(|i| format!("twice-{i}")).collect();
+    assert_all_shipped(&acked, &dir.path().join("out"));
+}
+
+#[test]
+fn configuration_and_listen_errors_are_one_clear_line() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_plutos"))
+            .env_clear()
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, stderr, _) = run(&[], &[("WORKERS", "zero")]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("WORKERS") && stderr.trim().lines().count() == 1, "{stderr}");
+    let (code, stderr, _) = run(&["--fsync", "sometimes"], &[]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("FSYNC") && stderr.trim().lines().count() == 1, "{stderr}");
+    let (code, stderr, _) = run(&["--no-such-flag"], &[]);
+    assert_eq!((code, stderr.trim().lines().count()), (Some(2), 1), "{stderr}");
+    let (code, _, stdout) = run(&["--check-config"], &[("PORT", ":9999"), ("COMPRESSION_TYPE", "zstd")]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("configuration ok"), "{stdout}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let (code, stderr, _) = run(&[], &[("PORT", port.as_str()), ("SPOOL_DIR", spool.to_str().unwrap())]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot listen on") && stderr.contains(&port), "{stderr}");
 }
