@@ -18,6 +18,8 @@ pub struct WorkerMetrics {
     pub spool_writes: AtomicU64,
     pub spool_write_errors: AtomicU64,
     pub chunks_sealed: AtomicU64,
+    /// Event-loop iterations: a worker wakes at least once a second, so a stuck counter means a stuck worker.
+    pub loop_iterations: AtomicU64,
 }
 
 #[derive(Default)]
@@ -40,7 +42,7 @@ pub fn add(counter: &AtomicU64, n: u64) {
 pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics, spool_bytes: u64) -> String {
     let mut out = String::with_capacity(2048);
     let sum = |f: WorkerCounter| workers.iter().map(|w| f(w).load(Relaxed)).sum::<u64>();
-    let worker_counters: [(&str, &str, &str, WorkerCounter); 10] = [
+    let worker_counters: [(&str, &str, &str, WorkerCounter); 11] = [
         ("plutos_requests_total", "counter", "HTTP requests parsed", |m| &m.requests),
         ("plutos_events_accepted_total", "counter", "events acknowledged (in the spool)", |m| &m.events_accepted),
         ("plutos_requests_rejected_total", "counter", "requests answered 4xx", |m| &m.requests_rejected),
@@ -55,6 +57,7 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
             &m.spool_write_errors
         }),
         ("plutos_chunks_sealed_total", "counter", "chunks sealed", |m| &m.chunks_sealed),
+        ("plutos_loop_iterations_total", "counter", "worker event-loop iterations", |m| &m.loop_iterations),
     ];
     for (name, kind, help, field) in worker_counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", sum(field));

@@ -3,10 +3,11 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use mio::{Poll, Waker};
 
 use crate::chunk::{ChunkSettings, ChunkWriter};
@@ -103,7 +104,9 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     }
     drop(jobs_tx);
 
-    let _ = shutdown.recv();
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    wait_for_shutdown(&shutdown, &shared, &handles, &uploader);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!(drain_seconds = config.drain.as_secs(), "shutdown: draining (/health answers 503)");
     shared.set_phase(Phase::Draining);
     if !config.drain.is_zero() {
@@ -125,4 +128,42 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Waits for the shutdown trigger. Under a systemd watchdog, pings it every half period while every worker's
+/// loop is turning (each wakes at least once a second) and the uploader thread lives.
+fn wait_for_shutdown(
+    shutdown: &Receiver<()>,
+    shared: &Shared,
+    workers: &[thread::JoinHandle<()>],
+    uploader: &thread::JoinHandle<()>,
+) {
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        let _ = shutdown.recv();
+        return;
+    };
+    let ping_every = period / 2;
+    let stale_after = Duration::from_secs(3).max(period);
+    let iterations = |i: usize| shared.workers[i].loop_iterations.load(Ordering::Relaxed);
+    let mut last_seen: Vec<(u64, Instant)> = (0..workers.len()).map(|i| (iterations(i), Instant::now())).collect();
+    loop {
+        match shutdown.recv_timeout(ping_every) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let now = Instant::now();
+        for (i, seen) in last_seen.iter_mut().enumerate() {
+            let count = iterations(i);
+            if count != seen.0 {
+                *seen = (count, now);
+            }
+        }
+        let workers_alive = last_seen.iter().all(|(_, at)| now.duration_since(*at) < stale_after)
+            && workers.iter().all(|w| !w.is_finished());
+        if workers_alive && !uploader.is_finished() {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!("a worker or the uploader is stuck or gone; withholding the watchdog ping");
+        }
+    }
 }

@@ -108,6 +108,7 @@ impl Worker {
             }
             self.requests.clock.refresh();
             let now = Instant::now();
+            add(&self.metrics().loop_iterations, 1);
             self.requests.accepting = self.accepting(now);
             for event in events.iter() {
                 match event.token() {

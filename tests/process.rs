@@ -338,3 +338,27 @@ fn configuration_and_listen_errors_are_one_clear_line() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("cannot listen on") && stderr.contains(&port), "{stderr}");
 }
+
+#[test]
+fn systemd_notify_ready_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    let notify_socket = socket_path.to_str().unwrap();
+    let collector = Collector::spawn(dir.path(), &[("NOTIFY_SOCKET", notify_socket), ("WATCHDOG_USEC", "1000000")]);
+    let mut receive = || {
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).trim().to_string()
+    };
+    assert_eq!(receive(), "READY=1");
+    assert_eq!(receive(), "WATCHDOG=1", "pinged while workers and uploader live");
+    collector.signal(libc::SIGTERM);
+    let mut message = receive();
+    while message == "WATCHDOG=1" {
+        message = receive();
+    }
+    assert_eq!(message, "STOPPING=1");
+    assert!(collector.wait().success());
+}
