@@ -347,7 +347,7 @@ fn systemd_notify_ready_watchdog_and_stopping() {
     socket.set_read_timeout(Some(DEADLINE)).unwrap();
     let notify_socket = socket_path.to_str().unwrap();
     let collector = Collector::spawn(dir.path(), &[("NOTIFY_SOCKET", notify_socket), ("WATCHDOG_USEC", "1000000")]);
-    let mut receive = || {
+    let receive = || {
         let mut buf = [0u8; 256];
         let n = socket.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).trim().to_string()
