@@ -26,6 +26,7 @@ pub struct Connection {
     pub read_paused: bool,
     /// When the first byte of the current incomplete request arrived (for 408).
     pub request_started: Option<Instant>,
+    /// Last read, or last write progress.
     pub last_active: Instant,
     pub queued_for_flush: bool,
     /// Had a request in flight when the drain ended: that request is still served normally.

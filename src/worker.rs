@@ -333,7 +333,10 @@ impl Worker {
             conn.queued_for_flush = false;
             while conn.out_sent < conn.out.len() {
                 match conn.stream.write(&conn.out[conn.out_sent..]) {
-                    Ok(n) => conn.out_sent += n,
+                    Ok(n) => {
+                        conn.out_sent += n;
+                        conn.last_active = now;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => {
@@ -416,10 +419,8 @@ impl Worker {
                 }
             } else if conn.request_started.is_some_and(|t| now.duration_since(t) >= header_timeout) {
                 timed_out.push(i);
-            } else if conn.unsent() == 0
-                && conn.request_started.is_none()
-                && now.duration_since(conn.last_active) >= idle_timeout
-            {
+            } else if now.duration_since(conn.last_active) >= idle_timeout {
+                // Idle, or a client that has not taken any of its responses for that long.
                 expired.push(i);
             }
         }

@@ -359,3 +359,42 @@ fn connections_over_the_limit_are_closed_at_once() {
     got.dedup();
     assert_eq!(got, ["\"1\"", "\"2\"", "\"4\""]);
 }
+
+#[test]
+fn garbage_and_cut_requests_never_take_the_server_down() {
+    let server = TestServer::start(&["--header-timeout-seconds", "1"]);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let valid = b"POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-ndjson\r\n\r\n5\r\n{}\n[]\n\r\n0\r\n\r\n";
+    for round in 0..200 {
+        let mut bytes = valid.to_vec();
+        match round % 3 {
+            // Flip random bytes of a valid request.
+            0 => {
+                for _ in 0..1 + next() % 8 {
+                    let at = (next() % bytes.len() as u64) as usize;
+                    bytes[at] = next() as u8;
+                }
+            }
+            // Cut it short and close.
+            1 => bytes.truncate((next() % bytes.len() as u64) as usize),
+            // Pure noise.
+            _ => bytes = (0..next() % 2048).map(|_| next() as u8).collect(),
+        }
+        let mut client = server.client();
+        if client.try_send(&bytes).is_ok() {
+            drop(client); // answered or not, the server must go on
+        }
+    }
+    let r = get(server.addr, "/e?still=alive");
+    assert_eq!(r.status, 200);
+    let dir = server.stop();
+    // Whatever the noise was accepted as, every shipped line is valid JSON (read_records checks each one).
+    let records = read_records(&dir.path().join("out"));
+    assert!(raw_data(&records).contains(&json!({"still": "alive"})));
+}
