@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=3 duration=10s server_cpus=0 load_cpus=1 connections=100 port=18080
+rounds=3 duration=10s server_cpus=0 load_cpus=1 connections=100 port=8080
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -19,6 +19,7 @@ while [ $# -gt 0 ]; do
     --server-cpus) server_cpus=$2; shift 2 ;;
     --load-cpus) load_cpus=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
     --quick) rounds=1 duration=3s; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
