@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""The plutos benchmark harness (run it through scripts/bench.sh, which installs the tools and builds).
+
+Every scenario (a wrk Lua script in bench/wrk/) runs against every target (plutos in several configurations, and
+nginx as the baseline), interleaved target by target within each round, with the server pinned to the server CPUs
+and wrk to the load CPUs. Per run it records req/s, events/s, p50/p99 latency, the server's CPU time per request
+and per event (all its threads, from /proc/PID/stat), its peak RSS (VmHWM), and for plutos whether the records it
+shipped equal its 2xx events (within what was in flight when wrk stopped). A separate run measures plutos's RSS
+while holding 10,000 idle keep-alive connections. Medians, ratios and the targets go to bench/results/.
+"""
+
+import argparse
+import gzip
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target" / "release" / "plutos"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+PLUTOS_TARGETS = {
+    "plutos-gzip6-spool": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool"},
+    "plutos-gzip6-memory": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "memory"},
+    "plutos-gzip1-spool": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "1", "DURABILITY": "spool"},
+    "plutos-gzip1-memory": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "1", "DURABILITY": "memory"},
+    "plutos-zstd3-spool": {"COMPRESSION_TYPE": "zstd", "COMPRESSION_LEVEL": "3", "DURABILITY": "spool"},
+    "plutos-zstd3-memory": {"COMPRESSION_TYPE": "zstd", "COMPRESSION_LEVEL": "3", "DURABILITY": "memory"},
+}
+TARGETS = list(PLUTOS_TARGETS) + ["nginx"]
+# scenario -> (requests pipelined per write, description)
+SCENARIOS = {
+    "get_simple": (1, "GET /e?test=me (the article's request)"),
+    "get_pixel": (1, "GET /e with a 10-parameter pixel query and a browser User-Agent"),
+    "post_json": (1, "POST /e, one ~300-byte JSON event"),
+    "post_ndjson": (1, "POST /e, NDJSON batch of 100 events"),
+    "get_pipelined": (16, "GET /e?test=me pipelined 16 deep"),
+}
+IDLE_CONNECTIONS = 10_000
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total
+
+
+def status_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_port(port, proc, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start listening")
+
+
+class Plutos:
+    def __init__(self, name, args, work):
+        self.name, self.args = name, args
+        self.dir = Path(tempfile.mkdtemp(dir=work, prefix=name + "-"))
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PORT": f"127.0.0.1:{args.port}",
+            "WORKERS": str(len(cpu_list(args.server_cpus))),
+            "SPOOL_DIR": str(self.dir / "spool"),
+            "OUT_DIR": str(self.dir / "out"),
+            "DRAIN_SECONDS": "0",
+            "LOG_LEVEL": "warn",
+            "MAX_CONNECTIONS": "200000",
+        }
+        env.update(PLUTOS_TARGETS[name])
+        self.env = env
+        self.command = ["taskset", "-c", args.server_cpus, str(BIN)]
+        self.proc = subprocess.Popen(self.command, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "stderr", "w"))
+        wait_port(args.port, self.proc)
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def describe(self):
+        settings = " ".join(f"{k}={v}" for k, v in self.env.items() if k not in ("PATH", "SPOOL_DIR", "OUT_DIR"))
+        return f"{settings} {' '.join(self.command)}"
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        if self.proc.wait(timeout=120) != 0:
+            raise RuntimeError(f"plutos exited with {self.proc.returncode}")
+        return count_shipped(self.dir / "out")
+
+
+class Nginx:
+    def __init__(self, args, work):
+        self.dir = Path(tempfile.mkdtemp(dir=work, prefix="nginx-"))
+        cpus = cpu_list(args.server_cpus)
+        masks = " ".join(bin(1 << c)[2:] for c in cpus)
+        conf = (ROOT / "bench" / "nginx" / "nginx.conf.template").read_text()
+        conf = conf.replace("@DIR@", str(self.dir)).replace("@PORT@", str(args.port))
+        conf = conf.replace("@WORKERS@", str(len(cpus))).replace("@CPU_MASK@", masks)
+        (self.dir / "nginx.conf").write_text(conf)
+        self.command = ["taskset", "-c", args.server_cpus, "/usr/sbin/nginx", "-c", str(self.dir / "nginx.conf"),
+                        "-p", str(self.dir)]
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(args.port, self.proc)
+        deadline = time.monotonic() + 10
+        while not self.workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def workers(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def pids(self):
+        return [self.proc.pid] + self.workers()
+
+    def describe(self):
+        return f"{' '.join(self.command)} (bench/nginx/nginx.conf.template)"
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGQUIT)
+        self.proc.wait(timeout=60)
+        return None
+
+
+def count_shipped(out_dir):
+    lines = 0
+    for path in out_dir.rglob("*"):
+        if path.name.endswith(".ndjson.gz"):
+            with gzip.open(path, "rb") as f:
+                lines += sum(1 for _ in f)
+        elif path.name.endswith(".ndjson.zst"):
+            data = subprocess.run(["zstd", "-dcq", str(path)], capture_output=True, check=True).stdout
+            lines += data.count(b"\n")
+        elif path.name.endswith(".ndjson"):
+            lines += path.read_bytes().count(b"\n")
+    return lines
+
+
+def cpu_list(spec):
+    cpus = []
+    for part in spec.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            cpus.extend(range(int(a), int(b) + 1))
+        else:
+            cpus.append(int(part))
+    return cpus
+
+
+def wrk_command(args, scenario):
+    threads = len(cpu_list(args.load_cpus))
+    return ["taskset", "-c", args.load_cpus, "wrk", f"-t{threads}", f"-c{args.connections}", f"-d{args.duration}",
+            "-s", f"bench/wrk/{scenario}.lua", f"http://127.0.0.1:{args.port}"]
+
+
+def run_one(args, work, target, scenario):
+    server = Nginx(args, work) if target == "nginx" else Plutos(target, args, work)
+    try:
+        pids = server.pids()
+        before = cpu_ticks(pids)
+        out = subprocess.run(wrk_command(args, scenario), cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        after = cpu_ticks(pids)
+        rss_kib = sum(status_kib(p, "VmHWM") for p in pids)
+        describe = server.describe()
+    finally:
+        shipped = server.stop()
+    report = dict(re.findall(r"(\w+)=(\d+)", out.split("REPORT", 1)[1]))
+    report = {k: int(v) for k, v in report.items()}
+    requests, seconds = report["requests"], report["duration_us"] / 1e6
+    # nginx writes one log line per request whatever the body holds: its events are its requests.
+    per_request = 1 if target == "nginx" else report["events_per_request"]
+    ok_events = (requests - report["non2xx"]) * per_request
+    in_flight = args.connections * SCENARIOS[scenario][0] * per_request
+    cpu_s = (after - before) / CLK_TCK
+    result = {
+        "target": target, "scenario": scenario, "rps": requests / seconds, "eps": requests * per_request / seconds,
+        # wrk records no latency for pipelined requests (it reports 0): shown as n/a.
+        "p50_ms": report["p50_us"] / 1000 or None, "p99_ms": report["p99_us"] / 1000 or None, "non2xx": report["non2xx"],
+        "socket_errors": report["socket_errors"], "cpu_us_req": cpu_s * 1e6 / requests,
+        "cpu_us_event": cpu_s * 1e6 / (requests * per_request), "rss_mib": rss_kib / 1024,
+        "ok_events": ok_events, "shipped": shipped, "server": describe,
+    }
+    if shipped is not None:
+        result["shipped_ok"] = ok_events <= shipped <= ok_events + in_flight
+    return result
+
+
+def idle_rss(args, work):
+    """plutos (gzip6, spool) RSS after 10,000 keep-alive connections each made one request and went idle."""
+    server = Plutos("plutos-gzip6-spool", args, work)
+    conns = []
+    try:
+        request = b"GET /e?idle=1 HTTP/1.1\r\nHost: bench\r\n\r\n"
+        for _ in range(IDLE_CONNECTIONS):
+            s = socket.create_connection(("127.0.0.1", args.port))
+            s.sendall(request)
+            conns.append(s)
+        for s in conns:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise RuntimeError("connection closed while idle test was setting up")
+                data += chunk
+            if not data.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"idle test request failed: {data[:40]!r}")
+        pid = server.proc.pid
+        return status_kib(pid, "VmRSS") / 1024, status_kib(pid, "VmHWM") / 1024
+    finally:
+        for s in conns:
+            s.close()
+        server.stop()
+
+
+def median(results, target, scenario, key):
+    values = [r[key] for r in results if r["target"] == target and r["scenario"] == scenario and r[key] is not None]
+    return statistics.median(values) if values else None
+
+
+def ms(value):
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", default="10s")
+    parser.add_argument("--server-cpus", default=None)
+    parser.add_argument("--load-cpus", default=None)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 s")
+    parser.add_argument("--results", default=None, help="results file (default bench/results/<date>-<host>.md)")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, "3s"
+    allowed = sorted(os.sched_getaffinity(0))
+    half = max(1, len(allowed) // 2)
+    args.server_cpus = args.server_cpus or ",".join(map(str, allowed[:half]))
+    args.load_cpus = args.load_cpus or ",".join(map(str, allowed[half:] or allowed[:1]))
+    scenarios = args.scenarios.split(",")
+    targets = args.targets.split(",")
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="plutos-bench-") as work:
+        for round_no in range(1, args.rounds + 1):
+            for scenario in scenarios:
+                for target in targets:
+                    r = run_one(args, work, target, scenario)
+                    results.append(r)
+                    print(f"round {round_no} {scenario:14} {target:20} {r['rps']:>11.0f} req/s {r['eps']:>11.0f} ev/s "
+                          f"{r['cpu_us_req']:6.2f} us/req p99 {r['p99_ms'] or 0:6.2f} ms rss {r['rss_mib']:6.1f} MiB "
+                          f"shipped {r.get('shipped_ok', '-')}", flush=True)
+        idle = idle_rss(args, work) if "plutos-gzip6-spool" in targets else None
+    write_results(args, scenarios, targets, results, idle)
+
+
+def write_results(args, scenarios, targets, results, idle):
+    now = datetime.now(timezone.utc)
+    host = platform.node()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "diff", "--quiet"], cwd=ROOT).returncode != 0
+    cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    path = Path(args.results) if args.results else ROOT / "bench" / "results" / f"{now:%Y-%m-%d}-{host}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    w = out.append
+    w(f"# plutos benchmark, {now:%Y-%m-%d %H:%M} UTC\n")
+    w(f"- command: `scripts/bench.sh {' '.join(sys.argv[1:])}`")
+    w(f"- commit `{commit}`{' (with uncommitted changes)' if dirty else ''}; host `{host}`; CPU {cpu_model}; "
+      f"{os.cpu_count()} CPUs; kernel {platform.release()}")
+    w(f"- server CPUs `{args.server_cpus}`, load CPUs `{args.load_cpus}`; {args.rounds} round(s) of {args.duration} per "
+      f"run, targets interleaved within each round; the table shows medians")
+    example = next((r for r in results if r["target"] == "plutos-gzip6-spool"), results[0])
+    w(f"- load: `{' '.join(wrk_command(args, '<scenario>'))}`")
+    w(f"- plutos: `{example['server']}` with COMPRESSION_TYPE / COMPRESSION_LEVEL / DURABILITY per target")
+    nginx = next((r for r in results if r["target"] == "nginx"), None)
+    if nginx:
+        w(f"- nginx: `{nginx['server']}`")
+    w("- CPU µs = utime + stime of every server thread during the wrk run, divided by requests (or events)")
+    w("- shipped: records in the sink after a graceful stop equal the 2xx events, within what was in flight\n")
+    for scenario in scenarios:
+        w(f"## {scenario}: {SCENARIOS[scenario][1]}\n")
+        w("| target | req/s | events/s | p50 ms | p99 ms | CPU µs/req | CPU µs/event | peak RSS MiB | non-2xx | shipped = 2xx |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for target in targets:
+            m = lambda k: median(results, target, scenario, k)
+            if m("rps") is None:
+                continue
+            runs = [r for r in results if r["target"] == target and r["scenario"] == scenario]
+            shipped = "n/a" if target == "nginx" else ("yes" if all(r["shipped_ok"] for r in runs) else "**NO**")
+            w(f"| {target} | {m('rps'):.0f} | {m('eps'):.0f} | {ms(m('p50_ms'))} | {ms(m('p99_ms'))} | "
+              f"{m('cpu_us_req'):.2f} | {m('cpu_us_event'):.3f} | {m('rss_mib'):.1f} | {sum(r['non2xx'] for r in runs)} | {shipped} |")
+        base = median(results, "nginx", scenario, "cpu_us_req")
+        base_rps = median(results, "nginx", scenario, "rps")
+        if base:
+            w("\nplutos / nginx: " + ", ".join(
+                f"{t} CPU/req ×{median(results, t, scenario, 'cpu_us_req') / base:.2f} req/s ×"
+                f"{median(results, t, scenario, 'rps') / base_rps:.2f}"
+                for t in targets if t != "nginx" and median(results, t, scenario, "rps") is not None))
+        w("")
+    w("## Targets\n")
+    w("| target | measured | met |")
+    w("|---|---|---|")
+
+    def line(name, value, met):
+        w(f"| {name} | {value} | {'yes' if met else '**no**'} |")
+
+    for scenario in ("get_simple", "get_pixel"):
+        p = median(results, "plutos-gzip6-spool", scenario, "cpu_us_req")
+        n = median(results, "nginx", scenario, "cpu_us_req")
+        if p and n:
+            line(f"{scenario}: plutos (spool, gzip 6) CPU/req ≤ 1/3 of nginx", f"{p:.2f} µs vs {n:.2f} µs (×{p / n:.2f})",
+                 p <= n / 3)
+    for scenario in ("get_pipelined", "post_ndjson"):
+        for target, goal in (("plutos-zstd3-spool", 1e6), ("plutos-gzip1-spool", 1e6), ("plutos-gzip6-spool", 4e5)):
+            e = median(results, target, scenario, "eps")
+            if e:
+                line(f"{scenario}: {target} ≥ {goal:,.0f} events/s", f"{e:,.0f}", e >= goal)
+    for scenario in scenarios:
+        for codec in ("gzip6", "gzip1", "zstd3"):
+            s = median(results, f"plutos-{codec}-spool", scenario, "eps")
+            m = median(results, f"plutos-{codec}-memory", scenario, "eps")
+            if s and m:
+                line(f"{scenario} {codec}: spool ≥ 90% of memory", f"{100 * s / m:.0f}%", s >= 0.9 * m)
+    if idle:
+        line(f"RSS with {IDLE_CONNECTIONS:,} idle keep-alive connections ≤ 64 MiB",
+             f"{idle[0]:.1f} MiB (peak {idle[1]:.1f} MiB)", idle[0] <= 64)
+    path.write_text("\n".join(out) + "\n")
+    print(f"results written to {path}")
+
+
+if __name__ == "__main__":
+    main()
