@@ -24,29 +24,23 @@ pub fn new_boot_id() -> String {
     format!("{ms:012x}{:08x}", random_u64() & 0xFFFF_FFFF)
 }
 
-/// One worker's UUIDv7 generator.
+/// One worker's UUIDv7 generator. Only the timestamp (once per millisecond) and the counter (8 hex digits per
+/// event) change; the rest of the text is rendered once.
 pub struct RequestIds {
-    worker: u16,
-    boot_random: u32,
+    text: [u8; 36],
+    millis: u64,
     counter: u32,
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 impl RequestIds {
     pub fn new(worker: usize, boot_random: u32) -> RequestIds {
-        RequestIds { worker: worker as u16, boot_random, counter: 0 }
-    }
-
-    /// Appends the next id as 36 characters of canonical UUID text.
-    pub fn append_next(&mut self, unix_micros: i64, out: &mut Vec<u8>) {
-        let ms = (unix_micros / 1000) as u64 & 0xFFFF_FFFF_FFFF;
-        let counter = self.counter;
-        self.counter = self.counter.wrapping_add(1);
+        let worker = worker as u64 & 0xFFFF;
         // rand_a (12 bits): low worker bits; rand_b (62 bits): 4 more worker bits, 26 random bits, counter.
-        let rand_a = u64::from(self.worker & 0x0FFF);
-        let rand_b = (u64::from(self.worker >> 12) << 58)
-            | (u64::from(self.boot_random & 0x03FF_FFFF) << 32)
-            | u64::from(counter);
-        let high = (ms << 16) | (0x7 << 12) | rand_a;
+        let rand_a = worker & 0x0FFF;
+        let rand_b = ((worker >> 12) << 58) | (u64::from(boot_random & 0x03FF_FFFF) << 32);
+        let high = (0x7 << 12) | rand_a;
         let low = (0b10 << 62) | rand_b;
         let value = (u128::from(high) << 64) | u128::from(low);
         let mut text = [0u8; 36];
@@ -56,11 +50,35 @@ impl RequestIds {
                 *slot = b'-';
                 continue;
             }
-            let shift = 124 - 4 * nibble;
-            *slot = b"0123456789abcdef"[((value >> shift) & 0xF) as usize];
+            *slot = HEX[((value >> (124 - 4 * nibble)) & 0xF) as usize];
             nibble += 1;
         }
-        out.extend_from_slice(&text);
+        let mut ids = RequestIds { text, millis: u64::MAX, counter: 0 };
+        ids.set_millis(0);
+        ids
+    }
+
+    fn set_millis(&mut self, millis: u64) {
+        self.millis = millis;
+        // 48 bits of milliseconds: text[0..8] and text[9..13].
+        let (first, rest) = self.text.split_at_mut(8);
+        for (k, slot) in first.iter_mut().chain(rest[1..5].iter_mut()).enumerate() {
+            *slot = HEX[((millis >> (44 - 4 * k)) & 0xF) as usize];
+        }
+    }
+
+    /// Appends the next id as 36 characters of canonical UUID text.
+    pub fn append_next(&mut self, unix_micros: i64, out: &mut Vec<u8>) {
+        let millis = (unix_micros / 1000) as u64 & 0xFFFF_FFFF_FFFF;
+        if millis != self.millis {
+            self.set_millis(millis);
+        }
+        let counter = self.counter;
+        self.counter = self.counter.wrapping_add(1);
+        for (k, slot) in self.text[28..].iter_mut().enumerate() {
+            *slot = HEX[((counter >> (28 - 4 * k)) & 0xF) as usize];
+        }
+        out.extend_from_slice(&self.text);
     }
 }
 
@@ -88,6 +106,8 @@ mod tests {
         assert_eq!(&a[..13], "019abdfc-3604");
         assert_ne!(a, b);
         assert!(c > a, "{c} sorts after {a}");
+        assert!(a.ends_with("00000000") && c.ends_with("00000001"), "{a} {c}: the worker's counter");
+        assert_eq!(a[14..28], c[14..28], "worker and boot bits stay");
     }
 
     #[test]

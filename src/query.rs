@@ -78,6 +78,11 @@ fn push_string(out: &mut Vec<u8>, s: &[u8]) {
 /// Percent- and `+`-decodes `raw` onto the end of `buf`, returning where it landed.
 fn decode_into(buf: &mut Vec<u8>, raw: &[u8]) -> Result<Range<usize>, InvalidUtf8> {
     let start = buf.len();
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+        buf.extend_from_slice(raw);
+        std::str::from_utf8(&buf[start..]).map_err(|_| InvalidUtf8)?;
+        return Ok(start..buf.len());
+    }
     let mut i = 0;
     while i < raw.len() {
         match raw[i] {

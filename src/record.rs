@@ -23,18 +23,39 @@ pub struct RecordBuilder {
     before_id: Vec<u8>,
     /// `","ip":"…","user_agent":"…","method":"…","path":"…"}\n`
     after_id: Vec<u8>,
-    micros: i64,
+    micros: Option<i64>,
+    /// What `after_id` was rendered from: keep-alive clients repeat it request after request.
+    rendered_ip: String,
+    rendered_user_agent: Vec<u8>,
+    rendered_method: Option<Method>,
+    rendered_path: Vec<u8>,
 }
 
 impl RecordBuilder {
-    /// Renders the per-request parts. Call once per request, before its events.
+    /// Renders the per-request parts, reusing what the previous request already rendered. Call once per
+    /// request, before its events.
     pub fn start_request(&mut self, meta: &RequestMeta<'_>, clock: &Clock) {
-        self.micros = clock.unix_micros();
-        self.before_id.clear();
-        self.before_id.extend_from_slice(b",\"written_at\":\"");
-        clock.append_rfc3339_micros(&mut self.before_id);
-        self.before_id.extend_from_slice(b"\",\"request_id\":\"");
-
+        if self.micros != Some(clock.unix_micros()) {
+            self.micros = Some(clock.unix_micros());
+            self.before_id.clear();
+            self.before_id.extend_from_slice(b",\"written_at\":\"");
+            clock.append_rfc3339_micros(&mut self.before_id);
+            self.before_id.extend_from_slice(b"\",\"request_id\":\"");
+        }
+        if self.rendered_method == Some(meta.method)
+            && self.rendered_ip == meta.ip
+            && self.rendered_user_agent == meta.user_agent
+            && self.rendered_path == meta.path
+        {
+            return;
+        }
+        self.rendered_method = Some(meta.method);
+        self.rendered_ip.clear();
+        self.rendered_ip.push_str(meta.ip);
+        self.rendered_user_agent.clear();
+        self.rendered_user_agent.extend_from_slice(meta.user_agent);
+        self.rendered_path.clear();
+        self.rendered_path.extend_from_slice(meta.path);
         let t = &mut self.after_id;
         t.clear();
         t.extend_from_slice(b"\",\"ip\":\"");
@@ -55,7 +76,7 @@ impl RecordBuilder {
 
     pub fn finish_record(&self, out: &mut Vec<u8>, ids: &mut RequestIds) {
         out.extend_from_slice(&self.before_id);
-        ids.append_next(self.micros, out);
+        ids.append_next(self.micros.unwrap_or_default(), out);
         out.extend_from_slice(&self.after_id);
     }
 
@@ -104,5 +125,26 @@ mod tests {
         let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(second["raw_data"], serde_json::json!([1, "two"]));
         assert_ne!(v["request_id"], second["request_id"]);
+    }
+
+    #[test]
+    fn reused_request_parts_follow_each_request() {
+        let clock = Clock::new();
+        let mut builder = RecordBuilder::default();
+        let mut ids = RequestIds::new(0, 1);
+        let mut out = Vec::new();
+        for (ua, ip) in [(&b"one"[..], "10.0.0.1"), (b"one", "10.0.0.1"), (b"two", "10.0.0.1"), (b"two", "10.0.0.2")] {
+            let meta = RequestMeta { ip, user_agent: ua, method: Method::Post, path: b"/e" };
+            builder.start_request(&meta, &clock);
+            builder.append_record(&mut out, b"{}", &mut ids);
+        }
+        let text = String::from_utf8(out).unwrap();
+        let seen: Vec<(String, String)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| (v["user_agent"].as_str().unwrap().to_string(), v["ip"].as_str().unwrap().to_string()))
+            .collect();
+        let want = [("one", "10.0.0.1"), ("one", "10.0.0.1"), ("two", "10.0.0.1"), ("two", "10.0.0.2")];
+        assert_eq!(seen, want.map(|(a, b)| (a.to_string(), b.to_string())));
     }
 }

@@ -36,6 +36,9 @@ pub struct Requests {
     pub batch_events: u64,
     /// Whether ingest may accept now; `Err` carries the 503 reason. Set by the worker each iteration.
     pub accepting: Result<(), &'static str>,
+    /// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date).
+    event_ok: Vec<u8>,
+    event_ok_second: i64,
 }
 
 impl Requests {
@@ -52,6 +55,8 @@ impl Requests {
             batch: Vec::with_capacity(64 * 1024),
             batch_events: 0,
             accepting: Ok(()),
+            event_ok: Vec::new(),
+            event_ok_second: i64::MIN,
         }
     }
 
@@ -164,7 +169,16 @@ impl Requests {
                     return self.reject(conn, e, head_only, close);
                 }
                 let kind = self.config.response;
-                response::write_event_accepted(&mut conn.out, &date, kind, head_only, close);
+                if head_only || close {
+                    response::write_event_accepted(&mut conn.out, &date, kind, head_only, close);
+                } else {
+                    if self.event_ok_second != self.clock.unix_seconds() {
+                        self.event_ok_second = self.clock.unix_seconds();
+                        self.event_ok.clear();
+                        response::write_event_accepted(&mut self.event_ok, &date, kind, false, false);
+                    }
+                    conn.out.extend_from_slice(&self.event_ok);
+                }
             }
             (b"/e", Method::Post) => match self.ingest_body(conn, head, body) {
                 Ok(events) => response::write_batch_accepted(&mut conn.out, &date, events, close),

@@ -64,17 +64,18 @@ pub fn write_event_accepted(out: &mut Vec<u8>, date: &[u8; 29], kind: ResponseKi
 /// The answer to an accepted POST: `{"accepted":N}`.
 pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, close: bool) {
     let mut body = [0u8; 40];
-    let mut len = 0;
-    for part in [b"{\"accepted\":".as_slice(), decimal(accepted).as_slice(), b"}"] {
-        let part = trim_nul(part);
-        body[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
-    }
+    let prefix = b"{\"accepted\":";
+    body[..prefix.len()].copy_from_slice(prefix);
+    let (digits, start) = decimal(accepted);
+    let mut len = prefix.len();
+    body[len..len + digits.len() - start].copy_from_slice(&digits[start..]);
+    len += digits.len() - start;
+    body[len] = b'}';
     let response = Response {
         status: (200, "OK"),
         content_type: Some("application/json"),
         extra_headers: b"",
-        body: &body[..len],
+        body: &body[..=len],
     };
     write(out, date, &response, false, close);
 }
@@ -106,29 +107,22 @@ pub fn write_continue(out: &mut Vec<u8>) {
 }
 
 fn append_decimal(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(trim_nul(&decimal(n)));
+    let (digits, start) = decimal(n);
+    out.extend_from_slice(&digits[start..]);
 }
 
-/// `n` in decimal, left-aligned and NUL-padded to 20 bytes.
-fn decimal(mut n: u64) -> [u8; 20] {
+/// `n` in decimal, right-aligned in the array; the digits are `[start..]`.
+fn decimal(mut n: u64) -> ([u8; 20], usize) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    let mut start = digits.len();
     loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return (digits, start);
         }
     }
-    let mut left = [0u8; 20];
-    left[..20 - i].copy_from_slice(&digits[i..]);
-    left
-}
-
-fn trim_nul(s: &[u8]) -> &[u8] {
-    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-    &s[..end]
 }
 
 #[cfg(test)]
@@ -167,7 +161,9 @@ mod tests {
     #[test]
     fn decimal_formatting() {
         for n in [0u64, 7, 10, 99_999, u64::MAX] {
-            assert_eq!(trim_nul(&decimal(n)), n.to_string().as_bytes());
+            let mut out = Vec::new();
+            append_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
         }
     }
 }

@@ -187,10 +187,15 @@ pub fn repair_open_file(dirs: &SpoolDirs, path: &Path) -> io::Result<Option<Seal
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename, then fsyncs the directory.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_durably_with(path, |file| file.write_all(bytes))
+}
+
+/// Like `write_durably`, with `fill` writing the content into the temporary file.
+pub fn write_durably_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
     let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
     let result = (|| {
         let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
+        fill(&mut file)?;
         file.sync_data()?;
         fs::rename(&tmp, path)?;
         sync_dir(path.parent().unwrap_or(Path::new(".")))

@@ -3,9 +3,9 @@
 //! hand it chunks over a bounded channel and never wait for it.
 
 use std::collections::VecDeque;
-use std::fs;
-use std::io;
-use std::path::PathBuf;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use sha2::{Digest, Sha256};
 
 use crate::metrics::add;
-use crate::sink::{ObjectMeta, Sink, SinkError};
+use crate::sink::{ChunkFile, ObjectMeta, Sink, SinkError};
 use crate::spool::{SealedChunk, SpoolDirs, repair_open_file};
 use crate::state::Shared;
 
@@ -120,18 +120,14 @@ impl Uploader {
     }
 
     fn ship(&mut self, chunk: &SealedChunk) -> Result<(), SinkError> {
-        let body = match fs::read(&chunk.path) {
-            Ok(body) => body,
+        let (len, sha256) = match sha256_file(&chunk.path) {
+            Ok(found) => found,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 tracing::error!(path = %chunk.path.display(), "sealed chunk vanished from the spool");
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
         };
-        let sha256 = Sha256::digest(&body).iter().fold(String::with_capacity(64), |mut s, b| {
-            s.push_str(&format!("{b:02x}"));
-            s
-        });
         let object = ObjectMeta {
             key: chunk.id.object_key(&self.key_prefix, &self.host),
             events: chunk.events,
@@ -140,16 +136,38 @@ impl Uploader {
             sha256,
             content_encoding: chunk.id.codec.content_encoding(),
         };
-        self.sink.put(&object, &body)?;
+        self.sink.put(&object, &ChunkFile { path: &chunk.path, len })?;
         fs::remove_file(&chunk.path)?;
         let shared = &self.shared;
-        shared.spool_shrank(body.len() as u64);
+        shared.spool_shrank(len);
         add(&shared.uploader.chunks_shipped, 1);
         add(&shared.uploader.events_shipped, chunk.events);
-        add(&shared.uploader.bytes_shipped, body.len() as u64);
+        add(&shared.uploader.bytes_shipped, len);
         tracing::debug!(key = %object.key, events = chunk.events, "shipped");
         Ok(())
     }
+}
+
+/// The length and hex sha256 of a file, read in 64 KiB pieces.
+fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    let hex = hasher.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
+        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        s.push(char::from(b"0123456789abcdef"[usize::from(b & 0xF)]));
+        s
+    });
+    Ok((len, hex))
 }
 
 /// Waits up to `wait` for jobs, queueing whatever arrives.

@@ -1,6 +1,6 @@
 //! Sinks: where sealed chunks go. Only the uploader thread calls them; a worker never touches a sink.
 //!
-//! Every backend has one file and the same method, `put(object, body)`, which returns only once the object is
+//! Every backend has one file and the same method, `put(object, chunk)`, which returns only once the object is
 //! stored (the uploader deletes the spool file after that). `put` of the same key twice must be harmless: a
 //! chunk shipped but not yet deleted when the process died is shipped again by the next start.
 
@@ -8,6 +8,7 @@ mod file;
 mod stdout;
 
 use std::io;
+use std::path::Path;
 
 pub use file::FileSink;
 pub use stdout::StdoutSink;
@@ -35,6 +36,12 @@ pub enum SinkError {
     Retryable(#[from] io::Error),
 }
 
+/// A sealed chunk's bytes, streamed from its spool file so shipping a 64 MiB chunk does not hold it in memory.
+pub struct ChunkFile<'a> {
+    pub path: &'a Path,
+    pub len: u64,
+}
+
 pub enum Sink {
     File(FileSink),
     Stdout(StdoutSink),
@@ -51,10 +58,10 @@ impl Sink {
         }
     }
 
-    pub fn put(&mut self, object: &ObjectMeta, body: &[u8]) -> Result<(), SinkError> {
+    pub fn put(&mut self, object: &ObjectMeta, chunk: &ChunkFile<'_>) -> Result<(), SinkError> {
         match self {
-            Sink::File(s) => s.put(object, body),
-            Sink::Stdout(s) => s.put(object, body),
+            Sink::File(s) => s.put(object, chunk),
+            Sink::Stdout(s) => s.put(object, chunk),
             Sink::Discard => Ok(()),
         }
     }

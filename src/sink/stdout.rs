@@ -2,9 +2,10 @@
 //! valid gzip stream (and concatenated zstd frames one valid zstd stream), so `plutos | gunzip` works.
 //! Logs go to stderr, never here.
 
+use std::fs::File;
 use std::io::{self, Write};
 
-use super::{ObjectMeta, SinkError};
+use super::{ChunkFile, ObjectMeta, SinkError};
 
 pub struct StdoutSink {
     out: io::Stdout,
@@ -15,9 +16,9 @@ impl StdoutSink {
         StdoutSink { out: io::stdout() }
     }
 
-    pub fn put(&mut self, _object: &ObjectMeta, body: &[u8]) -> Result<(), SinkError> {
+    pub fn put(&mut self, _object: &ObjectMeta, chunk: &ChunkFile<'_>) -> Result<(), SinkError> {
         let mut out = self.out.lock();
-        out.write_all(body)?;
+        io::copy(&mut File::open(chunk.path)?, &mut out)?;
         out.flush()?;
         Ok(())
     }
