@@ -23,6 +23,12 @@ pub struct QueryScratch {
 pub fn append_query_object(out: &mut Vec<u8>, query: &[u8], scratch: &mut QueryScratch) -> Result<(), InvalidUtf8> {
     scratch.decoded.clear();
     scratch.pairs.clear();
+    // Without percent escapes, decoding only turns `+` into a space: the pieces are valid UTF-8 exactly when
+    // the whole query is, so one check covers them all.
+    let escaped = query.contains(&b'%');
+    if !escaped && std::str::from_utf8(query).is_err() {
+        return Err(InvalidUtf8);
+    }
     for segment in query.split(|&b| b == b'&') {
         if segment.is_empty() {
             continue;
@@ -31,8 +37,8 @@ pub fn append_query_object(out: &mut Vec<u8>, query: &[u8], scratch: &mut QueryS
             Some(eq) => (&segment[..eq], &segment[eq + 1..]),
             None => (segment, &b""[..]),
         };
-        let key = decode_into(&mut scratch.decoded, key)?;
-        let value = decode_into(&mut scratch.decoded, value)?;
+        let key = decode_into(&mut scratch.decoded, key, escaped)?;
+        let value = decode_into(&mut scratch.decoded, value, escaped)?;
         scratch.pairs.push((key, value));
     }
 
@@ -75,12 +81,15 @@ fn push_string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-/// Percent- and `+`-decodes `raw` onto the end of `buf`, returning where it landed.
-fn decode_into(buf: &mut Vec<u8>, raw: &[u8]) -> Result<Range<usize>, InvalidUtf8> {
+/// Percent- and `+`-decodes `raw` onto the end of `buf`, returning where it landed. `validate`: check that the
+/// result is UTF-8 (the caller may know it already is).
+fn decode_into(buf: &mut Vec<u8>, raw: &[u8], validate: bool) -> Result<Range<usize>, InvalidUtf8> {
     let start = buf.len();
     if !raw.iter().any(|&b| b == b'%' || b == b'+') {
         buf.extend_from_slice(raw);
-        std::str::from_utf8(&buf[start..]).map_err(|_| InvalidUtf8)?;
+        if validate {
+            std::str::from_utf8(&buf[start..]).map_err(|_| InvalidUtf8)?;
+        }
         return Ok(start..buf.len());
     }
     let mut i = 0;
@@ -99,7 +108,9 @@ fn decode_into(buf: &mut Vec<u8>, raw: &[u8]) -> Result<Range<usize>, InvalidUtf
         }
         i += 1;
     }
-    std::str::from_utf8(&buf[start..]).map_err(|_| InvalidUtf8)?;
+    if validate {
+        std::str::from_utf8(&buf[start..]).map_err(|_| InvalidUtf8)?;
+    }
     Ok(start..buf.len())
 }
 
@@ -155,6 +166,11 @@ mod tests {
     fn rejects_invalid_utf8_after_decoding() {
         for query in ["a=%ff", "%C3=x", "ok=1&b=%E2%9C"] {
             assert_eq!(to_json(query), Err(InvalidUtf8), "{query}");
+        }
+        for raw in [&b"a=\xff"[..], b"\xc3=x&b=1", b"ok=1&b=\xe2\x9c", b"a=%41&b=\xff"] {
+            let mut out = Vec::new();
+            let result = append_query_object(&mut out, raw, &mut QueryScratch::default());
+            assert_eq!(result, Err(InvalidUtf8), "{:?}", String::from_utf8_lossy(raw));
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Requests {
     /// Lines of the events accepted in this iteration, written to the spool by the group commit.
     pub batch: Vec<u8>,
     pub batch_events: u64,
+    /// Requests answered since the worker last added them to its counter (once per iteration, not per request).
+    pub requests_seen: u64,
     /// Whether ingest may accept now; `Err` carries the 503 reason. Set by the worker each iteration.
     pub accepting: Result<(), &'static str>,
     /// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date).
@@ -54,6 +56,7 @@ impl Requests {
             query: QueryScratch::default(),
             batch: Vec::with_capacity(64 * 1024),
             batch_events: 0,
+            requests_seen: 0,
             accepting: Ok(()),
             event_ok: Vec::new(),
             event_ok_second: i64::MIN,
@@ -156,7 +159,7 @@ impl Requests {
     }
 
     fn respond(&mut self, conn: &mut Connection, head: &RequestHead<'_>, body: &[u8], close: bool) {
-        add(&self.metrics().requests, 1);
+        self.requests_seen += 1;
         let head_only = head.method == Method::Head;
         if self.shared.phase() == Phase::Closing && !conn.inflight_at_close {
             return self.reject(conn, HttpError::Unavailable("shutting down"), head_only, true);

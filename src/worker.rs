@@ -290,6 +290,8 @@ impl Worker {
         }
         self.requests.batch.clear();
         self.requests.batch_events = 0;
+        let answered = std::mem::take(&mut self.requests.requests_seen);
+        add(&self.metrics().requests, answered);
         for &i in &self.flush_list {
             if let Some(conn) = self.conns.get_mut(i) {
                 conn.commit_mark = None;
