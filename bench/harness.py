@@ -79,7 +79,7 @@ def wait_port(port, proc, timeout=20):
 
 
 class Plutos:
-    def __init__(self, name, args, work):
+    def __init__(self, name, args, work, binary=BIN):
         self.name, self.args = name, args
         self.dir = Path(tempfile.mkdtemp(dir=work, prefix=name + "-"))
         env = {
@@ -94,7 +94,7 @@ class Plutos:
         }
         env.update(PLUTOS_TARGETS[name])
         self.env = env
-        self.command = ["taskset", "-c", args.server_cpus, str(BIN)]
+        self.command = ["taskset", "-c", args.server_cpus, str(binary)]
         self.proc = subprocess.Popen(self.command, env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "stderr", "w"))
         wait_port(args.port, self.proc)
@@ -178,7 +178,12 @@ def wrk_command(args, scenario):
 
 
 def run_one(args, work, target, scenario):
-    server = Nginx(args, work) if target == "nginx" else Plutos(target, args, work)
+    if target == "nginx":
+        server = Nginx(args, work)
+    elif target.endswith("@base"):
+        server = Plutos(target.removesuffix("@base"), args, work, binary=Path(args.compare).resolve())
+    else:
+        server = Plutos(target, args, work)
     try:
         pids = server.pids()
         before = cpu_ticks(pids)
@@ -257,6 +262,8 @@ def main():
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s")
     parser.add_argument("--results", default=None, help="results file (default bench/results/<date>-<host>.md)")
+    parser.add_argument("--compare", default=None, metavar="BIN",
+                        help="also run every plutos target with this binary (as TARGET@base), interleaved: before/after")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, "3s"
@@ -266,6 +273,8 @@ def main():
     args.load_cpus = args.load_cpus or ",".join(map(str, allowed[half:] or allowed[:1]))
     scenarios = args.scenarios.split(",")
     targets = args.targets.split(",")
+    if args.compare:
+        targets = [t for target in targets for t in ([target, target + "@base"] if target != "nginx" else [target])]
 
     results = []
     with tempfile.TemporaryDirectory(prefix="plutos-bench-") as work:
@@ -300,6 +309,8 @@ def write_results(args, scenarios, targets, results, idle):
     example = next((r for r in results if r["target"] == "plutos-gzip6-spool"), results[0])
     w(f"- load: `{' '.join(wrk_command(args, '<scenario>'))}`")
     w(f"- plutos: `{example['server']}` with COMPRESSION_TYPE / COMPRESSION_LEVEL / DURABILITY per target")
+    if args.compare:
+        w(f"- `TARGET@base` rows: the same settings with the binary `{args.compare}`, interleaved with this build")
     nginx = next((r for r in results if r["target"] == "nginx"), None)
     if nginx:
         w(f"- nginx: `{nginx['server']}`")
@@ -324,6 +335,12 @@ def write_results(args, scenarios, targets, results, idle):
                 f"{t} CPU/req ×{median(results, t, scenario, 'cpu_us_req') / base:.2f} req/s ×"
                 f"{median(results, t, scenario, 'rps') / base_rps:.2f}"
                 for t in targets if t != "nginx" and median(results, t, scenario, "rps") is not None))
+        pairs = [(t, t + "@base") for t in targets if t + "@base" in targets]
+        if args.compare and pairs:
+            w("\nthis build / base build: " + ", ".join(
+                f"{t} CPU/event ×{median(results, t, scenario, 'cpu_us_event') / median(results, b, scenario, 'cpu_us_event'):.2f} "
+                f"events/s ×{median(results, t, scenario, 'eps') / median(results, b, scenario, 'eps'):.2f}"
+                for t, b in pairs if median(results, b, scenario, "eps")))
         w("")
     w("## Targets\n")
     w("| target | measured | met |")

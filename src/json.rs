@@ -6,15 +6,23 @@
 use serde::de::IgnoredAny;
 
 /// Which bytes need escaping inside a JSON string: controls, `"` and `\`.
-const fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
-}
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 /// Appends `s` (valid UTF-8) as the inside of a JSON string.
 pub fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     let mut start = 0;
     for (i, &b) in s.iter().enumerate() {
-        if !needs_escape(b) {
+        if !NEEDS_ESCAPE[usize::from(b)] {
             continue;
         }
         out.extend_from_slice(&s[start..i]);

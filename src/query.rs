@@ -16,57 +16,61 @@ pub struct InvalidUtf8;
 #[derive(Default)]
 pub struct QueryScratch {
     decoded: Vec<u8>,
-    pairs: Vec<(Range<usize>, Range<usize>)>,
+    pairs: Vec<Pair>,
+}
+
+struct Pair {
+    key: Range<usize>,
+    value: Range<usize>,
+    /// Length and first bytes of the decoded key: most keys differ here, sparing a byte comparison.
+    fingerprint: u64,
 }
 
 /// Appends the JSON object for `query` to `out`. On error `out` is left as it was.
 pub fn append_query_object(out: &mut Vec<u8>, query: &[u8], scratch: &mut QueryScratch) -> Result<(), InvalidUtf8> {
     scratch.decoded.clear();
     scratch.pairs.clear();
-    // Without percent escapes, decoding only turns `+` into a space: the pieces are valid UTF-8 exactly when
-    // the whole query is, so one check covers them all.
-    let escaped = query.contains(&b'%');
-    if !escaped && std::str::from_utf8(query).is_err() {
-        return Err(InvalidUtf8);
-    }
-    for segment in query.split(|&b| b == b'&') {
+    for segment in memchr::memchr_iter(b'&', query).chain([query.len()]).scan(0, |start, end| {
+        let segment = &query[*start..end];
+        *start = end + 1;
+        Some(segment)
+    }) {
         if segment.is_empty() {
             continue;
         }
-        let (key, value) = match segment.iter().position(|&b| b == b'=') {
+        let (key, value) = match memchr::memchr(b'=', segment) {
             Some(eq) => (&segment[..eq], &segment[eq + 1..]),
             None => (segment, &b""[..]),
         };
-        let key = decode_into(&mut scratch.decoded, key, escaped)?;
-        let value = decode_into(&mut scratch.decoded, value, escaped)?;
-        scratch.pairs.push((key, value));
+        let key = decode_into(&mut scratch.decoded, key)?;
+        let value = decode_into(&mut scratch.decoded, value)?;
+        let fingerprint = fingerprint(&scratch.decoded[key.clone()]);
+        scratch.pairs.push(Pair { key, value, fingerprint });
     }
 
     let d = &scratch.decoded;
     let pairs = &scratch.pairs;
     out.push(b'{');
-    let mut first = true;
-    for (i, (key, value)) in pairs.iter().enumerate() {
-        let same_key = |(k, _): &(Range<usize>, Range<usize>)| d[k.clone()] == d[key.clone()];
-        if pairs[..i].iter().any(same_key) {
+    for (i, pair) in pairs.iter().enumerate() {
+        let key = &d[pair.key.clone()];
+        let same_key = |p: &&Pair| p.fingerprint == pair.fingerprint && d[p.key.clone()] == *key;
+        if pairs[..i].iter().any(|p| same_key(&p)) {
             continue; // already emitted with its first occurrence
         }
-        if !first {
+        if out.last() != Some(&b'{') {
             out.push(b',');
         }
-        first = false;
-        out.push(b'"');
-        escape_into(out, &d[key.clone()]);
-        out.extend_from_slice(b"\":");
-        let repeats = pairs[i + 1..].iter().filter(|p| same_key(p)).count();
-        if repeats == 0 {
-            push_string(out, &d[value.clone()]);
+        push_string(out, key);
+        out.push(b':');
+        let mut repeats = pairs[i + 1..].iter().filter(same_key).peekable();
+        if repeats.peek().is_none() {
+            push_string(out, &d[pair.value.clone()]);
         } else {
             out.push(b'[');
-            push_string(out, &d[value.clone()]);
-            for (_, v) in pairs[i + 1..].iter().filter(|p| same_key(p)) {
+            push_string(out, &d[pair.value.clone()]);
+            for p in repeats {
                 out.push(b',');
-                push_string(out, &d[v.clone()]);
+                push_string(out, &d[p.value.clone()]);
             }
             out.push(b']');
         }
@@ -75,41 +79,42 @@ pub fn append_query_object(out: &mut Vec<u8>, query: &[u8], scratch: &mut QueryS
     Ok(())
 }
 
+fn fingerprint(key: &[u8]) -> u64 {
+    key.iter().take(7).enumerate().fold((key.len() as u64) << 56, |f, (i, &b)| f ^ (u64::from(b) << (8 * i)))
+}
+
 fn push_string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     escape_into(out, s);
     out.push(b'"');
 }
 
-/// Percent- and `+`-decodes `raw` onto the end of `buf`, returning where it landed. `validate`: check that the
-/// result is UTF-8 (the caller may know it already is).
-fn decode_into(buf: &mut Vec<u8>, raw: &[u8], validate: bool) -> Result<Range<usize>, InvalidUtf8> {
+/// Percent- and `+`-decodes `raw` onto the end of `buf`, returning where it landed; the result must be UTF-8.
+fn decode_into(buf: &mut Vec<u8>, raw: &[u8]) -> Result<Range<usize>, InvalidUtf8> {
     let start = buf.len();
-    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
-        buf.extend_from_slice(raw);
-        if validate {
-            std::str::from_utf8(&buf[start..]).map_err(|_| InvalidUtf8)?;
+    let mut rest = raw;
+    while let Some(at) = memchr::memchr2(b'%', b'+', rest) {
+        buf.extend_from_slice(&rest[..at]);
+        if rest[at] == b'+' {
+            buf.push(b' ');
+            rest = &rest[at + 1..];
+            continue;
         }
-        return Ok(start..buf.len());
-    }
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => buf.push(b' '),
-            b'%' => match (hex_value(raw.get(i + 1)), hex_value(raw.get(i + 2))) {
-                (Some(h), Some(l)) => {
-                    buf.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => buf.push(b'%'),
-            },
-            b => buf.push(b),
+        match (hex_value(rest.get(at + 1)), hex_value(rest.get(at + 2))) {
+            (Some(h), Some(l)) => {
+                buf.push(h << 4 | l);
+                rest = &rest[at + 3..];
+            }
+            _ => {
+                buf.push(b'%');
+                rest = &rest[at + 1..];
+            }
         }
-        i += 1;
     }
-    if validate {
-        std::str::from_utf8(&buf[start..]).map_err(|_| InvalidUtf8)?;
+    buf.extend_from_slice(rest);
+    let decoded = &buf[start..];
+    if !decoded.is_ascii() && std::str::from_utf8(decoded).is_err() {
+        return Err(InvalidUtf8);
     }
     Ok(start..buf.len())
 }

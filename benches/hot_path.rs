@@ -1,0 +1,107 @@
+//! Micro-benchmarks of the per-event work of one worker: request parsing, record building and the chunk
+//! writer's group commit. `cargo bench --bench hot_path`; whole-system numbers come from scripts/bench.sh.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use plutos::chunk::{ChunkSettings, ChunkWriter};
+use plutos::clock::Clock;
+use plutos::config::{Codec, Compression, Durability, Fsync};
+use plutos::http::{Method, Parse, parse_head};
+use plutos::ids::RequestIds;
+use plutos::query::{QueryScratch, append_query_object};
+use plutos::record::{RecordBuilder, RequestMeta};
+use plutos::spool::SpoolDirs;
+
+const PIXEL_QUERY: &[u8] =
+    b"event=pageview&page=%2Fproducts%2F42%3Fcolor%3Dblue&ref=https%3A%2F%2Fwww.example.com%2Fsearch%3Fq%3Dshoes\
+&uid=u-8f14e45fceea167a5a36&sid=s-3c59dc048e88&w=1920&h=1080&lang=en-US&tz=Europe%2FBerlin&ts=1764124014084";
+const USER_AGENT: &[u8] =
+    b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
+
+fn pixel_request() -> Vec<u8> {
+    [b"GET /e?".as_slice(), PIXEL_QUERY, b" HTTP/1.1\r\nHost: collector.example.com\r\nUser-Agent: ", USER_AGENT, b"\r\n\
+Accept: image/avif,image/webp,*/*\r\nReferer: https://www.example.com/products/42\r\nAccept-Language: en-US,en;q=0.9\r\n\r\n"]
+        .concat()
+}
+
+fn parse(c: &mut Criterion) {
+    let request = pixel_request();
+    let mut group = c.benchmark_group("parse_request");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("pixel_get", |b| {
+        b.iter(|| match parse_head(black_box(&request)) {
+            Ok(Parse::Complete(head)) => black_box(head.len),
+            _ => unreachable!("a complete request"),
+        })
+    });
+    group.finish();
+}
+
+fn record(c: &mut Criterion) {
+    let clock = Clock::new();
+    let mut builder = RecordBuilder::default();
+    let mut ids = RequestIds::new(0, 7);
+    let mut scratch = QueryScratch::default();
+    let mut out = Vec::with_capacity(1 << 20);
+    let meta = RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Get, path: b"/e" };
+    let mut group = c.benchmark_group("record_building");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("pixel_query", |b| {
+        b.iter(|| {
+            if out.len() > (1 << 20) - 2048 {
+                out.clear();
+            }
+            builder.start_request(&meta, &clock);
+            builder.begin_record(&mut out);
+            append_query_object(&mut out, black_box(PIXEL_QUERY), &mut scratch).unwrap();
+            builder.finish_record(&mut out, &mut ids);
+        })
+    });
+    group.finish();
+}
+
+/// Group commits of 16 events (one pipelined connection's worth) to a spool file, per codec.
+fn chunk_writer(c: &mut Criterion) {
+    let clock = Clock::new();
+    let mut builder = RecordBuilder::default();
+    let mut ids = RequestIds::new(0, 7);
+    let mut scratch = QueryScratch::default();
+    let meta = RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Get, path: b"/e" };
+    builder.start_request(&meta, &clock);
+    let mut batch = Vec::new();
+    for _ in 0..16 {
+        builder.begin_record(&mut batch);
+        append_query_object(&mut batch, PIXEL_QUERY, &mut scratch).unwrap();
+        builder.finish_record(&mut batch, &mut ids);
+    }
+    let mut group = c.benchmark_group("chunk_commit_16_events");
+    group.throughput(Throughput::Elements(16));
+    for (name, codec, level) in [("gzip6", Codec::Gzip, 6), ("gzip1", Codec::Gzip, 1), ("zstd3", Codec::Zstd, 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = SpoolDirs::create(dir.path()).unwrap();
+        let settings = ChunkSettings {
+            compression: Compression { codec, level },
+            durability: Durability::Spool,
+            fsync: Fsync::Never,
+            max_bytes: 64 << 20,
+            max_events: None,
+            max_age: std::time::Duration::from_secs(3600),
+        };
+        let mut writer = ChunkWriter::new(0, "bench".into(), dirs, settings);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let now = Instant::now();
+                writer.commit(black_box(&batch), 16, now, 1_764_124_014).unwrap();
+                if writer.seal_due(now) {
+                    writer.seal().unwrap();
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse, record, chunk_writer);
+criterion_main!(benches);
