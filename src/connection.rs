@@ -2,10 +2,20 @@
 //! holds no input buffer (reads land in the worker's shared read buffer and only an incomplete request is
 //! copied here).
 
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+
+use crate::request::Requests;
+
+/// Stop reading from a client that has this much unread output.
+const OUT_HIGH_WATER: usize = 1024 * 1024;
+/// Buffers larger than this are released when they empty, so idle connections stay small.
+const KEEP_CAPACITY: usize = 16 * 1024;
+/// How long a half-closed connection's input is drained after its last response.
+const LINGER: Duration = Duration::from_secs(2);
 
 pub struct Connection {
     pub stream: TcpStream,
@@ -64,5 +74,86 @@ impl Connection {
     /// Has bytes of a request that is not complete yet.
     pub fn has_partial_request(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// Reads what the socket has into the worker's `read_buf` and hands every complete request to `requests`;
+    /// only an incomplete request's bytes are kept here. An error means the connection is gone.
+    pub fn read_requests(&mut self, read_buf: &mut [u8], requests: &mut Requests, now: Instant) -> io::Result<()> {
+        loop {
+            if self.unsent() > OUT_HIGH_WATER {
+                self.read_paused = true;
+                break;
+            }
+            let n = match self.stream.read(read_buf) {
+                Ok(0) => {
+                    self.peer_closed = true;
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.last_active = now;
+            if self.lingering_until.is_some() || self.close_after_flush {
+                continue; // the answer is decided; input after it is dropped
+            }
+            let data = &read_buf[..n];
+            if self.pending.is_empty() {
+                let used = requests.process(self, data);
+                self.pending.extend_from_slice(&data[used..]);
+            } else {
+                let mut pending = std::mem::take(&mut self.pending);
+                pending.extend_from_slice(data);
+                let used = requests.process(self, &pending);
+                pending.drain(..used);
+                self.pending = pending;
+            }
+            if self.close_after_flush {
+                self.pending.clear();
+            }
+            if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
+                self.pending = Vec::new();
+            }
+            // With edge-triggered readiness a short read means the socket is drained; any later data
+            // raises a new edge. Saves one EAGAIN read per request.
+            if n < read_buf.len() {
+                break;
+            }
+        }
+        self.request_started = match self.pending.is_empty() {
+            true => None,
+            false => self.request_started.or(Some(now)),
+        };
+        Ok(())
+    }
+
+    /// Writes pending output; `Ok(true)` once all of it is out.
+    pub fn write_out(&mut self, now: Instant) -> io::Result<bool> {
+        while self.out_sent < self.out.len() {
+            match self.stream.write(&self.out[self.out_sent..]) {
+                Ok(n) => {
+                    self.out_sent += n;
+                    self.last_active = now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.out_sent = 0;
+        if self.out.capacity() > KEEP_CAPACITY {
+            self.out = Vec::new();
+        }
+        Ok(true)
+    }
+
+    /// After the last response: send FIN and drain input for a while instead of closing at once.
+    pub fn linger(&mut self, now: Instant) {
+        if self.lingering_until.is_none() {
+            let _ = self.stream.shutdown(Shutdown::Write);
+            self.lingering_until = Some(now + LINGER);
+        }
     }
 }

@@ -9,8 +9,7 @@
 //! 4. flush: every touched connection's output is written — only now can a 2xx leave;
 //! 5. seal the chunk if due and hand it to the uploader; once a second, time out idle and slow connections.
 
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,14 +31,9 @@ pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
 
 const READ_BUFFER: usize = 64 * 1024;
-/// Stop reading from a client that has this much unread output.
-const OUT_HIGH_WATER: usize = 1024 * 1024;
-/// Buffers larger than this are released when they empty, so idle connections stay small.
-const KEEP_CAPACITY: usize = 16 * 1024;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// After a failed spool write, ingest answers 503 for this long before trying the disk again.
 const WRITE_ERROR_PAUSE: Duration = Duration::from_secs(1);
-const LINGER: Duration = Duration::from_secs(2);
 
 pub struct Worker {
     pub index: usize,
@@ -211,55 +205,10 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(i) else {
             return;
         };
-        loop {
-            if conn.unsent() > OUT_HIGH_WATER {
-                conn.read_paused = true;
-                break;
-            }
-            let n = match conn.stream.read(&mut self.read_buf) {
-                Ok(0) => {
-                    conn.peer_closed = true;
-                    break;
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.close(i);
-                    return;
-                }
-            };
-            conn.last_active = now;
-            if conn.lingering_until.is_some() || conn.close_after_flush {
-                continue; // the answer is decided; input after it is dropped
-            }
-            let data = &self.read_buf[..n];
-            if conn.pending.is_empty() {
-                let used = self.requests.process(conn, data);
-                conn.pending.extend_from_slice(&data[used..]);
-            } else {
-                let mut pending = std::mem::take(&mut conn.pending);
-                pending.extend_from_slice(data);
-                let used = self.requests.process(conn, &pending);
-                pending.drain(..used);
-                conn.pending = pending;
-            }
-            if conn.close_after_flush {
-                conn.pending.clear();
-            }
-            if conn.pending.is_empty() && conn.pending.capacity() > KEEP_CAPACITY {
-                conn.pending = Vec::new();
-            }
-            // With edge-triggered readiness a short read means the socket is drained; any later data
-            // raises a new edge. Saves one EAGAIN read per request.
-            if n < self.read_buf.len() {
-                break;
-            }
+        if conn.read_requests(&mut self.read_buf, &mut self.requests, now).is_err() {
+            self.close(i);
+            return;
         }
-        conn.request_started = match conn.pending.is_empty() {
-            true => None,
-            false => conn.request_started.or(Some(now)),
-        };
         if conn.unsent() > 0 || conn.close_after_flush || conn.peer_closed {
             self.queue_flush(i);
         }
@@ -333,39 +282,16 @@ impl Worker {
                 continue;
             };
             conn.queued_for_flush = false;
-            while conn.out_sent < conn.out.len() {
-                match conn.stream.write(&conn.out[conn.out_sent..]) {
-                    Ok(n) => {
-                        conn.out_sent += n;
-                        conn.last_active = now;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        self.close(i);
-                        break;
-                    }
+            match conn.write_out(now) {
+                Err(_) => self.close(i),
+                Ok(false) => {} // the writable edge brings it back
+                Ok(true) if conn.peer_closed => self.close(i),
+                Ok(true) if conn.close_after_flush => conn.linger(now),
+                Ok(true) if conn.read_paused => {
+                    conn.read_paused = false;
+                    self.read(i, now);
                 }
-            }
-            let Some(conn) = self.conns.get_mut(i) else {
-                continue;
-            };
-            if conn.out_sent < conn.out.len() {
-                continue; // the writable edge brings it back
-            }
-            conn.out.clear();
-            conn.out_sent = 0;
-            if conn.out.capacity() > KEEP_CAPACITY {
-                conn.out = Vec::new();
-            }
-            if conn.peer_closed {
-                self.close(i);
-            } else if conn.close_after_flush && conn.lingering_until.is_none() {
-                let _ = conn.stream.shutdown(Shutdown::Write);
-                conn.lingering_until = Some(now + LINGER);
-            } else if conn.read_paused {
-                conn.read_paused = false;
-                self.read(i, now);
+                Ok(true) => {}
             }
         }
     }
