@@ -61,23 +61,38 @@ pub fn validate(text: &[u8]) -> bool {
     serde_json::from_str::<IgnoredAny>(text).is_ok()
 }
 
+/// Follows JSON text byte by byte to tell string literals from structure.
+#[derive(Default)]
+struct StringTracker {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl StringTracker {
+    /// Feeds the next byte; true if it belongs to a string literal (its quotes included).
+    fn in_string(&mut self, b: u8) -> bool {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+            true
+        } else {
+            self.in_string = b == b'"';
+            self.in_string
+        }
+    }
+}
+
 /// Appends validated JSON `text` without insignificant whitespace, so it fits on one line.
 pub fn minify_into(out: &mut Vec<u8>, text: &[u8]) {
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut strings = StringTracker::default();
     let mut start = 0;
     for (i, &b) in text.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+        if !strings.in_string(b) && matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
             out.extend_from_slice(&text[start..i]);
             start = i + 1;
         }
@@ -89,23 +104,14 @@ pub fn minify_into(out: &mut Vec<u8>, text: &[u8]) {
 pub fn for_each_array_element(text: &[u8], mut f: impl FnMut(&[u8])) {
     debug_assert!(text.first() == Some(&b'[') && text.last() == Some(&b']'));
     let inner = &text[1..text.len() - 1];
+    let mut strings = StringTracker::default();
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
     let mut start = 0;
     for (i, &b) in inner.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
+        if strings.in_string(b) {
             continue;
         }
         match b {
-            b'"' => in_string = true,
             b'[' | b'{' => depth += 1,
             b']' | b'}' => depth -= 1,
             b',' if depth == 0 => {
