@@ -139,7 +139,14 @@ impl ChunkWriter {
         };
         let path = self.dirs.open.join(id.open_name());
         let file = match self.settings.durability {
-            Durability::Spool => Some(OpenOptions::new().write(true).create_new(true).open(&path)?),
+            Durability::Spool => {
+                let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+                if self.settings.fsync != Fsync::Never {
+                    // fdatasync of the file alone does not make its directory entry survive a power loss.
+                    sync_dir(&self.dirs.open)?;
+                }
+                Some(file)
+            }
             Durability::Memory => None,
         };
         self.next_chunk_seq += 1;

@@ -398,3 +398,17 @@ fn garbage_and_cut_requests_never_take_the_server_down() {
     let records = read_records(&dir.path().join("out"));
     assert!(raw_data(&records).contains(&json!({"still": "alive"})));
 }
+
+#[test]
+fn fsync_modes_ack_and_ship_every_event() {
+    for fsync in ["always", "20"] {
+        let server = TestServer::start(&["--fsync", fsync, "--max-chunk-events", "5"]);
+        let mut client = server.client();
+        for i in 0..12 {
+            assert_eq!(client.request(format!("GET /e?f={i} HTTP/1.1\r\n\r\n").as_bytes()).status, 200, "{fsync}");
+        }
+        assert_eq!(server.metric("plutos_spool_write_errors_total"), 0, "{fsync}");
+        let dir = server.stop();
+        assert_eq!(read_records(&dir.path().join("out")).len(), 12, "{fsync}");
+    }
+}
