@@ -39,5 +39,5 @@ pub mod worker;
 mod server;
 
 pub use config::{Args, Config};
-pub use listener::{Listeners, available_cpus, bind};
+pub use listener::{Listeners, available_cpus, bind, raise_fd_limit};
 pub use server::{RunError, run};

@@ -43,3 +43,22 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
 pub fn available_cpus() -> Vec<usize> {
     core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|c| c.id).collect()).unwrap_or_default()
 }
+
+/// Raises the soft descriptor limit to the hard one (as Go does at start), so the default 1024 does not cap
+/// connections long before MAX_CONNECTIONS. Returns the soft limit in force.
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+    }
+    limit.rlim_cur
+}

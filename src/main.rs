@@ -59,6 +59,10 @@ fn main() -> ExitCode {
         }
     });
 
+    let fd_limit = plutos::raise_fd_limit();
+    if fd_limit < config.max_connections as u64 + 64 {
+        tracing::warn!(fd_limit, max_connections = config.max_connections, "descriptor limit below MAX_CONNECTIONS");
+    }
     let listeners = match plutos::bind(config.listen, config.workers) {
         Ok(listeners) => listeners,
         Err(e) => {
