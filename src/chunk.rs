@@ -184,6 +184,11 @@ impl ChunkWriter {
         self.unwritten.is_some()
     }
 
+    /// Nothing open and nothing waiting to be written: `seal` has nothing left to do.
+    pub fn is_idle(&self) -> bool {
+        self.open.is_none() && self.unwritten.is_none()
+    }
+
     /// fsync on the FSYNC interval.
     pub fn sync_if_due(&mut self, now: Instant) -> io::Result<()> {
         let Fsync::Every(interval) = self.settings.fsync else {

@@ -391,7 +391,19 @@ impl Worker {
     /// Seals the open chunk and hands everything left to the uploader, waiting for room in the channel.
     fn finish(mut self) {
         let now = Instant::now();
-        self.seal(now);
+        // Two rounds: a memory-mode chunk whose earlier write failed goes first, then the open one.
+        for _ in 0..2 {
+            if !self.chunk.is_idle() {
+                self.seal(now);
+            }
+        }
+        if !self.chunk.is_idle() {
+            // Only DURABILITY=memory gets here (a spool-mode chunk that cannot be sealed is left for repair).
+            tracing::error!(
+                worker = self.index,
+                "could not write the in-memory chunk at shutdown; its events are lost"
+            );
+        }
         for job in std::mem::take(&mut self.unsent_jobs) {
             if self.jobs.send(job).is_err() {
                 tracing::warn!(worker = self.index, "uploader is gone; sealed chunks stay in the spool");
