@@ -120,7 +120,8 @@ impl Worker {
             }
             self.commit(now);
             self.flush_all(now);
-            if self.chunk.seal_due(now) {
+            // After a failed spool write, the disk gets a pause before the next attempt.
+            if self.chunk.seal_due(now) && self.write_error_until.is_none_or(|t| now >= t) {
                 self.seal(now);
             }
             if let Err(e) = self.chunk.sync_if_due(now) {
@@ -145,7 +146,8 @@ impl Worker {
     fn poll_timeout(&self, now: Instant) -> Duration {
         let mut until = self.next_housekeeping;
         if let Some(age) = self.chunk.age_deadline() {
-            until = until.min(age);
+            // While the disk pauses after a failed write, sealing waits for the pause to end.
+            until = until.min(self.write_error_until.map_or(age, |t| age.max(t)));
         }
         let mut timeout = until.saturating_duration_since(now);
         if let Fsync::Every(interval) = self.requests.config.fsync {
