@@ -208,7 +208,7 @@ fn sigkill_at_a_random_moment_loses_no_acknowledged_event() {
 #[test]
 fn sigterm_under_load_drains_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::spawn(dir.path(), &[("DRAIN_SECONDS", "1")]);
+    let collector = Collector::spawn(dir.path(), &[("DRAIN_SECONDS", "3")]);
     let addr = collector.addr;
     let load = Load::start(addr, 4, "drain");
     load.wait_for(500);
