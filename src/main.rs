@@ -59,6 +59,12 @@ fn main() -> ExitCode {
         }
     });
 
+    // Refuse a spool another process holds before binding: with SO_REUSEPORT our listener would otherwise take
+    // a share of that process's connections until we exit. (`run` takes the lock for good.)
+    if let Err(e) = plutos::spool::SpoolDirs::create(&config.spool_dir).and_then(|d| d.lock(&config.spool_dir)) {
+        eprintln!("plutos: spool directory {}: {e}", config.spool_dir.display());
+        return ExitCode::from(1);
+    }
     let fd_limit = plutos::raise_fd_limit();
     if fd_limit < config.max_connections as u64 + 64 {
         tracing::warn!(fd_limit, max_connections = config.max_connections, "descriptor limit below MAX_CONNECTIONS");

@@ -32,6 +32,22 @@ impl SpoolDirs {
         Ok(dirs)
     }
 
+    /// Takes the spool's lock file for as long as the returned file lives: two processes on one spool would
+    /// repair and ship each other's open chunks.
+    pub fn lock(&self, root: &Path) -> io::Result<File> {
+        use std::os::fd::AsRawFd;
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(root.join("lock"))?;
+        // SAFETY: flock on a descriptor we own; the lock is released when the file is closed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(match e.kind() {
+                io::ErrorKind::WouldBlock => io::Error::other("in use by another plutos process"),
+                _ => e,
+            });
+        }
+        Ok(file)
+    }
+
     /// Bytes currently held: open and sealed chunks.
     pub fn total_bytes(&self) -> io::Result<u64> {
         let mut total = 0;

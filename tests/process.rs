@@ -362,3 +362,21 @@ fn systemd_notify_ready_watchdog_and_stopping() {
     assert_eq!(message, "STOPPING=1");
     assert!(collector.wait().success());
 }
+
+#[test]
+fn a_second_collector_on_the_same_spool_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Collector::spawn(dir.path(), &[]);
+    let output = Command::new(env!("CARGO_BIN_EXE_plutos"))
+        .env_clear()
+        .env("PORT", "127.0.0.1:0")
+        .env("SPOOL_DIR", dir.path().join("spool"))
+        .env("OUT_DIR", dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in use by another plutos process"), "{stderr}");
+    first.signal(libc::SIGTERM);
+    assert!(first.wait().success());
+}
