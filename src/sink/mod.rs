@@ -25,6 +25,7 @@ pub struct ObjectMeta {
     #[serde(rename = "last-seq")]
     pub last_seq: u64,
     pub sha256: String,
+    /// The HTTP Content-Encoding an object store serves the chunk with (not part of the sidecar).
     #[serde(skip)]
     pub content_encoding: Option<&'static str>,
 }
@@ -39,6 +40,7 @@ pub enum SinkError {
 /// A sealed chunk's bytes, streamed from its spool file so shipping a 64 MiB chunk does not hold it in memory.
 pub struct ChunkFile<'a> {
     pub path: &'a Path,
+    /// Object stores need the length before the body.
     pub len: u64,
 }
 
