@@ -39,13 +39,37 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a worker holds to turn one pixel request into a record.
+struct PixelRecords {
+    clock: Clock,
+    builder: RecordBuilder,
+    ids: RequestIds,
+    scratch: QueryScratch,
+}
+
+impl PixelRecords {
+    fn new() -> PixelRecords {
+        PixelRecords {
+            clock: Clock::new(),
+            builder: RecordBuilder::default(),
+            ids: RequestIds::new(0, 7),
+            scratch: QueryScratch::default(),
+        }
+    }
+
+    /// One request's work: its per-request parts, then its record.
+    fn append(&mut self, out: &mut Vec<u8>) {
+        let meta = RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Get, path: b"/e" };
+        self.builder.start_request(&meta, &self.clock);
+        self.builder.begin_record(out);
+        append_query_object(out, black_box(PIXEL_QUERY), &mut self.scratch).unwrap();
+        self.builder.finish_record(out, &mut self.ids);
+    }
+}
+
 fn record(c: &mut Criterion) {
-    let clock = Clock::new();
-    let mut builder = RecordBuilder::default();
-    let mut ids = RequestIds::new(0, 7);
-    let mut scratch = QueryScratch::default();
+    let mut records = PixelRecords::new();
     let mut out = Vec::with_capacity(1 << 20);
-    let meta = RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Get, path: b"/e" };
     let mut group = c.benchmark_group("record_building");
     group.throughput(Throughput::Elements(1));
     group.bench_function("pixel_query", |b| {
@@ -53,10 +77,7 @@ fn record(c: &mut Criterion) {
             if out.len() > (1 << 20) - 2048 {
                 out.clear();
             }
-            builder.start_request(&meta, &clock);
-            builder.begin_record(&mut out);
-            append_query_object(&mut out, black_box(PIXEL_QUERY), &mut scratch).unwrap();
-            builder.finish_record(&mut out, &mut ids);
+            records.append(&mut out);
         })
     });
     group.finish();
@@ -64,17 +85,10 @@ fn record(c: &mut Criterion) {
 
 /// Group commits of 16 events (one pipelined connection's worth) to a spool file, per codec.
 fn chunk_writer(c: &mut Criterion) {
-    let clock = Clock::new();
-    let mut builder = RecordBuilder::default();
-    let mut ids = RequestIds::new(0, 7);
-    let mut scratch = QueryScratch::default();
-    let meta = RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Get, path: b"/e" };
-    builder.start_request(&meta, &clock);
+    let mut records = PixelRecords::new();
     let mut batch = Vec::new();
     for _ in 0..16 {
-        builder.begin_record(&mut batch);
-        append_query_object(&mut batch, PIXEL_QUERY, &mut scratch).unwrap();
-        builder.finish_record(&mut batch, &mut ids);
+        records.append(&mut batch);
     }
     let mut group = c.benchmark_group("chunk_commit_16_events");
     group.throughput(Throughput::Elements(16));
