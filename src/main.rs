@@ -61,7 +61,7 @@ fn main() -> ExitCode {
 
     // Refuse a spool another process holds before binding: with SO_REUSEPORT our listener would otherwise take
     // a share of that process's connections until we exit. (`run` takes the lock for good.)
-    if let Err(e) = plutos::spool::SpoolDirs::create(&config.spool_dir).and_then(|d| d.lock(&config.spool_dir)) {
+    if let Err(e) = plutos::spool::SpoolDirs::create(&config.spool_dir).and_then(|d| d.lock()) {
         eprintln!("plutos: spool directory {}: {e}", config.spool_dir.display());
         return ExitCode::from(1);
     }

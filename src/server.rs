@@ -39,7 +39,7 @@ pub enum RunError {
 pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Result<(), RunError> {
     let spool_error = |source| RunError::Spool { path: config.spool_dir.display().to_string(), source };
     let dirs = SpoolDirs::create(&config.spool_dir).map_err(spool_error)?;
-    let _lock = dirs.lock(&config.spool_dir).map_err(spool_error)?;
+    let _lock = dirs.lock().map_err(spool_error)?;
     let recovered = recover(&dirs).map_err(spool_error)?;
     let spool_bytes = dirs.total_bytes().map_err(spool_error)?;
     if !recovered.is_empty() {

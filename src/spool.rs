@@ -20,13 +20,14 @@ use crate::encoder::{Encoder, decode};
 
 #[derive(Debug, Clone)]
 pub struct SpoolDirs {
+    pub root: PathBuf,
     pub open: PathBuf,
     pub sealed: PathBuf,
 }
 
 impl SpoolDirs {
     pub fn create(root: &Path) -> io::Result<SpoolDirs> {
-        let dirs = SpoolDirs { open: root.join("open"), sealed: root.join("sealed") };
+        let dirs = SpoolDirs { root: root.to_path_buf(), open: root.join("open"), sealed: root.join("sealed") };
         fs::create_dir_all(&dirs.open)?;
         fs::create_dir_all(&dirs.sealed)?;
         Ok(dirs)
@@ -34,9 +35,9 @@ impl SpoolDirs {
 
     /// Takes the spool's lock file for as long as the returned file lives: two processes on one spool would
     /// repair and ship each other's open chunks.
-    pub fn lock(&self, root: &Path) -> io::Result<File> {
+    pub fn lock(&self) -> io::Result<File> {
         use std::os::fd::AsRawFd;
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(root.join("lock"))?;
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.root.join("lock"))?;
         // SAFETY: flock on a descriptor we own; the lock is released when the file is closed.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = io::Error::last_os_error();
