@@ -15,6 +15,8 @@ pub struct WorkerMetrics {
     pub connections_accepted: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Times a connection stopped being read because its client was not taking its answers.
+    pub read_pauses: AtomicU64,
     pub spool_writes: AtomicU64,
     pub spool_write_errors: AtomicU64,
     pub chunks_sealed: AtomicU64,
@@ -42,7 +44,7 @@ pub fn add(counter: &AtomicU64, n: u64) {
 pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics, spool_bytes: u64) -> String {
     let mut out = String::with_capacity(2048);
     let sum = |f: WorkerCounter| workers.iter().map(|w| f(w).load(Relaxed)).sum::<u64>();
-    let worker_counters: [(&str, &str, &str, WorkerCounter); 11] = [
+    let worker_counters: [(&str, &str, &str, WorkerCounter); 12] = [
         ("plutos_requests_total", "counter", "HTTP requests parsed", |m| &m.requests),
         ("plutos_events_accepted_total", "counter", "events acknowledged (in the spool)", |m| &m.events_accepted),
         ("plutos_requests_rejected_total", "counter", "requests answered 4xx", |m| &m.requests_rejected),
@@ -51,6 +53,9 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
         ("plutos_connections_open", "gauge", "connections open", |m| &m.connections_open),
         ("plutos_connections_refused_total", "counter", "connections closed at once: MAX_CONNECTIONS reached", |m| {
             &m.connections_refused
+        }),
+        ("plutos_read_pauses_total", "counter", "connections not read while their client takes no answers", |m| {
+            &m.read_pauses
         }),
         ("plutos_spool_writes_total", "counter", "group-commit writes to the spool", |m| &m.spool_writes),
         ("plutos_spool_write_errors_total", "counter", "failed spool writes (their requests got 503)", |m| {

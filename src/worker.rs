@@ -207,9 +207,13 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(i) else {
             return;
         };
+        let was_paused = conn.read_paused;
         if conn.read_requests(&mut self.read_buf, &mut self.requests, now).is_err() {
             self.close(i);
             return;
+        }
+        if conn.read_paused && !was_paused {
+            add(&self.shared.workers[self.index].read_pauses, 1);
         }
         if conn.unsent() > 0 || conn.close_after_flush || conn.peer_closed {
             self.queue_flush(i);

@@ -2,6 +2,8 @@
 //! client, and a reader that decodes every shipped chunk and checks it against its `.meta.json`.
 #![allow(dead_code)]
 
+pub mod collector;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -82,14 +84,19 @@ impl TestServer {
 
     /// A counter from /metrics.
     pub fn metric(&self, name: &str) -> u64 {
-        let response = self.client().request(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
-        let text = String::from_utf8(response.body).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no metric {name}"))
-            .parse()
-            .unwrap()
+        metric(self.addr, name)
     }
+}
+
+/// A counter or gauge from the /metrics of the server at `addr`; panics when it is missing.
+pub fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let response = request(addr, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    let text = String::from_utf8(response.body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no metric {name}"))
+        .parse()
+        .unwrap()
 }
 
 #[derive(Debug)]
@@ -281,7 +288,7 @@ pub fn read_records(root: &Path) -> Vec<Value> {
     shipped.into_iter().flat_map(|s| s.records).collect()
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries {
         let path = entry.unwrap().path();

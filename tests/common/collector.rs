@@ -1,0 +1,184 @@
+//! The real binary as a child process: start it on 127.0.0.1:0 with a spool and sink under a temp dir, signal
+//! it, and drive it with keep-alive clients that record every event answered 2xx.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+pub struct Collector {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Collector {
+    pub fn spawn(dir: &Path, env: &[(&str, &str)]) -> Collector {
+        Self::spawn_with(dir, env, None)
+    }
+
+    /// `max_file_bytes` sets RLIMIT_FSIZE: writes past it fail with EFBIG, as on a full disk.
+    pub fn spawn_with(dir: &Path, env: &[(&str, &str)], max_file_bytes: Option<u64>) -> Collector {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plutos"));
+        if let Some(limit) = max_file_bytes {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // Without this the write past the limit would kill the process with SIGXFSZ.
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        command
+            .env_clear()
+            .env("PORT", "127.0.0.1:0")
+            .env("WORKERS", "2")
+            .env("SPOOL_DIR", dir.join("spool"))
+            .env("OUT_DIR", dir.join("out"))
+            .env("MAX_BUFFER_TIME_MILLISECONDS", "150")
+            .env("DRAIN_SECONDS", "0")
+            .env("UPLOAD_BACKOFF_MAX_MS", "200")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            // Keep draining stderr so the collector never blocks on a full pipe.
+            for line in stderr.lines().map_while(Result::ok) {
+                if line.contains("DEBUG") {
+                    eprintln!("{line}");
+                }
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.try_send(addr.trim().parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(DEADLINE).expect("the collector to report its address");
+        Collector { child, addr }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    pub fn wait(mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < DEADLINE, "collector did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Keep-alive clients that record every event that got a 2xx, until their connection fails or `stop`.
+pub struct Load {
+    acked: Arc<Mutex<Vec<String>>>,
+    pub count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr, clients: usize, tag: &str) -> Load {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|c| {
+                let (acked, count, stop, tag) = (acked.clone(), count.clone(), stop.clone(), tag.to_string());
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(addr);
+                    for i in 0..200_000u64 {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        // Alternate a GET event with an NDJSON batch of three.
+                        let ids: Vec<String> = if i % 2 == 0 {
+                            vec![format!("{tag}-{c}-{i}")]
+                        } else {
+                            (0..3).map(|k| format!("{tag}-{c}-{i}-{k}")).collect()
+                        };
+                        let raw = if ids.len() == 1 {
+                            format!("GET /e?id={} HTTP/1.1\r\nHost: t\r\n\r\n", ids[0]).into_bytes()
+                        } else {
+                            let body: String = ids.iter().map(|id| format!("{{\"id\":\"{id}\"}}\n")).collect();
+                            format!(
+                                "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .into_bytes()
+                        };
+                        if client.try_send(&raw).is_err() {
+                            return;
+                        }
+                        match client.try_read_response() {
+                            Some(r) if r.status == 200 => {
+                                count.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                                acked.lock().unwrap().extend(ids);
+                            }
+                            _ => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { acked, count, stop, threads }
+    }
+
+    pub fn wait_for(&self, events: u64) {
+        wait_until("clients to get acknowledgements", || self.count.load(Ordering::Relaxed) >= events);
+    }
+
+    pub fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        Arc::try_unwrap(self.acked).unwrap().into_inner().unwrap()
+    }
+}
+
+pub fn shipped_ids(out: &Path) -> HashSet<String> {
+    raw_data(&read_records(out)).iter().map(|v| v["id"].as_str().unwrap().to_string()).collect()
+}
+
+pub fn assert_all_shipped(acked: &[String], out: &Path) {
+    let shipped = shipped_ids(out);
+    let missing: Vec<&String> = acked.iter().filter(|id| !shipped.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events missing, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+/// A number in `range`, different every run.
+pub fn random_in(range: std::ops::Range<u64>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    range.start + h.finish() % (range.end - range.start)
+}
