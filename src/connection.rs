@@ -26,8 +26,12 @@ pub struct Connection {
     /// Encoded responses not yet written; `out[..out_sent]` already went out.
     pub out: Vec<u8>,
     pub out_sent: usize,
-    /// `out.len()` before the first response of this iteration that waits for the spool write.
-    pub commit_mark: Option<usize>,
+    /// `out[..out_committed]` may be written: the group commit that covers the events of those responses
+    /// returned. Only `commit_output` moves it, and `write_out` never crosses it, so a response encoded after
+    /// the last commit (a resumed read, a timer) cannot reach the socket before the next one.
+    out_committed: usize,
+    /// Where the first response of this iteration whose events wait for the spool write starts.
+    ingest_mark: Option<usize>,
     pub continue_sent: bool,
     /// No more requests: close once `out` is written.
     pub close_after_flush: bool,
@@ -54,7 +58,8 @@ impl Connection {
             pending: Vec::new(),
             out: Vec::new(),
             out_sent: 0,
-            commit_mark: None,
+            out_committed: 0,
+            ingest_mark: None,
             continue_sent: false,
             close_after_flush: false,
             peer_closed: false,
@@ -128,10 +133,34 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes pending output; `Ok(true)` once all of it is out.
+    /// Notes that the response about to be encoded acknowledges events of this iteration's batch.
+    pub fn mark_ingest(&mut self) {
+        self.ingest_mark.get_or_insert(self.out.len());
+    }
+
+    /// The group commit covering every event answered so far returned: all encoded output may go out.
+    pub fn commit_output(&mut self) {
+        self.out_committed = self.out.len();
+        self.ingest_mark = None;
+    }
+
+    /// The group commit failed: drops the answers from the first one that acknowledged events of the lost
+    /// batch on. Returns whether there were any.
+    pub fn take_back_ingest(&mut self) -> bool {
+        match self.ingest_mark.take() {
+            Some(mark) => {
+                debug_assert!(mark >= self.out_committed);
+                self.out.truncate(mark);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes committed output; `Ok(true)` once all output is out.
     pub fn write_out(&mut self, now: Instant) -> io::Result<bool> {
-        while self.out_sent < self.out.len() {
-            match self.stream.write(&self.out[self.out_sent..]) {
+        while self.out_sent < self.out_committed {
+            match self.stream.write(&self.out[self.out_sent..self.out_committed]) {
                 Ok(n) => {
                     self.out_sent += n;
                     self.last_active = now;
@@ -141,8 +170,12 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         }
+        if self.out_sent < self.out.len() {
+            return Ok(false); // the rest waits for the next group commit
+        }
         self.out.clear();
         self.out_sent = 0;
+        self.out_committed = 0;
         if self.out.capacity() > KEEP_CAPACITY {
             self.out = Vec::new();
         }

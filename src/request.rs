@@ -1,8 +1,9 @@
 //! What a worker does with the bytes of one connection: frame each complete request, route it, append its
 //! events to the worker's batch and its response to the connection's output.
 //!
-//! Ingest responses are encoded at once but only leave after the worker's group commit (`worker.rs`): the
-//! connection's `commit_mark` says where they start, so a failed spool write can take them back.
+//! Responses are encoded at once but only leave after the worker's group commit (`worker.rs`) moved the
+//! connection's committed boundary past them; `Connection::mark_ingest` notes where the answers that wait for
+//! the spool write start, so a failed write can take them back.
 
 use std::sync::Arc;
 
@@ -244,7 +245,7 @@ impl Requests {
         }
         self.records.finish_record(&mut self.batch, &mut self.ids);
         self.batch_events += 1;
-        conn.commit_mark.get_or_insert(conn.out.len());
+        conn.mark_ingest();
         Ok(())
     }
 
@@ -266,7 +267,7 @@ impl Requests {
         )?;
         if events > 0 {
             self.batch_events += events;
-            conn.commit_mark.get_or_insert(conn.out.len());
+            conn.mark_ingest();
         }
         Ok(events)
     }

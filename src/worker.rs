@@ -2,12 +2,16 @@
 //! It shares nothing with other workers but atomics, takes no lock, and never waits for the uploader.
 //!
 //! One iteration of the loop:
-//! 1. wait for readiness (bounded by the next timer: chunk age, housekeeping);
-//! 2. accept, read and handle every ready connection — events go to the batch, responses to each
-//!    connection's output, nothing is written to a socket yet;
-//! 3. group commit: the batch goes to the open chunk with one `write(2)` (DURABILITY=spool);
-//! 4. flush: every touched connection's output is written — only now can a 2xx leave;
-//! 5. seal the chunk if due and hand it to the uploader; once a second, time out idle and slow connections.
+//! 1. wait for readiness (bounded by the next timer: chunk age, housekeeping; zero while a connection whose
+//!    reading was paused waits to be read again);
+//! 2. accept, read and handle every ready or resumed connection, and once a second time out idle and slow
+//!    ones — events go to the batch, responses to each connection's output, nothing is written to a socket;
+//! 3. group commit: the batch goes to the open chunk with one `write(2)` (DURABILITY=spool); only then is
+//!    every touched connection's committed boundary moved past its new responses (or, if the write failed,
+//!    its acknowledgements replaced by a 503);
+//! 4. flush: committed output is written — only now can a 2xx leave. Flushing never reads: a connection
+//!    whose output drained while its reading was paused is queued for step 2 of the next iteration;
+//! 5. seal the chunk if due and hand it to the uploader.
 
 use std::io;
 use std::sync::Arc;
@@ -47,7 +51,10 @@ pub struct Worker {
     pub max_connections: usize,
     unsent_jobs: Vec<UploadJob>,
     read_buf: Vec<u8>,
+    /// Connections with output to commit and write this iteration.
     flush_list: Vec<usize>,
+    /// Connections whose output drained while their reading was paused: read them next iteration.
+    resume_list: Vec<usize>,
     write_error_until: Option<Instant>,
     next_housekeeping: Instant,
     closing_deadline: Option<Instant>,
@@ -78,6 +85,7 @@ impl Worker {
             unsent_jobs: Vec::new(),
             read_buf: vec![0; READ_BUFFER],
             flush_list: Vec::new(),
+            resume_list: Vec::new(),
             write_error_until: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             closing_deadline: None,
@@ -118,6 +126,12 @@ impl Worker {
                     }
                 }
             }
+            for i in std::mem::take(&mut self.resume_list) {
+                self.read(i, now);
+            }
+            if now >= self.next_housekeeping {
+                self.housekeeping(now);
+            }
             self.commit(now);
             self.flush_all(now);
             // After a failed spool write, the disk gets a pause before the next attempt.
@@ -126,9 +140,6 @@ impl Worker {
             }
             if let Err(e) = self.chunk.sync_if_due(now) {
                 tracing::error!(worker = self.index, error = %e, "fsync of the open chunk failed");
-            }
-            if now >= self.next_housekeeping {
-                self.housekeeping(now);
             }
             if self.shared.phase() == Phase::Closing {
                 if self.closing_deadline.is_none() {
@@ -144,6 +155,9 @@ impl Worker {
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
+        if !self.resume_list.is_empty() {
+            return Duration::ZERO;
+        }
         let mut until = self.next_housekeeping;
         if let Some(age) = self.chunk.age_deadline() {
             // While the disk pauses after a failed write, sealing waits for the pause to end.
@@ -229,7 +243,7 @@ impl Worker {
         }
     }
 
-    /// Group commit: this iteration's events go to the spool before any of their responses leave.
+    /// Group commit: this iteration's events go to the spool, and only then may their responses leave.
     fn commit(&mut self, now: Instant) {
         let events = self.requests.batch_events;
         if events > 0 {
@@ -240,7 +254,10 @@ impl Worker {
                     add(&self.metrics().events_accepted, events);
                     add(&self.metrics().spool_writes, 1);
                 }
-                Err(e) => self.spool_write_failed(e, now, true),
+                Err(e) => {
+                    self.spool_write_failed(e, now);
+                    self.take_back_acknowledgements();
+                }
             }
         }
         self.requests.batch.clear();
@@ -249,13 +266,13 @@ impl Worker {
         add(&self.metrics().requests, answered);
         for &i in &self.flush_list {
             if let Some(conn) = self.conns.get_mut(i) {
-                conn.commit_mark = None;
+                conn.commit_output();
             }
         }
     }
 
-    /// Nothing of the failed write is durable: take back every response that waited for it.
-    fn spool_write_failed(&mut self, e: SpoolWriteError, now: Instant, batch_lost: bool) {
+    /// A spool write failed: ingest answers 503 for a while; an abandoned open chunk goes to repair.
+    fn spool_write_failed(&mut self, e: SpoolWriteError, now: Instant) {
         add(&self.metrics().spool_write_errors, 1);
         if self.write_error_until.is_none_or(|t| now >= t) {
             tracing::error!(worker = self.index, error = %e.error, "spool write failed; answering 503 for a while");
@@ -265,16 +282,17 @@ impl Worker {
         if let Some(path) = e.abandoned {
             self.send_job(UploadJob::Repair(path));
         }
-        if !batch_lost {
-            return;
-        }
+    }
+
+    /// Nothing of the lost batch is durable: every answer that acknowledged part of it, and everything the
+    /// connection answered after it, becomes one 503 that ends the connection.
+    fn take_back_acknowledgements(&mut self) {
         for k in 0..self.flush_list.len() {
             let i = self.flush_list[k];
             let Some(conn) = self.conns.get_mut(i) else {
                 continue;
             };
-            if let Some(mark) = conn.commit_mark.take() {
-                conn.out.truncate(mark.max(conn.out_sent));
+            if conn.take_back_ingest() {
                 conn.pending.clear();
                 let error = HttpError::Unavailable("spool write failed");
                 self.requests.reject(conn, error, false, true);
@@ -282,6 +300,7 @@ impl Worker {
         }
     }
 
+    /// Writes committed output. Never reads: what a read would answer must wait for the next group commit.
     fn flush_all(&mut self, now: Instant) {
         while let Some(i) = self.flush_list.pop() {
             let Some(conn) = self.conns.get_mut(i) else {
@@ -295,7 +314,7 @@ impl Worker {
                 Ok(true) if conn.close_after_flush => conn.linger(now),
                 Ok(true) if conn.read_paused => {
                     conn.read_paused = false;
-                    self.read(i, now);
+                    self.resume_list.push(i);
                 }
                 Ok(true) => {}
             }
@@ -316,7 +335,7 @@ impl Worker {
                 self.send_job(UploadJob::Sealed(sealed));
             }
             Ok((None, _)) => {}
-            Err(e) => self.spool_write_failed(e, now, false),
+            Err(e) => self.spool_write_failed(e, now),
         }
     }
 
@@ -370,7 +389,6 @@ impl Worker {
             self.requests.reject(conn, HttpError::RequestTimeout, false, true);
             self.queue_flush(i);
         }
-        self.flush_all(now);
     }
 
     /// The drain is over: stop accepting; idle connections close now, the others finish their request.

@@ -1,0 +1,206 @@
+//! Guarantee 1 under output back-pressure, on the real binary: one connection pipelines tens of thousands of
+//! GETs and reads its answers slowly, so the server pauses reading (too much unsent output) and resumes when the
+//! client catches up. The server is stopped (SIGSTOP) the moment the first byte of each batch of answers reaches
+//! the client; every 200 the client holds by then must already be in the spool. Once every answer arrived, the
+//! stopped server is killed with SIGKILL and restarted on the same spool: every 200 must be shipped. The same
+//! with the spool write failing (the file-size limit lowered) just when the server resumes reading: the answers
+//! that wait for that write become one 503, and none of their events is stored.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::collector::*;
+use common::*;
+
+/// Requests per write while the client fills the server's output (~37 KB: one read of the server's).
+const PIECE: u64 = 1000;
+const TRIALS: usize = 3;
+
+/// Events written to the spool or shipped: lines of the uncompressed chunk files anywhere under `dir`.
+fn stored_events(dir: &Path) -> u64 {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files);
+    files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "ndjson"))
+        .map(|f| std::fs::read(f).map_or(0, |b| memchr::memchr_iter(b'\n', &b).count() as u64))
+        .sum()
+}
+
+/// Bytes written to `stream` that the peer has not acknowledged yet (SIOCOUTQ).
+fn unsent_bytes(stream: &TcpStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int into `bytes`, which we own.
+    assert_eq!(unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut bytes) }, 0);
+    bytes
+}
+
+/// Stops every thread of the process and waits until it is stopped.
+fn freeze(pid: i32) {
+    // SAFETY: kill(2) and waitpid(2) on our own child.
+    unsafe {
+        assert_eq!(libc::kill(pid, libc::SIGSTOP), 0);
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, libc::WUNTRACED), pid);
+        assert!(libc::WIFSTOPPED(status), "stopped");
+    }
+}
+
+fn thaw(pid: i32) {
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+}
+
+/// Parses complete answers at the start of `buf`, removes them and returns their status codes.
+fn take_answers(buf: &mut Vec<u8>) -> Vec<u16> {
+    let mut used = 0;
+    let mut statuses = Vec::new();
+    while let Some(end) = memchr::memmem::find(&buf[used..], b"\r\n\r\n") {
+        let head = std::str::from_utf8(&buf[used..used + end]).unwrap();
+        let status = head[9..12].parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .expect("Content-Length on every answer")
+            .parse()
+            .unwrap();
+        if buf.len() < used + end + 4 + length {
+            break;
+        }
+        used += end + 4 + length;
+        statuses.push(status);
+    }
+    buf.drain(..used);
+    statuses
+}
+
+/// One connection of a collector (WORKERS=1, no compression, nothing sealed by age) that pipelines GETs
+/// `id=bp-{trial}-{i}` without reading until the server stops reading it.
+struct Pipeline {
+    collector: Collector,
+    dir: tempfile::TempDir,
+    stream: TcpStream,
+    trial: usize,
+    sent: u64,
+}
+
+impl Pipeline {
+    fn fill(trial: usize) -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        let env = [("WORKERS", "1"), ("COMPRESSION_TYPE", "none"), ("MAX_BUFFER_TIME_MILLISECONDS", "3600000")];
+        // A file-size limit far away, so that SIGXFSZ is ignored when a test lowers it.
+        let collector = Collector::spawn_with(dir.path(), &env, Some(1 << 40));
+        let mut stream = TcpStream::connect(collector.addr).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        // One piece at a time, each waiting until the server's kernel took it, until the server pauses this
+        // connection (its unsent answers passed the high-water mark). The piece that arrived after the pause
+        // waits in the server's receive queue: the resumed read takes it.
+        let mut sent = 0;
+        let start = Instant::now();
+        while metric(collector.addr, "plutos_read_pauses_total") == 0 {
+            assert!(start.elapsed() < DEADLINE, "trial {trial}: the server never paused reading");
+            let piece: Vec<u8> = (sent..sent + PIECE)
+                .flat_map(|i| format!("GET /e?id=bp-{trial}-{i} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes())
+                .collect();
+            stream.write_all(&piece).unwrap();
+            sent += PIECE;
+            while unsent_bytes(&stream) > 0 {
+                assert!(start.elapsed() < DEADLINE, "trial {trial}: requests stuck in the client");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Pipeline { collector, dir, stream, trial, sent }
+    }
+
+    /// Reads slowly: stops the server at the first byte of each batch of answers, takes everything it wrote
+    /// before it stopped and compares with the spool at that instant. Ends, with the server stopped, once
+    /// every request is answered or the connection is closed. Returns the statuses in order.
+    fn read_slowly(&mut self) -> Vec<u16> {
+        let (pid, trial) = (self.collector.child.id() as i32, self.trial);
+        let mut pending = Vec::new();
+        let mut statuses = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // Peek: taking bytes would open the receive window and wake the server before it is stopped.
+            let n = self.stream.peek(&mut buf[..1]).expect("answers");
+            freeze(pid);
+            let mut closed = n == 0;
+            self.stream.set_nonblocking(true).unwrap();
+            while !closed {
+                match self.stream.read(&mut buf) {
+                    Ok(0) => closed = true,
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            self.stream.set_nonblocking(false).unwrap();
+            statuses.extend(take_answers(&mut pending));
+            let acked = statuses.iter().filter(|&&s| s == 200).count() as u64;
+            let stored = stored_events(self.dir.path());
+            assert!(stored >= acked, "trial {trial}: {acked} answered 200 but only {stored} events in the spool");
+            if closed || statuses.len() as u64 == self.sent {
+                assert!(pending.is_empty(), "trial {trial}: a cut answer");
+                return statuses;
+            }
+            thaw(pid);
+        }
+    }
+
+    /// SIGKILL (it works on a stopped process), restart on the same spool, stop gracefully; the shipped ids.
+    fn kill_and_recover(self) -> (HashSet<String>, tempfile::TempDir) {
+        self.collector.signal(libc::SIGKILL);
+        assert!(!self.collector.wait().success());
+        let restarted = Collector::spawn(self.dir.path(), &[]);
+        restarted.signal(libc::SIGTERM);
+        assert!(restarted.wait().success());
+        (shipped_ids(&self.dir.path().join("out")), self.dir)
+    }
+
+    fn ids(&self, range: std::ops::Range<u64>) -> Vec<String> {
+        range.map(|i| format!("bp-{}-{i}", self.trial)).collect()
+    }
+}
+
+#[test]
+fn no_200_reaches_a_slow_pipelining_client_before_its_spool_write() {
+    for trial in 0..TRIALS {
+        let mut pipeline = Pipeline::fill(trial);
+        let statuses = pipeline.read_slowly();
+        assert!(statuses.iter().all(|&s| s == 200), "trial {trial}: {statuses:?}");
+        assert_eq!(statuses.len() as u64, pipeline.sent);
+        let acked = pipeline.ids(0..pipeline.sent);
+        let (shipped, _dir) = pipeline.kill_and_recover();
+        let missing: Vec<&String> = acked.iter().filter(|id| !shipped.contains(*id)).collect();
+        assert!(missing.is_empty(), "trial {trial}: {} acknowledged events lost: {:?}", missing.len(), &missing[..5]);
+    }
+}
+
+#[test]
+fn a_spool_write_failing_when_reading_resumes_takes_back_every_waiting_200() {
+    let mut pipeline = Pipeline::fill(0);
+    // The open chunk may not grow any more: the group commit of the resumed read fails with EFBIG.
+    let open_chunk = std::fs::read_dir(pipeline.dir.path().join("spool/open")).unwrap().next().unwrap().unwrap();
+    let size = open_chunk.metadata().unwrap().len();
+    let limit = libc::rlimit { rlim_cur: size, rlim_max: 1 << 40 };
+    // SAFETY: prlimit(2) on our own child with a limit we own.
+    let rc = unsafe {
+        libc::prlimit(pipeline.collector.child.id() as i32, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut())
+    };
+    assert_eq!(rc, 0);
+    let statuses = pipeline.read_slowly();
+    let acked = statuses.iter().take_while(|&&s| s == 200).count() as u64;
+    assert_eq!(&statuses[acked as usize..], &[503], "then one 503 and the connection closes");
+    assert!(acked < pipeline.sent);
+    let (acked_ids, refused_ids) = (pipeline.ids(0..acked), pipeline.ids(acked..pipeline.sent));
+    let (shipped, _dir) = pipeline.kill_and_recover();
+    assert!(acked_ids.iter().all(|id| shipped.contains(id)), "every 200 shipped");
+    let stored: Vec<&String> = refused_ids.iter().filter(|id| shipped.contains(*id)).collect();
+    assert!(stored.is_empty(), "{} events without a 200 stored: {:?}", stored.len(), &stored[..stored.len().min(5)]);
+}
