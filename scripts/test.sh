@@ -5,5 +5,5 @@
 # first, as a smoke test (criterion's test mode), so the run ends on the test summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --locked --bench hot_path
+cargo test --locked --bench hot_path --bench input_scaling
 cargo test --locked --lib --bins --tests "$@"
