@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use crate::http::framing::Progress;
 use crate::request::Requests;
 
 /// Stop reading from a client that has this much unread output.
@@ -23,6 +24,8 @@ pub struct Connection {
     pub ip: Box<str>,
     /// Bytes of an incomplete request.
     pub pending: Vec<u8>,
+    /// How far the request at the start of the input got: each read looks only at its new bytes.
+    pub progress: Progress,
     /// Encoded responses not yet written; `out[..out_sent]` already went out.
     pub out: Vec<u8>,
     pub out_sent: usize,
@@ -32,7 +35,6 @@ pub struct Connection {
     out_committed: usize,
     /// Where the first response of this iteration whose events wait for the spool write starts.
     ingest_mark: Option<usize>,
-    pub continue_sent: bool,
     /// No more requests: close once `out` is written.
     pub close_after_flush: bool,
     pub peer_closed: bool,
@@ -56,11 +58,11 @@ impl Connection {
             stream,
             ip: peer.ip().to_canonical().to_string().into_boxed_str(),
             pending: Vec::new(),
+            progress: Progress::default(),
             out: Vec::new(),
             out_sent: 0,
             out_committed: 0,
             ingest_mark: None,
-            continue_sent: false,
             close_after_flush: false,
             peer_closed: false,
             read_paused: false,
@@ -79,6 +81,12 @@ impl Connection {
     /// Has bytes of a request that is not complete yet.
     pub fn has_partial_request(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// Forgets the incomplete request: it will not be answered (the connection ends after its error).
+    pub fn drop_input(&mut self) {
+        self.pending = Vec::new();
+        self.progress = Progress::default();
     }
 
     /// Reads what the socket has into the worker's `read_buf` and hands every complete request to `requests`;
@@ -115,7 +123,7 @@ impl Connection {
                 self.pending = pending;
             }
             if self.close_after_flush {
-                self.pending.clear();
+                self.drop_input();
             }
             if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
                 self.pending = Vec::new();

@@ -6,7 +6,8 @@
 //! - `listener`: one SO_REUSEPORT listening socket per worker.
 //! - `worker`: the pinned per-core event loop: accept, read, group commit, flush, seal, timeouts.
 //! - `connection`: one client connection's buffers and flags.
-//! - `http`: request heads (httparse), body framing, error kinds; `response`: encoding answers.
+//! - `http`: request heads (httparse), chunked bodies, how far the request at the start of a connection's input
+//!   got across reads, and the error kinds; `response`: encoding answers.
 //! - `request`: routing one framed request; ingest appends its events to the worker's batch.
 //! - `query`, `body`, `json`: query/form decoding, POST bodies (encodings, JSON, NDJSON), JSON text.
 //! - `record`: the JSON line of one event; `clock` and `ids`: its time and UUIDv7.

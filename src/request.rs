@@ -11,16 +11,15 @@ use crate::body::{self, BodyScratch};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::http::{Framing, HttpError, Method, Parse, RequestHead, parse_head, scan_chunked};
+use crate::http::chunked::decode_chunked;
+use crate::http::framing::{self, Framed, FramingError, Progress};
+use crate::http::{Framing, HttpError, Method, RequestHead};
 use crate::ids::RequestIds;
 use crate::metrics::{WorkerMetrics, add};
 use crate::query::{QueryScratch, append_query_object};
 use crate::record::{RecordBuilder, RequestMeta};
-use crate::response::{self, ALLOW_INGEST, ALLOW_READ_ONLY, Response};
+use crate::response::{self, ALLOW_INGEST, ALLOW_READ_ONLY, ConnectionHeader, Response};
 use crate::state::{Phase, Shared};
-
-/// Extra room a chunked body may take on the wire over its decoded size (chunk-size lines).
-const CHUNKED_OVERHEAD: usize = 64 * 1024;
 
 /// A worker's request-handling state: clock, ids, scratch buffers and the batch of lines of this iteration.
 pub struct Requests {
@@ -68,14 +67,15 @@ impl Requests {
         &self.shared.workers[self.worker]
     }
 
-    /// Handles every complete request at the start of `data`; returns how many bytes they took.
+    /// Handles every complete request at the start of `data`; returns how many bytes they took. What is left
+    /// is the start of an incomplete request, whose progress `conn.progress` keeps for the next call.
     pub fn process(&mut self, conn: &mut Connection, data: &[u8]) -> usize {
         let mut pos = 0;
         while pos < data.len() && !conn.close_after_flush {
             match self.handle_one(conn, &data[pos..]) {
                 Some(n) => {
                     pos += n;
-                    conn.continue_sent = false;
+                    conn.progress = Progress::default();
                 }
                 None => break,
             }
@@ -85,67 +85,48 @@ impl Requests {
 
     /// Handles the request at the start of `buf`, if it is complete. Returns the bytes it took.
     fn handle_one(&mut self, conn: &mut Connection, buf: &[u8]) -> Option<usize> {
-        let head = match parse_head(buf) {
-            Ok(Parse::Complete(head)) => head,
-            Ok(Parse::Partial) => return None,
-            Err(e) => {
-                self.reject(conn, e, false, true);
-                return Some(buf.len());
-            }
-        };
-        let max_body = self.config.max_body_bytes;
-        let rest = &buf[head.len..];
-        let mut dechunked = std::mem::take(&mut self.body.dechunked);
-        let framed: Result<Option<(bool, usize)>, HttpError> = match head.framing {
-            Framing::None if head.method == Method::Post => Err(HttpError::LengthRequired),
-            Framing::None => Ok(Some((false, 0))),
-            Framing::Length(n) if n > max_body as u64 => Err(HttpError::PayloadTooLarge("request body too large")),
-            Framing::Length(n) if (rest.len() as u64) < n => Ok(None),
-            Framing::Length(n) => Ok(Some((false, n as usize))),
-            Framing::Chunked => match scan_chunked(rest, max_body) {
-                Ok(Parse::Complete(c)) => {
-                    dechunked.clear();
-                    crate::http::decode_chunked(&rest[..c.wire_len], &mut dechunked);
-                    Ok(Some((true, c.wire_len)))
-                }
-                Ok(Parse::Partial) if rest.len() > max_body + CHUNKED_OVERHEAD => {
-                    Err(HttpError::PayloadTooLarge("request body too large"))
-                }
-                Ok(Parse::Partial) => Ok(None),
-                Err(e) => Err(e),
-            },
-        };
-        let result = match framed {
-            Err(e) => {
-                // The body cannot be framed (or will not be read): answer and end the connection.
-                self.reject(conn, e, head.method == Method::Head, true);
-                Some(buf.len())
-            }
-            Ok(None) => {
-                if head.expect_continue && !conn.continue_sent {
+        let (head, end) = match conn.progress.advance(buf, self.config.max_body_bytes) {
+            Ok(Framed::Complete { head, end }) => (head, end),
+            Ok(Framed::Partial) => return None,
+            Ok(Framed::HeadOnly(head)) => {
+                if head.expect_continue {
                     if let Some(e) = self.refuse_early(&head) {
-                        self.reject(conn, e, false, true);
-                        self.body.dechunked = dechunked;
+                        self.reject(conn, e, false, ConnectionHeader::Close);
                         return Some(buf.len());
                     }
                     response::write_continue(&mut conn.out);
-                    conn.continue_sent = true;
                 }
-                None
+                return None;
             }
-            Ok(Some((chunked, wire_len))) => {
-                let body = if chunked { &dechunked[..] } else { &rest[..wire_len] };
-                // Once the drain is over, the connection ends after this request.
-                let close = !head.keep_alive || self.shared.phase() == Phase::Closing;
-                self.respond(conn, &head, body, close);
-                if close {
-                    conn.close_after_flush = true;
-                }
-                Some(head.len + wire_len)
+            Err(FramingError { error, head_only }) => {
+                // The request cannot be framed (or its body will not be read): answer and end the connection.
+                self.reject(conn, error, head_only, ConnectionHeader::Close);
+                return Some(buf.len());
             }
         };
+        let mut dechunked = std::mem::take(&mut self.body.dechunked);
+        let body = match head.framing {
+            Framing::Chunked => {
+                dechunked.clear();
+                let limits = framing::chunked_limits(&head, self.config.max_body_bytes);
+                let decoded = decode_chunked(&buf[head.len..end], limits, &mut dechunked);
+                debug_assert!(decoded.is_ok(), "a body the scanner found complete decodes");
+                &dechunked[..]
+            }
+            _ => &buf[head.len..end],
+        };
+        // Once the drain is over, the connection ends after this request.
+        let connection = if !head.keep_alive || self.shared.phase() == Phase::Closing {
+            conn.close_after_flush = true;
+            ConnectionHeader::Close
+        } else if head.http10 {
+            ConnectionHeader::KeepAlive
+        } else {
+            ConnectionHeader::Omit
+        };
+        self.respond(conn, &head, body, connection);
         self.body.dechunked = dechunked;
-        result
+        Some(end)
     }
 
     /// For `Expect: 100-continue`: the answer the request will get whatever its body, if it is an error.
@@ -159,34 +140,34 @@ impl Requests {
         }
     }
 
-    fn respond(&mut self, conn: &mut Connection, head: &RequestHead<'_>, body: &[u8], close: bool) {
+    fn respond(&mut self, conn: &mut Connection, head: &RequestHead<'_>, body: &[u8], connection: ConnectionHeader) {
         self.requests_seen += 1;
         let head_only = head.method == Method::Head;
         if self.shared.phase() == Phase::Closing && !conn.inflight_at_close {
-            return self.reject(conn, HttpError::Unavailable("shutting down"), head_only, true);
+            return self.reject(conn, HttpError::Unavailable("shutting down"), head_only, ConnectionHeader::Close);
         }
         conn.inflight_at_close = false;
         let date = *self.clock.http_date();
         match (head.path, head.method) {
             (b"/e", Method::Get | Method::Head) => {
                 if let Err(e) = self.ingest_query(conn, head) {
-                    return self.reject(conn, e, head_only, close);
+                    return self.reject(conn, e, head_only, connection);
                 }
                 let kind = self.config.response;
-                if head_only || close {
-                    response::write_event_accepted(&mut conn.out, &date, kind, head_only, close);
+                if head_only || connection != ConnectionHeader::Omit {
+                    response::write_event_accepted(&mut conn.out, &date, kind, head_only, connection);
                 } else {
                     if self.event_ok_second != self.clock.unix_seconds() {
                         self.event_ok_second = self.clock.unix_seconds();
                         self.event_ok.clear();
-                        response::write_event_accepted(&mut self.event_ok, &date, kind, false, false);
+                        response::write_event_accepted(&mut self.event_ok, &date, kind, false, ConnectionHeader::Omit);
                     }
                     conn.out.extend_from_slice(&self.event_ok);
                 }
             }
             (b"/e", Method::Post) => match self.ingest_body(conn, head, body) {
-                Ok(events) => response::write_batch_accepted(&mut conn.out, &date, events, close),
-                Err(e) => self.reject(conn, e, false, close),
+                Ok(events) => response::write_batch_accepted(&mut conn.out, &date, events, connection),
+                Err(e) => self.reject(conn, e, false, connection),
             },
             (b"/e", Method::Options) => {
                 let preflight = Response {
@@ -195,9 +176,9 @@ impl Requests {
                     extra_headers: b"Allow: GET, HEAD, POST, OPTIONS\r\n",
                     body: b"",
                 };
-                response::write(&mut conn.out, &date, &preflight, false, close);
+                response::write(&mut conn.out, &date, &preflight, false, connection);
             }
-            (b"/e", _) => self.reject(conn, HttpError::MethodNotAllowed { allow: ALLOW_INGEST }, false, close),
+            (b"/e", _) => self.reject(conn, HttpError::MethodNotAllowed { allow: ALLOW_INGEST }, false, connection),
             (b"/health", Method::Get | Method::Head) => {
                 let (status, text): ((u16, &str), &[u8]) = match self.shared.phase() {
                     Phase::Running => ((200, "OK"), b"ok\n"),
@@ -209,7 +190,7 @@ impl Requests {
                     extra_headers: b"Cache-Control: no-store\r\n",
                     body: text,
                 };
-                response::write(&mut conn.out, &date, &health, head_only, close);
+                response::write(&mut conn.out, &date, &health, head_only, connection);
             }
             (b"/metrics", Method::Get | Method::Head) => {
                 let text = self.shared.metrics_text();
@@ -219,12 +200,12 @@ impl Requests {
                     extra_headers: b"",
                     body: text.as_bytes(),
                 };
-                response::write(&mut conn.out, &date, &metrics, head_only, close);
+                response::write(&mut conn.out, &date, &metrics, head_only, connection);
             }
             (b"/health" | b"/metrics", _) => {
-                self.reject(conn, HttpError::MethodNotAllowed { allow: ALLOW_READ_ONLY }, false, close)
+                self.reject(conn, HttpError::MethodNotAllowed { allow: ALLOW_READ_ONLY }, false, connection)
             }
-            _ => self.reject(conn, HttpError::NotFound, head_only, close),
+            _ => self.reject(conn, HttpError::NotFound, head_only, connection),
         }
     }
 
@@ -272,14 +253,14 @@ impl Requests {
         Ok(events)
     }
 
-    /// Answers with the canned response for `e`; `close` ends the connection after it.
-    pub fn reject(&mut self, conn: &mut Connection, e: HttpError, head_only: bool, close: bool) {
+    /// Answers with the canned response for `e`; `ConnectionHeader::Close` ends the connection after it.
+    pub fn reject(&mut self, conn: &mut Connection, e: HttpError, head_only: bool, connection: ConnectionHeader) {
         match e {
             HttpError::Unavailable(_) => add(&self.metrics().requests_unavailable, 1),
             _ => add(&self.metrics().requests_rejected, 1),
         }
-        response::write_error(&mut conn.out, self.clock.http_date(), e, head_only, close);
-        if close {
+        response::write_error(&mut conn.out, self.clock.http_date(), e, head_only, connection);
+        if connection == ConnectionHeader::Close {
             conn.close_after_flush = true;
         }
     }

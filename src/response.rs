@@ -1,5 +1,6 @@
 //! Encoding responses into a connection's output buffer. Every response carries `Content-Length` and the
-//! worker's cached `Date`; `Connection: close` is added when the connection ends after it.
+//! worker's cached `Date`; `Connection: close` when the connection ends after it, `Connection: keep-alive` when
+//! an HTTP/1.0 client asked to keep it.
 
 use crate::config::ResponseKind;
 use crate::http::HttpError;
@@ -9,6 +10,17 @@ pub const PIXEL_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xf
 
 pub const ALLOW_INGEST: &str = "GET, HEAD, POST, OPTIONS";
 pub const ALLOW_READ_ONLY: &str = "GET, HEAD";
+
+/// The `Connection` header of a response: what happens to the connection after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionHeader {
+    /// HTTP/1.1 keeps the connection by default: no header.
+    Omit,
+    /// An HTTP/1.0 client that sent `Connection: keep-alive` learns that it was kept.
+    KeepAlive,
+    /// The connection ends after this response.
+    Close,
+}
 
 /// One response, borrowed for the time it takes to encode it.
 pub struct Response<'a> {
@@ -20,7 +32,13 @@ pub struct Response<'a> {
 }
 
 /// Appends `response`. `head_only` (a HEAD request) keeps the Content-Length but drops the body.
-pub fn write(out: &mut Vec<u8>, date: &[u8; 29], response: &Response<'_>, head_only: bool, close: bool) {
+pub fn write(
+    out: &mut Vec<u8>,
+    date: &[u8; 29],
+    response: &Response<'_>,
+    head_only: bool,
+    connection: ConnectionHeader,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     append_decimal(out, u64::from(response.status.0));
     out.push(b' ');
@@ -35,8 +53,10 @@ pub fn write(out: &mut Vec<u8>, date: &[u8; 29], response: &Response<'_>, head_o
     append_decimal(out, response.body.len() as u64);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(response.extra_headers);
-    if close {
-        out.extend_from_slice(b"Connection: close\r\n");
+    match connection {
+        ConnectionHeader::Omit => {}
+        ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
     if !head_only {
@@ -45,7 +65,13 @@ pub fn write(out: &mut Vec<u8>, date: &[u8; 29], response: &Response<'_>, head_o
 }
 
 /// The answer to an accepted GET/HEAD on `/e`.
-pub fn write_event_accepted(out: &mut Vec<u8>, date: &[u8; 29], kind: ResponseKind, head_only: bool, close: bool) {
+pub fn write_event_accepted(
+    out: &mut Vec<u8>,
+    date: &[u8; 29],
+    kind: ResponseKind,
+    head_only: bool,
+    connection: ConnectionHeader,
+) {
     let response = match kind {
         ResponseKind::Empty => Response { status: (200, "OK"), content_type: None, extra_headers: b"", body: b"" },
         ResponseKind::NoContent => {
@@ -58,11 +84,11 @@ pub fn write_event_accepted(out: &mut Vec<u8>, date: &[u8; 29], kind: ResponseKi
             body: PIXEL_GIF,
         },
     };
-    write(out, date, &response, head_only, close);
+    write(out, date, &response, head_only, connection);
 }
 
 /// The answer to an accepted POST: `{"accepted":N}`.
-pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, close: bool) {
+pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, connection: ConnectionHeader) {
     let mut body = [0u8; 40];
     let prefix = b"{\"accepted\":";
     body[..prefix.len()].copy_from_slice(prefix);
@@ -77,11 +103,11 @@ pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, c
         extra_headers: b"",
         body: &body[..=len],
     };
-    write(out, date, &response, false, close);
+    write(out, date, &response, false, connection);
 }
 
 /// The canned answer for `err`: its status and a one-line plain-text reason.
-pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, head_only: bool, close: bool) {
+pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, head_only: bool, connection: ConnectionHeader) {
     let mut body = [0u8; 128];
     let reason = err.reason().as_bytes();
     let n = reason.len().min(body.len() - 1);
@@ -99,7 +125,7 @@ pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, head_only
         extra_headers,
         body: &body[..=n],
     };
-    write(out, date, &response, head_only, close);
+    write(out, date, &response, head_only, connection);
 }
 
 pub fn write_continue(out: &mut Vec<u8>) {
@@ -140,21 +166,24 @@ mod tests {
     #[test]
     fn encodes_canned_responses() {
         assert_eq!(
-            text(|o| write_event_accepted(o, DATE, ResponseKind::Empty, false, false)),
+            text(|o| write_event_accepted(o, DATE, ResponseKind::Empty, false, ConnectionHeader::Omit)),
             "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\n\r\n"
         );
         assert_eq!(
-            text(|o| write_batch_accepted(o, DATE, 1234, true)),
+            text(|o| write_batch_accepted(o, DATE, 1234, ConnectionHeader::Close)),
             "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Type: application/json\r\n\
              Content-Length: 17\r\nConnection: close\r\n\r\n{\"accepted\":1234}"
         );
-        let err = text(|o| write_error(o, DATE, HttpError::Unavailable("spool is full"), false, false));
+        let err =
+            text(|o| write_error(o, DATE, HttpError::Unavailable("spool is full"), false, ConnectionHeader::Omit));
         assert!(err.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{err}");
         assert!(err.contains("Retry-After: 1\r\n") && err.ends_with("\r\n\r\nspool is full\n"), "{err}");
-        let head = text(|o| write_event_accepted(o, DATE, ResponseKind::Pixel, true, false));
+        let head = text(|o| write_event_accepted(o, DATE, ResponseKind::Pixel, true, ConnectionHeader::KeepAlive));
         assert!(head.contains("Content-Length: 43\r\n") && head.ends_with("\r\n\r\n"), "{head}");
-        let allow =
-            text(|o| write_error(o, DATE, HttpError::MethodNotAllowed { allow: ALLOW_READ_ONLY }, false, false));
+        assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
+        let allow = text(|o| {
+            write_error(o, DATE, HttpError::MethodNotAllowed { allow: ALLOW_READ_ONLY }, false, ConnectionHeader::Omit)
+        });
         assert!(allow.contains("Allow: GET, HEAD\r\n"), "{allow}");
     }
 

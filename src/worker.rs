@@ -28,6 +28,7 @@ use crate::connection::Connection;
 use crate::http::HttpError;
 use crate::metrics::{WorkerMetrics, add};
 use crate::request::Requests;
+use crate::response::ConnectionHeader;
 use crate::state::{Phase, Shared};
 use crate::upload::UploadJob;
 
@@ -293,9 +294,9 @@ impl Worker {
                 continue;
             };
             if conn.take_back_ingest() {
-                conn.pending.clear();
+                conn.drop_input();
                 let error = HttpError::Unavailable("spool write failed");
-                self.requests.reject(conn, error, false, true);
+                self.requests.reject(conn, error, false, ConnectionHeader::Close);
             }
         }
     }
@@ -384,9 +385,9 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(i) else {
                 continue;
             };
-            conn.pending = Vec::new();
+            conn.drop_input();
             conn.request_started = None;
-            self.requests.reject(conn, HttpError::RequestTimeout, false, true);
+            self.requests.reject(conn, HttpError::RequestTimeout, false, ConnectionHeader::Close);
             self.queue_flush(i);
         }
     }

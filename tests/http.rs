@@ -51,7 +51,7 @@ fn post_bodies_of_every_kind_and_encoding() {
     ];
     for (encoding, body) in &encoded {
         let head = format!(
-            "POST /e HTTP/1.1\r\nContent-Type: application/json\r\nContent-Encoding: {encoding}\r\nContent-Length: {}\r\n\r\n",
+            "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Encoding: {encoding}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         let r = request(server.addr, &[head.as_bytes(), body].concat());
@@ -87,7 +87,7 @@ fn pipelined_requests_are_answered_in_order() {
         }
         burst.extend_from_slice(format!("GET /e?i={i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
     }
-    burst.extend_from_slice(b"POST /e HTTP/1.1\r\nContent-Length: 8\r\n\r\n{\"i\":50}");
+    burst.extend_from_slice(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\n{\"i\":50}");
     client.send(&burst);
     for i in 0..52 {
         let r = client.read_response();
@@ -113,7 +113,8 @@ fn a_request_sent_one_byte_per_write() {
     }
     let r = client.read_response();
     assert_eq!((r.status, r.text()), (200, r#"{"accepted":1}"#.to_string()));
-    let chunked = b"POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"x\"\r\n3\r\n:1}\r\n0\r\n\r\n";
+    let chunked =
+        b"POST /e HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"x\"\r\n3\r\n:1}\r\n0\r\n\r\n";
     for byte in chunked {
         client.send(&[*byte]);
     }
@@ -129,7 +130,7 @@ fn expect_100_continue() {
     let server = TestServer::start(&[]);
     let mut client = server.client();
     let body = br#"{"continued": true}"#;
-    let head = format!("POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n", body.len());
+    let head = format!("POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n", body.len());
     client.send(head.as_bytes());
     assert_eq!(client.read_response().status, 100);
     client.send(body);
@@ -137,9 +138,12 @@ fn expect_100_continue() {
 
     // A request that will fail whatever its body gets its final answer instead of 100.
     let mut client = server.client();
-    let r = client.request(b"POST /nowhere HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    let r = client.request(b"POST /nowhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
     assert_eq!(r.status, 404);
-    let r = request(server.addr, b"POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n");
+    let r = request(
+        server.addr,
+        b"POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n",
+    );
     assert_eq!(r.status, 413);
     let dir = server.stop();
     assert_eq!(raw_data(&read_records(&dir.path().join("out"))), vec![json!({"continued": true})]);
@@ -148,7 +152,8 @@ fn expect_100_continue() {
 #[test]
 fn chunked_request_bodies() {
     let server = TestServer::start(&[]);
-    let raw = b"POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-ndjson\r\n\r\n\
+    let raw =
+        b"POST /e HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-ndjson\r\n\r\n\
         b\r\n{\"c\":1}\n{\"c\r\n9;ext=x\r\n\":2}\n{\"c\"\r\n4\r\n:3}\n\r\n0\r\nX-Trailer: t\r\n\r\n";
     let r = request(server.addr, raw);
     assert_eq!((r.status, r.text()), (200, r#"{"accepted":3}"#.to_string()));
@@ -172,7 +177,7 @@ fn http10_and_connection_close_end_the_connection() {
     assert_eq!(client.request(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").status, 200);
 
     let mut client = server.client();
-    let r = client.request(b"GET /e?v=close HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let r = client.request(b"GET /e?v=close HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert_eq!(r.header("connection"), Some("close"));
     assert!(client.is_closed_by_server());
     let dir = server.stop();
@@ -188,39 +193,39 @@ fn every_error_code_with_a_reason_and_nothing_stored() {
         gz.write_all(b"{}").unwrap();
         gz.finish().unwrap()
     };
-    let long_uri = format!("GET /e?{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
-    let big_headers = format!("GET /e HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(17_000));
+    let long_uri = format!("GET /e?{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
+    let big_headers = format!("GET /e HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(17_000));
     let gzip_bomb = [
-        format!("POST /e HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", big_gzip.len())
+        format!("POST /e HTTP/1.1\r\nHost: t\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", big_gzip.len())
             .into_bytes(),
         big_gzip,
     ]
     .concat();
     let table: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed request line", b"NOT HTTP\r\n\r\n".to_vec(), 400),
-        ("invalid JSON", b"POST /e HTTP/1.1\r\nContent-Length: 7\r\n\r\n{\"a\":}x".to_vec(), 400),
-        ("JSON scalar", b"POST /e HTTP/1.1\r\nContent-Length: 2\r\n\r\n42".to_vec(), 400),
-        ("invalid UTF-8 in query", b"GET /e?a=%ff HTTP/1.1\r\n\r\n".to_vec(), 400),
+        ("invalid JSON", b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n{\"a\":}x".to_vec(), 400),
+        ("JSON scalar", b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n42".to_vec(), 400),
+        ("invalid UTF-8 in query", b"GET /e?a=%ff HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
         (
             "bad NDJSON line",
-            b"POST /e HTTP/1.1\r\nContent-Type: application/x-ndjson\r\nContent-Length: 12\r\n\r\n{\"a\":1}\n{bad"
+            b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nContent-Length: 12\r\n\r\n{\"a\":1}\n{bad"
                 .to_vec(),
             400,
         ),
-        ("unknown path", b"GET /other HTTP/1.1\r\n\r\n".to_vec(), 404),
-        ("wrong method", b"DELETE /e HTTP/1.1\r\n\r\n".to_vec(), 405),
-        ("POST without length", b"POST /e HTTP/1.1\r\n\r\n".to_vec(), 411),
-        ("body over limit", b"POST /e HTTP/1.1\r\nContent-Length: 5000\r\n\r\n".to_vec(), 413),
+        ("unknown path", b"GET /other HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 404),
+        ("wrong method", b"DELETE /e HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 405),
+        ("POST without length", b"POST /e HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 411),
+        ("body over limit", b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n".to_vec(), 413),
         ("decompressed over limit", gzip_bomb, 413),
         ("URI too long", long_uri.into_bytes(), 414),
         (
             "unsupported type",
-            b"POST /e HTTP/1.1\r\nContent-Type: application/xml\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+            b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: application/xml\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
             415,
         ),
         (
             "unsupported encoding",
-            b"POST /e HTTP/1.1\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+            b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
             415,
         ),
         ("headers too large", big_headers.into_bytes(), 431),
@@ -233,12 +238,12 @@ fn every_error_code_with_a_reason_and_nothing_stored() {
             assert_eq!(r.header("allow"), Some("GET, HEAD, POST, OPTIONS"), "{what}");
         }
     }
-    let r = request(server.addr, b"POST /health HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let r = request(server.addr, b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
     // A keep-alive connection survives a rejected but well-framed request.
     let mut client = server.client();
-    assert_eq!(client.request(b"POST /e HTTP/1.1\r\nContent-Length: 3\r\n\r\n[1,").status, 400);
-    assert_eq!(client.request(b"GET /e?after=error HTTP/1.1\r\n\r\n").status, 200);
+    assert_eq!(client.request(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n[1,").status, 400);
+    assert_eq!(client.request(b"GET /e?after=error HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
     let dir = server.stop();
     assert_eq!(raw_data(&read_records(&dir.path().join("out"))), vec![json!({"after": "error"})]);
 }
@@ -275,7 +280,7 @@ fn health_options_head_and_pixel() {
     let server = TestServer::start(&["--response", "pixel"]);
     let r = get(server.addr, "/health");
     assert_eq!((r.status, r.text()), (200, "ok\n".to_string()));
-    let r = request(server.addr, b"OPTIONS /e HTTP/1.1\r\n\r\n");
+    let r = request(server.addr, b"OPTIONS /e HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 204);
     let r = get(server.addr, "/e?pixel=1");
     assert_eq!(r.header("content-type"), Some("image/gif"));
@@ -283,7 +288,7 @@ fn health_options_head_and_pixel() {
     assert!(r.header("cache-control").unwrap().contains("no-cache"));
     let mut client = server.client();
     // HEAD: the GET's headers and Content-Length, no body; the next response follows directly.
-    client.send(b"HEAD /e?head=1 HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n");
+    client.send(b"HEAD /e?head=1 HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     let head = client.read_head_only();
     assert!(head.contains("Content-Length: 43\r\n"), "{head}");
     assert_eq!(client.read_response().text(), "ok\n");
@@ -299,7 +304,7 @@ fn every_codec_ships_valid_streams_and_chunks_tile_the_sequence() {
         let server = TestServer::start(&flags);
         let mut client = server.client();
         for i in 0..40 {
-            assert_eq!(client.request(format!("GET /e?n={i} HTTP/1.1\r\n\r\n").as_bytes()).status, 200);
+            assert_eq!(client.request(format!("GET /e?n={i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
         }
         let dir = server.stop();
         let shipped = read_shipped(&dir.path().join("out"));
@@ -339,18 +344,18 @@ fn connections_over_the_limit_are_closed_at_once() {
     let server = TestServer::start(&["--workers", "1", "--max-connections", "2"]);
     let mut first = server.client();
     let mut second = server.client();
-    assert_eq!(first.request(b"GET /e?conn=1 HTTP/1.1\r\n\r\n").status, 200);
-    assert_eq!(second.request(b"GET /e?conn=2 HTTP/1.1\r\n\r\n").status, 200);
+    assert_eq!(first.request(b"GET /e?conn=1 HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    assert_eq!(second.request(b"GET /e?conn=2 HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
     let mut third = server.client();
-    let _ = third.try_send(b"GET /e?conn=3 HTTP/1.1\r\n\r\n");
+    let _ = third.try_send(b"GET /e?conn=3 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(third.try_read_response().is_none(), "the third connection is closed without an answer");
     drop(first);
     wait_until("room for a new connection", || {
         let mut client = server.client();
-        client.try_send(b"GET /e?conn=4 HTTP/1.1\r\n\r\n").is_ok()
+        client.try_send(b"GET /e?conn=4 HTTP/1.1\r\nHost: t\r\n\r\n").is_ok()
             && client.try_read_response().is_some_and(|r| r.status == 200)
     });
-    let metrics = second.request(b"GET /metrics HTTP/1.1\r\n\r\n").text();
+    let metrics = second.request(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").text();
     assert!(!metrics.contains("plutos_connections_refused_total 0\n"), "{metrics}");
     let dir = server.stop();
     let mut got: Vec<String> =
@@ -370,7 +375,7 @@ fn garbage_and_cut_requests_never_take_the_server_down() {
         seed ^= seed << 17;
         seed
     };
-    let valid = b"POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-ndjson\r\n\r\n5\r\n{}\n[]\n\r\n0\r\n\r\n";
+    let valid = b"POST /e HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-ndjson\r\n\r\n5\r\n{}\n[]\n\r\n0\r\n\r\n";
     for round in 0..200 {
         let mut bytes = valid.to_vec();
         match round % 3 {
@@ -405,7 +410,11 @@ fn fsync_modes_ack_and_ship_every_event() {
         let server = TestServer::start(&["--fsync", fsync, "--max-chunk-events", "5"]);
         let mut client = server.client();
         for i in 0..12 {
-            assert_eq!(client.request(format!("GET /e?f={i} HTTP/1.1\r\n\r\n").as_bytes()).status, 200, "{fsync}");
+            assert_eq!(
+                client.request(format!("GET /e?f={i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status,
+                200,
+                "{fsync}"
+            );
         }
         assert_eq!(server.metric("plutos_spool_write_errors_total"), 0, "{fsync}");
         let dir = server.stop();

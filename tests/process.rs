@@ -59,7 +59,7 @@ fn sink_outage_keeps_acking_and_ships_once_the_sink_is_back() {
     let server = TestServer::start_in(dir, &["--max-buffer-time-milliseconds", "50", "--upload-backoff-max-ms", "200"]);
     let mut client = server.client();
     for i in 0..30 {
-        assert_eq!(client.request(format!("GET /e?id=outage-{i} HTTP/1.1\r\n\r\n").as_bytes()).status, 200);
+        assert_eq!(client.request(format!("GET /e?id=outage-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
     }
     wait_until("failed uploads", || server.metric("plutos_upload_failures_total") >= 2);
     assert_eq!(server.metric("plutos_events_shipped_total"), 0);
@@ -82,7 +82,7 @@ fn failed_spool_write_answers_503_and_stores_nothing_of_that_request() {
     for i in 0.. {
         assert!(start.elapsed() < DEADLINE, "no 503 then 200 within the deadline");
         let id = format!("full-{i}");
-        let raw = format!("GET /e?id={id} HTTP/1.1\r\n\r\n");
+        let raw = format!("GET /e?id={id} HTTP/1.1\r\nHost: t\r\n\r\n");
         let response = match client.try_send(raw.as_bytes()) {
             Ok(()) => client.try_read_response(),
             Err(_) => None,
@@ -117,7 +117,7 @@ fn a_second_signal_exits_at_once_and_the_next_start_ships_what_was_acked() {
     let collector = Collector::spawn(dir.path(), &[("DRAIN_SECONDS", "300")]);
     let mut client = Client::connect(collector.addr);
     for i in 0..20 {
-        assert_eq!(client.request(format!("GET /e?id=twice-{i} HTTP/1.1\r\n\r\n").as_bytes()).status, 200);
+        assert_eq!(client.request(format!("GET /e?id=twice-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
     }
     collector.signal(libc::SIGTERM);
     wait_until("/health to answer 503", || get(collector.addr, "/health").status == 503);

@@ -188,10 +188,15 @@ impl Client {
         }
     }
 
-    /// True once the server closed the connection (EOF, or a reset).
+    /// True once the server closed the connection (EOF, or a reset); false if it sent more bytes or kept the
+    /// connection open for the whole deadline.
     pub fn is_closed_by_server(&mut self) -> bool {
         let mut byte = [0u8; 1];
-        matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
+        match self.reader.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted),
+        }
     }
 }
 

@@ -1,0 +1,418 @@
+//! Request heads: the request line and headers (httparse), checked for what RFC 9112 requires of a server
+//! (Host, the request-target forms, Transfer-Encoding and Content-Length), and the limits on their size.
+
+use super::{HttpError, Method, Parse};
+
+/// The largest request head accepted (request line + headers) → 431 beyond.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The largest request target accepted → 414 beyond.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header lines accepted (trailer lines count too) → 431 beyond.
+pub const MAX_HEADERS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed request head; slices borrow the connection's buffer.
+#[derive(Debug)]
+pub struct RequestHead<'b> {
+    pub method: Method,
+    /// The path of the target (origin form, or the path part of an absolute-form target).
+    pub path: &'b [u8],
+    pub query: &'b [u8],
+    pub http10: bool,
+    pub keep_alive: bool,
+    pub framing: Framing,
+    pub expect_continue: bool,
+    pub content_type: Option<&'b [u8]>,
+    pub content_encoding: Option<&'b [u8]>,
+    pub user_agent: &'b [u8],
+    /// Bytes of the head including the blank line.
+    pub len: usize,
+    /// Header lines in the head.
+    pub headers: usize,
+}
+
+/// Where the head at the start of `buf` ends (just past its blank line), if it is complete. Only bytes from
+/// `scanned` on (less the three a blank line can straddle) are searched: a caller that keeps `scanned` between
+/// reads looks at each byte of a trickled head a bounded number of times.
+pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
+    let from = scanned.saturating_sub(3);
+    memchr::memchr_iter(b'\n', &buf[from..]).map(|i| from + i).find_map(|lf| match &buf[lf + 1..] {
+        [b'\n', ..] => Some(lf + 2),
+        [b'\r', b'\n', ..] => Some(lf + 3),
+        _ => None,
+    })
+}
+
+/// The error for an incomplete head that already broke a limit: 414 while the request line is unfinished and
+/// longer than a target may be, 431 once the head is longer than a head may be.
+pub fn partial_head_error(buf: &[u8]) -> Option<HttpError> {
+    match memchr::memchr(b'\n', buf) {
+        None if buf.len() > MAX_URI_BYTES => Some(HttpError::UriTooLong),
+        Some(line_end) if line_end > MAX_URI_BYTES + 64 => Some(HttpError::UriTooLong),
+        _ if buf.len() > MAX_HEAD_BYTES => Some(HttpError::HeadersTooLarge),
+        _ => None,
+    }
+}
+
+/// Parses one request head from the start of `buf`.
+pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return match partial_head_error(buf) {
+                Some(e) => Err(e),
+                None => Ok(Parse::Partial),
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
+        Err(httparse::Error::Version) if has_http_version(buf) => return Err(HttpError::VersionNotSupported),
+        Err(_) => return Err(HttpError::BadRequest("malformed request head")),
+    };
+    if len > MAX_HEAD_BYTES {
+        return Err(HttpError::HeadersTooLarge);
+    }
+    let target = req.path.unwrap_or("").as_bytes();
+    if target.len() > MAX_URI_BYTES {
+        return Err(HttpError::UriTooLong);
+    }
+    let (path, query) = split_target(target)?;
+    let method = match req.method.unwrap_or("") {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        "OPTIONS" => Method::Options,
+        _ => Method::Other,
+    };
+    let http10 = req.version == Some(0);
+    let mut head = RequestHead {
+        method,
+        path,
+        query,
+        http10,
+        keep_alive: !http10,
+        framing: Framing::None,
+        expect_continue: false,
+        content_type: None,
+        content_encoding: None,
+        user_agent: b"",
+        len,
+        headers: req.headers.len(),
+    };
+    let mut content_length: Option<u64> = None;
+    let mut codings = Codings::default();
+    let mut hosts = 0;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = trim_ows(h.value);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_decimal(value).ok_or(HttpError::BadRequest("invalid Content-Length"))?;
+            if content_length.is_some_and(|prev| prev != n) {
+                return Err(HttpError::BadRequest("conflicting Content-Length headers"));
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            codings.add(value);
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+            if !value.iter().all(|&b| is_host_char(b)) {
+                return Err(HttpError::BadRequest("invalid Host header"));
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(trim_ows) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    head.keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
+                    head.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            if !value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(HttpError::BadRequest("unsupported Expect"));
+            }
+            head.expect_continue = !http10;
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            head.content_type = Some(value);
+        } else if name.eq_ignore_ascii_case(b"content-encoding") {
+            head.content_encoding = Some(value);
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            head.user_agent = value;
+        }
+    }
+    match (hosts, http10) {
+        (0, false) => return Err(HttpError::BadRequest("missing Host header")),
+        (2.., _) => return Err(HttpError::BadRequest("more than one Host header")),
+        _ => {}
+    }
+    head.framing = match (codings.framing(http10)?, content_length) {
+        (true, Some(_)) => return Err(HttpError::BadRequest("both Content-Length and Transfer-Encoding")),
+        (true, None) => Framing::Chunked,
+        (false, Some(n)) => Framing::Length(n),
+        (false, None) => Framing::None,
+    };
+    Ok(Parse::Complete(head))
+}
+
+/// The transfer codings of every Transfer-Encoding line, in order.
+#[derive(Default)]
+struct Codings {
+    seen: bool,
+    chunked: usize,
+    last_is_chunked: bool,
+    other: bool,
+    empty: bool,
+}
+
+impl Codings {
+    fn add(&mut self, value: &[u8]) {
+        self.seen = true;
+        for coding in value.split(|&b| b == b',').map(trim_ows) {
+            if coding.is_empty() {
+                self.empty = true;
+                continue;
+            }
+            self.last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+            if self.last_is_chunked {
+                self.chunked += 1;
+            } else {
+                self.other = true;
+            }
+        }
+    }
+
+    /// Whether the body is chunked; an error for every shape RFC 9112 §6.1 and §6.3 call faulty.
+    fn framing(&self, http10: bool) -> Result<bool, HttpError> {
+        if !self.seen {
+            return Ok(false);
+        }
+        if http10 {
+            return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if self.empty || !self.last_is_chunked || self.chunked > 1 {
+            return Err(HttpError::BadRequest("Transfer-Encoding must end in chunked, once"));
+        }
+        if self.other {
+            return Err(HttpError::NotImplemented("transfer codings other than chunked are not supported"));
+        }
+        Ok(true)
+    }
+}
+
+/// Origin form (`/path?query`), absolute form (`http://host/path?query`, RFC 9112 §3.2.2: accepted and routed
+/// by its path) or asterisk form (`*`); a fragment or anything else is a 400.
+fn split_target(target: &[u8]) -> Result<(&[u8], &[u8]), HttpError> {
+    if memchr::memchr(b'#', target).is_some() {
+        return Err(HttpError::BadRequest("fragment in request target"));
+    }
+    let origin = if target.first() == Some(&b'/') || target == b"*" {
+        target
+    } else {
+        let scheme = memchr::memmem::find(target, b"://").unwrap_or(0);
+        let (name, rest) = (&target[..scheme], &target[(scheme + 3).min(target.len())..]);
+        if !(name.eq_ignore_ascii_case(b"http") || name.eq_ignore_ascii_case(b"https")) {
+            return Err(HttpError::BadRequest("invalid request target"));
+        }
+        let authority = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+        if authority == 0 || !rest[..authority].iter().all(|&b| is_host_char(b) || b == b'@') {
+            return Err(HttpError::BadRequest("invalid request target"));
+        }
+        &rest[authority..]
+    };
+    let (path, query) = match memchr::memchr(b'?', origin) {
+        Some(q) => (&origin[..q], &origin[q + 1..]),
+        None => (origin, &b""[..]),
+    };
+    Ok((if path.is_empty() { b"/" } else { path }, query))
+}
+
+/// Does the request line end in something shaped like `HTTP/d.d`? (httparse reports 1.0 and 1.1 only.)
+fn has_http_version(buf: &[u8]) -> bool {
+    let line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(buf.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit())
+}
+
+/// The bytes of `uri-host [ ":" port ]`: unreserved, pct-encoded, sub-delims, ":" and the IP-literal brackets.
+fn is_host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b)
+}
+
+/// Strips optional whitespace (SP, HTAB) — not the other bytes `is_ascii_whitespace` would take.
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+fn parse_decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Summary = (Method, Vec<u8>, Vec<u8>, bool, Framing, usize);
+
+    fn head(raw: &[u8]) -> Result<Option<Summary>, HttpError> {
+        Ok(match parse_head(raw)? {
+            Parse::Complete(h) => Some((h.method, h.path.to_vec(), h.query.to_vec(), h.keep_alive, h.framing, h.len)),
+            Parse::Partial => None,
+        })
+    }
+
+    fn show(raw: &[u8]) -> String {
+        String::from_utf8_lossy(&raw[..raw.len().min(60)]).into_owned()
+    }
+
+    #[test]
+    fn parses_request_heads() {
+        let get = b"GET /e?test=me HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            head(get).unwrap(),
+            Some((Method::Get, b"/e".to_vec(), b"test=me".to_vec(), true, Framing::None, get.len()))
+        );
+        let post = b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n";
+        assert_eq!(head(post).unwrap().unwrap().4, Framing::Length(12));
+        let chunked = b"POST /e HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(head(chunked).unwrap().unwrap().4, Framing::Chunked);
+        let chunked = b"POST /e HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \tChunked \r\n\r\n";
+        assert_eq!(head(chunked).unwrap().unwrap().4, Framing::Chunked);
+        let http10 = b"GET /e HTTP/1.0\r\n\r\n";
+        assert!(!head(http10).unwrap().unwrap().3, "HTTP/1.0 closes by default; Host is optional");
+        let http10_ka = b"GET /e HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+        assert!(head(http10_ka).unwrap().unwrap().3);
+        let close = b"GET /e HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        assert!(!head(close).unwrap().unwrap().3);
+        let bare_lf = b"GET /e?lf=1 HTTP/1.1\nHost: x\n\n";
+        assert_eq!(head(bare_lf).unwrap().unwrap().2, b"lf=1");
+        assert!(head(b"GET /e HTTP/1.1\r\nHost:").unwrap().is_none(), "partial");
+        assert!(head(b"GE").unwrap().is_none(), "partial");
+    }
+
+    #[test]
+    fn absolute_and_asterisk_targets() {
+        let table: &[(&[u8], &[u8], &[u8])] = &[
+            (b"GET http://collector.example/e?a=1 HTTP/1.1\r\nHost: other\r\n\r\n", b"/e", b"a=1"),
+            (b"GET HTTPS://h:8080/e HTTP/1.1\r\nHost: h\r\n\r\n", b"/e", b""),
+            (b"GET http://h?x=1 HTTP/1.1\r\nHost: h\r\n\r\n", b"/", b"x=1"),
+            (b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", b"*", b""),
+        ];
+        for (raw, path, query) in table {
+            let (_, p, q, ..) = head(raw).unwrap().unwrap();
+            assert_eq!((p.as_slice(), q.as_slice()), (*path, *query), "{}", show(raw));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_heads() {
+        let long_uri =
+            [b"GET /e?".as_slice(), &vec![b'a'; MAX_URI_BYTES + 10], b" HTTP/1.1\r\nHost: x\r\n\r\n"].concat();
+        let long_partial_uri = [b"GET /e?".as_slice(), &vec![b'a'; MAX_URI_BYTES + 10]].concat();
+        let big_header = [b"GET /e HTTP/1.1\r\nX: ".as_slice(), &vec![b'a'; MAX_HEAD_BYTES]].concat();
+        let big_lf_header = [b"GET /e HTTP/1.1\nHost: x\nX: ".as_slice(), &vec![b'a'; MAX_HEAD_BYTES]].concat();
+        let many_lf_lines = [b"GET /e HTTP/1.1\n".as_slice(), &b"X-Long-Header-Name: value\n".repeat(700)].concat();
+        let many_headers = [b"GET /e HTTP/1.1\r\n".as_slice(), &b"A: b\r\n".repeat(100), b"\r\n"].concat();
+        let h = "Host: x\r\n";
+        let table: Vec<(Vec<u8>, u16)> = vec![
+            (b"GARBAGE\r\n\r\n".to_vec(), 400),
+            (format!("GET /e HTTP/1.1\r\n{h}Content-Length: abc\r\n\r\n").into_bytes(), 400),
+            (format!("GET /e HTTP/1.1\r\n{h}Content-Length: +5\r\n\r\n").into_bytes(), 400),
+            (format!("GET /e HTTP/1.1\r\n{h}Content-Length: 1\r\nContent-Length: 2\r\n\r\n").into_bytes(), 400),
+            (
+                format!("POST /e HTTP/1.1\r\n{h}Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes(),
+                400,
+            ),
+            (format!("POST /e HTTP/1.1\r\n{h}Transfer-Encoding: chunked, identity\r\n\r\n").into_bytes(), 400),
+            (format!("POST /e HTTP/1.1\r\n{h}Transfer-Encoding: gzip\r\n\r\n").into_bytes(), 400),
+            (
+                format!("POST /e HTTP/1.1\r\n{h}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .into_bytes(),
+                400,
+            ),
+            (format!("POST /e HTTP/1.1\r\n{h}Transfer-Encoding: chunked\x0c\r\n\r\n").into_bytes(), 400),
+            (format!("POST /e HTTP/1.1\r\n{h}Transfer-Encoding: xchunked\r\n\r\n").into_bytes(), 400),
+            (format!("POST /e HTTP/1.1\r\n{h}Transfer-Encoding: chunked,\r\n\r\n").into_bytes(), 400),
+            (format!("POST /e HTTP/1.1\r\n{h}Transfer-Encoding:\r\n\r\n").into_bytes(), 400),
+            (format!("POST /e HTTP/1.1\r\n{h}Transfer-Encoding : chunked\r\n\r\n").into_bytes(), 400),
+            (format!("POST /e HTTP/1.1\r\n{h}Transfer-Encoding: gzip, chunked\r\n\r\n").into_bytes(), 501),
+            (b"POST /e HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 400),
+            (b"POST /e HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n".to_vec(), 400),
+            (format!("GET /e HTTP/1.1\r\n{h}X: a\r\n folded\r\n\r\n").into_bytes(), 400),
+            (format!("GET /e HTTP/1.1\r\n{h}X: a\x00b\r\n\r\n").into_bytes(), 400),
+            (format!("GET /e HTTP/1.1\r\n{h}X: a\rb\r\n\r\n").into_bytes(), 400),
+            (format!("GET /e HTTP/1.1\r\n{h}Expect: magic\r\n\r\n").into_bytes(), 400),
+            (b"GET /e HTTP/1.1\r\n\r\n".to_vec(), 400),
+            (b"GET /e HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n".to_vec(), 400),
+            (b"GET /e HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(), 400),
+            (b"GET /e HTTP/1.1\r\nHost: a b\r\n\r\n".to_vec(), 400),
+            (b"GET /e HTTP/1.1\r\nHost: a/b\r\n\r\n".to_vec(), 400),
+            (format!("GET /e?a=1#frag HTTP/1.1\r\n{h}\r\n").into_bytes(), 400),
+            (format!("GET e?a=1 HTTP/1.1\r\n{h}\r\n").into_bytes(), 400),
+            (format!("GET ftp://h/e HTTP/1.1\r\n{h}\r\n").into_bytes(), 400),
+            (format!("GET http:///e HTTP/1.1\r\n{h}\r\n").into_bytes(), 400),
+            (format!("GET /e HTTP/9.9\r\n{h}\r\n").into_bytes(), 505),
+            (format!("GET /e HTTP/2.0\r\n{h}\r\n").into_bytes(), 505),
+            (format!("GET /e HTTP/1.2\r\n{h}\r\n").into_bytes(), 505),
+            (format!("GET /e HTTP/1\r\n{h}\r\n").into_bytes(), 400),
+            (format!("GET /e FOO/1.1\r\n{h}\r\n").into_bytes(), 400),
+            (long_uri.clone(), 414),
+            (long_partial_uri.clone(), 414),
+            (big_header.clone(), 431),
+            (big_lf_header.clone(), 431),
+            (many_lf_lines.clone(), 431),
+            (many_headers.clone(), 431),
+        ];
+        for (raw, status) in table {
+            let err = head(&raw).err().unwrap_or_else(|| panic!("{} accepted", show(&raw)));
+            assert_eq!(err.status().0, status, "{}: {}", show(&raw), err.reason());
+        }
+    }
+
+    #[test]
+    fn head_limits_at_and_over_the_limit() {
+        // A target of exactly MAX_URI_BYTES is accepted, one more byte is 414.
+        for (extra, ok) in [(0, true), (1, false)] {
+            let target = format!("/e?{}", "a".repeat(MAX_URI_BYTES - 3 + extra));
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(head(raw.as_bytes()).is_ok(), ok, "target of {} bytes", target.len());
+        }
+        // A head of exactly MAX_HEAD_BYTES is accepted, one more byte is 431.
+        for (extra, ok) in [(0, true), (1, false)] {
+            let prefix = "GET /e HTTP/1.1\r\nHost: x\r\nX: ";
+            let value = "v".repeat(MAX_HEAD_BYTES - prefix.len() - 4 + extra);
+            let raw = format!("{prefix}{value}\r\n\r\n");
+            assert_eq!(head(raw.as_bytes()).is_ok(), ok, "head of {} bytes", raw.len());
+        }
+        // MAX_HEADERS header lines are accepted, one more is 431.
+        for (extra, ok) in [(0, true), (1, false)] {
+            let raw = format!("GET /e HTTP/1.1\r\nHost: x\r\n{}\r\n", "A: b\r\n".repeat(MAX_HEADERS - 1 + extra));
+            assert_eq!(head(raw.as_bytes()).is_ok(), ok, "{} headers", MAX_HEADERS + extra);
+        }
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head_from_where_it_stopped() {
+        let raw = b"GET /e HTTP/1.1\r\nHost: x\r\n\r\nNEXT";
+        let end = raw.len() - 4;
+        for scanned in 0..=end {
+            assert_eq!(find_head_end(raw, scanned), Some(end), "from {scanned}");
+        }
+        for cut in 0..end {
+            assert_eq!(find_head_end(&raw[..cut], 0), None, "cut at {cut}");
+        }
+        assert_eq!(find_head_end(b"GET /e HTTP/1.1\nHost: x\n\nNEXT", 0), Some(25));
+    }
+}

@@ -1,0 +1,114 @@
+//! HTTP/1.x requests: heads (`head`, httparse), chunked bodies (`chunked`), and how far the request at the
+//! start of a connection's input got across reads (`framing`); the error kinds every answer is chosen from.
+//!
+//! "Need more bytes" is `Parse::Partial`, never an error. Every error is an `HttpError`: a small `Copy` value
+//! with a status and a static reason, turned into bytes in one place (`response::write_error`).
+//!
+//! Framing is strict (RFC 9112 §6, §7): anything two HTTP implementations could read differently — two Host
+//! lines, a Transfer-Encoding whose last coding is not chunked, Transfer-Encoding in HTTP/1.0, Transfer-Encoding
+//! beside Content-Length, conflicting lengths, a bare LF in chunked framing — is an error that closes the
+//! connection. A head may end its lines with a bare LF (RFC 9112 §2.2 lets a recipient accept that, as
+//! httparse and most front-ends do); chunked framing may not.
+
+pub mod chunked;
+pub mod framing;
+mod head;
+
+pub use head::{
+    Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, find_head_end, parse_head, partial_head_error,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    BadRequest(&'static str),
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    RequestTimeout,
+    LengthRequired,
+    PayloadTooLarge(&'static str),
+    UriTooLong,
+    UnsupportedMediaType(&'static str),
+    HeadersTooLarge,
+    NotImplemented(&'static str),
+    /// 503 with Retry-After.
+    Unavailable(&'static str),
+    VersionNotSupported,
+}
+
+impl HttpError {
+    pub fn status(self) -> (u16, &'static str) {
+        match self {
+            HttpError::BadRequest(_) => (400, "Bad Request"),
+            HttpError::Unauthorized => (401, "Unauthorized"),
+            HttpError::NotFound => (404, "Not Found"),
+            HttpError::MethodNotAllowed { .. } => (405, "Method Not Allowed"),
+            HttpError::RequestTimeout => (408, "Request Timeout"),
+            HttpError::LengthRequired => (411, "Length Required"),
+            HttpError::PayloadTooLarge(_) => (413, "Payload Too Large"),
+            HttpError::UriTooLong => (414, "URI Too Long"),
+            HttpError::UnsupportedMediaType(_) => (415, "Unsupported Media Type"),
+            HttpError::HeadersTooLarge => (431, "Request Header Fields Too Large"),
+            HttpError::NotImplemented(_) => (501, "Not Implemented"),
+            HttpError::Unavailable(_) => (503, "Service Unavailable"),
+            HttpError::VersionNotSupported => (505, "HTTP Version Not Supported"),
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            HttpError::BadRequest(r)
+            | HttpError::PayloadTooLarge(r)
+            | HttpError::UnsupportedMediaType(r)
+            | HttpError::NotImplemented(r)
+            | HttpError::Unavailable(r) => r,
+            HttpError::Unauthorized => "missing or unknown write key",
+            HttpError::NotFound => "no such path",
+            HttpError::MethodNotAllowed { .. } => "method not allowed",
+            HttpError::RequestTimeout => "request not received in time",
+            HttpError::LengthRequired => "POST needs Content-Length or chunked Transfer-Encoding",
+            HttpError::UriTooLong => "request target too long",
+            HttpError::HeadersTooLarge => "request headers too large",
+            HttpError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Options => "OPTIONS",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Parse<T> {
+    Complete(T),
+    Partial,
+}
+
+/// tchar (RFC 9110 §5.6.2): the bytes of header names, methods, transfer codings, extension names.
+pub fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A field value with its surrounding OWS: visible ASCII, obs-text, SP and HTAB only.
+pub fn is_field_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7E).contains(&b) || b >= 0x80)
+}
