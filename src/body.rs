@@ -19,7 +19,6 @@ pub enum BodyKind {
 }
 
 const INVALID_JSON: HttpError = HttpError::BadRequest("invalid JSON");
-const INVALID_UTF8: HttpError = HttpError::BadRequest("invalid UTF-8 after decoding");
 
 /// The body kind of a Content-Type. No type and `text/plain` (what `navigator.sendBeacon` sends for a
 /// string) are read as JSON.
@@ -77,8 +76,12 @@ pub fn decode_content<'a>(
             }
         })
     } else if is(b"zstd") {
+        // Without a cap a 6-byte frame header could make the decoder reserve its largest window (128 MiB+).
         match zstd::stream::read::Decoder::with_buffer(body) {
-            Ok(decoder) => read_capped(decoder, max, scratch),
+            Ok(mut decoder) => match decoder.window_log_max(ZSTD_WINDOW_LOG_MAX) {
+                Ok(()) => read_capped(decoder, max, scratch),
+                Err(_) => Err(HttpError::BadRequest("invalid compressed body")),
+            },
             Err(_) => Err(HttpError::BadRequest("invalid compressed body")),
         }
     } else {
@@ -87,10 +90,17 @@ pub fn decode_content<'a>(
     result.map(|()| &scratch[..])
 }
 
+/// The largest zstd window a request body may ask for: 2^23 = 8 MiB (→ 413).
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
 fn read_capped(decoder: impl Read, max: usize, out: &mut Vec<u8>) -> Result<(), HttpError> {
     match decoder.take(max as u64 + 1).read_to_end(out) {
         Ok(n) if n > max => Err(HttpError::PayloadTooLarge("decompressed body too large")),
         Ok(_) => Ok(()),
+        // zstd's name for frameParameter_windowTooLarge: the frame wants a window over ZSTD_WINDOW_LOG_MAX.
+        Err(e) if e.to_string().contains("too much memory") => {
+            Err(HttpError::PayloadTooLarge("zstd window over 8 MiB"))
+        }
         Err(_) => Err(HttpError::BadRequest("invalid compressed body")),
     }
 }
@@ -116,7 +126,7 @@ pub fn append_body_events(
                     builder.finish_record(out, ids);
                     Ok(1)
                 }
-                Err(_) => Err(INVALID_UTF8),
+                Err(e) => Err(e.into()),
             }
         }
     };
@@ -137,7 +147,7 @@ fn append_json(
         return Err(INVALID_JSON);
     }
     minified.clear();
-    json::minify_into(minified, body);
+    json::minify_into(minified, body)?;
     match minified.first() {
         Some(b'{') => {
             builder.append_record(out, minified, ids);
@@ -171,7 +181,7 @@ fn append_ndjson(
             return Err(HttpError::BadRequest("invalid JSON on an NDJSON line"));
         }
         minified.clear();
-        json::minify_into(minified, line);
+        json::minify_into(minified, line)?;
         builder.append_record(out, minified, ids);
         events += 1;
     }
@@ -222,6 +232,14 @@ mod tests {
             (BodyKind::Ndjson, b"{\"a\":1}\n\n{\"b\":2}\r\n[3]\n", json!([{"a": 1}, {"b": 2}, [3]])),
             (BodyKind::Ndjson, b"", json!([])),
             (BodyKind::Form, b"x=1&y=a+b&x=2", json!([{"x": ["1", "2"], "y": "a b"}])),
+            (
+                BodyKind::Json,
+                br#"{"smile":"\ud83d\ude00","big":123456789012345678901234567890}"#,
+                json!([{
+                    "smile": "\u{1f600}", "big": 123456789012345678901234567890.0
+                }]),
+            ),
+            (BodyKind::Json, br#"{"dup":1,"dup":2}"#, json!([{"dup": 2}])),
         ];
         for (kind, body, want) in table {
             let got = events(*kind, body).unwrap();
@@ -239,11 +257,20 @@ mod tests {
             (BodyKind::Json, b"{\"a\":1}\n{\"b\":2}"),
             (BodyKind::Ndjson, b"{\"a\":1}\n{\"b\":\n"),
             (BodyKind::Form, b"a=%ff"),
+            (BodyKind::Json, br#"{"s":"\ud800"}"#),
+            (BodyKind::Json, br#"[{"n":1e400}]"#),
+            (BodyKind::Ndjson, b"{\"ok\":1}\n{\"s\":\"\\udfff\"}\n"),
         ];
         for (kind, body) in table {
             let err = events(*kind, body).unwrap_err();
             assert_eq!(err.status().0, 400, "{}", String::from_utf8_lossy(body));
         }
+        // Nesting: the body's depth counts, so an array of events leaves them one level less.
+        let deep = |n: usize| format!("{}{{}}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(events(BodyKind::Json, deep(json::MAX_DEPTH - 1).as_bytes()).unwrap().len(), 1);
+        assert_eq!(events(BodyKind::Json, deep(json::MAX_DEPTH).as_bytes()).unwrap_err().status().0, 400);
+        assert_eq!(events(BodyKind::Ndjson, deep(json::MAX_DEPTH).as_bytes()).unwrap_err().status().0, 400);
+        assert_eq!(events(BodyKind::Json, deep(100_000).as_bytes()).unwrap_err().status().0, 400);
     }
 
     #[test]
@@ -276,6 +303,19 @@ mod tests {
             assert_eq!(err.status().0, 413, "{}", String::from_utf8_lossy(enc));
         }
         assert_eq!(decode_content(None, b"abc", 1, &mut scratch).unwrap(), b"abc");
+
+        // zstd windows: 8 MiB is allowed, 16 MiB and 128 MiB are not (whatever the content size).
+        for (window_log, status) in [(23, None), (24, Some(413)), (27, Some(413))] {
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            enc.set_parameter(zstd::zstd_safe::CParameter::WindowLog(window_log)).unwrap();
+            enc.write_all(&plain).unwrap();
+            let frame = enc.finish().unwrap();
+            let result = decode_content(Some(b"zstd"), &frame, 1 << 20, &mut scratch);
+            assert_eq!(result.err().map(|e| e.status().0), status, "window log {window_log}");
+        }
+        // A bare frame header asking for a 128 MiB window, with nothing after it.
+        let header = [0x28, 0xb5, 0x2f, 0xfd, 0x00, (27 - 10) << 3];
+        assert_eq!(decode_content(Some(b"zstd"), &header, 1 << 20, &mut scratch).unwrap_err().status().0, 413);
         assert_eq!(decode_content(Some(b"gzip"), b"not gzip", 100, &mut scratch).unwrap_err().status().0, 400);
         assert_eq!(decode_content(Some(b"br"), b"x", 100, &mut scratch).unwrap_err().status().0, 415);
     }

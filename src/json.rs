@@ -1,9 +1,13 @@
 //! The JSON pieces of the hot path: escaping strings, validating a body, and re-emitting validated JSON on
 //! one line. Validation is serde_json's (after `std::str::from_utf8`: `IgnoredAny` alone would accept invalid
 //! UTF-8 inside strings); the re-emission and the array split are byte scans that are correct only on input
-//! that already passed `validate`.
+//! that already passed `validate`. Re-emission also refuses what `validate` lets through but a strict reader
+//! of the shipped line would not take: nesting deeper than `MAX_DEPTH` (`IgnoredAny` has no depth limit),
+//! lone surrogate escapes, numbers beyond an f64. Duplicate keys and integers beyond 64 bits are kept verbatim.
 
 use serde::de::IgnoredAny;
+
+use crate::http::HttpError;
 
 /// Which bytes need escaping inside a JSON string: controls, `"` and `\`.
 static NEEDS_ESCAPE: [bool; 256] = {
@@ -61,57 +65,127 @@ pub fn validate(text: &[u8]) -> bool {
     serde_json::from_str::<IgnoredAny>(text).is_ok()
 }
 
-/// Follows JSON text byte by byte to tell string literals from structure.
-#[derive(Default)]
-struct StringTracker {
-    in_string: bool,
-    escaped: bool,
+/// The deepest nesting of arrays and objects a body (or NDJSON line) may have → 400. A record adds one level,
+/// so every line stays well inside the 128 levels serde_json's default reader (and Python's json) accept.
+pub const MAX_DEPTH: usize = 64;
+
+/// Validated JSON that strict readers would still refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonError {
+    TooDeep,
+    /// A `\uD800`–`\uDFFF` escape that is not half of a surrogate pair: not Unicode.
+    LoneSurrogate,
+    /// A number beyond the range of an f64 (`1e400`): readers fail or turn it into infinity.
+    NumberOutOfRange,
 }
 
-impl StringTracker {
-    /// Feeds the next byte; true if it belongs to a string literal (its quotes included).
-    fn in_string(&mut self, b: u8) -> bool {
-        if self.in_string {
-            if self.escaped {
-                self.escaped = false;
-            } else if b == b'\\' {
-                self.escaped = true;
-            } else if b == b'"' {
-                self.in_string = false;
+impl From<JsonError> for HttpError {
+    fn from(e: JsonError) -> HttpError {
+        HttpError::BadRequest(match e {
+            JsonError::TooDeep => "JSON nested deeper than 64 levels",
+            JsonError::LoneSurrogate => "lone UTF-16 surrogate escape in a JSON string",
+            JsonError::NumberOutOfRange => "JSON number out of range",
+        })
+    }
+}
+
+/// Appends validated JSON `text` without insignificant whitespace, so it fits on one line, and refuses what a
+/// strict reader could not read back (`JsonError`). On error `out` is left as it was.
+pub fn minify_into(out: &mut Vec<u8>, text: &[u8]) -> Result<(), JsonError> {
+    let len = out.len();
+    let result = minify(out, text);
+    if result.is_err() {
+        out.truncate(len);
+    }
+    result
+}
+
+fn minify(out: &mut Vec<u8>, text: &[u8]) -> Result<(), JsonError> {
+    let mut depth = 0usize;
+    let mut copy_from = 0;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                i = string_end(text, i)?;
+                continue;
             }
-            true
-        } else {
-            self.in_string = b == b'"';
-            self.in_string
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(JsonError::TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.extend_from_slice(&text[copy_from..i]);
+                copy_from = i + 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let end = i + text[i..].iter().take_while(|b| b"0123456789+-.eE".contains(b)).count();
+                check_number(&text[i..end])?;
+                i = end;
+                continue;
+            }
+            _ => {}
         }
+        i += 1;
     }
+    out.extend_from_slice(&text[copy_from..]);
+    Ok(())
 }
 
-/// Appends validated JSON `text` without insignificant whitespace, so it fits on one line.
-pub fn minify_into(out: &mut Vec<u8>, text: &[u8]) {
-    let mut strings = StringTracker::default();
-    let mut start = 0;
-    for (i, &b) in text.iter().enumerate() {
-        if !strings.in_string(b) && matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            out.extend_from_slice(&text[start..i]);
-            start = i + 1;
+/// Where the string literal whose opening quote is at `quote` ends (just past its closing quote). Checks that
+/// every `\u` surrogate escape is half of a pair.
+fn string_end(text: &[u8], quote: usize) -> Result<usize, JsonError> {
+    let mut i = quote + 1;
+    while let Some(at) = memchr::memchr2(b'"', b'\\', &text[i..]) {
+        i += at;
+        if text[i] == b'"' {
+            return Ok(i + 1);
+        }
+        if text.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        match utf16_escape(text, i) {
+            Some(0xD800..=0xDBFF) if matches!(utf16_escape(text, i + 6), Some(0xDC00..=0xDFFF)) => i += 12,
+            Some(0xD800..=0xDFFF) => return Err(JsonError::LoneSurrogate),
+            _ => i += 6,
         }
     }
-    out.extend_from_slice(&text[start..]);
+    Ok(text.len())
+}
+
+/// The code unit of the `\uXXXX` escape at `at`, if there is one.
+fn utf16_escape(text: &[u8], at: usize) -> Option<u32> {
+    let digits = text.get(at..at + 6)?.strip_prefix(b"\\u")?;
+    u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+/// A number token of validated JSON. Only an exponent or more digits than an f64 can hold can leave its range.
+fn check_number(token: &[u8]) -> Result<(), JsonError> {
+    if token.len() <= 300 && !token.iter().any(|&b| b == b'e' || b == b'E') {
+        return Ok(());
+    }
+    let value: f64 = std::str::from_utf8(token).ok().and_then(|t| t.parse().ok()).unwrap_or(f64::INFINITY);
+    if value.is_finite() { Ok(()) } else { Err(JsonError::NumberOutOfRange) }
 }
 
 /// Calls `f` with each top-level element of a minified, validated JSON array `text` (`[` ... `]`).
 pub fn for_each_array_element(text: &[u8], mut f: impl FnMut(&[u8])) {
     debug_assert!(text.first() == Some(&b'[') && text.last() == Some(&b']'));
     let inner = &text[1..text.len() - 1];
-    let mut strings = StringTracker::default();
     let mut depth = 0usize;
     let mut start = 0;
-    for (i, &b) in inner.iter().enumerate() {
-        if strings.in_string(b) {
-            continue;
-        }
-        match b {
+    let mut i = 0;
+    while i < inner.len() {
+        match inner[i] {
+            b'"' => {
+                // minify_into already checked every string.
+                i = string_end(inner, i).unwrap_or(inner.len());
+                continue;
+            }
             b'[' | b'{' => depth += 1,
             b']' | b'}' => depth -= 1,
             b',' if depth == 0 => {
@@ -120,6 +194,7 @@ pub fn for_each_array_element(text: &[u8], mut f: impl FnMut(&[u8])) {
             }
             _ => {}
         }
+        i += 1;
     }
     if !inner.is_empty() {
         f(&inner[start..]);
@@ -178,7 +253,7 @@ mod tests {
         for (input, want) in table {
             assert!(validate(input.as_bytes()), "{input}");
             let mut out = Vec::new();
-            minify_into(&mut out, input.as_bytes());
+            minify_into(&mut out, input.as_bytes()).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), *want);
         }
     }
@@ -195,6 +270,49 @@ mod tests {
             let mut got = Vec::new();
             for_each_array_element(input.as_bytes(), |e| got.push(String::from_utf8(e.to_vec()).unwrap()));
             assert_eq!(&got, want, "{input}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_strict_readers_cannot_read() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let deep_objects = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+        let table: Vec<(String, Result<(), JsonError>)> = vec![
+            (deep(MAX_DEPTH), Ok(())),
+            (deep(MAX_DEPTH + 1), Err(JsonError::TooDeep)),
+            (deep(100_000), Err(JsonError::TooDeep)),
+            (deep_objects(MAX_DEPTH), Ok(())),
+            (deep_objects(MAX_DEPTH + 1), Err(JsonError::TooDeep)),
+            (format!("[{},{}]", deep(MAX_DEPTH - 1), deep(MAX_DEPTH - 1)), Ok(())),
+            (r#"{"s":"\ud83d\ude00"}"#.into(), Ok(())),
+            (r#"{"s":"\uD83D\uDE00 and \u00e9"}"#.into(), Ok(())),
+            (r#"{"s":"\\ud800"}"#.into(), Ok(())),
+            (r#"{"s":"\ud800"}"#.into(), Err(JsonError::LoneSurrogate)),
+            (r#"{"s":"\udc00"}"#.into(), Err(JsonError::LoneSurrogate)),
+            (r#"{"s":"\ud800\u0041"}"#.into(), Err(JsonError::LoneSurrogate)),
+            (r#"{"s":"x\ude00\ud83d"}"#.into(), Err(JsonError::LoneSurrogate)),
+            (r#"{"\ud800":1}"#.into(), Err(JsonError::LoneSurrogate)),
+            ("[1e308, -1.7976931348623157e308, 1e-400, 0.5E+3]".into(), Ok(())),
+            ("[1e400]".into(), Err(JsonError::NumberOutOfRange)),
+            ("[-1E400]".into(), Err(JsonError::NumberOutOfRange)),
+            (format!("[{}]", "9".repeat(300)), Ok(())),
+            (format!("[1{}]", "0".repeat(400)), Err(JsonError::NumberOutOfRange)),
+            (format!("[1{}]", "0".repeat(100)), Ok(())),
+            (r#"{"a":1,"a":2}"#.into(), Ok(())),
+            (r#"{"e":"1e400 in a string is text"}"#.into(), Ok(())),
+        ];
+        for (text, want) in table {
+            assert!(validate(text.as_bytes()), "{text:.60}");
+            let mut out = b"kept".to_vec();
+            let got = minify_into(&mut out, text.as_bytes());
+            assert_eq!(got, want, "{text:.60}");
+            match got {
+                // What is accepted reads back with serde_json's default reader.
+                Ok(()) => {
+                    serde_json::from_slice::<serde_json::Value>(&out[4..]).unwrap();
+                }
+                Err(_) => assert_eq!(out, b"kept", "nothing appended on error"),
+            }
         }
     }
 }

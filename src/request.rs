@@ -220,9 +220,9 @@ impl Requests {
         self.start_request(conn, head);
         let start = self.batch.len();
         self.records.begin_record(&mut self.batch);
-        if append_query_object(&mut self.batch, head.query, &mut self.query).is_err() {
+        if let Err(e) = append_query_object(&mut self.batch, head.query, &mut self.query) {
             self.batch.truncate(start);
-            return Err(HttpError::BadRequest("invalid UTF-8 after decoding"));
+            return Err(e.into());
         }
         self.records.finish_record(&mut self.batch, &mut self.ids);
         self.batch_events += 1;

@@ -201,10 +201,28 @@ fn every_error_code_with_a_reason_and_nothing_stored() {
         big_gzip,
     ]
     .concat();
+    let big_window_zstd = {
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.set_parameter(zstd::zstd_safe::CParameter::WindowLog(27)).unwrap();
+        enc.write_all(b"{}").unwrap();
+        let frame = enc.finish().unwrap();
+        let head =
+            format!("POST /e HTTP/1.1\r\nHost: t\r\nContent-Encoding: zstd\r\nContent-Length: {}\r\n\r\n", frame.len());
+        [head.into_bytes(), frame].concat()
+    };
+    let deep_json =
+        format!("POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 400\r\n\r\n{}{}", "[".repeat(200), "]".repeat(200))
+            .into_bytes();
+    let too_many_keys = format!("GET /e?{}k=v HTTP/1.1\r\nHost: t\r\n\r\n", "k=v&".repeat(1000));
     let table: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed request line", b"NOT HTTP\r\n\r\n".to_vec(), 400),
+        ("more than 1000 keys", too_many_keys.into_bytes(), 400),
+        ("zstd window over 8 MiB", big_window_zstd, 413),
         ("invalid JSON", b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n{\"a\":}x".to_vec(), 400),
         ("JSON scalar", b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n42".to_vec(), 400),
+        ("JSON nested 200 deep", deep_json, 400),
+        ("lone surrogate", b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n[\"\\udc00\"]".to_vec(), 400),
+        ("number beyond f64", b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\n[1e400]".to_vec(), 400),
         ("invalid UTF-8 in query", b"GET /e?a=%ff HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
         (
             "bad NDJSON line",
