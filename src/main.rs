@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     }
     // Logs go to stderr: stdout belongs to the stdout sink.
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(config.log_level).with_ansi(false).init();
+    abort_on_panic();
 
     // Signals first: a SIGTERM that arrives as soon as we announce the address must drain, not kill.
     let (trigger, shutdown) = crossbeam_channel::bounded(1);
@@ -88,4 +89,17 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A panic in any thread ends the process (exit by SIGABRT). A worker that died would take its listener and
+/// connections with it while the others carried on at reduced capacity, unnoticed; ending the process lets
+/// the service manager (`Restart=on-failure`) start a fresh one, whose spool recovery ships everything that
+/// was acknowledged. Release builds also set `panic = "abort"`, so nothing can unwind past this.
+fn abort_on_panic() {
+    let print_panic = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        print_panic(info);
+        eprintln!("plutos: a thread panicked; aborting (everything acknowledged is in the spool for the next start)");
+        std::process::abort();
+    }));
 }

@@ -41,6 +41,9 @@ pub struct Requests {
     /// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date).
     event_ok: Vec<u8>,
     event_ok_second: i64,
+    /// Debug builds with PLUTOS_DEBUG_FAULTS set: `/debug/panic` panics the worker (tests of the panic policy).
+    #[cfg(debug_assertions)]
+    debug_faults: bool,
 }
 
 impl Requests {
@@ -60,6 +63,8 @@ impl Requests {
             accepting: Ok(()),
             event_ok: Vec::new(),
             event_ok_second: i64::MIN,
+            #[cfg(debug_assertions)]
+            debug_faults: std::env::var_os("PLUTOS_DEBUG_FAULTS").is_some(),
         }
     }
 
@@ -205,6 +210,8 @@ impl Requests {
             (b"/health" | b"/metrics", _) => {
                 self.reject(conn, HttpError::MethodNotAllowed { allow: ALLOW_READ_ONLY }, false, connection)
             }
+            #[cfg(debug_assertions)]
+            (b"/debug/panic", _) if self.debug_faults => panic!("fault injected by /debug/panic"),
             _ => self.reject(conn, HttpError::NotFound, head_only, connection),
         }
     }

@@ -32,6 +32,8 @@ pub enum RunError {
     Thread(io::Error),
     #[error("event loop: {0}")]
     Poll(io::Error),
+    #[error("{0} panicked; everything acknowledged is in the spool for the next start")]
+    Panicked(&'static str),
 }
 
 /// Serves until `shutdown` yields (or its sender is dropped), then shuts down gracefully. Returns once every
@@ -119,13 +121,18 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     for waker in &wakers {
         let _ = waker.wake();
     }
+    // The binary aborts on any panic (main.rs); a library caller learns of one here.
+    let mut panicked = None;
     for handle in handles {
         if handle.join().is_err() {
-            tracing::error!("a worker panicked; its acknowledged events are in the spool for the next start");
+            panicked = Some("a worker");
         }
     }
     if uploader.join().is_err() {
-        tracing::error!("the uploader panicked; sealed chunks stay in the spool for the next start");
+        panicked = Some("the uploader");
+    }
+    if let Some(thread) = panicked {
+        return Err(RunError::Panicked(thread));
     }
     tracing::info!("shutdown complete");
     Ok(())

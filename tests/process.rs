@@ -208,3 +208,26 @@ fn a_second_collector_on_the_same_spool_is_refused() {
     first.signal(libc::SIGTERM);
     assert!(first.wait().success());
 }
+
+#[test]
+fn a_worker_panic_aborts_the_process_and_the_next_start_ships_every_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::spawn(dir.path(), &[("PLUTOS_DEBUG_FAULTS", "1")]);
+    let mut client = Client::connect(collector.addr);
+    let acked: Vec<String> = (0..30).map(|i| format!("panic-{i}")).collect();
+    for id in &acked {
+        assert_eq!(client.request(format!("GET /e?id={id} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
+    }
+    let mut doomed = Client::connect(collector.addr);
+    let _ = doomed.try_send(b"GET /debug/panic HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(doomed.try_read_response().is_none(), "no answer from a worker that panicked");
+    let (status, stderr) = collector.wait_with_stderr();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "the whole process ends: {status:?}\n{stderr}");
+    assert!(stderr.contains("fault injected by /debug/panic") && stderr.contains("aborting"), "{stderr}");
+
+    let restarted = Collector::spawn(dir.path(), &[]);
+    restarted.signal(libc::SIGTERM);
+    assert!(restarted.wait().success());
+    assert_all_shipped(&acked, &dir.path().join("out"));
+}

@@ -16,6 +16,9 @@ use super::*;
 pub struct Collector {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Everything the collector wrote to stderr, complete once it exited and `stderr_reader` ended.
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: JoinHandle<()>,
 }
 
 impl Collector {
@@ -59,19 +62,21 @@ impl Collector {
         let mut child = command.spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let (tx, rx) = crossbeam_channel::bounded(1);
-        std::thread::spawn(move || {
+        let text = Arc::new(Mutex::new(String::new()));
+        let kept = text.clone();
+        let stderr_reader = std::thread::spawn(move || {
             // Keep draining stderr so the collector never blocks on a full pipe.
             for line in stderr.lines().map_while(Result::ok) {
-                if line.contains("DEBUG") {
-                    eprintln!("{line}");
-                }
                 if let Some(addr) = line.split("listening on ").nth(1) {
                     let _ = tx.try_send(addr.trim().parse::<SocketAddr>().unwrap());
                 }
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
             }
         });
         let addr = rx.recv_timeout(DEADLINE).expect("the collector to report its address");
-        Collector { child, addr }
+        Collector { child, addr, stderr: text, stderr_reader }
     }
 
     pub fn signal(&self, signal: i32) {
@@ -79,11 +84,18 @@ impl Collector {
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
     }
 
-    pub fn wait(mut self) -> ExitStatus {
+    pub fn wait(self) -> ExitStatus {
+        self.wait_with_stderr().0
+    }
+
+    /// Waits for the exit; returns its status and everything the collector wrote to stderr.
+    pub fn wait_with_stderr(mut self) -> (ExitStatus, String) {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+                self.stderr_reader.join().unwrap();
+                let stderr = std::mem::take(&mut *self.stderr.lock().unwrap());
+                return (status, stderr);
             }
             assert!(start.elapsed() < DEADLINE, "collector did not exit");
             std::thread::sleep(Duration::from_millis(20));
