@@ -5,14 +5,18 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use plutos::body::{BodyKind, append_body_events};
 use plutos::chunk::{ChunkSettings, ChunkWriter};
 use plutos::clock::Clock;
 use plutos::config::{Codec, Compression, Durability, Fsync};
+use plutos::connection::Connection;
 use plutos::http::{Method, Parse, parse_head};
 use plutos::ids::RequestIds;
 use plutos::query::{QueryScratch, append_query_object};
 use plutos::record::{RecordBuilder, RequestMeta};
+use plutos::request::Requests;
 use plutos::spool::SpoolDirs;
+use plutos::state::Shared;
 
 const PIXEL_QUERY: &[u8] =
     b"event=pageview&page=%2Fproducts%2F42%3Fcolor%3Dblue&ref=https%3A%2F%2Fwww.example.com%2Fsearch%3Fq%3Dshoes\
@@ -83,6 +87,68 @@ fn record(c: &mut Criterion) {
     group.finish();
 }
 
+/// An NDJSON body of 100 events (the `post_ndjson` scenario's): validation, re-emission, records.
+fn ndjson_body(c: &mut Criterion) {
+    let body: String = (1..=100)
+        .map(|i| {
+            format!(
+                "{{\"event\":\"impression\",\"ad_id\":\"ad-{i:05}\",\"user_id\":\"u-8f14e45fceea167a5a36\",\"slot\":\"top-{}\",\"ts\":{}}}\n",
+                i % 4,
+                1_764_124_014_084u64 + i
+            )
+        })
+        .collect();
+    let mut records = PixelRecords::new();
+    let meta = RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Post, path: b"/e" };
+    records.builder.start_request(&meta, &records.clock);
+    let (mut out, mut minified) = (Vec::with_capacity(1 << 16), Vec::new());
+    let mut group = c.benchmark_group("body_events");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("ndjson_100", |b| {
+        b.iter(|| {
+            out.clear();
+            let body = black_box(body.as_bytes());
+            let kind = BodyKind::Ndjson;
+            let n = append_body_events(
+                kind,
+                body,
+                &mut out,
+                &records.builder,
+                &mut records.ids,
+                &mut minified,
+                &mut records.scratch,
+            );
+            assert_eq!(n.unwrap(), 100);
+        })
+    });
+    group.finish();
+}
+
+/// One connection's 16 pipelined GETs (the `get_pipelined` scenario's read) through framing, routing, records
+/// and answers, without the socket.
+fn pipelined_requests(c: &mut Criterion) {
+    use clap::Parser;
+    let args = plutos::Args::try_parse_from(["plutos"]).unwrap();
+    let config = std::sync::Arc::new(plutos::Config::from_args(&args, &[0]).unwrap());
+    let mut requests = Requests::new(config, std::sync::Arc::new(Shared::new(1, 0, u64::MAX)), 0, 0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, peer) = listener.accept().unwrap();
+    let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer, Instant::now());
+    let burst = b"GET /e?test=me HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".repeat(16);
+    let mut group = c.benchmark_group("process");
+    group.throughput(Throughput::Elements(16));
+    group.bench_function("pipelined_16", |b| {
+        b.iter(|| {
+            assert_eq!(requests.process(&mut conn, black_box(&burst)), burst.len());
+            conn.out.clear();
+            requests.batch.clear();
+            requests.batch_events = 0;
+        })
+    });
+    group.finish();
+}
+
 /// Group commits of 16 events (one pipelined connection's worth) to a spool file, per codec.
 fn chunk_writer(c: &mut Criterion) {
     let mut records = PixelRecords::new();
@@ -117,5 +183,5 @@ fn chunk_writer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, record, chunk_writer);
+criterion_group!(benches, parse, record, pipelined_requests, ndjson_body, chunk_writer);
 criterion_main!(benches);

@@ -43,9 +43,9 @@ impl RecordBuilder {
             self.before_id.extend_from_slice(b"\",\"request_id\":\"");
         }
         if self.rendered_method == Some(meta.method)
-            && self.rendered_ip == meta.ip
-            && self.rendered_user_agent == meta.user_agent
-            && self.rendered_path == meta.path
+            && same(self.rendered_ip.as_bytes(), meta.ip.as_bytes())
+            && same(&self.rendered_user_agent, meta.user_agent)
+            && same(&self.rendered_path, meta.path)
         {
             return;
         }
@@ -86,6 +86,14 @@ impl RecordBuilder {
         out.extend_from_slice(raw_data);
         self.finish_record(out, ids);
     }
+}
+
+/// Byte equality that never hands an empty slice to `memcmp`. An empty `Vec` points at a dangling address, and
+/// glibc's AVX-512 `memcmp` reads even zero bytes with a masked load there; on an unmapped page that load needs
+/// a microcode assist. Measured: 37% of the time of 16 pipelined GETs without a User-Agent went to that one
+/// comparison (`cargo bench --bench hot_path -- process`).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && (a.is_empty() || a == b)
 }
 
 #[cfg(test)]
