@@ -56,9 +56,12 @@ impl From<HttpError> for FramingError {
 impl Progress {
     /// Continues over `buf`, the connection's input from the start of the request (a longer prefix of the same
     /// bytes on every call until the request is complete, then the caller resets `self`).
+    #[inline]
     pub fn advance<'b>(&mut self, buf: &'b [u8], max_body: usize) -> Result<Framed<'b>, FramingError> {
         match self {
-            Progress::Head { scanned } if find_head_end(buf, *scanned).is_none() => {
+            // A head that arrives whole (the common case) is parsed at once; only after a partial one does the
+            // search for its end spare the parser from re-reading it on every read.
+            Progress::Head { scanned } if *scanned > 0 && find_head_end(buf, *scanned).is_none() => {
                 *scanned = buf.len();
                 match partial_head_error(buf) {
                     Some(error) => Err(error.into()),
@@ -81,11 +84,11 @@ impl Progress {
     }
 
     /// The head's end is in `buf`: parse it and see how far its body got.
+    #[inline]
     fn head_complete<'b>(&mut self, buf: &'b [u8], max_body: usize) -> Result<Framed<'b>, FramingError> {
         let head = match parse_head(buf)? {
             Parse::Complete(head) => head,
             Parse::Partial => {
-                // Empty lines before the request line looked like the end of a head.
                 *self = Progress::Head { scanned: buf.len() };
                 return Ok(Framed::Partial);
             }

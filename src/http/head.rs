@@ -1,7 +1,7 @@
 //! Request heads: the request line and headers (httparse), checked for what RFC 9112 requires of a server
 //! (Host, the request-target forms, Transfer-Encoding and Content-Length), and the limits on their size.
 
-use super::{HttpError, Method, Parse};
+use super::{HttpError, Method, Parse, byte_set};
 
 /// The largest request head accepted (request line + headers) → 431 beyond.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -62,9 +62,10 @@ pub fn partial_head_error(buf: &[u8]) -> Option<HttpError> {
 
 /// Parses one request head from the start of `buf`.
 pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Uninitialised: zeroing 64 headers (2 KiB) took about a third of the time of parsing a small GET.
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             return match partial_head_error(buf) {
@@ -208,10 +209,23 @@ impl Codings {
 /// Origin form (`/path?query`), absolute form (`http://host/path?query`, RFC 9112 §3.2.2: accepted and routed
 /// by its path) or asterisk form (`*`); a fragment or anything else is a 400.
 fn split_target(target: &[u8]) -> Result<(&[u8], &[u8]), HttpError> {
-    if memchr::memchr(b'#', target).is_some() {
-        return Err(HttpError::BadRequest("fragment in request target"));
+    const FRAGMENT: HttpError = HttpError::BadRequest("fragment in request target");
+    if target.first() == Some(&b'/') {
+        // The origin form, nearly always: one search finds the query, or a fragment before it.
+        let (path, query) = match memchr::memchr2(b'?', b'#', target) {
+            Some(at) if target[at] == b'#' => return Err(FRAGMENT),
+            Some(q) => (&target[..q], &target[q + 1..]),
+            None => (target, &b""[..]),
+        };
+        if memchr::memchr(b'#', query).is_some() {
+            return Err(FRAGMENT);
+        }
+        return Ok((path, query));
     }
-    let origin = if target.first() == Some(&b'/') || target == b"*" {
+    if memchr::memchr(b'#', target).is_some() {
+        return Err(FRAGMENT);
+    }
+    let origin = if target == b"*" {
         target
     } else {
         let scheme = memchr::memmem::find(target, b"://").unwrap_or(0);
@@ -242,8 +256,10 @@ fn has_http_version(buf: &[u8]) -> bool {
 
 /// The bytes of `uri-host [ ":" port ]`: unreserved, pct-encoded, sub-delims, ":" and the IP-literal brackets.
 fn is_host_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b)
+    HOST[usize::from(b)]
 }
+
+static HOST: [bool; 256] = byte_set(b"-._~%!$&'()*+,;=:[]");
 
 /// Strips optional whitespace (SP, HTAB) — not the other bytes `is_ascii_whitespace` would take.
 fn trim_ows(v: &[u8]) -> &[u8] {

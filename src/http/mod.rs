@@ -105,7 +105,25 @@ pub enum Parse<T> {
 
 /// tchar (RFC 9110 §5.6.2): the bytes of header names, methods, transfer codings, extension names.
 pub fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TOKEN[usize::from(b)]
+}
+
+static TOKEN: [bool; 256] = byte_set(b"!#$%&'*+-.^_`|~");
+
+/// The ASCII letters and digits plus `extra`, as a lookup table.
+pub(crate) const fn byte_set(extra: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        set[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        set[extra[i] as usize] = true;
+        i += 1;
+    }
+    set
 }
 
 /// A field value with its surrounding OWS: visible ASCII, obs-text, SP and HTAB only.
