@@ -88,8 +88,8 @@ fn record(c: &mut Criterion) {
 }
 
 /// An NDJSON body of 100 events (the `post_ndjson` scenario's): validation, re-emission, records.
-fn ndjson_body(c: &mut Criterion) {
-    let body: String = (1..=100)
+fn ndjson_100() -> String {
+    (1..=100)
         .map(|i| {
             format!(
                 "{{\"event\":\"impression\",\"ad_id\":\"ad-{i:05}\",\"user_id\":\"u-8f14e45fceea167a5a36\",\"slot\":\"top-{}\",\"ts\":{}}}\n",
@@ -97,7 +97,11 @@ fn ndjson_body(c: &mut Criterion) {
                 1_764_124_014_084u64 + i
             )
         })
-        .collect();
+        .collect()
+}
+
+fn ndjson_body(c: &mut Criterion) {
+    let body = ndjson_100();
     let mut records = PixelRecords::new();
     let meta = RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Post, path: b"/e" };
     records.builder.start_request(&meta, &records.clock);
@@ -136,16 +140,29 @@ fn pipelined_requests(c: &mut Criterion) {
     let (server, peer) = listener.accept().unwrap();
     let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer, Instant::now());
     let burst = b"GET /e?test=me HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".repeat(16);
+    let body = ndjson_100();
+    let post = [
+        format!(
+            "POST /e HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+        body.as_bytes(),
+    ]
+    .concat();
     let mut group = c.benchmark_group("process");
-    group.throughput(Throughput::Elements(16));
-    group.bench_function("pipelined_16", |b| {
-        b.iter(|| {
-            assert_eq!(requests.process(&mut conn, black_box(&burst)), burst.len());
-            conn.out.clear();
-            requests.batch.clear();
-            requests.batch_events = 0;
-        })
-    });
+    for (name, input, events) in [("pipelined_16", &burst, 16), ("post_ndjson_100", &post, 100)] {
+        group.throughput(Throughput::Elements(events));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                assert_eq!(requests.process(&mut conn, black_box(input)), input.len());
+                assert_eq!(requests.batch_events, events);
+                conn.out.clear();
+                requests.batch.clear();
+                requests.batch_events = 0;
+            })
+        });
+    }
     group.finish();
 }
 

@@ -122,7 +122,7 @@ fn minify(out: &mut Vec<u8>, text: &[u8]) -> Result<(), JsonError> {
                 copy_from = i + 1;
             }
             b'-' | b'0'..=b'9' => {
-                let end = i + text[i..].iter().take_while(|b| b"0123456789+-.eE".contains(b)).count();
+                let end = i + text[i..].iter().take_while(|&&b| NUMBER[usize::from(b)]).count();
                 check_number(&text[i..end])?;
                 i = end;
                 continue;
@@ -134,6 +134,18 @@ fn minify(out: &mut Vec<u8>, text: &[u8]) -> Result<(), JsonError> {
     out.extend_from_slice(&text[copy_from..]);
     Ok(())
 }
+
+/// The bytes of a JSON number token.
+static NUMBER: [bool; 256] = {
+    let mut set = [false; 256];
+    let bytes = b"0123456789+-.eE";
+    let mut i = 0;
+    while i < bytes.len() {
+        set[bytes[i] as usize] = true;
+        i += 1;
+    }
+    set
+};
 
 /// Where the string literal whose opening quote is at `quote` ends (just past its closing quote). Checks that
 /// every `\u` surrogate escape is half of a pair.
