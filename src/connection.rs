@@ -165,6 +165,11 @@ impl Connection {
         }
     }
 
+    /// Output encoded since the last group commit (none between the commit and the flush of an iteration).
+    pub fn uncommitted(&self) -> usize {
+        self.out.len() - self.out_committed
+    }
+
     /// Writes committed output; `Ok(true)` once all output is out.
     pub fn write_out(&mut self, now: Instant) -> io::Result<bool> {
         while self.out_sent < self.out_committed {

@@ -308,6 +308,7 @@ impl Worker {
                 continue;
             };
             conn.queued_for_flush = false;
+            debug_assert_eq!(conn.uncommitted(), 0, "every connection with new output was committed this iteration");
             match conn.write_out(now) {
                 Err(_) => self.close(i),
                 Ok(false) => {} // the writable edge brings it back
