@@ -2,7 +2,8 @@
 //! `Relaxed` adds (no lock, no shared cache line); `/metrics` sums them only when it is read.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_utils::CachePadded;
 
@@ -29,8 +30,51 @@ pub struct UploaderMetrics {
     pub chunks_shipped: AtomicU64,
     pub events_shipped: AtomicU64,
     pub bytes_shipped: AtomicU64,
-    pub upload_failures: AtomicU64,
+    pub retryable_failures: AtomicU64,
+    pub permanent_failures: AtomicU64,
+    /// Sealed chunks the uploader holds: waiting, backing off or in flight.
     pub chunks_queued: AtomicU64,
+    pub uploads_in_flight: AtomicU64,
+    /// Unix seconds of the first event of the oldest chunk the uploader holds; 0 when it holds none.
+    pub oldest_unshipped_unix: AtomicI64,
+    /// Seconds from the start of an upload to the sink's confirmation, for the uploads that succeeded.
+    pub upload_seconds: Histogram,
+}
+
+/// Upper bounds of the upload-duration buckets, in seconds.
+const UPLOAD_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// A Prometheus histogram over `UPLOAD_BUCKETS`, observed by one thread, read by `/metrics`.
+#[derive(Default)]
+pub struct Histogram {
+    /// Observations at or below each bound (not cumulative; `render` sums them).
+    buckets: [AtomicU64; UPLOAD_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        if let Some(i) = UPLOAD_BUCKETS.iter().position(|&bound| seconds <= bound) {
+            add(&self.buckets[i], 1);
+        }
+        add(&self.count, 1);
+        add(&self.sum_micros, value.as_micros() as u64);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in UPLOAD_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
 }
 
 /// Selects one counter of a worker's set.
@@ -71,12 +115,36 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
         ("plutos_chunks_shipped_total", "counter", "chunks the sink confirmed", &uploader.chunks_shipped),
         ("plutos_events_shipped_total", "counter", "events in chunks the sink confirmed", &uploader.events_shipped),
         ("plutos_bytes_shipped_total", "counter", "compressed bytes the sink confirmed", &uploader.bytes_shipped),
-        ("plutos_upload_failures_total", "counter", "failed sink attempts (retried)", &uploader.upload_failures),
-        ("plutos_chunks_queued", "gauge", "sealed chunks waiting for the sink", &uploader.chunks_queued),
+        ("plutos_chunks_queued", "gauge", "sealed chunks not shipped yet (waiting, backing off or in flight)", {
+            &uploader.chunks_queued
+        }),
+        ("plutos_uploads_in_flight", "gauge", "uploads in progress", &uploader.uploads_in_flight),
     ];
     for (name, kind, help, counter) in uploader_counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", counter.load(Relaxed));
     }
+    let _ = writeln!(
+        out,
+        "# HELP plutos_upload_failures_total failed sink attempts, all retried: retryable (outage, throttling) or \
+         permanent (credentials, bucket, policy; retried slowly)\n# TYPE plutos_upload_failures_total counter\n\
+         plutos_upload_failures_total{{kind=\"retryable\"}} {}\nplutos_upload_failures_total{{kind=\"permanent\"}} {}",
+        uploader.retryable_failures.load(Relaxed),
+        uploader.permanent_failures.load(Relaxed),
+    );
+    let oldest = uploader.oldest_unshipped_unix.load(Relaxed);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let age = if oldest == 0 { 0 } else { (now - oldest).max(0) };
+    let _ = writeln!(
+        out,
+        "# HELP plutos_oldest_unshipped_chunk_age_seconds age of the first event of the oldest sealed chunk not \
+         shipped yet (0: none)\n# TYPE plutos_oldest_unshipped_chunk_age_seconds gauge\n\
+         plutos_oldest_unshipped_chunk_age_seconds {age}"
+    );
+    uploader.upload_seconds.render(
+        &mut out,
+        "plutos_upload_duration_seconds",
+        "time from the start of an upload to the sink's confirmation, successful uploads",
+    );
     let _ = writeln!(
         out,
         "# HELP plutos_spool_bytes bytes in the spool (open and sealed chunks)\n# TYPE plutos_spool_bytes gauge\nplutos_spool_bytes {spool_bytes}"

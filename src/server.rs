@@ -23,6 +23,8 @@ use crate::worker::{WAKER, Worker};
 
 /// Room in the worker → uploader channel, in sealed chunks.
 const UPLOAD_QUEUE: usize = 1024;
+/// The longest the start-up check of the sink holds back readiness (the uploader gives it 5 s).
+const SINK_CHECK_WAIT: Duration = Duration::from_secs(6);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -34,6 +36,8 @@ pub enum RunError {
     Poll(io::Error),
     #[error("{0} panicked; everything acknowledged is in the spool for the next start")]
     Panicked(&'static str),
+    #[error("{0}")]
+    Sink(String),
 }
 
 /// Serves until `shutdown` yields (or its sender is dropped), then shuts down gracefully. Returns once every
@@ -55,17 +59,18 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     tracing::info!(boot = %boot, workers, "starting");
 
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(UPLOAD_QUEUE);
+    let (checked_tx, checked) = crossbeam_channel::bounded(1);
     let uploader = Uploader {
-        sink: Sink::from_config(&config.sink),
+        sink: Sink::from_config(&config.sink, &config.key_prefix).map_err(RunError::Sink)?,
         dirs: dirs.clone(),
         key_prefix: config.key_prefix.clone(),
         host: host_name(),
         shared: shared.clone(),
-        backoff_max: config.upload_backoff_max,
+        settings: config.upload,
     };
     let uploader = thread::Builder::new()
         .name("plutos-uploader".into())
-        .spawn(move || uploader.run(jobs_rx, recovered))
+        .spawn(move || uploader.run(jobs_rx, recovered, checked_tx))
         .map_err(RunError::Thread)?;
 
     let max_per_worker = config.max_connections.div_ceil(workers);
@@ -107,6 +112,9 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     }
     drop(jobs_tx);
 
+    // Ready once the sink was checked (or the check gave up): a sink that is down still lets ingest run into
+    // the spool, but the operator hears of it before the service reports ready.
+    let _ = checked.recv_timeout(SINK_CHECK_WAIT);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     wait_for_shutdown(&shutdown, &shared, &handles, &uploader);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

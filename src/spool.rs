@@ -131,6 +131,14 @@ impl SealedChunk {
     }
 }
 
+/// What a worker hands the uploader.
+#[derive(Debug)]
+pub enum UploadJob {
+    Sealed(SealedChunk),
+    /// An open chunk a worker had to abandon after a failed write: repair it, then ship it.
+    Repair(PathBuf),
+}
+
 /// Startup: repairs and seals every open file a previous run left, and lists every sealed chunk, oldest
 /// first. Leftover temporary files are removed.
 pub fn recover(dirs: &SpoolDirs) -> io::Result<Vec<SealedChunk>> {

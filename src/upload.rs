@@ -1,28 +1,42 @@
-//! The uploader thread: owns the sink, ships sealed chunks in order, retries failures with capped exponential
-//! backoff and jitter (no retry limit), and deletes a spool file only after the sink confirmed it. Workers
-//! hand it chunks over a bounded channel and never wait for it.
+//! The uploader thread: owns the sink and one current-thread tokio runtime (async sinks such as S3 run on it;
+//! workers never touch it). It holds every chunk it was handed until the sink confirmed it, with retry state
+//! per chunk and up to `UPLOAD_CONCURRENCY` uploads in flight, so one slow or failing chunk never holds the
+//! others back.
+//!
+//! - A retryable failure (outage, timeout, 5xx, throttling) is tried again after a capped exponential backoff
+//!   with jitter, forever.
+//! - A permanent failure (credentials, bucket, policy, bad request) is tried again at a slow fixed cadence,
+//!   forever: credentials and policies get fixed without a restart. A chunk is never dropped for an error.
+//! - Failures are logged once per change of error, not once per attempt; `/metrics` counts every attempt.
+//! - A spool file is deleted once its own upload was confirmed, and only then.
+//! - At the shutdown deadline uploads in flight are cancelled (a multipart upload is aborted); every chunk not
+//!   confirmed stays in the spool for the next start.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::Receiver;
 use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
 
+use crate::config::UploadConfig;
 use crate::metrics::add;
-use crate::sink::{ChunkFile, ObjectMeta, Sink, SinkError};
-use crate::spool::{SealedChunk, SpoolDirs, repair_open_file};
+use crate::sink::{Cancel, ChunkFile, ObjectMeta, Sink, SinkError, blocking};
+use crate::spool::{ChunkId, SealedChunk, SpoolDirs, UploadJob, repair_open_file};
 use crate::state::Shared;
 
-pub enum UploadJob {
-    Sealed(SealedChunk),
-    /// An open chunk a worker had to abandon after a failed write: repair it, then ship it.
-    Repair(PathBuf),
-}
+const BACKOFF_START: Duration = Duration::from_millis(100);
+/// How long the start-up check of the sink may hold back readiness.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle uploader looks at the shutdown deadline.
+const IDLE_WAKE: Duration = Duration::from_millis(200);
 
 pub struct Uploader {
     pub sink: Sink,
@@ -30,122 +44,309 @@ pub struct Uploader {
     pub key_prefix: String,
     pub host: String,
     pub shared: Arc<Shared>,
-    pub backoff_max: Duration,
+    pub settings: UploadConfig,
 }
 
-const BACKOFF_START: Duration = Duration::from_millis(100);
-/// How often an idle uploader looks at the shutdown deadline.
-const IDLE_WAKE: Duration = Duration::from_millis(200);
+/// What every upload task needs, shared.
+struct Context {
+    sink: Sink,
+    dirs: SpoolDirs,
+    key_prefix: String,
+    host: String,
+    shared: Arc<Shared>,
+}
+
+/// A job the uploader holds, with its retry state.
+struct Held {
+    job: UploadJob,
+    attempts: u32,
+    not_before: Instant,
+    /// Unix seconds of the chunk's first event (for the oldest-unshipped gauge).
+    first_unix: i64,
+}
+
+impl Held {
+    fn new(job: UploadJob) -> Held {
+        let first_unix = match &job {
+            UploadJob::Sealed(chunk) => chunk.id.first_unix,
+            UploadJob::Repair(path) => path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(ChunkId::parse)
+                .map_or(crate::clock::unix_micros() / 1_000_000, |(id, _)| id.first_unix),
+        };
+        Held { job, attempts: 0, not_before: Instant::now(), first_unix }
+    }
+}
+
+/// What an attempt achieved.
+enum Done {
+    Shipped {
+        path: std::path::PathBuf,
+        len: u64,
+        events: u64,
+        latency: Duration,
+    },
+    Repaired(Option<SealedChunk>),
+    /// The spool file is gone (an operator removed it): nothing left to ship.
+    Vanished,
+}
 
 impl Uploader {
-    /// Runs until every worker has hung up and the queue is empty, or the shutdown deadline passed.
-    pub fn run(mut self, jobs: Receiver<UploadJob>, recovered: Vec<SealedChunk>) {
-        let mut queue: VecDeque<UploadJob> = recovered.into_iter().map(UploadJob::Sealed).collect();
-        let mut backoff = BACKOFF_START;
-        let mut rng = crate::ids::random_u64() | 1;
-        let mut hung_up = false;
-        loop {
-            loop {
-                match jobs.try_recv() {
-                    Ok(job) => queue.push_back(job),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        hung_up = true;
+    /// Runs until every worker has hung up and everything is shipped, or the shutdown deadline passed. The
+    /// start-up check's outcome goes to `started` (within `CHECK_TIMEOUT`).
+    pub fn run(
+        self,
+        jobs: Receiver<UploadJob>,
+        recovered: Vec<SealedChunk>,
+        started: crossbeam_channel::Sender<Result<String, SinkError>>,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the uploader's runtime (threads and descriptors available)");
+        // Workers hand chunks over a crossbeam channel and never wait; this thread moves them onto the runtime.
+        let (incoming, received) = mpsc::channel(64);
+        std::thread::Builder::new()
+            .name("plutos-upload-rx".into())
+            .spawn(move || {
+                for job in jobs {
+                    if incoming.blocking_send(job).is_err() {
                         break;
                     }
                 }
+            })
+            .expect("a thread to receive sealed chunks");
+        runtime.block_on(self.serve(received, recovered, started));
+    }
+
+    async fn serve(
+        self,
+        mut received: mpsc::Receiver<UploadJob>,
+        recovered: Vec<SealedChunk>,
+        started: crossbeam_channel::Sender<Result<String, SinkError>>,
+    ) {
+        let Uploader { sink, dirs, key_prefix, host, shared, settings } = self;
+        let check = match tokio::time::timeout(CHECK_TIMEOUT, sink.check()).await {
+            Ok(result) => result,
+            Err(_) => Err(SinkError::Retryable(format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))),
+        };
+        match &check {
+            Ok(target) => tracing::info!("shipping to {target}"),
+            Err(e) => tracing::error!(
+                "the sink cannot take objects: {e}; events are still accepted into the spool and shipped once it can"
+            ),
+        }
+        let _ = started.send(check);
+
+        let context = Arc::new(Context { sink, dirs, key_prefix, host, shared });
+        let mut state = State {
+            context: context.clone(),
+            settings,
+            held: recovered.into_iter().map(|c| Held::new(UploadJob::Sealed(c))).collect(),
+            in_flight: JoinSet::new(),
+            in_flight_unix: HashMap::new(),
+            last_logged: None,
+            rng: crate::ids::random_u64() | 1,
+        };
+        let (cancel_all, cancel) = watch::channel(false);
+        let mut open = true;
+        loop {
+            state.start_ready(&cancel);
+            state.publish();
+            if !open && state.held.is_empty() && state.in_flight.is_empty() {
+                return;
             }
-            self.shared.uploader.chunks_queued.store(queue.len() as u64, Relaxed);
-            if self.past_deadline() {
-                if !queue.is_empty() {
-                    tracing::warn!(chunks = queue.len(), "shutdown timeout: unshipped chunks stay in the spool");
+            let deadline = context.shared.upload_deadline.get().copied().map(Instant::from_std);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let _ = cancel_all.send(true);
+                state.cancel_in_flight().await;
+                let left = state.held.len();
+                if left > 0 {
+                    tracing::warn!(chunks = left, "shutdown timeout: unshipped chunks stay in the spool");
                 }
                 return;
             }
-            let Some(job) = queue.pop_front() else {
-                if hung_up {
-                    return;
+            let mut wake = Instant::now() + IDLE_WAKE;
+            if let Some(next) = state.held.iter().map(|h| h.not_before).min() {
+                wake = wake.min(next);
+            }
+            if let Some(d) = deadline {
+                wake = wake.min(d);
+            }
+            tokio::select! {
+                job = received.recv(), if open => match job {
+                    Some(job) => state.held.push_back(Held::new(job)),
+                    None => open = false,
+                },
+                Some(joined) = state.in_flight.join_next_with_id(), if !state.in_flight.is_empty() => {
+                    state.finish(joined);
                 }
-                receive_for(&jobs, IDLE_WAKE, &mut queue, &mut hung_up);
-                continue;
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+}
+
+type Attempt = (Held, Result<Done, SinkError>);
+
+struct State {
+    context: Arc<Context>,
+    settings: UploadConfig,
+    /// Jobs waiting for their first attempt or their next one, oldest first.
+    held: VecDeque<Held>,
+    in_flight: JoinSet<Attempt>,
+    in_flight_unix: HashMap<Id, i64>,
+    /// The failure logged last; a new log line only when the failure changes (or after a success).
+    last_logged: Option<SinkError>,
+    rng: u64,
+}
+
+impl State {
+    /// Starts the oldest jobs that are due, up to the concurrency.
+    fn start_ready(&mut self, cancel: &watch::Receiver<bool>) {
+        let now = Instant::now();
+        while self.in_flight.len() < self.settings.concurrency {
+            let Some(due) = self.held.iter().position(|h| h.not_before <= now) else {
+                return;
             };
-            match self.process(job) {
-                Ok(None) => backoff = BACKOFF_START,
-                Ok(Some(next)) => queue.push_front(next),
-                Err((job, e)) => {
-                    queue.push_front(job);
-                    add(&self.shared.uploader.upload_failures, 1);
-                    // xorshift: jitter between half and all of the backoff.
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    let half = backoff.as_millis() as u64 / 2;
-                    let wait = Duration::from_millis(half + rng % (half + 1));
-                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "upload failed");
-                    let wait = match self.shared.upload_deadline.get() {
-                        Some(deadline) => wait.min(deadline.saturating_duration_since(Instant::now())),
-                        None => wait,
-                    };
-                    receive_for(&jobs, wait, &mut queue, &mut hung_up);
-                    backoff = (backoff * 2).min(self.backoff_max);
-                }
-            }
+            let held = self.held.remove(due).expect("found above");
+            let first_unix = held.first_unix;
+            let task = self.in_flight.spawn(attempt(held, self.context.clone(), Cancel::new(cancel.clone())));
+            self.in_flight_unix.insert(task.id(), first_unix);
         }
     }
 
-    fn past_deadline(&self) -> bool {
-        self.shared.upload_deadline.get().is_some_and(|d| Instant::now() >= *d)
+    /// Updates the gauges: chunks held, uploads in flight, the age of the oldest.
+    fn publish(&self) {
+        let metrics = &self.context.shared.uploader;
+        metrics.chunks_queued.store((self.held.len() + self.in_flight.len()) as u64, Relaxed);
+        metrics.uploads_in_flight.store(self.in_flight.len() as u64, Relaxed);
+        let oldest = self.held.iter().map(|h| h.first_unix).chain(self.in_flight_unix.values().copied()).min();
+        metrics.oldest_unshipped_unix.store(oldest.unwrap_or(0), Relaxed);
     }
 
-    /// Ships or repairs one job. `Ok(Some(next))`: the job became another (a repaired chunk to ship).
-    fn process(&mut self, job: UploadJob) -> Result<Option<UploadJob>, (UploadJob, SinkError)> {
-        match job {
-            UploadJob::Repair(path) => {
-                let before = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                match repair_open_file(&self.dirs, &path) {
-                    Ok(repaired) => {
-                        let after = repaired.as_ref().and_then(|c| fs::metadata(&c.path).ok()).map_or(0, |m| m.len());
-                        self.shared.spool_grew(after);
-                        self.shared.spool_shrank(before);
-                        Ok(repaired.map(UploadJob::Sealed))
+    fn finish(&mut self, joined: Result<(Id, Attempt), tokio::task::JoinError>) {
+        let (id, (mut held, result)) = match joined {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        self.in_flight_unix.remove(&id);
+        let shared = self.context.shared.clone();
+        match result {
+            Ok(Done::Shipped { path, len, events, latency }) => {
+                if let Err(e) = fs::remove_file(&path) {
+                    // Shipped, so nothing is lost; the next start ships it again under the same key.
+                    tracing::error!(path = %path.display(), error = %e, "cannot delete a shipped chunk from the spool");
+                }
+                shared.spool_shrank(len);
+                let metrics = &shared.uploader;
+                add(&metrics.chunks_shipped, 1);
+                add(&metrics.events_shipped, events);
+                add(&metrics.bytes_shipped, len);
+                metrics.upload_seconds.observe(latency);
+                if self.last_logged.take().is_some() {
+                    tracing::info!("uploads succeed again");
+                }
+            }
+            Ok(Done::Repaired(Some(chunk))) => self.held.push_front(Held::new(UploadJob::Sealed(chunk))),
+            Ok(Done::Repaired(None) | Done::Vanished) => {}
+            Err(SinkError::Cancelled) => {}
+            Err(e) => {
+                held.attempts += 1;
+                let wait = self.wait_after(&e, held.attempts);
+                held.not_before = Instant::now() + wait;
+                match &e {
+                    SinkError::Permanent(_) => add(&shared.uploader.permanent_failures, 1),
+                    _ => add(&shared.uploader.retryable_failures, 1),
+                }
+                if self.last_logged.as_ref() != Some(&e) {
+                    let retry_in_ms = wait.as_millis() as u64;
+                    match &e {
+                        SinkError::Permanent(_) => tracing::error!(
+                            error = %e, retry_in_ms,
+                            "upload refused; retrying slowly until a setting changes (logged once per change)"
+                        ),
+                        _ => {
+                            tracing::warn!(error = %e, retry_in_ms, "upload failed; retrying (logged once per change)")
+                        }
                     }
-                    Err(e) => Err((UploadJob::Repair(path), SinkError::Retryable(e))),
+                    self.last_logged = Some(e);
                 }
+                self.held.push_back(held);
             }
-            UploadJob::Sealed(chunk) => match self.ship(&chunk) {
-                Ok(()) => Ok(None),
-                Err(e) => Err((UploadJob::Sealed(chunk), e)),
-            },
         }
     }
 
-    fn ship(&mut self, chunk: &SealedChunk) -> Result<(), SinkError> {
-        let (len, sha256) = match sha256_file(&chunk.path) {
-            Ok(found) => found,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                tracing::error!(path = %chunk.path.display(), "sealed chunk vanished from the spool");
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let object = ObjectMeta {
-            key: chunk.id.object_key(&self.key_prefix, &self.host),
-            events: chunk.events,
-            first_seq: chunk.id.first_seq,
-            last_seq: chunk.last_seq(),
-            sha256,
-            content_encoding: chunk.id.codec.content_encoding(),
-        };
-        self.sink.put(&object, &ChunkFile { path: &chunk.path, len })?;
-        fs::remove_file(&chunk.path)?;
-        let shared = &self.shared;
-        shared.spool_shrank(len);
-        add(&shared.uploader.chunks_shipped, 1);
-        add(&shared.uploader.events_shipped, chunk.events);
-        add(&shared.uploader.bytes_shipped, len);
-        tracing::debug!(key = %object.key, events = chunk.events, "shipped");
-        Ok(())
+    /// Retryable: capped exponential backoff with jitter (between half and all of it). Permanent: fixed.
+    fn wait_after(&mut self, e: &SinkError, attempts: u32) -> Duration {
+        if let SinkError::Permanent(_) = e {
+            return self.settings.permanent_retry;
+        }
+        let backoff =
+            BACKOFF_START.saturating_mul(1 << attempts.saturating_sub(1).min(20)).min(self.settings.backoff_max);
+        // xorshift
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let half = backoff.as_millis() as u64 / 2;
+        Duration::from_millis(half + self.rng % (half + 1))
     }
+
+    /// The deadline passed: every upload in flight aborts what it started; their chunks stay in the spool.
+    async fn cancel_in_flight(&mut self) {
+        while let Some(joined) = self.in_flight.join_next_with_id().await {
+            self.finish(joined);
+        }
+    }
+}
+
+/// One attempt at a job.
+async fn attempt(held: Held, context: Arc<Context>, cancel: Cancel) -> Attempt {
+    let result = match &held.job {
+        UploadJob::Sealed(chunk) => ship(&context, chunk.clone(), cancel).await,
+        UploadJob::Repair(path) => {
+            let (dirs, path, shared) = (context.dirs.clone(), path.clone(), context.shared.clone());
+            blocking(move || {
+                let before = fs::metadata(&path).map_or(0, |m| m.len());
+                let repaired = repair_open_file(&dirs, &path)?;
+                let after = repaired.as_ref().and_then(|c| fs::metadata(&c.path).ok()).map_or(0, |m| m.len());
+                shared.spool_grew(after);
+                shared.spool_shrank(before);
+                Ok(Done::Repaired(repaired))
+            })
+            .await
+            .map_err(|e: io::Error| SinkError::from(e))
+        }
+    };
+    (held, result)
+}
+
+async fn ship(context: &Context, chunk: SealedChunk, cancel: Cancel) -> Result<Done, SinkError> {
+    let start = Instant::now();
+    let path = chunk.path.clone();
+    let (len, sha256) = match blocking(move || sha256_file(&path)).await {
+        Ok(found) => found,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            tracing::error!(path = %chunk.path.display(), "sealed chunk vanished from the spool");
+            return Ok(Done::Vanished);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let object = ObjectMeta {
+        key: chunk.id.object_key(&context.key_prefix, &context.host),
+        events: chunk.events,
+        first_seq: chunk.id.first_seq,
+        last_seq: chunk.last_seq(),
+        sha256,
+        host: context.host.clone(),
+        boot: chunk.id.boot.clone(),
+        worker: chunk.id.worker,
+        content_encoding: chunk.id.codec.content_encoding(),
+    };
+    context.sink.put(&object, &ChunkFile { path: chunk.path.clone(), len }, &cancel).await?;
+    tracing::debug!(key = %object.key, events = chunk.events, "shipped");
+    Ok(Done::Shipped { path: chunk.path, len, events: chunk.events, latency: start.elapsed() })
 }
 
 /// The length and hex sha256 of a file, read in 64 KiB pieces.
@@ -168,19 +369,6 @@ fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
         s
     });
     Ok((len, hex))
-}
-
-/// Waits up to `wait` for jobs, queueing whatever arrives.
-fn receive_for(jobs: &Receiver<UploadJob>, wait: Duration, queue: &mut VecDeque<UploadJob>, hung_up: &mut bool) {
-    if *hung_up {
-        std::thread::sleep(wait);
-        return;
-    }
-    match jobs.recv_timeout(wait) {
-        Ok(job) => queue.push_back(job),
-        Err(RecvTimeoutError::Timeout) => {}
-        Err(RecvTimeoutError::Disconnected) => *hung_up = true,
-    }
 }
 
 /// The host name for object keys.

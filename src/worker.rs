@@ -29,8 +29,8 @@ use crate::http::HttpError;
 use crate::metrics::{WorkerMetrics, add};
 use crate::request::Requests;
 use crate::response::ConnectionHeader;
+use crate::spool::UploadJob;
 use crate::state::{Phase, Shared};
-use crate::upload::UploadJob;
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);

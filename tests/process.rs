@@ -61,7 +61,7 @@ fn sink_outage_keeps_acking_and_ships_once_the_sink_is_back() {
     for i in 0..30 {
         assert_eq!(client.request(format!("GET /e?id=outage-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
     }
-    wait_until("failed uploads", || server.metric("plutos_upload_failures_total") >= 2);
+    wait_until("failed uploads", || server.metric("plutos_upload_failures_total{kind=\"retryable\"}") >= 2);
     assert_eq!(server.metric("plutos_events_shipped_total"), 0);
     assert!(std::fs::read_dir(server.spool_dir().join("sealed")).unwrap().count() > 0, "chunks wait in the spool");
     std::fs::remove_file(&out).unwrap();

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
+mod sink;
 mod values;
 
+pub use sink::UploadConfig;
+use sink::{parse_sink, parse_upload};
 pub use values::{parse_bytes, parse_cpu_list};
 use values::{parse_fsync, parse_listen, parse_number, seconds};
 
@@ -88,18 +91,33 @@ pub struct Args {
     /// Seconds an idle keep-alive connection is kept.
     #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value = "60")]
     pub idle_timeout_seconds: String,
-    /// Upper bound of the uploader's retry backoff, in milliseconds.
+    /// Upper bound of the uploader's retry backoff after a retryable failure, in milliseconds.
     #[arg(long, env = "UPLOAD_BACKOFF_MAX_MS", default_value = "30000")]
     pub upload_backoff_max_ms: String,
+    /// Chunks uploaded at the same time.
+    #[arg(long, env = "UPLOAD_CONCURRENCY", default_value = "4")]
+    pub upload_concurrency: String,
+    /// Milliseconds between attempts after a permanent failure (credentials, bucket, policy).
+    #[arg(long, env = "UPLOAD_PERMANENT_RETRY_MS", default_value = "60000")]
+    pub upload_permanent_retry_ms: String,
     /// Prefix of every object key (Plutos's name; applies to every sink).
     #[arg(long, env = "S3_PREFIX", default_value = "")]
     pub s3_prefix: String,
+    /// Region of the bucket (else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).
     #[arg(long, env = "S3_REGION")]
     pub s3_region: Option<String>,
+    /// Required with DRIVER=s3.
     #[arg(long, env = "S3_BUCKET")]
     pub s3_bucket: Option<String>,
+    /// Endpoint URL of an S3-compatible server (path-style requests; http:// allowed).
     #[arg(long, env = "S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
+    /// sha256 (an x-amz-checksum-sha256 on every request) | none (for servers that reject checksum headers).
+    #[arg(long, env = "S3_CHECKSUM", default_value = "sha256")]
+    pub s3_checksum: String,
+    /// Chunks larger than this are uploaded in parts of this size (at least 5 MiB, S3's smallest part).
+    #[arg(long, env = "S3_MULTIPART_BYTES", default_value = "16MiB")]
+    pub s3_multipart_bytes: String,
     /// error | warn | info | debug | trace
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -196,7 +214,7 @@ pub struct Config {
     pub response: ResponseKind,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
-    pub upload_backoff_max: Duration,
+    pub upload: UploadConfig,
     pub log_level: tracing::Level,
 }
 
@@ -233,20 +251,7 @@ impl Config {
             Some(w) => parse_number("WORKERS (--workers)", w, 1, 1024)? as usize,
             None => cpus.len().max(1),
         };
-        let sink = match args.driver.as_str() {
-            "file" => SinkConfig::File { root: args.out_dir.clone() },
-            "stdout" => SinkConfig::Stdout,
-            "discard" => SinkConfig::Discard,
-            "s3" | "kafka" => {
-                return Err(invalid(
-                    "DRIVER (--driver)",
-                    format!("{:?} is not available in this build yet; use file or stdout", args.driver),
-                ));
-            }
-            other => {
-                return Err(invalid("DRIVER (--driver)", format!("{other:?}: expected file, stdout or discard")));
-            }
-        };
+        let sink = parse_sink(args)?;
         let max_buffer_time = match (&args.max_buffer_time_milliseconds, &args.max_buffer_time_seconds) {
             (Some(ms), _) => Duration::from_millis(parse_number(
                 "MAX_BUFFER_TIME_MILLISECONDS (--max-buffer-time-milliseconds)",
@@ -312,12 +317,7 @@ impl Config {
                 1,
             )?,
             idle_timeout: seconds("IDLE_TIMEOUT_SECONDS (--idle-timeout-seconds)", &args.idle_timeout_seconds, 1)?,
-            upload_backoff_max: Duration::from_millis(parse_number(
-                "UPLOAD_BACKOFF_MAX_MS (--upload-backoff-max-ms)",
-                &args.upload_backoff_max_ms,
-                1,
-                3_600_000,
-            )?),
+            upload: parse_upload(args)?,
             log_level: args
                 .log_level
                 .parse()
@@ -408,6 +408,8 @@ mod tests {
             (&["--workers", "0"], "WORKERS"),
             (&["--driver", "ftp"], "DRIVER"),
             (&["--driver", "s3"], "DRIVER"),
+            (&["--driver", "kafka"], "DRIVER"),
+            (&["--upload-concurrency", "0"], "UPLOAD_CONCURRENCY"),
             (&["--fsync", "sometimes"], "FSYNC"),
             (&["--durability", "ram"], "DURABILITY"),
             (&["--compression-type", "lz4"], "COMPRESSION_TYPE"),

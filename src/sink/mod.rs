@@ -1,21 +1,21 @@
 //! Sinks: where sealed chunks go. Only the uploader thread calls them; a worker never touches a sink.
 //!
-//! Every backend has one file and the same method, `put(object, chunk)`, which returns only once the object is
-//! stored (the uploader deletes the spool file after that). `put` of the same key twice must be harmless: a
-//! chunk shipped but not yet deleted when the process died is shipped again by the next start.
+//! Every backend has one file and the same methods: `put(object, chunk)` returns only once the object is stored
+//! (the uploader deletes the spool file after that), and `check()` tells at start whether the sink can take
+//! objects at all. `put` of the same key twice must count as done: a chunk shipped but not yet deleted when the
+//! process died is shipped again by the next start. A failure says what to do next (`SinkError`).
 
 mod file;
 mod stdout;
 
-use std::io;
-use std::path::Path;
+use std::path::PathBuf;
 
 pub use file::FileSink;
 pub use stdout::StdoutSink;
 
 use crate::config::SinkConfig;
 
-/// What a sink stores with each chunk (the S3 user metadata / the file sink's `.meta.json`).
+/// What a sink stores with each chunk: the S3 user metadata, the file sink's `.meta.json`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ObjectMeta {
     pub key: String,
@@ -25,23 +25,60 @@ pub struct ObjectMeta {
     #[serde(rename = "last-seq")]
     pub last_seq: u64,
     pub sha256: String,
+    pub host: String,
+    pub boot: String,
+    pub worker: u16,
     /// The HTTP Content-Encoding an object store serves the chunk with (not part of the sidecar).
     #[serde(skip)]
     pub content_encoding: Option<&'static str>,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why a `put` failed, and so when to try again. The text is the same for every attempt that fails the same
+/// way (no request ids, no timestamps), so it can be logged once per change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
-    /// Worth trying again (network, disk, permissions that may be fixed).
+    /// The sink or the way to it is down, slow or throttling: try again soon, backing off.
     #[error("{0}")]
-    Retryable(#[from] io::Error),
+    Retryable(String),
+    /// The request itself is refused (credentials, bucket, policy): nothing changes until a setting does; try
+    /// again at a slow cadence, never give up.
+    #[error("{0}")]
+    Permanent(String),
+    /// The shutdown deadline came first; a multipart upload was aborted.
+    #[error("cancelled at the shutdown deadline")]
+    Cancelled,
 }
 
-/// A sealed chunk's bytes, streamed from its spool file so shipping a 64 MiB chunk does not hold it in memory.
-pub struct ChunkFile<'a> {
-    pub path: &'a Path,
+impl From<std::io::Error> for SinkError {
+    /// Local files (the spool, the file sink's root): a full or unwritable disk is an outage an operator fixes.
+    fn from(e: std::io::Error) -> SinkError {
+        SinkError::Retryable(e.to_string())
+    }
+}
+
+/// A sealed chunk's file, streamed from the spool so shipping a 64 MiB chunk does not hold it in memory.
+#[derive(Debug, Clone)]
+pub struct ChunkFile {
+    pub path: PathBuf,
     /// Object stores need the length before the body.
     pub len: u64,
+}
+
+/// Resolves once the shutdown deadline passed: uploads in flight give up (and abort what they started).
+#[derive(Clone)]
+pub struct Cancel(tokio::sync::watch::Receiver<bool>);
+
+impl Cancel {
+    pub fn new(receiver: tokio::sync::watch::Receiver<bool>) -> Cancel {
+        Cancel(receiver)
+    }
+
+    pub async fn cancelled(&mut self) {
+        // An error means the sender is gone: nobody can cancel any more, so wait forever.
+        if self.0.wait_for(|&cancelled| cancelled).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 pub enum Sink {
@@ -52,19 +89,44 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn from_config(config: &SinkConfig) -> Sink {
-        match config {
+    pub fn from_config(config: &SinkConfig, _key_prefix: &str) -> Result<Sink, String> {
+        Ok(match config {
             SinkConfig::File { root } => Sink::File(FileSink::new(root.clone())),
-            SinkConfig::Stdout => Sink::Stdout(StdoutSink::new()),
+            SinkConfig::Stdout => Sink::Stdout(StdoutSink),
             SinkConfig::Discard => Sink::Discard,
+        })
+    }
+
+    /// Stores the chunk under `object.key`. Local sinks do their file I/O on tokio's blocking pool so the
+    /// uploader's runtime keeps serving the other uploads.
+    pub async fn put(&self, object: &ObjectMeta, chunk: &ChunkFile, _cancel: &Cancel) -> Result<(), SinkError> {
+        match self {
+            Sink::File(sink) => {
+                let (sink, object, chunk) = (sink.clone(), object.clone(), chunk.clone());
+                blocking(move || sink.put(&object, &chunk)).await
+            }
+            Sink::Stdout(sink) => {
+                let (sink, chunk) = (*sink, chunk.clone());
+                blocking(move || sink.put(&chunk)).await
+            }
+            Sink::Discard => Ok(()),
         }
     }
 
-    pub fn put(&mut self, object: &ObjectMeta, chunk: &ChunkFile<'_>) -> Result<(), SinkError> {
+    /// At start: can the sink take objects? `Ok` describes where they go.
+    pub async fn check(&self) -> Result<String, SinkError> {
         match self {
-            Sink::File(s) => s.put(object, chunk),
-            Sink::Stdout(s) => s.put(object, chunk),
-            Sink::Discard => Ok(()),
+            Sink::File(sink) => Ok(format!("file sink under {}", sink.root().display())),
+            Sink::Stdout(_) => Ok("stdout sink".into()),
+            Sink::Discard => Ok("discard sink".into()),
         }
+    }
+}
+
+/// Runs blocking file I/O on tokio's blocking pool.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

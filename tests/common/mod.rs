@@ -269,6 +269,9 @@ pub fn read_shipped(root: &Path) -> Vec<Shipped> {
         assert_eq!(last_seq - first_seq + 1, records.len() as u64, "{rel}");
         let name = rel.rsplit('/').next().unwrap();
         let worker_key = name[..name.rfind('-').unwrap()].to_string(); // host-boot-wN
+        let from_meta =
+            format!("{}-{}-w{}", meta["host"].as_str().unwrap(), meta["boot"].as_str().unwrap(), meta["worker"]);
+        assert_eq!(from_meta, worker_key, "{rel}: host, boot and worker in the sidecar");
         shipped.push(Shipped { key: rel, records, worker_key, first_seq, last_seq });
     }
     shipped
@@ -308,4 +311,42 @@ pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The `raw_data` of every record.
 pub fn raw_data(records: &[Value]) -> Vec<Value> {
     records.iter().map(|r| r["raw_data"].clone()).collect()
+}
+
+/// Sealed chunks written straight into `spool_dir` as a crashed or stopped collector would have left them:
+/// `count` chunks of worker 0 of boot `boot`, each holding `events` GET-like records `{"id":"{boot}-{chunk}-{i}"}`.
+/// Returns each chunk with the ids it holds.
+pub fn sealed_chunks(
+    spool_dir: &Path,
+    boot: &str,
+    count: usize,
+    events: usize,
+) -> Vec<(plutos::spool::SealedChunk, Vec<String>)> {
+    use plutos::chunk::{ChunkSettings, ChunkWriter};
+    use plutos::config::{Compression, Durability, Fsync};
+    let dirs = plutos::spool::SpoolDirs::create(spool_dir).unwrap();
+    let settings = ChunkSettings {
+        compression: Compression { codec: Codec::Gzip, level: 6 },
+        durability: Durability::Spool,
+        fsync: Fsync::Never,
+        max_bytes: 64 << 20,
+        max_events: None,
+        max_age: Duration::from_secs(3600),
+    };
+    let mut writer = ChunkWriter::new(0, boot.to_string(), dirs, settings);
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    (0..count)
+        .map(|chunk| {
+            let ids: Vec<String> = (0..events).map(|i| format!("{boot}-{chunk}-{i}")).collect();
+            let lines: String = ids
+                .iter()
+                .map(|id| {
+                    format!("{{\"raw_data\":{{\"id\":\"{id}\"}},\"written_at\":\"2026-11-26T00:00:00.000000Z\"}}\n")
+                })
+                .collect();
+            writer.commit(lines.as_bytes(), events as u64, Instant::now(), unix).unwrap();
+            let (sealed, _) = writer.seal().unwrap();
+            (sealed.unwrap(), ids)
+        })
+        .collect()
 }
