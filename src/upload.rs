@@ -61,6 +61,7 @@ struct Held {
     job: UploadJob,
     attempts: u32,
     not_before: Instant,
+    last_error: Option<SinkError>,
     /// Unix seconds of the chunk's first event (for the oldest-unshipped gauge).
     first_unix: i64,
 }
@@ -75,7 +76,7 @@ impl Held {
                 .and_then(ChunkId::parse)
                 .map_or(crate::clock::unix_micros() / 1_000_000, |(id, _)| id.first_unix),
         };
-        Held { job, attempts: 0, not_before: Instant::now(), first_unix }
+        Held { job, attempts: 0, not_before: Instant::now(), last_error: None, first_unix }
     }
 }
 
@@ -147,6 +148,7 @@ impl Uploader {
             in_flight: JoinSet::new(),
             in_flight_unix: HashMap::new(),
             last_logged: None,
+            failing: 0,
             rng: crate::ids::random_u64() | 1,
         };
         let (cancel_all, cancel) = watch::channel(false);
@@ -197,8 +199,10 @@ struct State {
     held: VecDeque<Held>,
     in_flight: JoinSet<Attempt>,
     in_flight_unix: HashMap<Id, i64>,
-    /// The failure logged last; a new log line only when the failure changes (or after a success).
+    /// The failure logged last: another chunk failing the same way adds no line.
     last_logged: Option<SinkError>,
+    /// Chunks whose last attempt failed; "uploads succeed again" once none is left.
+    failing: usize,
     rng: u64,
 }
 
@@ -245,13 +249,15 @@ impl State {
                 add(&metrics.events_shipped, events);
                 add(&metrics.bytes_shipped, len);
                 metrics.upload_seconds.observe(latency);
-                if self.last_logged.take().is_some() {
-                    tracing::info!("uploads succeed again");
-                }
+                self.recovered(&held);
             }
-            Ok(Done::Repaired(Some(chunk))) => self.held.push_front(Held::new(UploadJob::Sealed(chunk))),
-            Ok(Done::Repaired(None) | Done::Vanished) => {}
-            Err(SinkError::Cancelled) => {}
+            Ok(Done::Repaired(Some(chunk))) => {
+                self.recovered(&held);
+                self.held.push_front(Held::new(UploadJob::Sealed(chunk)));
+            }
+            Ok(Done::Repaired(None) | Done::Vanished) => self.recovered(&held),
+            // Still in the spool: counted with what is left at the deadline.
+            Err(SinkError::Cancelled) => self.held.push_back(held),
             Err(e) => {
                 held.attempts += 1;
                 let wait = self.wait_after(&e, held.attempts);
@@ -260,7 +266,11 @@ impl State {
                     SinkError::Permanent(_) => add(&shared.uploader.permanent_failures, 1),
                     _ => add(&shared.uploader.retryable_failures, 1),
                 }
-                if self.last_logged.as_ref() != Some(&e) {
+                if held.last_error.is_none() {
+                    self.failing += 1;
+                }
+                // A line when this chunk's failure changed, unless another chunk just reported the same.
+                if held.last_error.as_ref() != Some(&e) && self.last_logged.as_ref() != Some(&e) {
                     let retry_in_ms = wait.as_millis() as u64;
                     match &e {
                         SinkError::Permanent(_) => tracing::error!(
@@ -271,9 +281,20 @@ impl State {
                             tracing::warn!(error = %e, retry_in_ms, "upload failed; retrying (logged once per change)")
                         }
                     }
-                    self.last_logged = Some(e);
+                    self.last_logged = Some(e.clone());
                 }
+                held.last_error = Some(e);
                 self.held.push_back(held);
+            }
+        }
+    }
+
+    /// A chunk that had failed is done: once no chunk is failing any more, say so.
+    fn recovered(&mut self, held: &Held) {
+        if held.last_error.is_some() {
+            self.failing -= 1;
+            if self.failing == 0 && self.last_logged.take().is_some() {
+                tracing::info!("uploads succeed again");
             }
         }
     }

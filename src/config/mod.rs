@@ -10,7 +10,7 @@ use clap::Parser;
 mod sink;
 mod values;
 
-pub use sink::UploadConfig;
+pub use sink::{S3Checksum, S3Config, UploadConfig};
 use sink::{parse_sink, parse_upload};
 pub use values::{parse_bytes, parse_cpu_list};
 use values::{parse_fsync, parse_listen, parse_number, seconds};
@@ -187,6 +187,7 @@ pub enum ResponseKind {
 pub enum SinkConfig {
     File { root: PathBuf },
     Stdout,
+    S3(S3Config),
     Discard,
 }
 
@@ -407,7 +408,10 @@ mod tests {
             (&["--workers", "zero"], "WORKERS"),
             (&["--workers", "0"], "WORKERS"),
             (&["--driver", "ftp"], "DRIVER"),
-            (&["--driver", "s3"], "DRIVER"),
+            (&["--driver", "s3"], "S3_BUCKET"),
+            (&["--driver", "s3", "--s3-bucket", "b", "--s3-endpoint", "localhost:9000"], "S3_ENDPOINT"),
+            (&["--driver", "s3", "--s3-bucket", "b", "--s3-checksum", "md5"], "S3_CHECKSUM"),
+            (&["--driver", "s3", "--s3-bucket", "b", "--s3-multipart-bytes", "1MiB"], "S3_MULTIPART_BYTES"),
             (&["--driver", "kafka"], "DRIVER"),
             (&["--upload-concurrency", "0"], "UPLOAD_CONCURRENCY"),
             (&["--fsync", "sometimes"], "FSYNC"),

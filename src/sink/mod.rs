@@ -6,11 +6,13 @@
 //! process died is shipped again by the next start. A failure says what to do next (`SinkError`).
 
 mod file;
+mod s3;
 mod stdout;
 
 use std::path::PathBuf;
 
 pub use file::FileSink;
+pub use s3::S3Sink;
 pub use stdout::StdoutSink;
 
 use crate::config::SinkConfig;
@@ -84,22 +86,25 @@ impl Cancel {
 pub enum Sink {
     File(FileSink),
     Stdout(StdoutSink),
+    S3(S3Sink),
     /// Benchmarks only: accepts and forgets.
     Discard,
 }
 
 impl Sink {
-    pub fn from_config(config: &SinkConfig, _key_prefix: &str) -> Result<Sink, String> {
+    /// Builds the sink; only S3 can fail here (its settings are checked, not its bucket).
+    pub fn from_config(config: &SinkConfig, key_prefix: &str) -> Result<Sink, String> {
         Ok(match config {
             SinkConfig::File { root } => Sink::File(FileSink::new(root.clone())),
             SinkConfig::Stdout => Sink::Stdout(StdoutSink),
+            SinkConfig::S3(s3) => Sink::S3(S3Sink::new(s3, key_prefix)?),
             SinkConfig::Discard => Sink::Discard,
         })
     }
 
     /// Stores the chunk under `object.key`. Local sinks do their file I/O on tokio's blocking pool so the
     /// uploader's runtime keeps serving the other uploads.
-    pub async fn put(&self, object: &ObjectMeta, chunk: &ChunkFile, _cancel: &Cancel) -> Result<(), SinkError> {
+    pub async fn put(&self, object: &ObjectMeta, chunk: &ChunkFile, cancel: &Cancel) -> Result<(), SinkError> {
         match self {
             Sink::File(sink) => {
                 let (sink, object, chunk) = (sink.clone(), object.clone(), chunk.clone());
@@ -109,6 +114,7 @@ impl Sink {
                 let (sink, chunk) = (*sink, chunk.clone());
                 blocking(move || sink.put(&chunk)).await
             }
+            Sink::S3(sink) => sink.put(object, chunk, cancel.clone()).await,
             Sink::Discard => Ok(()),
         }
     }
@@ -118,6 +124,7 @@ impl Sink {
         match self {
             Sink::File(sink) => Ok(format!("file sink under {}", sink.root().display())),
             Sink::Stdout(_) => Ok("stdout sink".into()),
+            Sink::S3(sink) => sink.check().await,
             Sink::Discard => Ok("discard sink".into()),
         }
     }

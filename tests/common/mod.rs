@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod collector;
+pub mod s3;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
