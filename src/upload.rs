@@ -169,13 +169,7 @@ impl Uploader {
                 }
                 return;
             }
-            let mut wake = Instant::now() + IDLE_WAKE;
-            if let Some(next) = state.held.iter().map(|h| h.not_before).min() {
-                wake = wake.min(next);
-            }
-            if let Some(d) = deadline {
-                wake = wake.min(d);
-            }
+            let wake = next_wake(state.held.iter().map(|h| h.not_before), Instant::now(), deadline);
             tokio::select! {
                 job = received.recv(), if open => match job {
                     Some(job) => state.held.push_back(Held::new(job)),
@@ -188,6 +182,14 @@ impl Uploader {
             }
         }
     }
+}
+
+/// When the loop must look again without news from the channel or an upload: the next job that comes due, the
+/// deadline, and at least every `IDLE_WAKE`. Jobs already due but waiting for a free slot do not count (a
+/// finished upload frees one and wakes the loop): counting them made it spin while all slots were busy.
+fn next_wake(not_before: impl Iterator<Item = Instant>, now: Instant, deadline: Option<Instant>) -> Instant {
+    let next_due = not_before.filter(|&t| t > now).min();
+    [Some(now + IDLE_WAKE), next_due, deadline].into_iter().flatten().min().expect("now + IDLE_WAKE")
 }
 
 type Attempt = (Held, Result<Done, SinkError>);
@@ -402,4 +404,59 @@ pub fn host_name() -> String {
     let clean: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
     if clean.is_empty() { "localhost".to_string() } else { clean }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_wakes_for_what_comes_due_not_for_what_waits_for_a_slot() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(next_wake([now - ms(5), now].into_iter(), now, None), now + IDLE_WAKE, "all due: no spin");
+        assert_eq!(next_wake([now - ms(5), now + ms(30)].into_iter(), now, None), now + ms(30));
+        assert_eq!(next_wake([now + ms(30)].into_iter(), now, Some(now + ms(10))), now + ms(10), "the deadline");
+        assert_eq!(next_wake(std::iter::empty(), now, None), now + IDLE_WAKE);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_its_cap_and_permanent_failures_wait_a_fixed_time() {
+        let settings = UploadConfig {
+            concurrency: 1,
+            backoff_max: Duration::from_millis(1000),
+            permanent_retry: Duration::from_secs(60),
+        };
+        let shared = Arc::new(Shared::new(1, 0, u64::MAX));
+        let dir = tempfile::tempdir().unwrap();
+        let context = Context {
+            sink: Sink::Discard,
+            dirs: SpoolDirs::create(dir.path()).unwrap(),
+            key_prefix: String::new(),
+            host: "h".into(),
+            shared,
+        };
+        let mut state = State {
+            context: Arc::new(context),
+            settings,
+            held: VecDeque::new(),
+            in_flight: JoinSet::new(),
+            in_flight_unix: HashMap::new(),
+            last_logged: None,
+            failing: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
+        };
+        let retryable = SinkError::Retryable("down".into());
+        for (attempts, full) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (30, 1000)] {
+            for _ in 0..20 {
+                let wait = state.wait_after(&retryable, attempts).as_millis() as u64;
+                assert!(
+                    (full / 2..=full).contains(&wait),
+                    "attempt {attempts}: {wait} ms not in {}..={full}",
+                    full / 2
+                );
+            }
+        }
+        assert_eq!(state.wait_after(&SinkError::Permanent("403".into()), 7), Duration::from_secs(60));
+    }
 }
