@@ -6,6 +6,9 @@
 #
 #   scripts/bench.sh [--quick] [--rounds 3] [--duration 10s] [--server-cpus 0-3] [--load-cpus 4-7]
 #                    [--connections 100] [--port 8080] [--scenarios get_pixel,...] [--targets nginx,...]
+#   scripts/bench.sh --upload [--concurrency 1,4] [--codec gzip6] [--fill-seconds 5] [--rounds 3] ...
+#                    the upload scenario (bench/upload.py): MB/s and chunks/s shipped to s3s-fs on loopback,
+#                    CPU per GB, and how many cores one uploader follows
 #
 # The article's 4+4 split on an 8-thread host: scripts/bench.sh --server-cpus 0-3 --load-cpus 4-7
 set -euo pipefail
@@ -23,4 +26,9 @@ fi
 cargo build --release --locked -q
 # 10,000 idle connections need as many descriptors in the client and in the server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "${1:-}" = "--upload" ]; then
+  shift
+  scripts/s3s-fs.sh >/dev/null
+  exec python3 bench/upload.py "$@"
+fi
 exec python3 bench/harness.py "$@"

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""The upload scenario (run it through `scripts/bench.sh --upload`): how fast one uploader ships sealed chunks to an
+S3 API server on loopback, and whether it keeps up with what the workers seal.
+
+1. Fill: plutos (pinned to the server CPUs) takes the pipelined GET load (bench/wrk/get_pipelined.lua) for a few
+   seconds while its S3 endpoint refuses connections, so every sealed chunk stays in the spool. The spool's growth
+   per second per server CPU is what the workers seal at their peak.
+2. Ship: for each UPLOAD_CONCURRENCY, a copy of that spool is shipped by a fresh plutos (pinned to the server CPUs,
+   no traffic) to s3s-fs (pinned to the load CPUs, SigV4 checked) until nothing is left. Figures: MB/s and chunks/s
+   shipped, and plutos's CPU seconds (all its threads: the uploader's runtime and its blocking pool; the idle
+   workers add next to nothing) per GB shipped.
+The number of cores one uploader follows = MB/s shipped / MB/s sealed per core.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import BIN, CLK_TCK, ROOT, cpu_list, cpu_ticks, wait_port  # noqa: E402
+
+CODECS = {"gzip6": ("gzip", "6"), "gzip1": ("gzip", "1"), "zstd3": ("zstd", "3")}
+ACCESS, SECRET, BUCKET = "bench", "bench-secret", "events"
+
+
+def metric(port, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise RuntimeError(f"no metric {name}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plutos(args, spool, env_extra):
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PORT": f"127.0.0.1:{args.port}",
+        "WORKERS": str(len(cpu_list(args.server_cpus))),
+        "SPOOL_DIR": str(spool),
+        "DRAIN_SECONDS": "0",
+        "LOG_LEVEL": "warn",
+        "DRIVER": "s3",
+        "S3_BUCKET": BUCKET,
+        "S3_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": ACCESS,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "COMPRESSION_TYPE": CODECS[args.codec][0],
+        "COMPRESSION_LEVEL": CODECS[args.codec][1],
+        "MAX_CHUNK_BYTES": args.chunk_bytes,
+        "MAX_BUFFER_TIME_SECONDS": "3600",
+    }
+    env.update(env_extra)
+    proc = subprocess.Popen(["taskset", "-c", args.server_cpus, str(BIN)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(spool.parent / "plutos.stderr", "a"))
+    wait_port(args.port, proc)
+    return proc
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=300)
+
+
+def fill(args, work):
+    """Seals chunks under the pipelined load with nowhere to ship them. Returns (spool dir, figures)."""
+    spool = work / "fill" / "spool"
+    spool.parent.mkdir(parents=True)
+    refused = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = plutos(args, spool, {"S3_ENDPOINT": refused, "SHUTDOWN_TIMEOUT_SECONDS": "0",
+                                "UPLOAD_BACKOFF_MAX_MS": "3600000"})
+    try:
+        before = metric(args.port, "plutos_spool_bytes")
+        events_before = metric(args.port, "plutos_events_accepted_total")
+        start = time.monotonic()
+        threads = len(cpu_list(args.load_cpus))
+        subprocess.run(["taskset", "-c", args.load_cpus, "wrk", f"-t{threads}", "-c100", f"-d{args.fill_seconds}s",
+                        "-s", "bench/wrk/get_pipelined.lua", f"http://127.0.0.1:{args.port}"],
+                       cwd=ROOT, capture_output=True, check=True)
+        seconds = time.monotonic() - start
+        grown = metric(args.port, "plutos_spool_bytes") - before
+        events = metric(args.port, "plutos_events_accepted_total") - events_before
+    finally:
+        stop(proc)  # seals the open chunks; with SHUTDOWN_TIMEOUT_SECONDS=0 they all stay in the spool
+    cores = len(cpu_list(args.server_cpus))
+    return spool, {"seconds": seconds, "events_per_s": events / seconds, "sealed_mb_per_s_core": grown / seconds / cores / 1e6}
+
+
+CHUNK_NAME = re.compile(r"^(?P<stem>[0-9a-f]+-w\d+-)(?P<chunk>\d{8})(?P<rest>-f\d+-t\d+-n\d+\..+)$")
+
+
+def grow_backlog(spool, target_bytes):
+    """Hard-links the sealed chunks under new chunk numbers until the spool holds `target_bytes` (the uploader
+    reads them from the page cache, as it reads freshly sealed chunks). Returns (chunks, bytes)."""
+    sealed = spool / "sealed"
+    originals = sorted(sealed.iterdir())
+    size = sum(p.stat().st_size for p in originals)
+    copies = max(0, -(-target_bytes // size) - 1)
+    for copy in range(1, copies + 1):
+        for path in originals:
+            m = CHUNK_NAME.match(path.name)
+            os.link(path, sealed / f"{m['stem']}{int(m['chunk']) + copy * 100_000:08}{m['rest']}")
+    return len(originals) * (copies + 1), size * (copies + 1)
+
+
+def s3s_fs(args, root):
+    binary = subprocess.run([str(ROOT / "scripts" / "s3s-fs.sh")], capture_output=True, text=True, check=True).stdout.strip()
+    (root / BUCKET).mkdir(parents=True)
+    port = free_port()
+    proc = subprocess.Popen(["taskset", "-c", args.load_cpus, binary, "--host", "127.0.0.1", "--port", str(port),
+                             "--access-key", ACCESS, "--secret-key", SECRET, str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def ship(args, work, filled, concurrency, round_no):
+    """Ships a copy of the filled spool with UPLOAD_CONCURRENCY=concurrency; returns its figures."""
+    base = work / f"ship-c{concurrency}-r{round_no}"
+    spool = base / "spool"
+    shutil.copytree(filled, spool)
+    server, endpoint = s3s_fs(args, base / "s3")
+    chunks = len(list((spool / "sealed").iterdir()))
+    proc = plutos(args, spool, {"S3_ENDPOINT": endpoint, "UPLOAD_CONCURRENCY": str(concurrency),
+                                "S3_MULTIPART_BYTES": args.multipart_bytes})
+    try:
+        ticks, start = cpu_ticks([proc.pid]), time.monotonic()
+        deadline = start + 600
+        while metric(args.port, "plutos_chunks_shipped_total") < chunks:
+            if time.monotonic() > deadline:
+                raise RuntimeError("shipping took over 10 minutes")
+            time.sleep(0.02)
+        seconds = time.monotonic() - start
+        cpu_s = (cpu_ticks([proc.pid]) - ticks) / CLK_TCK
+        shipped = metric(args.port, "plutos_bytes_shipped_total")
+        failures = metric(args.port, 'plutos_upload_failures_total{kind="retryable"}')
+    finally:
+        stop(proc)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+    return {"concurrency": concurrency, "seconds": seconds, "mb_per_s": shipped / seconds / 1e6,
+            "chunks_per_s": chunks / seconds, "cpu_s_per_gb": cpu_s / (shipped / 1e9), "cpu_share": cpu_s / seconds,
+            "failures": failures}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    allowed = sorted(os.sched_getaffinity(0))
+    half = max(1, len(allowed) // 2)
+    parser.add_argument("--server-cpus", default=",".join(map(str, allowed[:half])))
+    parser.add_argument("--load-cpus", default=",".join(map(str, allowed[half:] or allowed[:1])))
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--codec", default="gzip6", choices=sorted(CODECS))
+    parser.add_argument("--fill-seconds", type=int, default=10)
+    parser.add_argument("--backlog-mb", type=int, default=1024, help="MiB of sealed chunks each run ships")
+    parser.add_argument("--chunk-bytes", default="8MiB", help="MAX_CHUNK_BYTES while filling")
+    parser.add_argument("--multipart-bytes", default="16MiB", help="S3_MULTIPART_BYTES while shipping")
+    parser.add_argument("--concurrency", default="1,4")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--results", default=None)
+    args = parser.parse_args()
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    with tempfile.TemporaryDirectory(prefix="plutos-upload-", dir=os.environ.get("TMPDIR", "/var/tmp")) as work:
+        work = Path(work)
+        spool, filled = fill(args, work)
+        filled["chunks"], filled["bytes"] = grow_backlog(spool, args.backlog_mb << 20)
+        print(f"fill: {filled['events_per_s']:,.0f} events/s, sealed {filled['sealed_mb_per_s_core']:.1f} MB/s per "
+              f"core; backlog {filled['chunks']} chunks, {filled['bytes'] / 1e6:.0f} MB", flush=True)
+        results = []
+        for round_no in range(1, args.rounds + 1):
+            for c in concurrencies:
+                r = ship(args, work, spool, c, round_no)
+                results.append(r)
+                print(f"round {round_no} concurrency {c}: {r['mb_per_s']:.1f} MB/s, {r['chunks_per_s']:.1f} chunks/s, "
+                      f"{r['cpu_s_per_gb']:.2f} CPU s/GB, plutos CPU {100 * r['cpu_share']:.0f}%, "
+                      f"retryable failures {r['failures']:.0f}", flush=True)
+    write(args, filled, results, concurrencies)
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+
+
+def write(args, filled, results, concurrencies):
+    now = datetime.now(timezone.utc)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    path = Path(args.results) if args.results else ROOT / "bench" / "results" / f"{now:%Y-%m-%d}-upload-{platform.node()}.md"
+    out = [f"# plutos upload benchmark, {now:%Y-%m-%d %H:%M} UTC\n",
+           f"- command: `scripts/bench.sh --upload {' '.join(sys.argv[1:])}`",
+           f"- commit `{commit}`; CPU {cpu_model}; {os.cpu_count()} CPUs; kernel {platform.release()}",
+           f"- plutos on CPUs `{args.server_cpus}`, wrk and s3s-fs 0.14.1 on CPUs `{args.load_cpus}`; codec {args.codec}; "
+           f"chunks up to MAX_CHUNK_BYTES={args.chunk_bytes}; S3_MULTIPART_BYTES={args.multipart_bytes}; "
+           f"{args.rounds} round(s), medians\n",
+           f"Fill: `get_pipelined` for {filled['seconds']:.1f} s with the S3 endpoint refusing: "
+           f"{filled['events_per_s']:,.0f} events/s, sealed {filled['sealed_mb_per_s_core']:.1f} MB/s per server core; "
+           f"its chunks, hard-linked under more chunk numbers, make a backlog of {filled['chunks']} chunks, "
+           f"{filled['bytes'] / 1e6:.0f} MB, shipped by each run below (read from the page cache, as freshly sealed "
+           f"chunks are).\n",
+           "| UPLOAD_CONCURRENCY | MB/s shipped | chunks/s | plutos CPU s per GB shipped | plutos CPU (share of one core) | cores one uploader follows |",
+           "|---:|---:|---:|---:|---:|---:|"]
+    for c in concurrencies:
+        runs = [r for r in results if r["concurrency"] == c]
+        mbps = median([r["mb_per_s"] for r in runs])
+        out.append(f"| {c} | {mbps:.1f} | {median([r['chunks_per_s'] for r in runs]):.1f} | "
+                   f"{median([r['cpu_s_per_gb'] for r in runs]):.2f} | {100 * median([r['cpu_share'] for r in runs]):.0f}% | "
+                   f"{mbps / filled['sealed_mb_per_s_core']:.1f} |")
+    out.append("\n\"Cores one uploader follows\" = MB/s shipped ÷ MB/s a server core seals at the pipelined peak. "
+               "s3s-fs writes every object to disk and computes its checksums on the other CPU: it, not plutos, may "
+               "be what limits MB/s here (compare plutos's CPU share).")
+    path.write_text("\n".join(out) + "\n")
+    print(f"results written to {path}")
+
+
+if __name__ == "__main__":
+    main()
