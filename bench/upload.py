@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import BIN, CLK_TCK, ROOT, cpu_list, cpu_ticks, wait_port  # noqa: E402
 
-CODECS = {"gzip6": ("gzip", "6"), "gzip1": ("gzip", "1"), "zstd3": ("zstd", "3")}
+CODECS = {"gzip6": ("gzip", "6"), "gzip1": ("gzip", "1"), "zstd3": ("zstd", "3"), "none": ("none", "1")}
 ACCESS, SECRET, BUCKET = "bench", "bench-secret", "events"
 
 
