@@ -140,7 +140,7 @@ def ship(args, work, filled, concurrency, round_no):
     proc = plutos(args, spool, {"S3_ENDPOINT": endpoint, "UPLOAD_CONCURRENCY": str(concurrency),
                                 "S3_MULTIPART_BYTES": args.multipart_bytes})
     try:
-        ticks, start = cpu_ticks([proc.pid]), time.monotonic()
+        ticks, server_ticks, start = cpu_ticks([proc.pid]), cpu_ticks([server.pid]), time.monotonic()
         deadline = start + 600
         while metric(args.port, "plutos_chunks_shipped_total") < chunks:
             if time.monotonic() > deadline:
@@ -148,6 +148,7 @@ def ship(args, work, filled, concurrency, round_no):
             time.sleep(0.02)
         seconds = time.monotonic() - start
         cpu_s = (cpu_ticks([proc.pid]) - ticks) / CLK_TCK
+        server_cpu_s = (cpu_ticks([server.pid]) - server_ticks) / CLK_TCK
         shipped = metric(args.port, "plutos_bytes_shipped_total")
         failures = metric(args.port, 'plutos_upload_failures_total{kind="retryable"}')
     finally:
@@ -157,7 +158,7 @@ def ship(args, work, filled, concurrency, round_no):
         shutil.rmtree(base, ignore_errors=True)
     return {"concurrency": concurrency, "seconds": seconds, "mb_per_s": shipped / seconds / 1e6,
             "chunks_per_s": chunks / seconds, "cpu_s_per_gb": cpu_s / (shipped / 1e9), "cpu_share": cpu_s / seconds,
-            "failures": failures}
+            "server_cpu_share": server_cpu_s / seconds, "failures": failures}
 
 
 def main():
@@ -190,6 +191,7 @@ def main():
                 results.append(r)
                 print(f"round {round_no} concurrency {c}: {r['mb_per_s']:.1f} MB/s, {r['chunks_per_s']:.1f} chunks/s, "
                       f"{r['cpu_s_per_gb']:.2f} CPU s/GB, plutos CPU {100 * r['cpu_share']:.0f}%, "
+                      f"s3s-fs CPU {100 * r['server_cpu_share']:.0f}%, "
                       f"retryable failures {r['failures']:.0f}", flush=True)
     write(args, filled, results, concurrencies)
 
@@ -215,17 +217,18 @@ def write(args, filled, results, concurrencies):
            f"its chunks, hard-linked under more chunk numbers, make a backlog of {filled['chunks']} chunks, "
            f"{filled['bytes'] / 1e6:.0f} MB, shipped by each run below (read from the page cache, as freshly sealed "
            f"chunks are).\n",
-           "| UPLOAD_CONCURRENCY | MB/s shipped | chunks/s | plutos CPU s per GB shipped | plutos CPU (share of one core) | cores one uploader follows |",
-           "|---:|---:|---:|---:|---:|---:|"]
+           "| UPLOAD_CONCURRENCY | MB/s shipped | chunks/s | plutos CPU s per GB shipped | plutos CPU (share of one core) | s3s-fs CPU | cores one uploader follows |",
+           "|---:|---:|---:|---:|---:|---:|---:|"]
     for c in concurrencies:
         runs = [r for r in results if r["concurrency"] == c]
         mbps = median([r["mb_per_s"] for r in runs])
         out.append(f"| {c} | {mbps:.1f} | {median([r['chunks_per_s'] for r in runs]):.1f} | "
                    f"{median([r['cpu_s_per_gb'] for r in runs]):.2f} | {100 * median([r['cpu_share'] for r in runs]):.0f}% | "
+                   f"{100 * median([r['server_cpu_share'] for r in runs]):.0f}% | "
                    f"{mbps / filled['sealed_mb_per_s_core']:.1f} |")
     out.append("\n\"Cores one uploader follows\" = MB/s shipped ÷ MB/s a server core seals at the pipelined peak. "
-               "s3s-fs writes every object to disk and computes its checksums on the other CPU: it, not plutos, may "
-               "be what limits MB/s here (compare plutos's CPU share).")
+               "s3s-fs, on the other CPU, writes every object to disk and checks its checksums; when its CPU share is "
+               "near 100% it, not plutos, limits MB/s. plutos's own ceiling is about 1 ÷ (CPU s per GB) GB/s per core.")
     path.write_text("\n".join(out) + "\n")
     print(f"results written to {path}")
 
