@@ -1,4 +1,5 @@
-//! Identifiers: the boot id that makes chunk keys unique across restarts, and the per-event UUIDv7 request id.
+//! Identifiers: the host name and boot id that make chunk keys unique across hosts and restarts, and the
+//! per-event UUIDv7 request id.
 //!
 //! A request id is a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 bits that are ours. We fill
 //! them with the worker number, 32 random bits drawn once per boot, and a per-worker counter, so two events
@@ -80,6 +81,18 @@ impl RequestIds {
         }
         out.extend_from_slice(&self.text);
     }
+}
+
+/// The host name for object keys.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = if rc == 0 { String::from_utf8_lossy(&buf[..end]).into_owned() } else { String::new() };
+    let clean: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
+    if clean.is_empty() { "localhost".to_string() } else { clean }
 }
 
 #[cfg(test)]

@@ -12,13 +12,13 @@ use mio::{Poll, Waker};
 
 use crate::chunk::{ChunkSettings, ChunkWriter};
 use crate::config::Config;
-use crate::ids::{new_boot_id, random_u64};
+use crate::ids::{host_name, new_boot_id, random_u64};
 use crate::listener::Listeners;
 use crate::request::Requests;
 use crate::sink::Sink;
 use crate::spool::{SpoolDirs, recover};
 use crate::state::{Phase, Shared};
-use crate::upload::{Uploader, host_name};
+use crate::upload::Uploader;
 use crate::worker::{WAKER, Worker};
 
 /// Room in the worker → uploader channel, in sealed chunks.

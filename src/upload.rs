@@ -394,18 +394,6 @@ fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
     Ok((len, hex))
 }
 
-/// The host name for object keys.
-pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into the buffer we own.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = if rc == 0 { String::from_utf8_lossy(&buf[..end]).into_owned() } else { String::new() };
-    let clean: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
-    if clean.is_empty() { "localhost".to_string() } else { clean }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
