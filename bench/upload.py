@@ -91,7 +91,7 @@ def fill(args, work):
         start = time.monotonic()
         threads = len(cpu_list(args.load_cpus))
         subprocess.run(["taskset", "-c", args.load_cpus, "wrk", f"-t{threads}", "-c100", f"-d{args.fill_seconds}s",
-                        "-s", "bench/wrk/get_pipelined.lua", f"http://127.0.0.1:{args.port}"],
+                        "-s", f"bench/wrk/{args.fill_scenario}.lua", f"http://127.0.0.1:{args.port}"],
                        cwd=ROOT, capture_output=True, check=True)
         seconds = time.monotonic() - start
         grown = metric(args.port, "plutos_spool_bytes") - before
@@ -170,6 +170,7 @@ def main():
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--codec", default="gzip6", choices=sorted(CODECS))
     parser.add_argument("--fill-seconds", type=int, default=10)
+    parser.add_argument("--fill-scenario", default="get_pipelined", help="the wrk scenario that fills the spool")
     parser.add_argument("--backlog-mb", type=int, default=1024, help="MiB of sealed chunks each run ships")
     parser.add_argument("--chunk-bytes", default="8MiB", help="MAX_CHUNK_BYTES while filling")
     parser.add_argument("--multipart-bytes", default="16MiB", help="S3_MULTIPART_BYTES while shipping")
@@ -212,7 +213,7 @@ def write(args, filled, results, concurrencies):
            f"- plutos on CPUs `{args.server_cpus}`, wrk and s3s-fs 0.14.1 on CPUs `{args.load_cpus}`; codec {args.codec}; "
            f"chunks up to MAX_CHUNK_BYTES={args.chunk_bytes}; S3_MULTIPART_BYTES={args.multipart_bytes}; "
            f"{args.rounds} round(s), medians\n",
-           f"Fill: `get_pipelined` for {filled['seconds']:.1f} s with the S3 endpoint refusing: "
+           f"Fill: `{args.fill_scenario}` for {filled['seconds']:.1f} s with the S3 endpoint refusing: "
            f"{filled['events_per_s']:,.0f} events/s, sealed {filled['sealed_mb_per_s_core']:.1f} MB/s per server core; "
            f"its chunks, hard-linked under more chunk numbers, make a backlog of {filled['chunks']} chunks, "
            f"{filled['bytes'] / 1e6:.0f} MB, shipped by each run below (read from the page cache, as freshly sealed "
@@ -226,7 +227,7 @@ def write(args, filled, results, concurrencies):
                    f"{median([r['cpu_s_per_gb'] for r in runs]):.2f} | {100 * median([r['cpu_share'] for r in runs]):.0f}% | "
                    f"{100 * median([r['server_cpu_share'] for r in runs]):.0f}% | "
                    f"{mbps / filled['sealed_mb_per_s_core']:.1f} |")
-    out.append("\n\"Cores one uploader follows\" = MB/s shipped ÷ MB/s a server core seals at the pipelined peak. "
+    out.append(f"\n\"Cores one uploader follows\" = MB/s shipped ÷ MB/s a server core seals under `{args.fill_scenario}`. "
                "s3s-fs, on the other CPU, writes every object to disk and checks its checksums; when its CPU share is "
                "near 100% it, not plutos, limits MB/s. plutos's own ceiling is about 1 ÷ (CPU s per GB) GB/s per core.")
     path.write_text("\n".join(out) + "\n")
