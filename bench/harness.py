@@ -36,7 +36,8 @@ PLUTOS_TARGETS = {
     "plutos-zstd3-spool": {"COMPRESSION_TYPE": "zstd", "COMPRESSION_LEVEL": "3", "DURABILITY": "spool"},
     "plutos-zstd3-memory": {"COMPRESSION_TYPE": "zstd", "COMPRESSION_LEVEL": "3", "DURABILITY": "memory"},
 }
-TARGETS = list(PLUTOS_TARGETS) + ["nginx"]
+TARGETS = list(PLUTOS_TARGETS) + ["nginx", "floor"]
+FLOOR = ROOT / "target" / "release" / "examples" / "floor"
 # scenario -> (requests pipelined per write, description)
 SCENARIOS = {
     "get_simple": (1, "GET /e?test=me (the article's request)"),
@@ -44,6 +45,7 @@ SCENARIOS = {
     "post_json": (1, "POST /e, one ~300-byte JSON event"),
     "post_ndjson": (1, "POST /e, NDJSON batch of 100 events"),
     "get_pipelined": (16, "GET /e?test=me pipelined 16 deep"),
+    "get_close": (1, "GET /e?test=me, one request per connection (Connection: close)"),
 }
 IDLE_CONNECTIONS = 10_000
 
@@ -146,6 +148,27 @@ class Nginx:
         return None
 
 
+class Floor:
+    """examples/floor.rs: one epoll thread that answers every request end with a fixed 200 and stores nothing."""
+
+    def __init__(self, args, work):
+        self.command = ["taskset", "-c", args.server_cpus, str(FLOOR)]
+        self.proc = subprocess.Popen(self.command, env={"PORT": f"127.0.0.1:{args.port}"},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(args.port, self.proc)
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def describe(self):
+        return f"PORT=127.0.0.1:PORT {' '.join(self.command)} (examples/floor.rs)"
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        return None
+
+
 def count_shipped(out_dir):
     lines = 0
     for path in out_dir.rglob("*"):
@@ -180,6 +203,8 @@ def wrk_command(args, scenario):
 def run_one(args, work, target, scenario):
     if target == "nginx":
         server = Nginx(args, work)
+    elif target == "floor":
+        server = Floor(args, work)
     elif target.endswith("@base"):
         server = Plutos(target.removesuffix("@base"), args, work, binary=Path(args.compare).resolve())
     else:
@@ -196,8 +221,9 @@ def run_one(args, work, target, scenario):
     report = dict(re.findall(r"(\w+)=(\d+)", out.split("REPORT", 1)[1]))
     report = {k: int(v) for k, v in report.items()}
     requests, seconds = report["requests"], report["duration_us"] / 1e6
-    # nginx writes one log line per request whatever the body holds: its events are its requests.
-    per_request = 1 if target == "nginx" else report["events_per_request"]
+    # nginx writes one log line per request whatever the body holds, and the floor stores nothing: their events
+    # are their requests.
+    per_request = 1 if target in ("nginx", "floor") else report["events_per_request"]
     ok_events = (requests - report["non2xx"]) * per_request
     in_flight = args.connections * SCENARIOS[scenario][0] * per_request
     cpu_s = (after - before) / CLK_TCK
@@ -274,7 +300,8 @@ def main():
     scenarios = args.scenarios.split(",")
     targets = args.targets.split(",")
     if args.compare:
-        targets = [t for target in targets for t in ([target, target + "@base"] if target != "nginx" else [target])]
+        targets = [t for target in targets
+                   for t in ([target, target + "@base"] if target.startswith("plutos") else [target])]
 
     results = []
     with tempfile.TemporaryDirectory(prefix="plutos-bench-") as work:
@@ -314,6 +341,9 @@ def write_results(args, scenarios, targets, results, idle):
     nginx = next((r for r in results if r["target"] == "nginx"), None)
     if nginx:
         w(f"- nginx: `{nginx['server']}`")
+    floor = next((r for r in results if r["target"] == "floor"), None)
+    if floor:
+        w(f"- floor: `{floor['server']}`: one epoll thread, a fixed 200 per request end, nothing parsed or stored")
     w("- CPU µs = utime + stime of every server thread during the wrk run, divided by requests (or events)")
     w("- shipped: records in the sink after a graceful stop equal the 2xx events, within what was in flight\n")
     for scenario in scenarios:
@@ -325,7 +355,7 @@ def write_results(args, scenarios, targets, results, idle):
             if m("rps") is None:
                 continue
             runs = [r for r in results if r["target"] == target and r["scenario"] == scenario]
-            shipped = "n/a" if target == "nginx" else ("yes" if all(r["shipped_ok"] for r in runs) else "**NO**")
+            shipped = "n/a" if target in ("nginx", "floor") else ("yes" if all(r["shipped_ok"] for r in runs) else "**NO**")
             w(f"| {target} | {m('rps'):.0f} | {m('eps'):.0f} | {ms(m('p50_ms'))} | {ms(m('p99_ms'))} | "
               f"{m('cpu_us_req'):.2f} | {m('cpu_us_event'):.3f} | {m('rss_mib'):.1f} | {sum(r['non2xx'] for r in runs)} | {shipped} |")
         base = median(results, "nginx", scenario, "cpu_us_req")
@@ -334,7 +364,12 @@ def write_results(args, scenarios, targets, results, idle):
             w("\nplutos / nginx: " + ", ".join(
                 f"{t} CPU/req ×{median(results, t, scenario, 'cpu_us_req') / base:.2f} req/s ×"
                 f"{median(results, t, scenario, 'rps') / base_rps:.2f}"
-                for t in targets if t != "nginx" and median(results, t, scenario, "rps") is not None))
+                for t in targets if t.startswith("plutos") and median(results, t, scenario, "rps") is not None))
+        floor = median(results, "floor", scenario, "cpu_us_req")
+        if floor:
+            w("\nplutos / floor: " + ", ".join(
+                f"{t} CPU/req ×{median(results, t, scenario, 'cpu_us_req') / floor:.3f}"
+                for t in targets if t.startswith("plutos") and median(results, t, scenario, "rps") is not None))
         pairs = [(t, t + "@base") for t in targets if t + "@base" in targets]
         if args.compare and pairs:
             w("\nthis build / base build: " + ", ".join(

@@ -1,0 +1,101 @@
+//! The floor of the benchmark: a minimal epoll HTTP responder. One thread; per readable connection it reads, counts
+//! the request ends (`\r\n\r\n`) and writes one fixed 200 per request, the size of plutos's (a `Date` and
+//! `Content-Length: 0`); it parses nothing else and stores nothing. A request carrying `Connection: close` (the
+//! `get_close` scenario) gets it back and the connection ends. No HTTP server on epoll costs less per request,
+//! so `bench/harness.py` reports plutos as a multiple of it.
+//!
+//! `cargo build --release --example floor`, then `PORT=127.0.0.1:8080 target/release/examples/floor`.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+const LISTENER: Token = Token(usize::MAX);
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\n\r\n";
+const OK_CLOSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const CLOSE: &[u8] = b"\r\nConnection: close\r\n";
+
+struct Conn {
+    stream: TcpStream,
+    /// The bytes of the request head read so far (only to find its end and a `Connection: close`).
+    head: Vec<u8>,
+    out: Vec<u8>,
+    close: bool,
+}
+
+fn main() -> io::Result<()> {
+    let addr: SocketAddr = std::env::var("PORT").unwrap_or_else(|_| "127.0.0.1:8080".into()).parse().expect("PORT");
+    let mut listener = TcpListener::bind(addr)?;
+    let mut poll = Poll::new()?;
+    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut conns: HashMap<usize, Conn> = HashMap::new();
+    let mut next = 0usize;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        poll.poll(&mut events, None)?;
+        for event in events.iter() {
+            if event.token() == LISTENER {
+                while let Ok((mut stream, _)) = listener.accept() {
+                    stream.set_nodelay(true)?;
+                    next += 1;
+                    poll.registry().register(&mut stream, Token(next), Interest::READABLE | Interest::WRITABLE)?;
+                    conns.insert(next, Conn { stream, head: Vec::new(), out: Vec::new(), close: false });
+                }
+                continue;
+            }
+            let Token(id) = event.token();
+            let Some(conn) = conns.get_mut(&id) else { continue };
+            let mut gone = false;
+            if event.is_readable() {
+                loop {
+                    match conn.stream.read(&mut buf) {
+                        Ok(0) => {
+                            gone = true;
+                            break;
+                        }
+                        Ok(n) => answer(conn, &buf[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            gone = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            while !conn.out.is_empty() && !gone {
+                match conn.stream.write(&conn.out) {
+                    Ok(n) => {
+                        conn.out.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => gone = true,
+                }
+            }
+            if gone || (conn.close && conn.out.is_empty()) {
+                conns.remove(&id);
+            }
+        }
+    }
+}
+
+/// Appends one answer per request end in `data`.
+fn answer(conn: &mut Conn, data: &[u8]) {
+    conn.head.extend_from_slice(data);
+    let mut start = 0;
+    while let Some(end) = memchr::memmem::find(&conn.head[start..], b"\r\n\r\n") {
+        let head = &conn.head[start..start + end + 2];
+        if memchr::memmem::find(head, CLOSE).is_some() {
+            conn.out.extend_from_slice(OK_CLOSE);
+            conn.close = true;
+        } else {
+            conn.out.extend_from_slice(OK);
+        }
+        start += end + 4;
+    }
+    conn.head.drain(..start);
+}
