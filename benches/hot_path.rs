@@ -5,18 +5,18 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use plutos::body::{BodyKind, append_body_events};
-use plutos::chunk::{ChunkSettings, ChunkWriter};
-use plutos::clock::Clock;
 use plutos::config::{Codec, Compression, Durability, Fsync};
-use plutos::connection::Connection;
+use plutos::event::body::{BodyKind, append_body_events};
+use plutos::event::clock::Clock;
+use plutos::event::ids::RequestIds;
+use plutos::event::query::{QueryScratch, append_query_object};
+use plutos::event::record::{RecordBuilder, RequestMeta};
 use plutos::http::{Method, Parse, parse_head};
-use plutos::ids::RequestIds;
-use plutos::query::{QueryScratch, append_query_object};
-use plutos::record::{RecordBuilder, RequestMeta};
-use plutos::request::Requests;
 use plutos::spool::SpoolDirs;
+use plutos::spool::chunk::{ChunkSettings, ChunkWriter};
 use plutos::state::Shared;
+use plutos::worker::connection::Connection;
+use plutos::worker::request::Requests;
 
 const PIXEL_QUERY: &[u8] =
     b"event=pageview&page=%2Fproducts%2F42%3Fcolor%3Dblue&ref=https%3A%2F%2Fwww.example.com%2Fsearch%3Fq%3Dshoes\

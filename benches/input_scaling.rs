@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use clap::Parser;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use plutos::connection::Connection;
-use plutos::query::{QueryScratch, append_query_object};
-use plutos::request::Requests;
+use plutos::event::query::{QueryScratch, append_query_object};
 use plutos::state::Shared;
+use plutos::worker::connection::Connection;
+use plutos::worker::request::Requests;
 
 const SCALES: [usize; 3] = [1, 4, 16];
 /// How much a trickling client sends per write.

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use mio::{Poll, Waker};
 
-use crate::chunk::{ChunkSettings, ChunkWriter};
 use crate::config::Config;
-use crate::ids::{host_name, new_boot_id, random_u64};
+use crate::event::ids::{host_name, new_boot_id, random_u64};
 use crate::listener::Listeners;
-use crate::request::Requests;
-use crate::sink::Sink;
+use crate::ship::Uploader;
+use crate::ship::sink::Sink;
+use crate::spool::chunk::{ChunkSettings, ChunkWriter};
 use crate::spool::{SpoolDirs, recover};
 use crate::state::{Phase, Shared};
-use crate::upload::Uploader;
+use crate::worker::request::Requests;
 use crate::worker::{WAKER, Worker};
 
 /// Room in the worker → uploader channel, in sealed chunks.

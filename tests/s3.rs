@@ -58,7 +58,7 @@ fn get_and_post_events_become_objects_with_their_keys_headers_and_metadata() {
         assert_eq!(left, 0, "{codec}: every chunk shipped and deleted from the spool");
     }
     let client = server.client();
-    let host = plutos::ids::host_name();
+    let host = plutos::event::ids::host_name();
     for key in client.keys() {
         // {prefix}/created_date=YYYY-MM-DD/hour=HH/{host}-{boot}-w{worker}-{chunk:08}.ndjson{.gz|.zst}
         let parts: Vec<&str> = key.split('/').collect();
@@ -238,7 +238,7 @@ fn a_chunk_failing_for_good_holds_no_other_back_and_is_never_dropped() {
     let chunks = sealed_chunks(&dir.path().join("spool"), "01deadbeef0000000001", 5, 4);
     // Another object already holds the first chunk's key: a permanent failure for that chunk alone.
     let s3 = server.client();
-    let taken = chunks[0].0.id.object_key("", &plutos::ids::host_name());
+    let taken = chunks[0].0.id.object_key("", &plutos::event::ids::host_name());
     s3.put(&taken, b"someone else's object".to_vec());
 
     let settings = [("UPLOAD_PERMANENT_RETRY_MS", "100"), ("SHUTDOWN_TIMEOUT_SECONDS", "1")];
@@ -267,7 +267,7 @@ fn shipped_id_counts_except(client: &S3Client, skip: &str) -> std::collections::
         let object = client.get(&key);
         let mut text = Vec::new();
         let codec = plutos::config::Codec::from_file_name(&key).unwrap();
-        plutos::encoder::decode(codec, &object.bytes, &mut text).unwrap();
+        plutos::spool::encoder::decode(codec, &object.bytes, &mut text).unwrap();
         for line in String::from_utf8(text).unwrap().lines() {
             let record: serde_json::Value = serde_json::from_str(line).unwrap();
             *counts.entry(record["raw_data"]["id"].as_str().unwrap().to_string()).or_insert(0) += 1;

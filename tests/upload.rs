@@ -10,7 +10,7 @@ fn a_chunk_that_keeps_failing_holds_no_other_back() {
     let dir = tempfile::tempdir().unwrap();
     let chunks = sealed_chunks(&dir.path().join("spool"), "01boot0000000000000a", 6, 5);
     // The first chunk cannot be written: a directory stands where its object goes.
-    let blocked_key = chunks[0].0.id.object_key("", &plutos::ids::host_name());
+    let blocked_key = chunks[0].0.id.object_key("", &plutos::event::ids::host_name());
     let blocker = dir.path().join("out").join(&blocked_key);
     std::fs::create_dir_all(blocker.join("in-the-way")).unwrap();
 

@@ -251,7 +251,8 @@ pub fn read_shipped(root: &Path) -> Vec<Shipped> {
         let codec = Codec::from_file_name(&rel).unwrap_or_else(|| panic!("unexpected file {rel}"));
         let bytes = std::fs::read(&path).unwrap();
         let mut text = Vec::new();
-        plutos::encoder::decode(codec, &bytes, &mut text).unwrap_or_else(|e| panic!("{rel}: invalid stream: {e}"));
+        plutos::spool::encoder::decode(codec, &bytes, &mut text)
+            .unwrap_or_else(|e| panic!("{rel}: invalid stream: {e}"));
         let text = String::from_utf8(text).unwrap();
         assert!(text.ends_with('\n'), "{rel}: chunk must end with a newline");
         let records: Vec<Value> = text
@@ -323,8 +324,8 @@ pub fn sealed_chunks(
     count: usize,
     events: usize,
 ) -> Vec<(plutos::spool::SealedChunk, Vec<String>)> {
-    use plutos::chunk::{ChunkSettings, ChunkWriter};
     use plutos::config::{Compression, Durability, Fsync};
+    use plutos::spool::chunk::{ChunkSettings, ChunkWriter};
     let dirs = plutos::spool::SpoolDirs::create(spool_dir).unwrap();
     let settings = ChunkSettings {
         compression: Compression { codec: Codec::Gzip, level: 6 },

@@ -204,7 +204,7 @@ pub fn shipped_objects(client: &S3Client) -> Vec<(Object, Vec<serde_json::Value>
             let codec = Codec::from_file_name(key).unwrap_or_else(|| panic!("{key}: not a chunk key"));
             assert_eq!(object.content_encoding.as_deref(), codec.content_encoding(), "{key}");
             let mut text = Vec::new();
-            plutos::encoder::decode(codec, &object.bytes, &mut text).unwrap_or_else(|e| panic!("{key}: {e}"));
+            plutos::spool::encoder::decode(codec, &object.bytes, &mut text).unwrap_or_else(|e| panic!("{key}: {e}"));
             let records: Vec<serde_json::Value> =
                 String::from_utf8(text).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
             let meta = |name: &str| object.metadata.get(name).unwrap_or_else(|| panic!("{key}: no {name}")).clone();

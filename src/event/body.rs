@@ -5,11 +5,11 @@
 
 use std::io::Read;
 
+use crate::event::ids::RequestIds;
+use crate::event::json;
+use crate::event::query::{QueryScratch, append_query_object};
+use crate::event::record::RecordBuilder;
 use crate::http::HttpError;
-use crate::ids::RequestIds;
-use crate::json;
-use crate::query::{QueryScratch, append_query_object};
-use crate::record::RecordBuilder;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
@@ -193,9 +193,9 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::clock::Clock;
+    use crate::event::clock::Clock;
+    use crate::event::record::RequestMeta;
     use crate::http::Method;
-    use crate::record::RequestMeta;
 
     fn events(kind: BodyKind, body: &[u8]) -> Result<Vec<serde_json::Value>, HttpError> {
         let mut builder = RecordBuilder::default();

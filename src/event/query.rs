@@ -13,8 +13,8 @@
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Range;
 
+use crate::event::json::escape_into;
 use crate::http::HttpError;
-use crate::json::escape_into;
 
 /// The most keys (pairs, repeats included) one event may have → 400.
 pub const MAX_KEYS: usize = 1000;

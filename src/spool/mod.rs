@@ -1,4 +1,6 @@
-//! The spool directory, the durability boundary.
+//! The spool: where accepted events become durable. `chunk` is a worker's chunk writer (one open chunk, fed one
+//! batch per event-loop iteration, sealed by size, count or age), `encoder` its gzip / zstd / none stream, and this
+//! file the directory itself, the durability boundary: names, recovery at start, repair of cut streams.
 //!
 //! ```text
 //! {spool}/open/{boot}-w{worker}-{chunk:08}-f{first_seq}-t{first_unix}.ndjson.gz        being written by a worker
@@ -10,13 +12,16 @@
 //! left by a crash holds a compressed stream without its end; `repair_open_file` keeps every complete line up
 //! to the last flush and writes them as a sealed chunk with the same boot id and sequence numbers.
 
+pub mod chunk;
+pub mod encoder;
+
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::clock::Civil;
 use crate::config::{Codec, Compression};
-use crate::encoder::{Encoder, decode};
+use crate::event::clock::Civil;
+use crate::spool::encoder::{Encoder, decode};
 
 #[derive(Debug, Clone)]
 pub struct SpoolDirs {
@@ -186,7 +191,7 @@ pub fn repair_open_file(dirs: &SpoolDirs, path: &Path) -> io::Result<Option<Seal
     let mut keep = 0;
     let mut events = 0u64;
     for line in text.split_inclusive(|&b| b == b'\n') {
-        if line.last() != Some(&b'\n') || !crate::json::validate(line) {
+        if line.last() != Some(&b'\n') || !crate::event::json::validate(line) {
             break;
         }
         keep += line.len();

@@ -1,5 +1,7 @@
-//! A worker: one pinned thread with its own listener, epoll loop, connections, request state and chunk writer.
-//! It shares nothing with other workers but atomics, takes no lock, and never waits for the uploader.
+//! A worker: one pinned thread with its own listener, epoll loop, connections (`connection`: one socket's
+//! buffers, its committed output boundary and its flags), request handling (`request`: the requests in a
+//! connection's bytes, answered and their events batched) and chunk writer. It shares nothing with other workers
+//! but atomics, takes no lock, and never waits for the uploader.
 //!
 //! One iteration of the loop:
 //! 1. wait for readiness (bounded by the next timer: chunk age, housekeeping; zero while a connection whose
@@ -13,6 +15,9 @@
 //!    whose output drained while its reading was paused is queued for step 2 of the next iteration;
 //! 5. seal the chunk if due and hand it to the uploader.
 
+pub mod connection;
+pub mod request;
+
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,15 +27,15 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::chunk::{ChunkWriter, SpoolWriteError};
 use crate::config::Fsync;
-use crate::connection::Connection;
 use crate::http::HttpError;
+use crate::http::response::ConnectionHeader;
 use crate::metrics::{WorkerMetrics, add};
-use crate::request::Requests;
-use crate::response::ConnectionHeader;
 use crate::spool::UploadJob;
+use crate::spool::chunk::{ChunkWriter, SpoolWriteError};
 use crate::state::{Phase, Shared};
+use crate::worker::connection::Connection;
+use crate::worker::request::Requests;
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);

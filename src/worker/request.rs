@@ -7,19 +7,19 @@
 
 use std::sync::Arc;
 
-use crate::body::{self, BodyScratch};
-use crate::clock::Clock;
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::event::body::{self, BodyScratch};
+use crate::event::clock::Clock;
+use crate::event::ids::RequestIds;
+use crate::event::query::{QueryScratch, append_query_object};
+use crate::event::record::{RecordBuilder, RequestMeta};
 use crate::http::chunked::decode_chunked;
 use crate::http::framing::{self, Framed, FramingError, Progress};
+use crate::http::response::{self, ALLOW_INGEST, ALLOW_READ_ONLY, ConnectionHeader, Response};
 use crate::http::{Framing, HttpError, Method, RequestHead};
-use crate::ids::RequestIds;
 use crate::metrics::{WorkerMetrics, add};
-use crate::query::{QueryScratch, append_query_object};
-use crate::record::{RecordBuilder, RequestMeta};
-use crate::response::{self, ALLOW_INGEST, ALLOW_READ_ONLY, ConnectionHeader, Response};
 use crate::state::{Phase, Shared};
+use crate::worker::connection::Connection;
 
 /// A worker's request-handling state: clock, ids, scratch buffers and the batch of lines of this iteration.
 pub struct Requests {

@@ -15,13 +15,13 @@ pub fn random_u64() -> u64 {
     if File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_ok() {
         return u64::from_le_bytes(bytes);
     }
-    let t = crate::clock::unix_micros() as u64;
+    let t = crate::event::clock::unix_micros() as u64;
     t.rotate_left(17) ^ u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// `{unix-ms in hex}{32 random bits}`: sortable by start time, 20 hex digits.
 pub fn new_boot_id() -> String {
-    let ms = (crate::clock::unix_micros() / 1000) as u64 & 0xFFFF_FFFF_FFFF;
+    let ms = (crate::event::clock::unix_micros() / 1000) as u64 & 0xFFFF_FFFF_FFFF;
     format!("{ms:012x}{:08x}", random_u64() & 0xFFFF_FFFF)
 }
 

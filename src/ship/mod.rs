@@ -1,4 +1,7 @@
-//! The uploader thread: owns the sink and one current-thread tokio runtime (async sinks such as S3 run on it;
+//! Shipping: the uploader thread (this file) and the sinks it ships to — `sink` (what every sink offers, and how
+//! a failure says what to do next), `s3`, `file` and `stdout`, one file each with the same methods.
+//!
+//! The uploader thread owns the sink and one current-thread tokio runtime (async sinks such as S3 run on it;
 //! workers never touch it). It holds every chunk it was handed until the sink confirmed it, with retry state
 //! per chunk and up to `UPLOAD_CONCURRENCY` uploads in flight, so one slow or failing chunk never holds the
 //! others back.
@@ -11,6 +14,11 @@
 //! - A spool file is deleted once its own upload was confirmed, and only then.
 //! - At the shutdown deadline uploads in flight are cancelled (a multipart upload is aborted); every chunk not
 //!   confirmed stays in the spool for the next start.
+
+pub mod file;
+pub mod s3;
+pub mod sink;
+pub mod stdout;
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
@@ -28,7 +36,7 @@ use tokio::time::Instant;
 
 use crate::config::UploadConfig;
 use crate::metrics::add;
-use crate::sink::{Cancel, ChunkFile, ObjectMeta, Sink, SinkError, blocking};
+use crate::ship::sink::{Cancel, ChunkFile, ObjectMeta, Sink, SinkError, blocking};
 use crate::spool::{ChunkId, SealedChunk, SpoolDirs, UploadJob, repair_open_file};
 use crate::state::Shared;
 
@@ -74,7 +82,7 @@ impl Held {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(ChunkId::parse)
-                .map_or(crate::clock::unix_micros() / 1_000_000, |(id, _)| id.first_unix),
+                .map_or(crate::event::clock::unix_micros() / 1_000_000, |(id, _)| id.first_unix),
         };
         Held { job, attempts: 0, not_before: Instant::now(), last_error: None, first_unix }
     }
@@ -149,7 +157,7 @@ impl Uploader {
             in_flight_unix: HashMap::new(),
             last_logged: None,
             failing: 0,
-            rng: crate::ids::random_u64() | 1,
+            rng: crate::event::ids::random_u64() | 1,
         };
         let (cancel_all, cancel) = watch::channel(false);
         let mut open = true;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use crate::http::framing::Progress;
-use crate::request::Requests;
+use crate::worker::request::Requests;
 
 /// Stop reading from a client that has this much unread output.
 const OUT_HIGH_WATER: usize = 1024 * 1024;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::config::{Compression, Durability, Fsync};
-use crate::encoder::Encoder;
+use crate::spool::encoder::Encoder;
 use crate::spool::{ChunkId, SealedChunk, SpoolDirs, sync_dir, write_durably};
 
 pub struct ChunkSettings {

@@ -5,16 +5,11 @@
 //! objects at all. `put` of the same key twice must count as done: a chunk shipped but not yet deleted when the
 //! process died is shipped again by the next start. A failure says what to do next (`SinkError`).
 
-mod file;
-mod s3;
-mod stdout;
-
 use std::path::PathBuf;
 
-pub use file::FileSink;
-pub use s3::S3Sink;
-pub use stdout::StdoutSink;
-
+use super::file::FileSink;
+use super::s3::S3Sink;
+use super::stdout::StdoutSink;
 use crate::config::SinkConfig;
 
 /// What a sink stores with each chunk: the S3 user metadata, the file sink's `.meta.json`.

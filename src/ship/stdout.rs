@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 
-use super::{ChunkFile, SinkError};
+use super::sink::{ChunkFile, SinkError};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdoutSink;

@@ -4,10 +4,10 @@
 //! The parts that are the same for every event of one request (time, ip, user agent, method, path) are
 //! rendered once per request into reusable buffers; each event then costs its raw data, one id and two copies.
 
-use crate::clock::Clock;
+use crate::event::clock::Clock;
+use crate::event::ids::RequestIds;
+use crate::event::json::{escape_into, escape_lossy_into};
 use crate::http::Method;
-use crate::ids::RequestIds;
-use crate::json::{escape_into, escape_lossy_into};
 
 /// What a record says about the request that carried the event.
 pub struct RequestMeta<'a> {
