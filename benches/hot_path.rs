@@ -5,6 +5,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use plutos::config::ChunkConfig;
 use plutos::config::{Codec, Compression, Durability, Fsync};
 use plutos::event::body::{BodyKind, append_body_events};
 use plutos::event::clock::Clock;
@@ -13,7 +14,8 @@ use plutos::event::query::{QueryScratch, append_query_object};
 use plutos::event::record::{RecordBuilder, RequestMeta};
 use plutos::http::{Method, Parse, parse_head};
 use plutos::spool::SpoolDirs;
-use plutos::spool::chunk::{ChunkSettings, ChunkWriter};
+use plutos::spool::batch::Batch;
+use plutos::spool::chunk::ChunkWriter;
 use plutos::state::Shared;
 use plutos::worker::connection::Connection;
 use plutos::worker::request::Requests;
@@ -133,8 +135,9 @@ fn ndjson_body(c: &mut Criterion) {
 fn pipelined_requests(c: &mut Criterion) {
     use clap::Parser;
     let args = plutos::Args::try_parse_from(["plutos"]).unwrap();
-    let config = std::sync::Arc::new(plutos::Config::from_args(&args, &[0]).unwrap());
+    let config = plutos::Config::from_args(&args, &[0]).unwrap().http;
     let mut requests = Requests::new(config, std::sync::Arc::new(Shared::new(1, 0, u64::MAX)), 0, 0);
+    let mut batch = Batch::default();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, peer) = listener.accept().unwrap();
@@ -155,11 +158,10 @@ fn pipelined_requests(c: &mut Criterion) {
         group.throughput(Throughput::Elements(events));
         group.bench_function(name, |b| {
             b.iter(|| {
-                assert_eq!(requests.process(&mut conn, black_box(input)), input.len());
-                assert_eq!(requests.batch_events, events);
+                assert_eq!(requests.process(&mut conn, black_box(input), &mut batch), input.len());
+                assert_eq!(batch.events(), events);
                 conn.out.clear();
-                requests.batch.clear();
-                requests.batch_events = 0;
+                batch.clear();
             })
         });
     }
@@ -178,7 +180,7 @@ fn chunk_writer(c: &mut Criterion) {
     for (name, codec, level) in [("gzip6", Codec::Gzip, 6), ("gzip1", Codec::Gzip, 1), ("zstd3", Codec::Zstd, 3)] {
         let dir = tempfile::tempdir().unwrap();
         let dirs = SpoolDirs::create(dir.path()).unwrap();
-        let settings = ChunkSettings {
+        let settings = ChunkConfig {
             compression: Compression { codec, level },
             durability: Durability::Spool,
             fsync: Fsync::Never,

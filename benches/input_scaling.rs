@@ -12,6 +12,7 @@ use std::time::Instant;
 use clap::Parser;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use plutos::event::query::{QueryScratch, append_query_object};
+use plutos::spool::batch::Batch;
 use plutos::state::Shared;
 use plutos::worker::connection::Connection;
 use plutos::worker::request::Requests;
@@ -45,6 +46,7 @@ fn many_keys(c: &mut Criterion) {
 /// One worker's request state and one real connection to it, fed by `client`.
 struct Trickle {
     requests: Requests,
+    batch: Batch,
     conn: Connection,
     client: TcpStream,
     read_buf: Vec<u8>,
@@ -53,27 +55,29 @@ struct Trickle {
 impl Trickle {
     fn new() -> Trickle {
         let args = plutos::Args::try_parse_from(["plutos", "--max-body-bytes", "4MiB"]).unwrap();
-        let config = Arc::new(plutos::Config::from_args(&args, &[0]).unwrap());
+        let config = plutos::Config::from_args(&args, &[0]).unwrap().http;
         let shared = Arc::new(Shared::new(1, 0, u64::MAX));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let conn = Connection::new(mio::net::TcpStream::from_std(server), peer, Instant::now());
-        Trickle { requests: Requests::new(config, shared, 0, 0), conn, client, read_buf: vec![0; 64 * 1024] }
+        let requests = Requests::new(config, shared, 0, 0);
+        Trickle { requests, batch: Batch::default(), conn, client, read_buf: vec![0; 64 * 1024] }
     }
 
     /// Sends `request` in pieces, letting the connection read after each; returns the answer bytes.
     fn send(&mut self, request: &[u8]) -> usize {
         for piece in request.chunks(PIECE) {
             self.client.write_all(piece).unwrap();
-            self.conn.read_requests(&mut self.read_buf, &mut self.requests, Instant::now()).unwrap();
+            let (requests, batch) = (&mut self.requests, &mut self.batch);
+            let handle = |conn: &mut Connection, data: &[u8]| requests.process(conn, data, batch);
+            self.conn.receive(&mut self.read_buf, Instant::now(), handle).unwrap();
         }
         let answered = self.conn.out.len();
         assert!(answered > 0 && self.conn.out.starts_with(b"HTTP/1.1 200"), "one whole request answered 200");
         self.conn.out.clear();
-        self.requests.batch.clear();
-        self.requests.batch_events = 0;
+        self.batch.clear();
         answered
     }
 }

@@ -4,47 +4,76 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use crossbeam_channel::Receiver;
 use plutos::{Args, Config};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
+    let config = match parse_config() {
+        Ok(Some(config)) => config,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(code) => return code,
+    };
+    // Logs go to stderr: stdout belongs to the stdout sink.
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(config.log_level).with_ansi(false).init();
+    abort_on_panic();
+    // Signals first: a SIGTERM that arrives as soon as we announce the address must drain, not kill.
+    let shutdown = match install_signals() {
+        Ok(shutdown) => shutdown,
+        Err(e) => {
+            eprintln!("plutos: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match serve(config, shutdown) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("plutos: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The validated configuration; `None` when there is nothing to run (`--help`, `--version`, `--check-config`);
+/// a bad setting prints one line and gives exit code 2.
+fn parse_config() -> Result<Option<Config>, ExitCode> {
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => {
             let _ = e.print(); // --help, --version
-            return ExitCode::SUCCESS;
+            return Ok(None);
         }
         Err(e) => {
+            // One line: clap's first, with the possible values it lists below it.
             let text = e.to_string();
-            eprintln!("plutos: {}", text.lines().next().unwrap_or("invalid arguments"));
-            return ExitCode::from(2);
+            let mut lines = text.lines().map(str::trim);
+            let first = lines.next().unwrap_or("invalid arguments");
+            match lines.find(|l| l.starts_with("[possible values")) {
+                Some(values) => eprintln!("plutos: {first} {values}"),
+                None => eprintln!("plutos: {first}"),
+            }
+            return Err(ExitCode::from(2));
         }
     };
     let config = match Config::from_args(&args, &plutos::available_cpus()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("plutos: {e}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     if args.check_config {
         println!("plutos: configuration ok: {config:?}");
-        return ExitCode::SUCCESS;
+        return Ok(None);
     }
-    // Logs go to stderr: stdout belongs to the stdout sink.
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(config.log_level).with_ansi(false).init();
-    abort_on_panic();
+    Ok(Some(config))
+}
 
-    // Signals first: a SIGTERM that arrives as soon as we announce the address must drain, not kill.
+/// The first SIGTERM or SIGINT triggers the graceful shutdown; a second one exits at once.
+fn install_signals() -> std::io::Result<Receiver<()>> {
     let (trigger, shutdown) = crossbeam_channel::bounded(1);
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
-        Ok(signals) => signals,
-        Err(e) => {
-            eprintln!("plutos: cannot install signal handlers: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
     std::thread::spawn(move || {
         let mut seen = 0;
         for signal in signals.forever() {
@@ -59,36 +88,28 @@ fn main() -> ExitCode {
             }
         }
     });
+    Ok(shutdown)
+}
 
+/// Binds and runs the collector until the shutdown trigger; an error is one line.
+fn serve(config: Config, shutdown: Receiver<()>) -> Result<(), String> {
     // Refuse a spool another process holds before binding: with SO_REUSEPORT our listener would otherwise take
     // a share of that process's connections until we exit. (`run` takes the lock for good.)
-    if let Err(e) = plutos::spool::SpoolDirs::create(&config.spool_dir).and_then(|d| d.lock()) {
-        eprintln!("plutos: spool directory {}: {e}", config.spool_dir.display());
-        return ExitCode::from(1);
+    if let Err(e) = plutos::spool::SpoolDirs::create(&config.spool.dir).and_then(|d| d.lock()) {
+        return Err(format!("spool directory {}: {e}", config.spool.dir.display()));
     }
     let fd_limit = plutos::raise_fd_limit();
-    if fd_limit < config.max_connections as u64 + 64 {
-        tracing::warn!(fd_limit, max_connections = config.max_connections, "descriptor limit below MAX_CONNECTIONS");
+    let max_connections = config.http.max_connections;
+    if fd_limit < max_connections as u64 + 64 {
+        tracing::warn!(fd_limit, max_connections, "descriptor limit below MAX_CONNECTIONS");
     }
-    let listeners = match plutos::bind(config.listen, config.workers) {
-        Ok(listeners) => listeners,
-        Err(e) => {
-            eprintln!("plutos: cannot listen on {}: {e}", config.listen);
-            return ExitCode::from(1);
-        }
-    };
+    let listeners =
+        plutos::bind(config.listen, config.workers).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     match listeners.local_addr() {
         Ok(addr) => tracing::info!("listening on {addr}"),
         Err(e) => tracing::warn!(error = %e, "bound, but cannot read the local address"),
     }
-
-    match plutos::run(config, listeners, shutdown) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("plutos: {e}");
-            ExitCode::from(1)
-        }
-    }
+    plutos::run(config, listeners, shutdown).map_err(|e| e.to_string())
 }
 
 /// A panic in any thread ends the process (exit by SIGABRT). A worker that died would take its listener and

@@ -7,19 +7,19 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::{Poll, Waker};
 
-use crate::config::Config;
+use crate::config::{Config, ShutdownConfig};
 use crate::event::ids::{host_name, new_boot_id, random_u64};
 use crate::listener::Listeners;
 use crate::ship::Uploader;
 use crate::ship::sink::Sink;
-use crate::spool::chunk::{ChunkSettings, ChunkWriter};
-use crate::spool::{SpoolDirs, recover};
+use crate::spool::chunk::ChunkWriter;
+use crate::spool::{SpoolDirs, UploadJob, recover};
 use crate::state::{Phase, Shared};
 use crate::worker::request::Requests;
-use crate::worker::{WAKER, Worker};
+use crate::worker::{WAKER, Worker, WorkerSettings, WorkerSetup};
 
 /// Room in the worker → uploader channel, in sealed chunks.
 const UPLOAD_QUEUE: usize = 1024;
@@ -43,8 +43,8 @@ pub enum RunError {
 /// Serves until `shutdown` yields (or its sender is dropped), then shuts down gracefully. Returns once every
 /// worker has sealed its chunk and the uploader has shipped everything or reached the shutdown timeout.
 pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Result<(), RunError> {
-    let spool_error = |source| RunError::Spool { path: config.spool_dir.display().to_string(), source };
-    let dirs = SpoolDirs::create(&config.spool_dir).map_err(spool_error)?;
+    let spool_error = |source| RunError::Spool { path: config.spool.dir.display().to_string(), source };
+    let dirs = SpoolDirs::create(&config.spool.dir).map_err(spool_error)?;
     let _lock = dirs.lock().map_err(spool_error)?;
     let recovered = recover(&dirs).map_err(spool_error)?;
     let spool_bytes = dirs.total_bytes().map_err(spool_error)?;
@@ -52,46 +52,83 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
         tracing::info!(chunks = recovered.len(), "queued sealed chunks from the spool");
     }
     let workers = listeners.sockets.len();
-    let shared = Arc::new(Shared::new(workers, spool_bytes, config.max_spool_bytes));
-    let config = Arc::new(config);
+    let shared = Arc::new(Shared::new(workers, spool_bytes, config.spool.max_bytes));
     let boot = new_boot_id();
-    let boot_random = random_u64() as u32;
     tracing::info!(boot = %boot, workers, "starting");
 
-    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(UPLOAD_QUEUE);
+    let (jobs, jobs_rx) = crossbeam_channel::bounded(UPLOAD_QUEUE);
     let (checked_tx, checked) = crossbeam_channel::bounded(1);
     let uploader = Uploader {
-        sink: Sink::from_config(&config.sink, &config.key_prefix).map_err(RunError::Sink)?,
+        sink: Sink::from_config(&config.sink, &config.upload.key_prefix).map_err(RunError::Sink)?,
         dirs: dirs.clone(),
-        key_prefix: config.key_prefix.clone(),
         host: host_name(),
         shared: shared.clone(),
-        settings: config.upload,
+        settings: config.upload.clone(),
     };
     let uploader = thread::Builder::new()
         .name("plutos-uploader".into())
         .spawn(move || uploader.run(jobs_rx, recovered, checked_tx))
         .map_err(RunError::Thread)?;
+    let (workers, wakers) = start_workers(&config, listeners, &boot, &dirs, jobs, &shared)?;
 
-    let max_per_worker = config.max_connections.div_ceil(workers);
-    let mut wakers = Vec::with_capacity(workers);
-    let mut handles = Vec::with_capacity(workers);
+    // Ready once the sink was checked (or the check gave up): a sink that is down still lets ingest run into
+    // the spool, but the operator hears of it before the service reports ready.
+    let _ = checked.recv_timeout(SINK_CHECK_WAIT);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    wait_for_shutdown(&shutdown, &shared, &workers, &uploader);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    shut_down(config.shutdown, &shared, &wakers);
+
+    // The binary aborts on any panic (main.rs); a library caller learns of one here.
+    let mut panicked = None;
+    for worker in workers {
+        if worker.join().is_err() {
+            panicked = Some("a worker");
+        }
+    }
+    if uploader.join().is_err() {
+        panicked = Some("the uploader");
+    }
+    if let Some(thread) = panicked {
+        return Err(RunError::Panicked(thread));
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// One pinned worker thread per listener; returns their handles and the wakers that end their waits.
+fn start_workers(
+    config: &Config,
+    listeners: Listeners,
+    boot: &str,
+    dirs: &SpoolDirs,
+    jobs: Sender<UploadJob>,
+    shared: &Arc<Shared>,
+) -> Result<(Vec<thread::JoinHandle<()>>, Vec<Waker>), RunError> {
+    let count = listeners.sockets.len();
+    let boot_random = random_u64() as u32;
+    let settings = WorkerSettings {
+        max_connections: config.http.max_connections.div_ceil(count),
+        header_timeout: config.http.header_timeout,
+        idle_timeout: config.http.idle_timeout,
+        fsync: config.spool.chunk.fsync,
+        shutdown_timeout: config.shutdown.timeout,
+    };
+    let mut wakers = Vec::with_capacity(count);
+    let mut handles = Vec::with_capacity(count);
     for (index, socket) in listeners.sockets.into_iter().enumerate() {
         let poll = Poll::new().map_err(RunError::Poll)?;
         wakers.push(Waker::new(poll.registry(), WAKER).map_err(RunError::Poll)?);
-        let settings = ChunkSettings {
-            compression: config.compression,
-            durability: config.durability,
-            fsync: config.fsync,
-            max_bytes: config.max_chunk_bytes,
-            max_events: config.max_chunk_events,
-            max_age: config.max_buffer_time,
-        };
-        let chunk = ChunkWriter::new(index, boot.clone(), dirs.clone(), settings);
-        let requests = Requests::new(config.clone(), shared.clone(), index, boot_random);
-        let listener = mio::net::TcpListener::from_std(socket);
-        let worker =
-            Worker::new(index, poll, listener, requests, chunk, jobs_tx.clone(), shared.clone(), max_per_worker);
+        let worker = Worker::new(WorkerSetup {
+            index,
+            poll,
+            listener: mio::net::TcpListener::from_std(socket),
+            settings,
+            requests: Requests::new(config.http, shared.clone(), index, boot_random),
+            chunk: ChunkWriter::new(index, boot.to_string(), dirs.clone(), config.spool.chunk),
+            jobs: jobs.clone(),
+            shared: shared.clone(),
+        });
         let cpu = (!config.cpus.is_empty()).then(|| config.cpus[index % config.cpus.len()]);
         let handle = thread::Builder::new()
             .name(format!("plutos-w{index}"))
@@ -110,40 +147,23 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
             .map_err(RunError::Thread)?;
         handles.push(handle);
     }
-    drop(jobs_tx);
+    Ok((handles, wakers))
+}
 
-    // Ready once the sink was checked (or the check gave up): a sink that is down still lets ingest run into
-    // the spool, but the operator hears of it before the service reports ready.
-    let _ = checked.recv_timeout(SINK_CHECK_WAIT);
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    wait_for_shutdown(&shutdown, &shared, &handles, &uploader);
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+/// The phases after the trigger: drain (`/health` 503, ingest goes on), then closing (listeners closed,
+/// requests in flight finished, chunks sealed) with the uploader's deadline set.
+fn shut_down(config: ShutdownConfig, shared: &Shared, wakers: &[Waker]) {
     tracing::info!(drain_seconds = config.drain.as_secs(), "shutdown: draining (/health answers 503)");
     shared.set_phase(Phase::Draining);
     if !config.drain.is_zero() {
         thread::sleep(config.drain);
     }
     tracing::info!("shutdown: closing listeners, finishing in-flight requests, sealing chunks");
-    let _ = shared.upload_deadline.set(Instant::now() + config.shutdown_timeout);
+    let _ = shared.upload_deadline.set(Instant::now() + config.timeout);
     shared.set_phase(Phase::Closing);
-    for waker in &wakers {
+    for waker in wakers {
         let _ = waker.wake();
     }
-    // The binary aborts on any panic (main.rs); a library caller learns of one here.
-    let mut panicked = None;
-    for handle in handles {
-        if handle.join().is_err() {
-            panicked = Some("a worker");
-        }
-    }
-    if uploader.join().is_err() {
-        panicked = Some("the uploader");
-    }
-    if let Some(thread) = panicked {
-        return Err(RunError::Panicked(thread));
-    }
-    tracing::info!("shutdown complete");
-    Ok(())
 }
 
 /// Waits for the shutdown trigger. Under a systemd watchdog, pings it every half period while every worker's

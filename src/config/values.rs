@@ -1,13 +1,14 @@
-//! Parsers for the value forms settings take: listen addresses, byte sizes, numbers, durations, CPU lists.
-//! Each error names its setting in one line.
+//! The value forms settings take, as clap value parsers: listen addresses, byte sizes, fsync modes, CPU lists,
+//! Plutos's boolean words. clap puts each error on one line that names the setting.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::{ConfigError, Fsync, invalid};
+use super::Fsync;
 
-pub fn parse_listen(value: &str) -> Result<SocketAddr, ConfigError> {
-    let bad = || invalid("PORT (--port)", format!("{value:?}: expected :8080, 127.0.0.1:8080, [::1]:8080 or 8080"));
+/// `:8080`, `127.0.0.1:8080`, `[::1]:8080`, a host name with a port, or a bare port.
+pub fn listen(value: &str) -> Result<SocketAddr, String> {
+    let bad = || format!("expected :8080, 127.0.0.1:8080, [::1]:8080 or 8080, got {value:?}");
     if let Ok(port) = value.parse::<u16>() {
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
@@ -21,19 +22,9 @@ pub fn parse_listen(value: &str) -> Result<SocketAddr, ConfigError> {
     value.to_socket_addrs().ok().and_then(|mut addrs| addrs.next()).ok_or_else(bad)
 }
 
-pub fn parse_number(setting: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(invalid(setting, format!("{value:?}: expected a whole number from {min} to {max}"))),
-    }
-}
-
-pub fn seconds(setting: &'static str, value: &str, min: u64) -> Result<Duration, ConfigError> {
-    parse_number(setting, value, min, 86_400).map(Duration::from_secs)
-}
-
 /// `1048576`, `64KiB`, `64MiB`, `4GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB`, all binary).
-pub fn parse_bytes(setting: &'static str, value: &str) -> Result<u64, ConfigError> {
+pub fn bytes(value: &str) -> Result<u64, String> {
+    let bad = || format!("expected bytes like 1048576 or 64MiB, got {value:?}");
     let v = value.trim();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (digits, unit) = v.split_at(split);
@@ -43,47 +34,55 @@ pub fn parse_bytes(setting: &'static str, value: &str) -> Result<u64, ConfigErro
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        _ => {
-            return Err(invalid(setting, format!("{value:?}: expected bytes like 1048576 or 64MiB")));
-        }
+        _ => return Err(bad()),
     };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| invalid(setting, format!("{value:?}: expected bytes like 1048576 or 64MiB")))
+    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(multiplier)).ok_or_else(bad)
 }
 
-pub fn parse_fsync(value: &str) -> Result<Fsync, ConfigError> {
+/// `never`, `always`, or an interval in milliseconds.
+pub fn fsync(value: &str) -> Result<Fsync, String> {
     match value {
         "never" => Ok(Fsync::Never),
         "always" => Ok(Fsync::Always),
         ms => match ms.parse::<u64>() {
             Ok(n) if n > 0 => Ok(Fsync::Every(Duration::from_millis(n))),
-            _ => Err(invalid(
-                "FSYNC (--fsync)",
-                format!("{value:?}: expected never, always or an interval in milliseconds"),
-            )),
+            _ => Err(format!("expected never, always or an interval in milliseconds, got {value:?}")),
         },
     }
 }
 
-pub fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
+/// A list of CPU ids (one value to clap, not one per id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// `0-3,6` → `[0, 1, 2, 3, 6]`.
+pub fn cpu_list(list: &str) -> Result<CpuList, String> {
+    let bad = || format!("expected a list like 0-3,6, got {list:?}");
     let mut cpus = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b) = (a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?);
+                let (a, b) =
+                    (a.trim().parse::<usize>().map_err(|_| bad())?, b.trim().parse::<usize>().map_err(|_| bad())?);
                 if a > b || b - a > 4096 {
-                    return None;
+                    return Err(bad());
                 }
                 cpus.extend(a..=b);
             }
-            None => cpus.push(part.parse().ok()?),
+            None => cpus.push(part.parse().map_err(|_| bad())?),
         }
     }
     cpus.dedup();
-    (!cpus.is_empty()).then_some(cpus)
+    if cpus.is_empty() { Err(bad()) } else { Ok(CpuList(cpus)) }
+}
+
+/// Plutos's booleans: `true`, `1`, `yes` / `false`, `0`, `no`.
+pub fn flag(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
 }
 
 #[cfg(test)]
@@ -99,26 +98,31 @@ mod tests {
             ("[::1]:8080", "[::1]:8080"),
         ];
         for (input, want) in table {
-            assert_eq!(parse_listen(input).unwrap().to_string(), want, "{input}");
+            assert_eq!(listen(input).unwrap().to_string(), want, "{input}");
         }
-        assert!(parse_listen(":http").is_err());
+        assert!(listen(":http").is_err());
     }
 
     #[test]
     fn byte_sizes() {
-        assert_eq!(parse_bytes("X", "1048576").unwrap(), 1 << 20);
-        assert_eq!(parse_bytes("X", "64MiB").unwrap(), 64 << 20);
-        assert_eq!(parse_bytes("X", "4 GiB").unwrap(), 4 << 30);
-        assert_eq!(parse_bytes("X", "10k").unwrap(), 10 << 10);
-        assert!(parse_bytes("X", "ten").is_err());
-        assert!(parse_bytes("X", "5PB").is_err());
+        assert_eq!(bytes("1048576").unwrap(), 1 << 20);
+        assert_eq!(bytes("64MiB").unwrap(), 64 << 20);
+        assert_eq!(bytes("4 GiB").unwrap(), 4 << 30);
+        assert_eq!(bytes("10k").unwrap(), 10 << 10);
+        assert!(bytes("ten").is_err());
+        assert!(bytes("5PB").is_err());
+        assert!(bytes("99999999999999999999GiB").is_err());
     }
 
     #[test]
-    fn cpu_lists() {
-        assert_eq!(parse_cpu_list("0-3,6"), Some(vec![0, 1, 2, 3, 6]));
-        assert_eq!(parse_cpu_list("1"), Some(vec![1]));
-        assert_eq!(parse_cpu_list("3-1"), None);
-        assert_eq!(parse_cpu_list(""), None);
+    fn cpu_lists_fsync_and_flags() {
+        assert_eq!(cpu_list("0-3,6"), Ok(CpuList(vec![0, 1, 2, 3, 6])));
+        assert_eq!(cpu_list("1"), Ok(CpuList(vec![1])));
+        assert!(cpu_list("3-1").is_err());
+        assert!(cpu_list("").is_err());
+        assert_eq!(fsync("250"), Ok(Fsync::Every(Duration::from_millis(250))));
+        assert!(fsync("0").is_err() && fsync("sometimes").is_err());
+        assert_eq!((flag("yes"), flag("0")), (Ok(true), Ok(false)));
+        assert!(flag("maybe").is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! parsed once when it is complete and once more when the whole request is.
 
 use super::chunked::{ChunkedLimits, ChunkedScanner};
+use super::response::Body;
 use super::{
     Framing, HttpError, MAX_HEAD_BYTES, MAX_HEADERS, Method, Parse, RequestHead, find_head_end, parse_head,
     partial_head_error,
@@ -43,13 +44,13 @@ pub enum Framed<'b> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FramingError {
     pub error: HttpError,
-    /// The request was a HEAD: its error answer carries no body.
-    pub head_only: bool,
+    /// `Omit` when the request was a HEAD.
+    pub body: Body,
 }
 
 impl From<HttpError> for FramingError {
     fn from(error: HttpError) -> FramingError {
-        FramingError { error, head_only: false }
+        FramingError { error, body: Body::Send }
     }
 }
 
@@ -93,8 +94,7 @@ impl Progress {
                 return Ok(Framed::Partial);
             }
         };
-        let head_only = head.method == Method::Head;
-        let refuse = |error| FramingError { error, head_only };
+        let refuse = |error| FramingError { error, body: Body::for_method(head.method) };
         let mut body = match head.framing {
             Framing::None if head.method == Method::Post => return Err(refuse(HttpError::LengthRequired)),
             Framing::None => return Ok(Framed::Complete { end: head.len, head }),

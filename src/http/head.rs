@@ -115,10 +115,18 @@ pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
         len,
         headers: req.headers.len(),
     };
+    read_fields(&mut head, req.headers)?;
+    Ok(Parse::Complete(head))
+}
+
+/// The header lines plutos reads (the rest it ignores), checked for what RFC 9112 requires: exactly one Host in
+/// HTTP/1.1, consistent lengths, Transfer-Encoding ending in chunked, never both framings.
+fn read_fields<'b>(head: &mut RequestHead<'b>, fields: &[httparse::Header<'b>]) -> Result<(), HttpError> {
+    let http10 = head.http10;
     let mut content_length: Option<u64> = None;
     let mut codings = Codings::default();
     let mut hosts = 0;
-    for h in req.headers.iter() {
+    for h in fields {
         let name = h.name.as_bytes();
         let value = trim_ows(h.value);
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -166,7 +174,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
         (false, Some(n)) => Framing::Length(n),
         (false, None) => Framing::None,
     };
-    Ok(Parse::Complete(head))
+    Ok(())
 }
 
 /// The transfer codings of every Transfer-Encoding line, in order.

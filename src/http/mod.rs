@@ -1,6 +1,6 @@
 //! HTTP/1.x: request heads (`head`, httparse), chunked bodies (`chunked`), how far the request at the start of a
-//! connection's input got across reads (`framing`), encoding answers (`response`), and the error kinds every
-//! answer is chosen from.
+//! connection's input got across reads (`framing`), the route table (`route`), encoding answers (`response`), and
+//! the error kinds every answer is chosen from.
 //!
 //! "Need more bytes" is `Parse::Partial`, never an error. Every error is an `HttpError`: a small `Copy` value
 //! with a status and a static reason, turned into bytes in one place (`response::write_error`).
@@ -15,6 +15,7 @@ pub mod chunked;
 pub mod framing;
 mod head;
 pub mod response;
+pub mod route;
 
 pub use head::{
     Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, find_head_end, parse_head, partial_head_error,

@@ -3,13 +3,24 @@
 //! an HTTP/1.0 client asked to keep it.
 
 use crate::config::ResponseKind;
-use crate::http::HttpError;
+use crate::http::{HttpError, Method};
 
 /// A transparent 1×1 GIF (43 bytes).
 pub const PIXEL_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
 
-pub const ALLOW_INGEST: &str = "GET, HEAD, POST, OPTIONS";
-pub const ALLOW_READ_ONLY: &str = "GET, HEAD";
+/// Whether a response carries its body: the answer to a HEAD request has the headers (and `Content-Length`) of the
+/// GET it stands for, and no body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    Send,
+    Omit,
+}
+
+impl Body {
+    pub fn for_method(method: Method) -> Body {
+        if method == Method::Head { Body::Omit } else { Body::Send }
+    }
+}
 
 /// The `Connection` header of a response: what happens to the connection after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +42,8 @@ pub struct Response<'a> {
     pub body: &'a [u8],
 }
 
-/// Appends `response`. `head_only` (a HEAD request) keeps the Content-Length but drops the body.
-pub fn write(
-    out: &mut Vec<u8>,
-    date: &[u8; 29],
-    response: &Response<'_>,
-    head_only: bool,
-    connection: ConnectionHeader,
-) {
+/// Appends `response`.
+pub fn write(out: &mut Vec<u8>, date: &[u8; 29], response: &Response<'_>, body: Body, connection: ConnectionHeader) {
     out.extend_from_slice(b"HTTP/1.1 ");
     append_decimal(out, u64::from(response.status.0));
     out.push(b' ');
@@ -59,7 +64,7 @@ pub fn write(
         ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
-    if !head_only {
+    if body == Body::Send {
         out.extend_from_slice(response.body);
     }
 }
@@ -69,7 +74,7 @@ pub fn write_event_accepted(
     out: &mut Vec<u8>,
     date: &[u8; 29],
     kind: ResponseKind,
-    head_only: bool,
+    body: Body,
     connection: ConnectionHeader,
 ) {
     let response = match kind {
@@ -84,7 +89,7 @@ pub fn write_event_accepted(
             body: PIXEL_GIF,
         },
     };
-    write(out, date, &response, head_only, connection);
+    write(out, date, &response, body, connection);
 }
 
 /// The answer to an accepted POST: `{"accepted":N}`.
@@ -103,29 +108,39 @@ pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, c
         extra_headers: b"",
         body: &body[..=len],
     };
-    write(out, date, &response, false, connection);
+    write(out, date, &response, Body::Send, connection);
 }
 
 /// The canned answer for `err`: its status and a one-line plain-text reason.
-pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, head_only: bool, connection: ConnectionHeader) {
-    let mut body = [0u8; 128];
+pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, body: Body, connection: ConnectionHeader) {
+    let mut text = [0u8; 128];
     let reason = err.reason().as_bytes();
-    let n = reason.len().min(body.len() - 1);
-    body[..n].copy_from_slice(&reason[..n]);
-    body[n] = b'\n';
-    let extra_headers: &[u8] = match err {
-        HttpError::MethodNotAllowed { allow } if allow == ALLOW_INGEST => b"Allow: GET, HEAD, POST, OPTIONS\r\n",
-        HttpError::MethodNotAllowed { .. } => b"Allow: GET, HEAD\r\n",
-        HttpError::Unavailable(_) => b"Retry-After: 1\r\n",
-        _ => b"",
+    let n = reason.len().min(text.len() - 1);
+    text[..n].copy_from_slice(&reason[..n]);
+    text[n] = b'\n';
+    let mut extra = [0u8; 64];
+    let extra_len = match err {
+        HttpError::MethodNotAllowed { allow } => header_line(&mut extra, "Allow", allow),
+        HttpError::Unavailable(_) => header_line(&mut extra, "Retry-After", "1"),
+        _ => 0,
     };
     let response = Response {
         status: err.status(),
         content_type: Some("text/plain; charset=utf-8"),
-        extra_headers,
-        body: &body[..=n],
+        extra_headers: &extra[..extra_len],
+        body: &text[..=n],
     };
-    write(out, date, &response, head_only, connection);
+    write(out, date, &response, body, connection);
+}
+
+/// `name: value\r\n` into `buf`; returns its length.
+fn header_line(buf: &mut [u8; 64], name: &str, value: &str) -> usize {
+    let mut len = 0;
+    for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+        buf[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    len
 }
 
 pub fn write_continue(out: &mut Vec<u8>) {
@@ -166,7 +181,7 @@ mod tests {
     #[test]
     fn encodes_canned_responses() {
         assert_eq!(
-            text(|o| write_event_accepted(o, DATE, ResponseKind::Empty, false, ConnectionHeader::Omit)),
+            text(|o| write_event_accepted(o, DATE, ResponseKind::Empty, Body::Send, ConnectionHeader::Omit)),
             "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\n\r\n"
         );
         assert_eq!(
@@ -175,14 +190,15 @@ mod tests {
              Content-Length: 17\r\nConnection: close\r\n\r\n{\"accepted\":1234}"
         );
         let err =
-            text(|o| write_error(o, DATE, HttpError::Unavailable("spool is full"), false, ConnectionHeader::Omit));
+            text(|o| write_error(o, DATE, HttpError::Unavailable("spool is full"), Body::Send, ConnectionHeader::Omit));
         assert!(err.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{err}");
         assert!(err.contains("Retry-After: 1\r\n") && err.ends_with("\r\n\r\nspool is full\n"), "{err}");
-        let head = text(|o| write_event_accepted(o, DATE, ResponseKind::Pixel, true, ConnectionHeader::KeepAlive));
+        let head =
+            text(|o| write_event_accepted(o, DATE, ResponseKind::Pixel, Body::Omit, ConnectionHeader::KeepAlive));
         assert!(head.contains("Content-Length: 43\r\n") && head.ends_with("\r\n\r\n"), "{head}");
         assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
         let allow = text(|o| {
-            write_error(o, DATE, HttpError::MethodNotAllowed { allow: ALLOW_READ_ONLY }, false, ConnectionHeader::Omit)
+            write_error(o, DATE, HttpError::MethodNotAllowed { allow: "GET, HEAD" }, Body::Send, ConnectionHeader::Omit)
         });
         assert!(allow.contains("Allow: GET, HEAD\r\n"), "{allow}");
     }

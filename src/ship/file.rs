@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::sink::{ChunkFile, ObjectMeta, SinkError};
+use super::object::{ChunkFile, ObjectMeta, SinkError};
 use crate::spool::{write_durably, write_durably_with};
 
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
-//! Shipping: the uploader thread (this file) and the sinks it ships to — `sink` (what every sink offers, and how
-//! a failure says what to do next), `s3`, `file` and `stdout`, one file each with the same methods.
+//! Shipping: the uploader thread (this file) and the sinks it ships to — `sink` (the one sink of this process),
+//! `object` (what every sink receives, and how a failure says what to do next), and the backends `s3`, `file`
+//! and `stdout`, one file each with the same methods.
 //!
 //! The uploader thread owns the sink and one current-thread tokio runtime (async sinks such as S3 run on it;
 //! workers never touch it). It holds every chunk it was handed until the sink confirmed it, with retry state
@@ -16,6 +17,7 @@
 //!   confirmed stays in the spool for the next start.
 
 pub mod file;
+pub mod object;
 pub mod s3;
 pub mod sink;
 pub mod stdout;
@@ -36,7 +38,8 @@ use tokio::time::Instant;
 
 use crate::config::UploadConfig;
 use crate::metrics::add;
-use crate::ship::sink::{Cancel, ChunkFile, ObjectMeta, Sink, SinkError, blocking};
+use crate::ship::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
+use crate::ship::sink::Sink;
 use crate::spool::{ChunkId, SealedChunk, SpoolDirs, UploadJob, repair_open_file};
 use crate::state::Shared;
 
@@ -49,7 +52,6 @@ const IDLE_WAKE: Duration = Duration::from_millis(200);
 pub struct Uploader {
     pub sink: Sink,
     pub dirs: SpoolDirs,
-    pub key_prefix: String,
     pub host: String,
     pub shared: Arc<Shared>,
     pub settings: UploadConfig,
@@ -135,7 +137,8 @@ impl Uploader {
         recovered: Vec<SealedChunk>,
         started: crossbeam_channel::Sender<Result<String, SinkError>>,
     ) {
-        let Uploader { sink, dirs, key_prefix, host, shared, settings } = self;
+        let Uploader { sink, dirs, host, shared, settings } = self;
+        let key_prefix = settings.key_prefix.clone();
         let check = match tokio::time::timeout(CHECK_TIMEOUT, sink.check()).await {
             Ok(result) => result,
             Err(_) => Err(SinkError::Retryable(format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))),
@@ -419,6 +422,7 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_up_to_its_cap_and_permanent_failures_wait_a_fixed_time() {
         let settings = UploadConfig {
+            key_prefix: String::new(),
             concurrency: 1,
             backoff_max: Duration::from_millis(1000),
             permanent_retry: Duration::from_secs(60),

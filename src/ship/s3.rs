@@ -23,7 +23,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
 };
 
-use super::sink::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
+use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
 use crate::config::{S3Checksum, S3Config};
 
 /// How long aborting a failed or cancelled multipart upload may take (also past the shutdown deadline).

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 
-use super::sink::{ChunkFile, SinkError};
+use super::object::{ChunkFile, SinkError};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdoutSink;

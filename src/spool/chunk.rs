@@ -11,20 +11,11 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::config::{Compression, Durability, Fsync};
+use crate::config::{ChunkConfig, Durability, Fsync};
 use crate::spool::encoder::Encoder;
 use crate::spool::{ChunkId, SealedChunk, SpoolDirs, sync_dir, write_durably};
-
-pub struct ChunkSettings {
-    pub compression: Compression,
-    pub durability: Durability,
-    pub fsync: Fsync,
-    pub max_bytes: u64,
-    pub max_events: Option<u64>,
-    pub max_age: Duration,
-}
 
 /// A write to the spool failed. Nothing of the batch is durable. `abandoned` is an open file that now ends
 /// at its last good flush and must be repaired (`spool::repair_open_file`) off the hot path.
@@ -52,7 +43,7 @@ pub struct ChunkWriter {
     worker: u16,
     boot: String,
     dirs: SpoolDirs,
-    settings: ChunkSettings,
+    settings: ChunkConfig,
     open: Option<OpenChunk>,
     next_chunk_seq: u64,
     next_event_seq: u64,
@@ -61,7 +52,7 @@ pub struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    pub fn new(worker: usize, boot: String, dirs: SpoolDirs, settings: ChunkSettings) -> ChunkWriter {
+    pub fn new(worker: usize, boot: String, dirs: SpoolDirs, settings: ChunkConfig) -> ChunkWriter {
         ChunkWriter {
             worker: worker as u16,
             boot,

@@ -12,6 +12,7 @@
 //! left by a crash holds a compressed stream without its end; `repair_open_file` keeps every complete line up
 //! to the last flush and writes them as a sealed chunk with the same boot id and sequence numbers.
 
+pub mod batch;
 pub mod chunk;
 pub mod encoder;
 

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use crate::http::framing::Progress;
-use crate::worker::request::Requests;
 
 /// Stop reading from a client that has this much unread output.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
@@ -89,9 +88,16 @@ impl Connection {
         self.progress = Progress::default();
     }
 
-    /// Reads what the socket has into the worker's `read_buf` and hands every complete request to `requests`;
-    /// only an incomplete request's bytes are kept here. An error means the connection is gone.
-    pub fn read_requests(&mut self, read_buf: &mut [u8], requests: &mut Requests, now: Instant) -> io::Result<()> {
+    /// Reads what the socket has into `read_buf` and hands the connection's input — an incomplete request's
+    /// bytes so far, then what was read — to `handle`, which returns how many bytes it used; only the rest is
+    /// kept. Stops once the socket is drained, the client closed, or too much output waits (reading pauses). An
+    /// error means the connection is gone.
+    pub fn receive(
+        &mut self,
+        read_buf: &mut [u8],
+        now: Instant,
+        mut handle: impl FnMut(&mut Connection, &[u8]) -> usize,
+    ) -> io::Result<()> {
         loop {
             if self.unsent() > OUT_HIGH_WATER {
                 self.read_paused = true;
@@ -113,12 +119,12 @@ impl Connection {
             }
             let data = &read_buf[..n];
             if self.pending.is_empty() {
-                let used = requests.process(self, data);
+                let used = handle(self, data);
                 self.pending.extend_from_slice(&data[used..]);
             } else {
                 let mut pending = std::mem::take(&mut self.pending);
                 pending.extend_from_slice(data);
-                let used = requests.process(self, &pending);
+                let used = handle(self, &pending);
                 pending.drain(..used);
                 self.pending = pending;
             }

@@ -16,6 +16,7 @@
 //! 5. seal the chunk if due and hand it to the uploader.
 
 pub mod connection;
+mod connections;
 pub mod request;
 
 use std::io;
@@ -29,9 +30,9 @@ use slab::Slab;
 
 use crate::config::Fsync;
 use crate::http::HttpError;
-use crate::http::response::ConnectionHeader;
 use crate::metrics::{WorkerMetrics, add};
 use crate::spool::UploadJob;
+use crate::spool::batch::Batch;
 use crate::spool::chunk::{ChunkWriter, SpoolWriteError};
 use crate::state::{Phase, Shared};
 use crate::worker::connection::Connection;
@@ -41,20 +42,46 @@ pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
 
 const READ_BUFFER: usize = 64 * 1024;
-const HOUSEKEEPING: Duration = Duration::from_secs(1);
+pub(super) const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// After a failed spool write, ingest answers 503 for this long before trying the disk again.
 const WRITE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
-pub struct Worker {
+/// What a worker needs of the configuration, besides what its request handling and chunk writer were given.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// This worker's share of MAX_CONNECTIONS.
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub fsync: Fsync,
+    /// Bounds how long requests in flight may take once the drain is over.
+    pub shutdown_timeout: Duration,
+}
+
+/// Everything a worker is made of.
+pub struct WorkerSetup {
     pub index: usize,
     pub poll: Poll,
-    pub listener: Option<TcpListener>,
-    pub conns: Slab<Connection>,
+    pub listener: TcpListener,
+    pub settings: WorkerSettings,
     pub requests: Requests,
     pub chunk: ChunkWriter,
     pub jobs: Sender<UploadJob>,
     pub shared: Arc<Shared>,
-    pub max_connections: usize,
+}
+
+pub struct Worker {
+    index: usize,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    settings: WorkerSettings,
+    conns: Slab<Connection>,
+    requests: Requests,
+    /// This iteration's accepted events, written by the group commit.
+    batch: Batch,
+    chunk: ChunkWriter,
+    jobs: Sender<UploadJob>,
+    shared: Arc<Shared>,
     unsent_jobs: Vec<UploadJob>,
     read_buf: Vec<u8>,
     /// Connections with output to commit and write this iteration.
@@ -67,27 +94,19 @@ pub struct Worker {
 }
 
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        index: usize,
-        poll: Poll,
-        listener: TcpListener,
-        requests: Requests,
-        chunk: ChunkWriter,
-        jobs: Sender<UploadJob>,
-        shared: Arc<Shared>,
-        max_connections: usize,
-    ) -> Worker {
+    pub fn new(setup: WorkerSetup) -> Worker {
+        let WorkerSetup { index, poll, listener, settings, requests, chunk, jobs, shared } = setup;
         Worker {
             index,
             poll,
             listener: Some(listener),
+            settings,
             conns: Slab::new(),
             requests,
+            batch: Batch::with_capacity(64 * 1024),
             chunk,
             jobs,
             shared,
-            max_connections,
             unsent_jobs: Vec::new(),
             read_buf: vec![0; READ_BUFFER],
             flush_list: Vec::new(),
@@ -114,10 +133,10 @@ impl Worker {
                     return Err(e);
                 }
             }
-            self.requests.clock.refresh();
             let now = Instant::now();
             add(&self.metrics().loop_iterations, 1);
-            self.requests.accepting = self.accepting(now);
+            let accepting = self.accepting(now);
+            self.requests.begin_iteration(accepting);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
@@ -170,7 +189,7 @@ impl Worker {
             until = until.min(self.write_error_until.map_or(age, |t| age.max(t)));
         }
         let mut timeout = until.saturating_duration_since(now);
-        if let Fsync::Every(interval) = self.requests.config.fsync {
+        if let Fsync::Every(interval) = self.settings.fsync {
             timeout = timeout.min(interval);
         }
         if self.closing_deadline.is_some() {
@@ -189,72 +208,12 @@ impl Worker {
         }
     }
 
-    fn accept(&mut self, now: Instant) {
-        let Some(listener) = self.listener.as_ref() else {
-            return;
-        };
-        loop {
-            match listener.accept() {
-                Ok((mut stream, peer)) => {
-                    if self.conns.len() >= self.max_connections {
-                        add(&self.metrics().connections_refused, 1);
-                        continue; // dropping the stream closes it
-                    }
-                    let _ = stream.set_nodelay(true);
-                    let entry = self.conns.vacant_entry();
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    if let Err(e) = self.poll.registry().register(&mut stream, Token(entry.key()), interest) {
-                        tracing::warn!(error = %e, "cannot register connection");
-                        continue;
-                    }
-                    entry.insert(Connection::new(stream, peer, now));
-                    add(&self.metrics().connections_accepted, 1);
-                    add(&self.metrics().connections_open, 1);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // EMFILE and friends: the connection waits in the backlog; housekeeping retries.
-                    tracing::warn!(worker = self.index, error = %e, "accept failed");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Reads what the connection has and handles every complete request in it.
-    fn read(&mut self, i: usize, now: Instant) {
-        let Some(conn) = self.conns.get_mut(i) else {
-            return;
-        };
-        let was_paused = conn.read_paused;
-        if conn.read_requests(&mut self.read_buf, &mut self.requests, now).is_err() {
-            self.close(i);
-            return;
-        }
-        if conn.read_paused && !was_paused {
-            add(&self.shared.workers[self.index].read_pauses, 1);
-        }
-        if conn.unsent() > 0 || conn.close_after_flush || conn.peer_closed {
-            self.queue_flush(i);
-        }
-    }
-
-    fn queue_flush(&mut self, i: usize) {
-        if let Some(conn) = self.conns.get_mut(i) {
-            if !conn.queued_for_flush {
-                conn.queued_for_flush = true;
-                self.flush_list.push(i);
-            }
-        }
-    }
-
     /// Group commit: this iteration's events go to the spool, and only then may their responses leave.
     fn commit(&mut self, now: Instant) {
-        let events = self.requests.batch_events;
+        let events = self.batch.events();
         if events > 0 {
-            let unix = self.requests.clock.unix_seconds();
-            match self.chunk.commit(&self.requests.batch, events, now, unix) {
+            let unix = self.requests.clock().unix_seconds();
+            match self.chunk.commit(self.batch.lines(), events, now, unix) {
                 Ok(bytes) => {
                     self.shared.spool_grew(bytes);
                     add(&self.metrics().events_accepted, events);
@@ -266,9 +225,8 @@ impl Worker {
                 }
             }
         }
-        self.requests.batch.clear();
-        self.requests.batch_events = 0;
-        let answered = std::mem::take(&mut self.requests.requests_seen);
+        self.batch.clear();
+        let answered = self.requests.take_answered();
         add(&self.metrics().requests, answered);
         for &i in &self.flush_list {
             if let Some(conn) = self.conns.get_mut(i) {
@@ -284,7 +242,6 @@ impl Worker {
             tracing::error!(worker = self.index, error = %e.error, "spool write failed; answering 503 for a while");
         }
         self.write_error_until = Some(now + WRITE_ERROR_PAUSE);
-        self.requests.accepting = Err("spool write failed");
         if let Some(path) = e.abandoned {
             self.send_job(UploadJob::Repair(path));
         }
@@ -300,8 +257,7 @@ impl Worker {
             };
             if conn.take_back_ingest() {
                 conn.drop_input();
-                let error = HttpError::Unavailable("spool write failed");
-                self.requests.reject(conn, error, false, ConnectionHeader::Close);
+                self.requests.refuse(conn, HttpError::Unavailable("spool write failed"));
             }
         }
     }
@@ -325,12 +281,6 @@ impl Worker {
                 }
                 Ok(true) => {}
             }
-        }
-    }
-
-    fn close(&mut self, i: usize) {
-        if self.conns.try_remove(i).is_some() {
-            self.shared.workers[self.index].connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -358,64 +308,6 @@ impl Worker {
             Err(TrySendError::Disconnected(_)) => {
                 tracing::error!(worker = self.index, "uploader is gone; sealed chunk stays in the spool");
             }
-        }
-    }
-
-    fn housekeeping(&mut self, now: Instant) {
-        self.next_housekeeping = now + HOUSEKEEPING;
-        let pending = std::mem::take(&mut self.unsent_jobs);
-        for job in pending {
-            self.send_job(job);
-        }
-        self.accept(now);
-        let header_timeout = self.requests.config.header_timeout;
-        let idle_timeout = self.requests.config.idle_timeout;
-        let mut expired = Vec::new();
-        let mut timed_out = Vec::new();
-        for (i, conn) in self.conns.iter() {
-            if let Some(until) = conn.lingering_until {
-                if now >= until {
-                    expired.push(i);
-                }
-            } else if conn.request_started.is_some_and(|t| now.duration_since(t) >= header_timeout) {
-                timed_out.push(i);
-            } else if now.duration_since(conn.last_active) >= idle_timeout {
-                // Idle, or a client that has not taken any of its responses for that long.
-                expired.push(i);
-            }
-        }
-        for i in expired {
-            self.close(i);
-        }
-        for i in timed_out {
-            let Some(conn) = self.conns.get_mut(i) else {
-                continue;
-            };
-            conn.drop_input();
-            conn.request_started = None;
-            self.requests.reject(conn, HttpError::RequestTimeout, false, ConnectionHeader::Close);
-            self.queue_flush(i);
-        }
-    }
-
-    /// The drain is over: stop accepting; idle connections close now, the others finish their request.
-    fn begin_closing(&mut self, now: Instant) {
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        let config = &self.requests.config;
-        self.closing_deadline =
-            Some(now + config.header_timeout.min(config.shutdown_timeout.max(Duration::from_secs(1))));
-        let idle: Vec<usize> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(i, conn)| {
-                conn.inflight_at_close = conn.has_partial_request();
-                (!conn.inflight_at_close && conn.unsent() == 0 && conn.lingering_until.is_none()).then_some(i)
-            })
-            .collect();
-        for i in idle {
-            self.close(i);
         }
     }
 

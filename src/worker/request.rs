@@ -1,13 +1,13 @@
 //! What a worker does with the bytes of one connection: frame each complete request, route it, append its
 //! events to the worker's batch and its response to the connection's output.
 //!
-//! Responses are encoded at once but only leave after the worker's group commit (`worker.rs`) moved the
+//! Responses are encoded at once but only leave after the worker's group commit (`worker/mod.rs`) moved the
 //! connection's committed boundary past them; `Connection::mark_ingest` notes where the answers that wait for
 //! the spool write start, so a failed write can take them back.
 
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::HttpConfig;
 use crate::event::body::{self, BodyScratch};
 use crate::event::clock::Clock;
 use crate::event::ids::RequestIds;
@@ -15,29 +15,28 @@ use crate::event::query::{QueryScratch, append_query_object};
 use crate::event::record::{RecordBuilder, RequestMeta};
 use crate::http::chunked::decode_chunked;
 use crate::http::framing::{self, Framed, FramingError, Progress};
-use crate::http::response::{self, ALLOW_INGEST, ALLOW_READ_ONLY, ConnectionHeader, Response};
+use crate::http::response::{self, Body, ConnectionHeader, Response};
+use crate::http::route::{self, Route};
 use crate::http::{Framing, HttpError, Method, RequestHead};
 use crate::metrics::{WorkerMetrics, add};
+use crate::spool::batch::Batch;
 use crate::state::{Phase, Shared};
 use crate::worker::connection::Connection;
 
-/// A worker's request-handling state: clock, ids, scratch buffers and the batch of lines of this iteration.
+/// A worker's request handling: its clock, request ids, record builder and scratch buffers.
 pub struct Requests {
-    pub config: Arc<Config>,
-    pub shared: Arc<Shared>,
+    config: HttpConfig,
+    shared: Arc<Shared>,
     worker: usize,
-    pub clock: Clock,
+    clock: Clock,
     ids: RequestIds,
     records: RecordBuilder,
     body: BodyScratch,
     query: QueryScratch,
-    /// Lines of the events accepted in this iteration, written to the spool by the group commit.
-    pub batch: Vec<u8>,
-    pub batch_events: u64,
-    /// Requests answered since the worker last added them to its counter (once per iteration, not per request).
-    pub requests_seen: u64,
-    /// Whether ingest may accept now; `Err` carries the 503 reason. Set by the worker each iteration.
-    pub accepting: Result<(), &'static str>,
+    /// Requests answered since the worker last counted them (once per iteration, not per request).
+    answered: u64,
+    /// Whether ingest may accept in this iteration; `Err` carries the 503 reason.
+    accepting: Result<(), &'static str>,
     /// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date).
     event_ok: Vec<u8>,
     event_ok_second: i64,
@@ -47,7 +46,7 @@ pub struct Requests {
 }
 
 impl Requests {
-    pub fn new(config: Arc<Config>, shared: Arc<Shared>, worker: usize, boot_random: u32) -> Requests {
+    pub fn new(config: HttpConfig, shared: Arc<Shared>, worker: usize, boot_random: u32) -> Requests {
         Requests {
             config,
             shared,
@@ -57,9 +56,7 @@ impl Requests {
             records: RecordBuilder::default(),
             body: BodyScratch::default(),
             query: QueryScratch::default(),
-            batch: Vec::with_capacity(64 * 1024),
-            batch_events: 0,
-            requests_seen: 0,
+            answered: 0,
             accepting: Ok(()),
             event_ok: Vec::new(),
             event_ok_second: i64::MIN,
@@ -72,12 +69,29 @@ impl Requests {
         &self.shared.workers[self.worker]
     }
 
-    /// Handles every complete request at the start of `data`; returns how many bytes they took. What is left
-    /// is the start of an incomplete request, whose progress `conn.progress` keeps for the next call.
-    pub fn process(&mut self, conn: &mut Connection, data: &[u8]) -> usize {
+    /// Once per event-loop iteration, before any request: the time, and whether ingest may accept (`Err`: the
+    /// reason of its 503).
+    pub fn begin_iteration(&mut self, accepting: Result<(), &'static str>) {
+        self.clock.refresh();
+        self.accepting = accepting;
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Requests answered since the last call.
+    pub fn take_answered(&mut self) -> u64 {
+        std::mem::take(&mut self.answered)
+    }
+
+    /// Handles every complete request at the start of `data` (a connection's input): answers go to `conn.out`,
+    /// accepted events to `batch`. Returns how many bytes the requests took; what is left is the start of an
+    /// incomplete request, whose progress `conn.progress` keeps for the next call.
+    pub fn process(&mut self, conn: &mut Connection, data: &[u8], batch: &mut Batch) -> usize {
         let mut pos = 0;
         while pos < data.len() && !conn.close_after_flush {
-            match self.handle_one(conn, &data[pos..]) {
+            match self.handle_one(conn, &data[pos..], batch) {
                 Some(n) => {
                     pos += n;
                     conn.progress = Progress::default();
@@ -88,24 +102,29 @@ impl Requests {
         pos
     }
 
+    /// Answers `error` and ends the connection (a request not received in time, a failed spool write).
+    pub fn refuse(&mut self, conn: &mut Connection, error: HttpError) {
+        self.reject(conn, error, Body::Send, ConnectionHeader::Close);
+    }
+
     /// Handles the request at the start of `buf`, if it is complete. Returns the bytes it took.
-    fn handle_one(&mut self, conn: &mut Connection, buf: &[u8]) -> Option<usize> {
+    fn handle_one(&mut self, conn: &mut Connection, buf: &[u8], batch: &mut Batch) -> Option<usize> {
         let (head, end) = match conn.progress.advance(buf, self.config.max_body_bytes) {
             Ok(Framed::Complete { head, end }) => (head, end),
             Ok(Framed::Partial) => return None,
             Ok(Framed::HeadOnly(head)) => {
                 if head.expect_continue {
                     if let Some(e) = self.refuse_early(&head) {
-                        self.reject(conn, e, false, ConnectionHeader::Close);
+                        self.refuse(conn, e);
                         return Some(buf.len());
                     }
                     response::write_continue(&mut conn.out);
                 }
                 return None;
             }
-            Err(FramingError { error, head_only }) => {
+            Err(FramingError { error, body }) => {
                 // The request cannot be framed (or its body will not be read): answer and end the connection.
-                self.reject(conn, error, head_only, ConnectionHeader::Close);
+                self.reject(conn, error, body, ConnectionHeader::Close);
                 return Some(buf.len());
             }
         };
@@ -129,62 +148,59 @@ impl Requests {
         } else {
             ConnectionHeader::Omit
         };
-        self.respond(conn, &head, body, connection);
+        self.respond(conn, &head, body, connection, batch);
         self.body.dechunked = dechunked;
         Some(end)
     }
 
     /// For `Expect: 100-continue`: the answer the request will get whatever its body, if it is an error.
     fn refuse_early(&self, head: &RequestHead<'_>) -> Option<HttpError> {
-        match (head.path, head.method) {
-            (b"/e", Method::Post) => self.accepting.err().map(HttpError::Unavailable),
-            (b"/e", _) => None,
-            (b"/health" | b"/metrics", Method::Get | Method::Head) => None,
-            (b"/health" | b"/metrics", _) => Some(HttpError::MethodNotAllowed { allow: ALLOW_READ_ONLY }),
-            _ => Some(HttpError::NotFound),
+        match route::route(head.path, head.method) {
+            Ok(Route::Ingest) if head.method == Method::Post => self.accepting.err().map(HttpError::Unavailable),
+            Ok(_) => None,
+            Err(e) => Some(e),
         }
     }
 
-    fn respond(&mut self, conn: &mut Connection, head: &RequestHead<'_>, body: &[u8], connection: ConnectionHeader) {
-        self.requests_seen += 1;
-        let head_only = head.method == Method::Head;
+    fn respond(
+        &mut self,
+        conn: &mut Connection,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        connection: ConnectionHeader,
+        batch: &mut Batch,
+    ) {
+        self.answered += 1;
+        let reply = Body::for_method(head.method);
         if self.shared.phase() == Phase::Closing && !conn.inflight_at_close {
-            return self.reject(conn, HttpError::Unavailable("shutting down"), head_only, ConnectionHeader::Close);
+            return self.reject(conn, HttpError::Unavailable("shutting down"), reply, ConnectionHeader::Close);
         }
         conn.inflight_at_close = false;
+        #[cfg(debug_assertions)]
+        if self.debug_faults && head.path == b"/debug/panic" {
+            panic!("fault injected by /debug/panic");
+        }
+        let route = match route::route(head.path, head.method) {
+            Ok(route) => route,
+            Err(e) => return self.reject(conn, e, reply, connection),
+        };
         let date = *self.clock.http_date();
-        match (head.path, head.method) {
-            (b"/e", Method::Get | Method::Head) => {
-                if let Err(e) = self.ingest_query(conn, head) {
-                    return self.reject(conn, e, head_only, connection);
-                }
-                let kind = self.config.response;
-                if head_only || connection != ConnectionHeader::Omit {
-                    response::write_event_accepted(&mut conn.out, &date, kind, head_only, connection);
-                } else {
-                    if self.event_ok_second != self.clock.unix_seconds() {
-                        self.event_ok_second = self.clock.unix_seconds();
-                        self.event_ok.clear();
-                        response::write_event_accepted(&mut self.event_ok, &date, kind, false, ConnectionHeader::Omit);
-                    }
-                    conn.out.extend_from_slice(&self.event_ok);
-                }
-            }
-            (b"/e", Method::Post) => match self.ingest_body(conn, head, body) {
+        match (route, head.method) {
+            (Route::Ingest, Method::Post) => match self.ingest_body(conn, head, body, batch) {
                 Ok(events) => response::write_batch_accepted(&mut conn.out, &date, events, connection),
-                Err(e) => self.reject(conn, e, false, connection),
+                Err(e) => self.reject(conn, e, reply, connection),
             },
-            (b"/e", Method::Options) => {
-                let preflight = Response {
-                    status: (204, "No Content"),
-                    content_type: None,
-                    extra_headers: b"Allow: GET, HEAD, POST, OPTIONS\r\n",
-                    body: b"",
-                };
-                response::write(&mut conn.out, &date, &preflight, false, connection);
+            (Route::Ingest, Method::Options) => {
+                let allow = ["Allow: ".as_bytes(), route::allow(Route::Ingest).as_bytes(), b"\r\n"].concat();
+                let preflight =
+                    Response { status: (204, "No Content"), content_type: None, extra_headers: &allow, body: b"" };
+                response::write(&mut conn.out, &date, &preflight, Body::Send, connection);
             }
-            (b"/e", _) => self.reject(conn, HttpError::MethodNotAllowed { allow: ALLOW_INGEST }, false, connection),
-            (b"/health", Method::Get | Method::Head) => {
+            (Route::Ingest, _) => match self.ingest_query(conn, head, batch) {
+                Ok(()) => self.accept_event(conn, reply, connection),
+                Err(e) => self.reject(conn, e, reply, connection),
+            },
+            (Route::Health, _) => {
                 let (status, text): ((u16, &str), &[u8]) = match self.shared.phase() {
                     Phase::Running => ((200, "OK"), b"ok\n"),
                     _ => ((503, "Service Unavailable"), b"draining\n"),
@@ -195,9 +211,9 @@ impl Requests {
                     extra_headers: b"Cache-Control: no-store\r\n",
                     body: text,
                 };
-                response::write(&mut conn.out, &date, &health, head_only, connection);
+                response::write(&mut conn.out, &date, &health, reply, connection);
             }
-            (b"/metrics", Method::Get | Method::Head) => {
+            (Route::Metrics, _) => {
                 let text = self.shared.metrics_text();
                 let metrics = Response {
                     status: (200, "OK"),
@@ -205,15 +221,24 @@ impl Requests {
                     extra_headers: b"",
                     body: text.as_bytes(),
                 };
-                response::write(&mut conn.out, &date, &metrics, head_only, connection);
+                response::write(&mut conn.out, &date, &metrics, reply, connection);
             }
-            (b"/health" | b"/metrics", _) => {
-                self.reject(conn, HttpError::MethodNotAllowed { allow: ALLOW_READ_ONLY }, false, connection)
-            }
-            #[cfg(debug_assertions)]
-            (b"/debug/panic", _) if self.debug_faults => panic!("fault injected by /debug/panic"),
-            _ => self.reject(conn, HttpError::NotFound, head_only, connection),
         }
+    }
+
+    /// The answer to an accepted GET/HEAD: the common keep-alive one is copied from a per-second cache.
+    fn accept_event(&mut self, conn: &mut Connection, reply: Body, connection: ConnectionHeader) {
+        let kind = self.config.response;
+        let date = self.clock.http_date();
+        if reply == Body::Omit || connection != ConnectionHeader::Omit {
+            return response::write_event_accepted(&mut conn.out, date, kind, reply, connection);
+        }
+        if self.event_ok_second != self.clock.unix_seconds() {
+            self.event_ok_second = self.clock.unix_seconds();
+            self.event_ok.clear();
+            response::write_event_accepted(&mut self.event_ok, date, kind, Body::Send, ConnectionHeader::Omit);
+        }
+        conn.out.extend_from_slice(&self.event_ok);
     }
 
     fn start_request(&mut self, conn: &Connection, head: &RequestHead<'_>) {
@@ -222,23 +247,34 @@ impl Requests {
     }
 
     /// GET/HEAD `/e`: the query string is one event.
-    fn ingest_query(&mut self, conn: &mut Connection, head: &RequestHead<'_>) -> Result<(), HttpError> {
+    fn ingest_query(
+        &mut self,
+        conn: &mut Connection,
+        head: &RequestHead<'_>,
+        batch: &mut Batch,
+    ) -> Result<(), HttpError> {
         self.accepting.map_err(HttpError::Unavailable)?;
         self.start_request(conn, head);
-        let start = self.batch.len();
-        self.records.begin_record(&mut self.batch);
-        if let Err(e) = append_query_object(&mut self.batch, head.query, &mut self.query) {
-            self.batch.truncate(start);
+        let mark = batch.mark();
+        self.records.begin_record(batch.lines_mut());
+        if let Err(e) = append_query_object(batch.lines_mut(), head.query, &mut self.query) {
+            batch.rollback(mark);
             return Err(e.into());
         }
-        self.records.finish_record(&mut self.batch, &mut self.ids);
-        self.batch_events += 1;
+        self.records.finish_record(batch.lines_mut(), &mut self.ids);
+        batch.add_events(1);
         conn.mark_ingest();
         Ok(())
     }
 
     /// POST `/e`: every event of the body, or none of them.
-    fn ingest_body(&mut self, conn: &mut Connection, head: &RequestHead<'_>, body: &[u8]) -> Result<u64, HttpError> {
+    fn ingest_body(
+        &mut self,
+        conn: &mut Connection,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        batch: &mut Batch,
+    ) -> Result<u64, HttpError> {
         self.accepting.map_err(HttpError::Unavailable)?;
         let kind = body::body_kind(head.content_type)?;
         self.start_request(conn, head);
@@ -247,26 +283,26 @@ impl Requests {
         let events = body::append_body_events(
             kind,
             body,
-            &mut self.batch,
+            batch.lines_mut(),
             &self.records,
             &mut self.ids,
             &mut self.body.minified,
             &mut self.query,
         )?;
         if events > 0 {
-            self.batch_events += events;
+            batch.add_events(events);
             conn.mark_ingest();
         }
         Ok(events)
     }
 
     /// Answers with the canned response for `e`; `ConnectionHeader::Close` ends the connection after it.
-    pub fn reject(&mut self, conn: &mut Connection, e: HttpError, head_only: bool, connection: ConnectionHeader) {
+    fn reject(&mut self, conn: &mut Connection, e: HttpError, reply: Body, connection: ConnectionHeader) {
         match e {
             HttpError::Unavailable(_) => add(&self.metrics().requests_unavailable, 1),
             _ => add(&self.metrics().requests_rejected, 1),
         }
-        response::write_error(&mut conn.out, self.clock.http_date(), e, head_only, connection);
+        response::write_error(&mut conn.out, self.clock.http_date(), e, reply, connection);
         if connection == ConnectionHeader::Close {
             conn.close_after_flush = true;
         }

@@ -324,10 +324,11 @@ pub fn sealed_chunks(
     count: usize,
     events: usize,
 ) -> Vec<(plutos::spool::SealedChunk, Vec<String>)> {
+    use plutos::config::ChunkConfig;
     use plutos::config::{Compression, Durability, Fsync};
-    use plutos::spool::chunk::{ChunkSettings, ChunkWriter};
+    use plutos::spool::chunk::ChunkWriter;
     let dirs = plutos::spool::SpoolDirs::create(spool_dir).unwrap();
-    let settings = ChunkSettings {
+    let settings = ChunkConfig {
         compression: Compression { codec: Codec::Gzip, level: 6 },
         durability: Durability::Spool,
         fsync: Fsync::Never,

@@ -1,0 +1,137 @@
+//! The settings as given, from flags and environment variables (a flag wins), each parsed by clap into its type.
+//! The names are part of the contract (DESIGN.md "Configuration"); `Config::from_args` checks how they combine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use clap::builder::RangedU64ValueParser;
+
+use super::values;
+use super::{Codec, Durability, Fsync, ResponseKind, S3Checksum};
+
+/// `--driver` / `DRIVER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Driver {
+    S3,
+    File,
+    Stdout,
+    /// Benchmarks only: accepts and forgets.
+    Discard,
+    /// Not built yet: refused with a clear line.
+    Kafka,
+}
+
+fn range(min: u64, max: u64) -> RangedU64ValueParser<u64> {
+    RangedU64ValueParser::new().range(min..=max)
+}
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "plutos", version, about = "HTTP events collector", args_override_self = true)]
+pub struct Args {
+    /// Listen address: `:8080`, `127.0.0.1:8080`, `[::1]:8080` or a bare port.
+    #[arg(long, env = "PORT", default_value = ":8080", value_parser = values::listen)]
+    pub port: SocketAddr,
+    /// Where sealed chunks go.
+    #[arg(long, env = "DRIVER", value_enum, default_value = "file")]
+    pub driver: Driver,
+    /// Worker threads; default one per CPU of the process's affinity mask (or of CPUS).
+    #[arg(long, env = "WORKERS", value_parser = range(1, 1024))]
+    pub workers: Option<u64>,
+    /// CPUs to pin workers to, e.g. `0-3,6`; default the process's affinity mask.
+    #[arg(long, env = "CPUS", value_parser = values::cpu_list)]
+    pub cpus: Option<values::CpuList>,
+    /// Root directory of the file sink.
+    #[arg(long, env = "OUT_DIR", default_value = "./data/out")]
+    pub out_dir: PathBuf,
+    /// Spool directory: the durability boundary.
+    #[arg(long, env = "SPOOL_DIR", default_value = "./data/spool")]
+    pub spool_dir: PathBuf,
+    /// Spool size above which ingest answers 503 (bytes, or with KiB/MiB/GiB).
+    #[arg(long, env = "MAX_SPOOL_BYTES", default_value = "4GiB", value_parser = values::bytes)]
+    pub max_spool_bytes: u64,
+    /// never | always | an interval in milliseconds.
+    #[arg(long, env = "FSYNC", default_value = "never", value_parser = values::fsync)]
+    pub fsync: Fsync,
+    /// spool (acked ⇒ written to the spool) | memory (Plutos semantics: the open chunk in RAM).
+    #[arg(long, env = "DURABILITY", value_enum, default_value = "spool")]
+    pub durability: Durability,
+    #[arg(long, env = "MAX_BODY_BYTES", default_value = "1MiB", value_parser = values::bytes)]
+    pub max_body_bytes: u64,
+    #[arg(long, env = "MAX_DECOMPRESSED_BYTES", default_value = "10MiB", value_parser = values::bytes)]
+    pub max_decompressed_bytes: u64,
+    #[arg(long, env = "MAX_CONNECTIONS", default_value = "100000", value_parser = range(1, 10_000_000))]
+    pub max_connections: u64,
+    /// Seal a chunk once its compressed size reaches this.
+    #[arg(long, env = "MAX_CHUNK_BYTES", default_value = "64MiB", value_parser = values::bytes)]
+    pub max_chunk_bytes: u64,
+    /// Seal a chunk once it holds this many events (optional).
+    #[arg(long, env = "MAX_CHUNK_EVENTS", value_parser = range(1, u64::MAX))]
+    pub max_chunk_events: Option<u64>,
+    /// Seal a chunk once its first event is this old (Plutos's name; default 60).
+    #[arg(long, env = "MAX_BUFFER_TIME_SECONDS", value_parser = range(1, 86_400))]
+    pub max_buffer_time_seconds: Option<u64>,
+    /// The same in milliseconds; wins over the seconds form.
+    #[arg(long, env = "MAX_BUFFER_TIME_MILLISECONDS", value_parser = range(1, 86_400_000))]
+    pub max_buffer_time_milliseconds: Option<u64>,
+    /// gzip | zstd | none; wins over ENABLE_GZIP.
+    #[arg(long, env = "COMPRESSION_TYPE", value_enum)]
+    pub compression_type: Option<Codec>,
+    /// Compression level: gzip 1–9 (default 6), zstd 1–19 (default 3).
+    #[arg(long, env = "COMPRESSION_LEVEL", value_parser = range(1, 19))]
+    pub compression_level: Option<u64>,
+    /// Plutos: `true` selects gzip at GZIP_LVL, `false` no compression.
+    #[arg(long, env = "ENABLE_GZIP", value_parser = values::flag)]
+    pub enable_gzip: Option<bool>,
+    /// Plutos: gzip level.
+    #[arg(long, env = "GZIP_LVL", value_parser = range(1, 9))]
+    pub gzip_lvl: Option<u64>,
+    /// Seconds /health answers 503 while ingest goes on, after SIGTERM.
+    #[arg(long, env = "DRAIN_SECONDS", default_value = "5", value_parser = range(0, 86_400))]
+    pub drain_seconds: u64,
+    /// Seconds the uploader keeps shipping after the drain before leaving the rest in the spool.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECONDS", default_value = "30", value_parser = range(0, 86_400))]
+    pub shutdown_timeout_seconds: u64,
+    /// Success answer of GET /e: empty (200, Plutos) | pixel (1×1 GIF) | no-content (204).
+    #[arg(long, env = "RESPONSE", value_enum, default_value = "empty")]
+    pub response: ResponseKind,
+    /// Seconds allowed to receive one request (head and body) once its first byte arrived → 408.
+    #[arg(long, env = "HEADER_TIMEOUT_SECONDS", default_value = "10", value_parser = range(1, 86_400))]
+    pub header_timeout_seconds: u64,
+    /// Seconds an idle keep-alive connection is kept.
+    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value = "60", value_parser = range(1, 86_400))]
+    pub idle_timeout_seconds: u64,
+    /// Upper bound of the uploader's retry backoff after a retryable failure, in milliseconds.
+    #[arg(long, env = "UPLOAD_BACKOFF_MAX_MS", default_value = "30000", value_parser = range(1, 3_600_000))]
+    pub upload_backoff_max_ms: u64,
+    /// Chunks uploaded at the same time.
+    #[arg(long, env = "UPLOAD_CONCURRENCY", default_value = "4", value_parser = range(1, 256))]
+    pub upload_concurrency: u64,
+    /// Milliseconds between attempts after a permanent failure (credentials, bucket, policy).
+    #[arg(long, env = "UPLOAD_PERMANENT_RETRY_MS", default_value = "60000", value_parser = range(1, 3_600_000))]
+    pub upload_permanent_retry_ms: u64,
+    /// Prefix of every object key (Plutos's name; applies to every sink).
+    #[arg(long, env = "S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+    /// Region of the bucket (else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, env = "S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Required with DRIVER=s3.
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Endpoint URL of an S3-compatible server (path-style requests; http:// allowed).
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// sha256 (an x-amz-checksum-sha256 on every request) | none (for servers that reject checksum headers).
+    #[arg(long, env = "S3_CHECKSUM", value_enum, default_value = "sha256")]
+    pub s3_checksum: S3Checksum,
+    /// Chunks larger than this are uploaded in parts of this size (at least 5 MiB, S3's smallest part).
+    #[arg(long, env = "S3_MULTIPART_BYTES", default_value = "16MiB", value_parser = values::bytes)]
+    pub s3_multipart_bytes: u64,
+    /// error | warn | info | debug | trace
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: tracing::Level,
+    /// Validate the configuration, print it, and exit (for systemd ExecStartPre).
+    #[arg(long)]
+    pub check_config: bool,
+}

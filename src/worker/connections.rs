@@ -1,0 +1,139 @@
+//! The worker's connections: accepting them, reading them (their requests handled as the bytes arrive), timing
+//! out the idle and the slow, and closing them — at the end of the drain, the idle ones at once.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Token};
+
+use super::connection::Connection;
+use super::{HOUSEKEEPING, Worker};
+use crate::http::HttpError;
+use crate::metrics::add;
+
+impl Worker {
+    pub(super) fn accept(&mut self, now: Instant) {
+        let Some(listener) = self.listener.as_ref() else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    if self.conns.len() >= self.settings.max_connections {
+                        add(&self.metrics().connections_refused, 1);
+                        continue; // dropping the stream closes it
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let entry = self.conns.vacant_entry();
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(e) = self.poll.registry().register(&mut stream, Token(entry.key()), interest) {
+                        tracing::warn!(error = %e, "cannot register connection");
+                        continue;
+                    }
+                    entry.insert(Connection::new(stream, peer, now));
+                    add(&self.metrics().connections_accepted, 1);
+                    add(&self.metrics().connections_open, 1);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: the connection waits in the backlog; housekeeping retries.
+                    tracing::warn!(worker = self.index, error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what the connection has and handles every complete request in it.
+    pub(super) fn read(&mut self, i: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        let was_paused = conn.read_paused;
+        let (requests, batch) = (&mut self.requests, &mut self.batch);
+        let received = conn.receive(&mut self.read_buf, now, |conn, data| requests.process(conn, data, batch));
+        if received.is_err() {
+            self.close(i);
+            return;
+        }
+        if conn.read_paused && !was_paused {
+            add(&self.shared.workers[self.index].read_pauses, 1);
+        }
+        if conn.unsent() > 0 || conn.close_after_flush || conn.peer_closed {
+            self.queue_flush(i);
+        }
+    }
+
+    pub(super) fn queue_flush(&mut self, i: usize) {
+        if let Some(conn) = self.conns.get_mut(i) {
+            if !conn.queued_for_flush {
+                conn.queued_for_flush = true;
+                self.flush_list.push(i);
+            }
+        }
+    }
+
+    pub(super) fn close(&mut self, i: usize) {
+        if self.conns.try_remove(i).is_some() {
+            self.shared.workers[self.index].connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn housekeeping(&mut self, now: Instant) {
+        self.next_housekeeping = now + HOUSEKEEPING;
+        let pending = std::mem::take(&mut self.unsent_jobs);
+        for job in pending {
+            self.send_job(job);
+        }
+        self.accept(now);
+        let (header_timeout, idle_timeout) = (self.settings.header_timeout, self.settings.idle_timeout);
+        let mut expired = Vec::new();
+        let mut timed_out = Vec::new();
+        for (i, conn) in self.conns.iter() {
+            if let Some(until) = conn.lingering_until {
+                if now >= until {
+                    expired.push(i);
+                }
+            } else if conn.request_started.is_some_and(|t| now.duration_since(t) >= header_timeout) {
+                timed_out.push(i);
+            } else if now.duration_since(conn.last_active) >= idle_timeout {
+                // Idle, or a client that has not taken any of its responses for that long.
+                expired.push(i);
+            }
+        }
+        for i in expired {
+            self.close(i);
+        }
+        for i in timed_out {
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            conn.drop_input();
+            conn.request_started = None;
+            self.requests.refuse(conn, HttpError::RequestTimeout);
+            self.queue_flush(i);
+        }
+    }
+
+    /// The drain is over: stop accepting; idle connections close now, the others finish their request.
+    pub(super) fn begin_closing(&mut self, now: Instant) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let settings = &self.settings;
+        self.closing_deadline =
+            Some(now + settings.header_timeout.min(settings.shutdown_timeout.max(Duration::from_secs(1))));
+        let idle: Vec<usize> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(i, conn)| {
+                conn.inflight_at_close = conn.has_partial_request();
+                (!conn.inflight_at_close && conn.unsent() == 0 && conn.lingering_until.is_none()).then_some(i)
+            })
+            .collect();
+        for i in idle {
+            self.close(i);
+        }
+    }
+}
