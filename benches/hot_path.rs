@@ -65,7 +65,8 @@ impl PixelRecords {
 
     /// One request's work: its per-request parts, then its record.
     fn append(&mut self, out: &mut Vec<u8>) {
-        let meta = RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Get, path: b"/e" };
+        let meta =
+            RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Get, path: b"/e", headers: b"" };
         self.builder.start_request(&meta, &self.clock);
         self.builder.begin_record(out);
         append_query_object(out, black_box(PIXEL_QUERY), &mut self.scratch).unwrap();
@@ -105,7 +106,8 @@ fn ndjson_100() -> String {
 fn ndjson_body(c: &mut Criterion) {
     let body = ndjson_100();
     let mut records = PixelRecords::new();
-    let meta = RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Post, path: b"/e" };
+    let meta =
+        RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Post, path: b"/e", headers: b"" };
     records.builder.start_request(&meta, &records.clock);
     let (mut out, mut minified) = (Vec::with_capacity(1 << 16), Vec::new());
     let mut group = c.benchmark_group("body_events");
@@ -136,12 +138,13 @@ fn pipelined_requests(c: &mut Criterion) {
     use clap::Parser;
     let args = plutos::Args::try_parse_from(["plutos"]).unwrap();
     let config = plutos::Config::from_args(&args, &[0]).unwrap().http;
-    let mut requests = Requests::new(config, std::sync::Arc::new(Shared::new(1, 0, u64::MAX)), 0, 0);
+    let edge = plutos::config::EdgeConfig::default();
+    let mut requests = Requests::new(config, &edge, std::sync::Arc::new(Shared::new(1, 0, u64::MAX)), 0, 0);
     let mut batch = Batch::default();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, peer) = listener.accept().unwrap();
-    let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer, Instant::now());
+    let mut conn = Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), Instant::now());
     let burst = b"GET /e?test=me HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".repeat(16);
     let body = ndjson_100();
     let post = [

@@ -61,8 +61,8 @@ impl Trickle {
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        let conn = Connection::new(mio::net::TcpStream::from_std(server), peer, Instant::now());
-        let requests = Requests::new(config, shared, 0, 0);
+        let requests = Requests::new(config, &plutos::config::EdgeConfig::default(), shared, 0, 0);
+        let conn = Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), Instant::now());
         Trickle { requests, batch: Batch::default(), conn, client, read_buf: vec![0; 64 * 1024] }
     }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use crossbeam_channel::Receiver;
+use plutos::config::LogFormat;
 use plutos::{Args, Config};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -15,8 +16,9 @@ fn main() -> ExitCode {
         Ok(None) => return ExitCode::SUCCESS,
         Err(code) => return code,
     };
-    // Logs go to stderr: stdout belongs to the stdout sink.
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(config.log_level).with_ansi(false).init();
+    init_logging(&config);
+    // One line with everything resolved (secrets print as ***), so a log shows what ran.
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = ?config, "starting");
     abort_on_panic();
     // Signals first: a SIGTERM that arrives as soon as we announce the address must drain, not kill.
     let shutdown = match install_signals() {
@@ -68,6 +70,16 @@ fn parse_config() -> Result<Option<Config>, ExitCode> {
         return Ok(None);
     }
     Ok(Some(config))
+}
+
+/// Logs go to stderr (stdout belongs to the stdout sink): text lines, or with LOG_FORMAT=json one JSON object
+/// per line with the event's fields at the top level (journald, Loki).
+fn init_logging(config: &Config) {
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(config.log_level).with_ansi(false);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+    }
 }
 
 /// The first SIGTERM or SIGINT triggers the graceful shutdown; a second one exits at once.

@@ -2,17 +2,44 @@
 //! `Relaxed` adds (no lock, no shared cache line); `/metrics` sums them only when it is read.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_utils::CachePadded;
+
+/// The `route` labels of `plutos_responses_total` (`unrouted`: refused before a route was known).
+pub const ROUTES: [&str; 5] = ["ingest", "health", "ready", "metrics", "unrouted"];
+/// The statuses plutos answers with, as `status` labels.
+pub const STATUSES: [u16; 16] = [200, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 431, 501, 503, 505];
+/// The `reason` labels of `plutos_rejections_total` (`HttpError::label`).
+pub const REASONS: [&str; 17] = [
+    "malformed",
+    "write_key",
+    "origin",
+    "not_found",
+    "method",
+    "timeout",
+    "length_required",
+    "too_large",
+    "uri_too_long",
+    "media_type",
+    "headers_too_large",
+    "not_implemented",
+    "version",
+    "spool_full",
+    "spool_write_failed",
+    "shutting_down",
+    "too_many_connections",
+];
 
 #[derive(Default)]
 pub struct WorkerMetrics {
     pub requests: AtomicU64,
     pub events_accepted: AtomicU64,
-    pub requests_rejected: AtomicU64,
-    pub requests_unavailable: AtomicU64,
+    /// Answers by `[route][status]` (indexes into `ROUTES` and `STATUSES`).
+    pub responses: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
+    /// Refusals by reason (indexes into `REASONS`).
+    pub rejections: [AtomicU64; REASONS.len()],
     pub connections_accepted: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_refused: AtomicU64,
@@ -39,6 +66,60 @@ pub struct UploaderMetrics {
     pub oldest_unshipped_unix: AtomicI64,
     /// Seconds from the start of an upload to the sink's confirmation, for the uploads that succeeded.
     pub upload_seconds: Histogram,
+    /// Milliseconds from the start of the process to the last upload the sink confirmed (0: none yet).
+    pub last_success_ms: AtomicU64,
+    /// The last failed upload was refused for good (credentials, bucket, policy) and no upload succeeded since.
+    pub permanent_error: AtomicBool,
+}
+
+/// A worker's answers and refusals since it last published them: plain counts, added to the shared atomics
+/// once per event-loop iteration, not once per request.
+pub struct Tally {
+    responses: [[u32; STATUSES.len()]; ROUTES.len()],
+    rejections: [u32; REASONS.len()],
+    dirty: bool,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally { responses: [[0; STATUSES.len()]; ROUTES.len()], rejections: [0; REASONS.len()], dirty: false }
+    }
+}
+
+impl Tally {
+    /// One answer (`route`: one of `ROUTES`).
+    pub fn response(&mut self, route: &str, status: u16) {
+        let r = ROUTES.iter().position(|&known| known == route);
+        let s = STATUSES.iter().position(|&known| known == status);
+        if let (Some(r), Some(s)) = (r, s) {
+            self.responses[r][s] += 1;
+            self.dirty = true;
+        }
+    }
+
+    pub fn rejection(&mut self, reason: &str) {
+        if let Some(r) = REASONS.iter().position(|&known| known == reason) {
+            self.rejections[r] += 1;
+            self.dirty = true;
+        }
+    }
+
+    /// Adds the counts to `metrics` and starts again from zero.
+    pub fn publish(&mut self, metrics: &WorkerMetrics) {
+        if !std::mem::take(&mut self.dirty) {
+            return;
+        }
+        for (counts, shared) in self.responses.iter_mut().flatten().zip(metrics.responses.iter().flatten()) {
+            if *counts > 0 {
+                add(shared, u64::from(std::mem::take(counts)));
+            }
+        }
+        for (count, shared) in self.rejections.iter_mut().zip(&metrics.rejections) {
+            if *count > 0 {
+                add(shared, u64::from(std::mem::take(count)));
+            }
+        }
+    }
 }
 
 /// Upper bounds of the upload-duration buckets, in seconds.
@@ -84,20 +165,47 @@ pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
 }
 
+/// `plutos_responses_total` by route and status (the pairs that occurred) and `plutos_rejections_total` by
+/// reason (every reason, so a rate can be taken from zero).
+fn render_answers(out: &mut String, workers: &[CachePadded<WorkerMetrics>]) {
+    let _ = writeln!(
+        out,
+        "# HELP plutos_responses_total answers by route and status\n# TYPE plutos_responses_total counter"
+    );
+    for (r, route) in ROUTES.iter().enumerate() {
+        for (s, status) in STATUSES.iter().enumerate() {
+            let n: u64 = workers.iter().map(|w| w.responses[r][s].load(Relaxed)).sum();
+            if n > 0 {
+                let _ = writeln!(out, "plutos_responses_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP plutos_rejections_total requests refused (4xx, 5xx), by reason; nothing of them was stored\n\
+         # TYPE plutos_rejections_total counter"
+    );
+    for (i, reason) in REASONS.iter().enumerate() {
+        let n: u64 = workers.iter().map(|w| w.rejections[i].load(Relaxed)).sum();
+        let _ = writeln!(out, "plutos_rejections_total{{reason=\"{reason}\"}} {n}");
+    }
+}
+
 /// Prometheus text exposition of every counter.
 pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics, spool_bytes: u64) -> String {
     let mut out = String::with_capacity(2048);
     let sum = |f: WorkerCounter| workers.iter().map(|w| f(w).load(Relaxed)).sum::<u64>();
-    let worker_counters: [(&str, &str, &str, WorkerCounter); 12] = [
-        ("plutos_requests_total", "counter", "HTTP requests parsed", |m| &m.requests),
+    let worker_counters: [(&str, &str, &str, WorkerCounter); 10] = [
+        ("plutos_requests_total", "counter", "HTTP requests answered", |m| &m.requests),
         ("plutos_events_accepted_total", "counter", "events acknowledged (in the spool)", |m| &m.events_accepted),
-        ("plutos_requests_rejected_total", "counter", "requests answered 4xx", |m| &m.requests_rejected),
-        ("plutos_requests_unavailable_total", "counter", "requests answered 503", |m| &m.requests_unavailable),
         ("plutos_connections_accepted_total", "counter", "connections accepted", |m| &m.connections_accepted),
         ("plutos_connections_open", "gauge", "connections open", |m| &m.connections_open),
-        ("plutos_connections_refused_total", "counter", "connections closed at once: MAX_CONNECTIONS reached", |m| {
-            &m.connections_refused
-        }),
+        (
+            "plutos_connections_refused_total",
+            "counter",
+            "connections closed at once: MAX_CONNECTIONS and the few over it answered 503 reached",
+            |m| &m.connections_refused,
+        ),
         ("plutos_read_pauses_total", "counter", "connections not read while their client takes no answers", |m| {
             &m.read_pauses
         }),
@@ -111,6 +219,7 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
     for (name, kind, help, field) in worker_counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", sum(field));
     }
+    render_answers(&mut out, workers);
     let uploader_counters: [(&str, &str, &str, &AtomicU64); 5] = [
         ("plutos_chunks_shipped_total", "counter", "chunks the sink confirmed", &uploader.chunks_shipped),
         ("plutos_events_shipped_total", "counter", "events in chunks the sink confirmed", &uploader.events_shipped),
@@ -150,4 +259,27 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
         "# HELP plutos_spool_bytes bytes in the spool (open and sealed chunks)\n# TYPE plutos_spool_bytes gauge\nplutos_spool_bytes {spool_bytes}"
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_reaches_the_shared_counters_once() {
+        let metrics = WorkerMetrics::default();
+        let mut tally = Tally::default();
+        tally.response("ingest", 200);
+        tally.response("ingest", 200);
+        tally.response("unrouted", 400);
+        tally.rejection("malformed");
+        tally.publish(&metrics);
+        tally.publish(&metrics);
+        assert_eq!(metrics.responses[0][0].load(Relaxed), 2);
+        assert_eq!(metrics.responses[4][2].load(Relaxed), 1);
+        assert_eq!(metrics.rejections[0].load(Relaxed), 1);
+        let text = render(&[CachePadded::new(metrics)], &UploaderMetrics::default(), 0);
+        assert!(text.contains("plutos_responses_total{route=\"ingest\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("plutos_rejections_total{reason=\"too_many_connections\"} 0\n"), "{text}");
+    }
 }

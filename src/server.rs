@@ -124,7 +124,7 @@ fn start_workers(
             poll,
             listener: mio::net::TcpListener::from_std(socket),
             settings,
-            requests: Requests::new(config.http, shared.clone(), index, boot_random),
+            requests: Requests::new(config.http, &config.edge, shared.clone(), index, boot_random),
             chunk: ChunkWriter::new(index, boot.to_string(), dirs.clone(), config.spool.chunk),
             jobs: jobs.clone(),
             shared: shared.clone(),

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
@@ -30,6 +30,8 @@ pub struct Shared {
     pub uploader: UploaderMetrics,
     /// Set when the drain ends: the uploader stops trying at this instant and leaves the rest in the spool.
     pub upload_deadline: OnceLock<Instant>,
+    /// When the process started (`/ready` counts the time without a successful upload from here).
+    started: Instant,
 }
 
 impl Shared {
@@ -41,7 +43,47 @@ impl Shared {
             workers: (0..workers).map(|_| CachePadded::new(WorkerMetrics::default())).collect(),
             uploader: UploaderMetrics::default(),
             upload_deadline: OnceLock::new(),
+            started: Instant::now(),
         }
+    }
+
+    /// The uploader calls this when the sink confirmed an upload.
+    pub fn sink_succeeded(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.uploader.last_success_ms.store(ms, Ordering::Relaxed);
+        self.uploader.permanent_error.store(false, Ordering::Relaxed);
+    }
+
+    /// Why this collector should get no traffic now (`/ready`'s 503), if it should not: draining, the spool at
+    /// its cap, a sink that refuses uploads for good, or chunks waiting while no upload succeeded for `window`.
+    pub fn not_ready(&self, window: Duration) -> Option<String> {
+        if self.phase() != Phase::Running {
+            return Some("draining".into());
+        }
+        if self.spool_full() {
+            return Some(format!(
+                "spool is full ({} bytes, MAX_SPOOL_BYTES {})",
+                self.spool_bytes(),
+                self.max_spool_bytes
+            ));
+        }
+        if self.uploader.permanent_error.load(Ordering::Relaxed) {
+            return Some("sink refuses uploads (a permanent error, see the log)".into());
+        }
+        let waiting = self.uploader.chunks_queued.load(Ordering::Relaxed);
+        let last_success = Duration::from_millis(self.uploader.last_success_ms.load(Ordering::Relaxed));
+        let without_success = self.started.elapsed().saturating_sub(last_success);
+        if waiting > 0 && without_success > window {
+            return Some(format!(
+                "sink: no upload succeeded for {} s, {waiting} chunks waiting",
+                without_success.as_secs()
+            ));
+        }
+        None
+    }
+
+    pub fn spool_bytes(&self) -> u64 {
+        self.spool_bytes.load(Ordering::Relaxed)
     }
 
     pub fn phase(&self) -> Phase {

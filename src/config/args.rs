@@ -8,7 +8,8 @@ use clap::Parser;
 use clap::builder::RangedU64ValueParser;
 
 use super::values;
-use super::{Codec, Durability, Fsync, ResponseKind, S3Checksum};
+use super::{Codec, Durability, Fsync, IpMode, LogFormat, ResponseKind, S3Checksum};
+use crate::http::cors::{self, Origins};
 
 /// `--driver` / `DRIVER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -128,9 +129,33 @@ pub struct Args {
     /// Chunks larger than this are uploaded in parts of this size (at least 5 MiB, S3's smallest part).
     #[arg(long, env = "S3_MULTIPART_BYTES", default_value = "16MiB", value_parser = values::bytes)]
     pub s3_multipart_bytes: u64,
+    /// Seconds /ready waits for a successful upload while chunks wait to ship, before it answers 503.
+    #[arg(long, env = "READY_SINK_WINDOW_SECONDS", default_value = "120", value_parser = range(1, 86_400))]
+    pub ready_sink_window_seconds: u64,
+    /// Origins whose pages may call /e: `*`, or a list like `https://shop.example,http://localhost:3000`.
+    #[arg(long, env = "CORS_ORIGINS", default_value = "", value_parser = cors::parse_origins)]
+    pub cors_origins: Origins,
+    /// Keys an ingest request must present (X-Write-Key, Basic user or write_key=); empty: no key needed.
+    #[arg(long, env = "WRITE_KEYS", default_value = "", hide_env_values = true, value_parser = values::words)]
+    pub write_keys: values::Words,
+    /// Proxies (CIDR blocks) whose X-Forwarded-For / Forwarded headers name the client.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = values::parse_cidrs)]
+    pub trusted_proxies: values::CidrList,
+    /// What the record's ip keeps: full | truncate (IPv4 /24, IPv6 /48) | hash (with IP_HASH_KEY) | drop.
+    #[arg(long, env = "IP_MODE", value_enum, default_value = "full")]
+    pub ip_mode: IpMode,
+    /// The secret of IP_MODE=hash (at least 16 bytes; keep it to keep hashes stable across restarts).
+    #[arg(long, env = "IP_HASH_KEY", hide_env_values = true)]
+    pub ip_hash_key: Option<String>,
+    /// Request headers copied into each record's "headers" object, e.g. `referer,accept-language`.
+    #[arg(long, env = "CAPTURE_HEADERS", default_value = "", value_parser = values::header_names)]
+    pub capture_headers: values::Words,
     /// error | warn | info | debug | trace
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: tracing::Level,
+    /// text | json (one JSON object per line, for journald or Loki).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// Validate the configuration, print it, and exit (for systemd ExecStartPre).
     #[arg(long)]
     pub check_config: bool,

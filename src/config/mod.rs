@@ -8,11 +8,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod args;
+mod edge;
 mod sink;
 mod values;
 
 pub use args::{Args, Driver};
+pub use edge::{EdgeConfig, IpMode, Secret};
 pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig};
+pub use values::parse_cidrs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Codec {
@@ -71,6 +74,12 @@ pub enum ResponseKind {
     NoContent,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -78,11 +87,13 @@ pub struct Config {
     /// CPU ids to pin to; worker i gets `cpus[i % len]`. Empty: no pinning.
     pub cpus: Vec<usize>,
     pub http: HttpConfig,
+    pub edge: EdgeConfig,
     pub spool: SpoolConfig,
     pub upload: UploadConfig,
     pub sink: SinkConfig,
     pub shutdown: ShutdownConfig,
     pub log_level: tracing::Level,
+    pub log_format: LogFormat,
 }
 
 /// What request handling needs: limits, timeouts, the answer to an accepted GET.
@@ -96,6 +107,8 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub response: ResponseKind,
+    /// `/ready` answers 503 when chunks wait to ship and no upload succeeded for this long.
+    pub ready_sink_window: Duration,
 }
 
 /// The spool and the chunks the workers write into it.
@@ -159,6 +172,7 @@ impl Config {
             workers: args.workers.map_or(cpus.len().max(1), |w| w as usize),
             cpus,
             http: http(args)?,
+            edge: edge::edge(args)?,
             spool: SpoolConfig { dir: args.spool_dir.clone(), max_bytes: args.max_spool_bytes, chunk: chunk(args)? },
             upload: sink::upload(args),
             sink: sink::sink(args)?,
@@ -167,6 +181,7 @@ impl Config {
                 timeout: Duration::from_secs(args.shutdown_timeout_seconds),
             },
             log_level: args.log_level,
+            log_format: args.log_format,
         })
     }
 }
@@ -182,6 +197,7 @@ fn http(args: &Args) -> Result<HttpConfig, ConfigError> {
         header_timeout: Duration::from_secs(args.header_timeout_seconds),
         idle_timeout: Duration::from_secs(args.idle_timeout_seconds),
         response: args.response,
+        ready_sink_window: Duration::from_secs(args.ready_sink_window_seconds),
     })
 }
 
@@ -231,6 +247,8 @@ mod tests {
 
     use clap::Parser;
 
+    use crate::http::cors::Origins;
+
     /// The configuration of `flags`, or the one line an operator would see.
     fn config(flags: &[&str]) -> Result<Config, String> {
         let mut argv = vec!["plutos"];
@@ -260,6 +278,34 @@ mod tests {
     }
 
     #[test]
+    fn edge_settings() {
+        let c = config(&[
+            "--cors-origins",
+            "https://a.example,http://localhost:3000",
+            "--write-keys",
+            "wk-alpha, wk-beta",
+            "--trusted-proxies",
+            "10.0.0.0/8",
+            "--ip-mode",
+            "hash",
+            "--ip-hash-key",
+            "0123456789abcdef",
+            "--capture-headers",
+            "Referer,Cookie",
+        ])
+        .unwrap();
+        let e = &c.edge;
+        assert_eq!(e.cors_origins, Origins::List(vec!["https://a.example".into(), "http://localhost:3000".into()]));
+        assert_eq!(e.write_keys, vec![Secret("wk-alpha".into()), Secret("wk-beta".into())]);
+        assert_eq!(e.trusted_proxies.len(), 1);
+        assert_eq!(e.ip_mode, IpMode::Hash);
+        assert_eq!(e.capture_headers, vec!["referer".to_string(), "cookie".to_string()]);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("wk-alpha") && !shown.contains("0123456789abcdef"), "secrets masked: {shown}");
+        assert_eq!(config(&[]).unwrap().edge, EdgeConfig::default());
+    }
+
+    #[test]
     fn bad_values_name_their_setting() {
         let table: &[(&[&str], &str)] = &[
             (&["--workers", "zero"], "WORKERS"),
@@ -282,6 +328,15 @@ mod tests {
             (&["--compression-level", "12"], "COMPRESSION_LEVEL"),
             (&["--max-body-bytes", "0"], "MAX_BODY_BYTES"),
             (&["--enable-gzip", "maybe"], "ENABLE_GZIP"),
+            (&["--cors-origins", "shop.example"], "CORS_ORIGINS"),
+            (&["--trusted-proxies", "10.0.0.0/99"], "TRUSTED_PROXIES"),
+            (&["--ip-mode", "mask"], "IP_MODE"),
+            (&["--ip-mode", "hash"], "IP_HASH_KEY"),
+            (&["--ip-mode", "hash", "--ip-hash-key", "short"], "IP_HASH_KEY"),
+            (&["--capture-headers", "referer,x-write-key"], "CAPTURE_HEADERS"),
+            (&["--capture-headers", "Authorization", "--write-keys", "k"], "CAPTURE_HEADERS"),
+            (&["--capture-headers", "a:b"], "CAPTURE_HEADERS"),
+            (&["--log-format", "xml"], "LOG_FORMAT"),
         ];
         for (flags, setting) in table {
             let err = config(flags).unwrap_err().to_string();

@@ -1,8 +1,10 @@
 //! The value forms settings take, as clap value parsers: listen addresses, byte sizes, fsync modes, CPU lists,
 //! Plutos's boolean words. clap puts each error on one line that names the setting.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use super::Fsync;
 
@@ -76,6 +78,55 @@ pub fn cpu_list(list: &str) -> Result<CpuList, String> {
     if cpus.is_empty() { Err(bad()) } else { Ok(CpuList(cpus)) }
 }
 
+/// A list of CIDR blocks (one value to clap).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CidrList(pub Vec<IpNet>);
+
+/// `TRUSTED_PROXIES` as given: CIDR blocks or single addresses, separated by commas.
+pub fn parse_cidrs(value: &str) -> Result<CidrList, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<IpNet>()
+                .or_else(|_| v.parse::<IpAddr>().map(IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| format!("expected CIDR blocks like 10.0.0.0/8,2001:db8::/32, got {v:?}"))
+        })
+        .collect::<Result<_, _>>()
+        .map(CidrList)
+}
+
+/// A comma-separated list of words (one value to clap): write keys, header names.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Words(pub Vec<String>);
+
+/// Write keys can be secrets: a `Words` never prints its contents.
+impl std::fmt::Debug for Words {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Words({} items)", self.0.len())
+    }
+}
+
+/// `a,b , c` → `["a", "b", "c"]`; a word may not contain whitespace or control bytes.
+pub fn words(value: &str) -> Result<Words, String> {
+    let words: Vec<String> = value.split(',').map(str::trim).filter(|w| !w.is_empty()).map(String::from).collect();
+    match words.iter().position(|w| w.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())) {
+        Some(i) => Err(format!("item {} of the list contains whitespace", i + 1)),
+        None => Ok(Words(words)),
+    }
+}
+
+/// Header names (RFC 9110 tokens), lower-cased.
+pub fn header_names(value: &str) -> Result<Words, String> {
+    let Words(names) = words(value)?;
+    match names.iter().find(|n| !n.bytes().all(crate::http::is_token)) {
+        Some(bad) => Err(format!("{bad:?} is not a header name")),
+        None => Ok(Words(names.iter().map(|n| n.to_ascii_lowercase()).collect())),
+    }
+}
+
 /// Plutos's booleans: `true`, `1`, `yes` / `false`, `0`, `no`.
 pub fn flag(value: &str) -> Result<bool, String> {
     match value {
@@ -124,5 +175,20 @@ mod tests {
         assert!(fsync("0").is_err() && fsync("sometimes").is_err());
         assert_eq!((flag("yes"), flag("0")), (Ok(true), Ok(false)));
         assert!(flag("maybe").is_err());
+    }
+
+    #[test]
+    fn lists() {
+        let CidrList(nets) = parse_cidrs("10.0.0.0/8, 192.0.2.1 ,2001:db8::/32,10.1.2.3/16").unwrap();
+        assert_eq!(nets.len(), 4);
+        assert_eq!(nets[1].to_string(), "192.0.2.1/32");
+        assert_eq!(nets[3].to_string(), "10.1.0.0/16");
+        assert!(parse_cidrs("10.0.0.0/33").is_err());
+        assert!(parse_cidrs("proxy.local").is_err());
+        assert_eq!(words(" a, b,,c "), Ok(Words(vec!["a".into(), "b".into(), "c".into()])));
+        assert!(words("a b").is_err());
+        assert_eq!(format!("{:?}", words("secret").unwrap()), "Words(1 items)");
+        assert_eq!(header_names("Referer,X-Request-Id"), Ok(Words(vec!["referer".into(), "x-request-id".into()])));
+        assert!(header_names("Bad:Name").is_err());
     }
 }

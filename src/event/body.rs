@@ -199,7 +199,7 @@ mod tests {
 
     fn events(kind: BodyKind, body: &[u8]) -> Result<Vec<serde_json::Value>, HttpError> {
         let mut builder = RecordBuilder::default();
-        let meta = RequestMeta { ip: "127.0.0.1", user_agent: b"t", method: Method::Post, path: b"/e" };
+        let meta = RequestMeta { ip: "127.0.0.1", user_agent: b"t", method: Method::Post, path: b"/e", headers: b"" };
         builder.start_request(&meta, &Clock::new());
         let mut out = b"earlier\n".to_vec();
         let mut minified = Vec::new();

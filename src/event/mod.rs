@@ -4,6 +4,7 @@
 //! (`clock`), UUIDv7 (`ids`) and request fields (`record`). Nothing here does I/O.
 
 pub mod body;
+pub mod client;
 pub mod clock;
 pub mod ids;
 pub mod json;

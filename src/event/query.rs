@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::ops::Range;
 
 use crate::event::json::escape_into;
-use crate::http::HttpError;
+use crate::http::{HttpError, percent};
 
 /// The most keys (pairs, repeats included) one event may have → 400.
 pub const MAX_KEYS: usize = 1000;
@@ -45,6 +45,15 @@ pub struct QueryScratch {
     /// Open-addressing table of pair index + 1 (0 = empty), for many keys.
     table: Vec<u32>,
     hasher: RandomState,
+    /// A key left out of every object (`write_key` when write keys are required: a key is never recorded).
+    hidden_key: Option<&'static [u8]>,
+}
+
+impl QueryScratch {
+    /// Leaves every pair whose decoded key is `key` out of the objects.
+    pub fn hide_key(&mut self, key: &'static [u8]) {
+        self.hidden_key = Some(key);
+    }
 }
 
 struct Pair {
@@ -81,6 +90,10 @@ pub fn append_query_object(out: &mut Vec<u8>, query: &[u8], scratch: &mut QueryS
             None => (segment, &b""[..]),
         };
         let key = decode_into(&mut scratch.decoded, key)?;
+        if scratch.hidden_key.is_some_and(|hidden| scratch.decoded[key.clone()] == *hidden) {
+            scratch.decoded.truncate(key.start);
+            continue;
+        }
         let value = decode_into(&mut scratch.decoded, value)?;
         scratch.pairs.push(Pair { key, value, fingerprint: 0, next: NONE, last: NONE, first: true });
     }
@@ -116,7 +129,7 @@ pub fn append_query_object(out: &mut Vec<u8>, query: &[u8], scratch: &mut QueryS
 
 /// Links every pair to the next pair with the same key and marks the first of each key.
 fn link_repeated_keys(scratch: &mut QueryScratch) {
-    let QueryScratch { decoded, pairs, table, hasher } = scratch;
+    let QueryScratch { decoded, pairs, table, hasher, .. } = scratch;
     let n = pairs.len();
     if n <= FEW_KEYS {
         for i in 0..n {
@@ -182,41 +195,12 @@ fn push_string(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Percent- and `+`-decodes `raw` onto the end of `buf`, returning where it landed; the result must be UTF-8.
 fn decode_into(buf: &mut Vec<u8>, raw: &[u8]) -> Result<Range<usize>, QueryError> {
-    let start = buf.len();
-    let mut rest = raw;
-    while let Some(at) = memchr::memchr2(b'%', b'+', rest) {
-        buf.extend_from_slice(&rest[..at]);
-        if rest[at] == b'+' {
-            buf.push(b' ');
-            rest = &rest[at + 1..];
-            continue;
-        }
-        match (hex_value(rest.get(at + 1)), hex_value(rest.get(at + 2))) {
-            (Some(h), Some(l)) => {
-                buf.push(h << 4 | l);
-                rest = &rest[at + 3..];
-            }
-            _ => {
-                buf.push(b'%');
-                rest = &rest[at + 1..];
-            }
-        }
-    }
-    buf.extend_from_slice(rest);
-    let decoded = &buf[start..];
+    let range = percent::decode_into(buf, raw);
+    let decoded = &buf[range.clone()];
     if !decoded.is_ascii() && std::str::from_utf8(decoded).is_err() {
         return Err(QueryError::InvalidUtf8);
     }
-    Ok(start..buf.len())
-}
-
-fn hex_value(b: Option<&u8>) -> Option<u8> {
-    match *b? {
-        c @ b'0'..=b'9' => Some(c - b'0'),
-        c @ b'a'..=b'f' => Some(c - b'a' + 10),
-        c @ b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    Ok(range)
 }
 
 #[cfg(test)]
@@ -255,6 +239,21 @@ mod tests {
             let got = to_json(query).unwrap();
             assert_eq!(&got, want, "query {query:?}");
             serde_json::from_str::<serde_json::Value>(&got).expect("valid JSON");
+        }
+    }
+
+    #[test]
+    fn a_hidden_key_is_left_out_whatever_its_encoding() {
+        let mut scratch = QueryScratch::default();
+        scratch.hide_key(b"write_key");
+        for (query, want) in [
+            ("a=1&write_key=secret&b=2", r#"{"a":"1","b":"2"}"#),
+            ("write%5Fkey=secret&write_key=again", "{}"),
+            ("write_keys=kept", r#"{"write_keys":"kept"}"#),
+        ] {
+            let mut out = Vec::new();
+            append_query_object(&mut out, query.as_bytes(), &mut scratch).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{query}");
         }
     }
 

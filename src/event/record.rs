@@ -15,13 +15,15 @@ pub struct RequestMeta<'a> {
     pub user_agent: &'a [u8],
     pub method: Method,
     pub path: &'a [u8],
+    /// `,"headers":{…}` (JSON, rendered by the caller) or empty.
+    pub headers: &'a [u8],
 }
 
 #[derive(Default)]
 pub struct RecordBuilder {
     /// `,"written_at":"…","request_id":"`
     before_id: Vec<u8>,
-    /// `","ip":"…","user_agent":"…","method":"…","path":"…"}\n`
+    /// `","ip":"…","user_agent":"…","method":"…","path":"…"[,"headers":{…}]}\n`
     after_id: Vec<u8>,
     micros: Option<i64>,
     /// What `after_id` was rendered from: keep-alive clients repeat it request after request.
@@ -29,6 +31,7 @@ pub struct RecordBuilder {
     rendered_user_agent: Vec<u8>,
     rendered_method: Option<Method>,
     rendered_path: Vec<u8>,
+    rendered_headers: Vec<u8>,
 }
 
 impl RecordBuilder {
@@ -46,6 +49,7 @@ impl RecordBuilder {
             && same(self.rendered_ip.as_bytes(), meta.ip.as_bytes())
             && same(&self.rendered_user_agent, meta.user_agent)
             && same(&self.rendered_path, meta.path)
+            && same(&self.rendered_headers, meta.headers)
         {
             return;
         }
@@ -56,6 +60,8 @@ impl RecordBuilder {
         self.rendered_user_agent.extend_from_slice(meta.user_agent);
         self.rendered_path.clear();
         self.rendered_path.extend_from_slice(meta.path);
+        self.rendered_headers.clear();
+        self.rendered_headers.extend_from_slice(meta.headers);
         let t = &mut self.after_id;
         t.clear();
         t.extend_from_slice(b"\",\"ip\":\"");
@@ -66,7 +72,9 @@ impl RecordBuilder {
         t.extend_from_slice(meta.method.as_str().as_bytes());
         t.extend_from_slice(b"\",\"path\":\"");
         escape_lossy_into(t, meta.path);
-        t.extend_from_slice(b"\"}\n");
+        t.push(b'"');
+        t.extend_from_slice(meta.headers);
+        t.extend_from_slice(b"}\n");
     }
 
     /// Opens a record; the caller appends the `raw_data` JSON value, then calls `finish_record`.
@@ -109,6 +117,7 @@ mod tests {
             user_agent: b"curl/8.5.0 \"quoted\" \xff",
             method: Method::Get,
             path: b"/e",
+            headers: b"",
         };
         builder.start_request(&meta, &clock);
         let mut ids = RequestIds::new(0, 1);
@@ -142,7 +151,7 @@ mod tests {
         let mut ids = RequestIds::new(0, 1);
         let mut out = Vec::new();
         for (ua, ip) in [(&b"one"[..], "10.0.0.1"), (b"one", "10.0.0.1"), (b"two", "10.0.0.1"), (b"two", "10.0.0.2")] {
-            let meta = RequestMeta { ip, user_agent: ua, method: Method::Post, path: b"/e" };
+            let meta = RequestMeta { ip, user_agent: ua, method: Method::Post, path: b"/e", headers: b"" };
             builder.start_request(&meta, &clock);
             builder.append_record(&mut out, b"{}", &mut ids);
         }

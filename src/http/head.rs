@@ -31,6 +31,18 @@ pub struct RequestHead<'b> {
     pub content_type: Option<&'b [u8]>,
     pub content_encoding: Option<&'b [u8]>,
     pub user_agent: &'b [u8],
+    /// `Origin`: set by browsers on cross-origin requests (CORS).
+    pub origin: Option<&'b [u8]>,
+    /// `X-Write-Key`.
+    pub write_key: Option<&'b [u8]>,
+    pub authorization: Option<&'b [u8]>,
+    /// `Access-Control-Request-Method` and `-Headers` of a CORS preflight.
+    pub cors_method: Option<&'b [u8]>,
+    pub cors_headers: Option<&'b [u8]>,
+    /// Has `X-Forwarded-For` or `Forwarded` lines (read with `fields` when the peer is a trusted proxy).
+    pub forwarded: bool,
+    /// The whole head, request line to blank line.
+    pub raw: &'b [u8],
     /// Bytes of the head including the blank line.
     pub len: usize,
     /// Header lines in the head.
@@ -112,6 +124,13 @@ pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
         content_type: None,
         content_encoding: None,
         user_agent: b"",
+        origin: None,
+        write_key: None,
+        authorization: None,
+        cors_method: None,
+        cors_headers: None,
+        forwarded: false,
+        raw: &buf[newlines..len],
         len,
         headers: req.headers.len(),
     };
@@ -129,38 +148,49 @@ fn read_fields<'b>(head: &mut RequestHead<'b>, fields: &[httparse::Header<'b>]) 
     for h in fields {
         let name = h.name.as_bytes();
         let value = trim_ows(h.value);
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_decimal(value).ok_or(HttpError::BadRequest("invalid Content-Length"))?;
-            if content_length.is_some_and(|prev| prev != n) {
-                return Err(HttpError::BadRequest("conflicting Content-Length headers"));
-            }
-            content_length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            codings.add(value);
-        } else if name.eq_ignore_ascii_case(b"host") {
-            hosts += 1;
-            if !value.iter().all(|&b| is_host_char(b)) {
-                return Err(HttpError::BadRequest("invalid Host header"));
-            }
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',').map(trim_ows) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    head.keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
-                    head.keep_alive = true;
+        // Dispatching on the length first spares most comparisons: each header is compared with at most two names.
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            4 if is(b"host") => {
+                hosts += 1;
+                if !value.iter().all(|&b| is_host_char(b)) {
+                    return Err(HttpError::BadRequest("invalid Host header"));
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            if !value.eq_ignore_ascii_case(b"100-continue") {
-                return Err(HttpError::BadRequest("unsupported Expect"));
+            6 if is(b"origin") => head.origin = Some(value),
+            6 if is(b"expect") => {
+                if !value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(HttpError::BadRequest("unsupported Expect"));
+                }
+                head.expect_continue = !http10;
             }
-            head.expect_continue = !http10;
-        } else if name.eq_ignore_ascii_case(b"content-type") {
-            head.content_type = Some(value);
-        } else if name.eq_ignore_ascii_case(b"content-encoding") {
-            head.content_encoding = Some(value);
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
-            head.user_agent = value;
+            9 if is(b"forwarded") => head.forwarded = true,
+            10 if is(b"user-agent") => head.user_agent = value,
+            10 if is(b"connection") => {
+                for token in value.split(|&b| b == b',').map(trim_ows) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        head.keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
+                        head.keep_alive = true;
+                    }
+                }
+            }
+            11 if is(b"x-write-key") => head.write_key = Some(value),
+            12 if is(b"content-type") => head.content_type = Some(value),
+            13 if is(b"authorization") => head.authorization = Some(value),
+            14 if is(b"content-length") => {
+                let n = parse_decimal(value).ok_or(HttpError::BadRequest("invalid Content-Length"))?;
+                if content_length.is_some_and(|prev| prev != n) {
+                    return Err(HttpError::BadRequest("conflicting Content-Length headers"));
+                }
+                content_length = Some(n);
+            }
+            15 if is(b"x-forwarded-for") => head.forwarded = true,
+            16 if is(b"content-encoding") => head.content_encoding = Some(value),
+            17 if is(b"transfer-encoding") => codings.add(value),
+            29 if is(b"access-control-request-method") => head.cors_method = Some(value),
+            30 if is(b"access-control-request-headers") => head.cors_headers = Some(value),
+            _ => {}
         }
     }
     match (hosts, http10) {
@@ -175,6 +205,19 @@ fn read_fields<'b>(head: &mut RequestHead<'b>, fields: &[httparse::Header<'b>]) 
         (false, None) => Framing::None,
     };
     Ok(())
+}
+
+/// The header lines of a head `parse_head` accepted, as (name, value without surrounding whitespace), in order.
+/// For the headers only some settings read (forwarding, captured headers), so the common request pays nothing.
+pub fn fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    raw.split(|&b| b == b'\n')
+        .skip(1)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| {
+            let colon = memchr::memchr(b':', line)?;
+            Some((&line[..colon], trim_ows(&line[colon + 1..])))
+        })
 }
 
 /// The transfer codings of every Transfer-Encoding line, in order.
@@ -307,6 +350,26 @@ mod tests {
 
     fn show(raw: &[u8]) -> String {
         String::from_utf8_lossy(&raw[..raw.len().min(60)]).into_owned()
+    }
+
+    #[test]
+    fn reads_the_edge_headers_and_lists_every_field() {
+        let raw = b"\r\nOPTIONS /e HTTP/1.1\r\nHost: h\r\nORIGIN: https://a.example\r\nX-Write-Key:  k1 \r\n\
+                    Authorization: Basic eA==\r\nAccess-Control-Request-Method: POST\r\n\
+                    Access-Control-Request-Headers: content-type\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n";
+        let Ok(Parse::Complete(h)) = parse_head(raw) else { panic!() };
+        assert_eq!(h.origin, Some(&b"https://a.example"[..]));
+        assert_eq!(h.write_key, Some(&b"k1"[..]));
+        assert_eq!(h.authorization, Some(&b"Basic eA=="[..]));
+        assert_eq!((h.cors_method, h.cors_headers), (Some(&b"POST"[..]), Some(&b"content-type"[..])));
+        assert!(h.forwarded);
+        assert!(h.raw.starts_with(b"OPTIONS"), "leading empty lines are not part of the head");
+        let names: Vec<&[u8]> = fields(h.raw).map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 7);
+        assert_eq!(fields(h.raw).nth(2), Some((&b"X-Write-Key"[..], &b"k1"[..])));
+        let Ok(Parse::Complete(plain)) = parse_head(b"GET /e HTTP/1.1\nHost: h\n\n") else { panic!() };
+        assert!(!plain.forwarded && plain.origin.is_none());
+        assert_eq!(fields(plain.raw).collect::<Vec<_>>(), vec![(&b"Host"[..], &b"h"[..])]);
     }
 
     #[test]

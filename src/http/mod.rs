@@ -12,19 +12,25 @@
 //! httparse and most front-ends do); chunked framing may not.
 
 pub mod chunked;
+pub mod cors;
 pub mod framing;
 mod head;
+pub mod percent;
 pub mod response;
 pub mod route;
+pub mod write_key;
 
 pub use head::{
-    Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, find_head_end, parse_head, partial_head_error,
+    Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, fields, find_head_end, parse_head,
+    partial_head_error,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpError {
     BadRequest(&'static str),
     Unauthorized,
+    /// A browser request from an origin `CORS_ORIGINS` does not list.
+    Forbidden,
     NotFound,
     MethodNotAllowed {
         allow: &'static str,
@@ -37,8 +43,29 @@ pub enum HttpError {
     HeadersTooLarge,
     NotImplemented(&'static str),
     /// 503 with Retry-After.
-    Unavailable(&'static str),
+    Unavailable(Busy),
     VersionNotSupported,
+}
+
+/// Why ingest answers 503: each is temporary, so the answer carries `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    SpoolFull,
+    SpoolWriteFailed,
+    ShuttingDown,
+    /// The connection was accepted over MAX_CONNECTIONS only to say so.
+    TooManyConnections,
+}
+
+impl Busy {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Busy::SpoolFull => "spool is full",
+            Busy::SpoolWriteFailed => "spool write failed",
+            Busy::ShuttingDown => "shutting down",
+            Busy::TooManyConnections => "too many connections",
+        }
+    }
 }
 
 impl HttpError {
@@ -46,6 +73,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) => (400, "Bad Request"),
             HttpError::Unauthorized => (401, "Unauthorized"),
+            HttpError::Forbidden => (403, "Forbidden"),
             HttpError::NotFound => (404, "Not Found"),
             HttpError::MethodNotAllowed { .. } => (405, "Method Not Allowed"),
             HttpError::RequestTimeout => (408, "Request Timeout"),
@@ -65,9 +93,10 @@ impl HttpError {
             HttpError::BadRequest(r)
             | HttpError::PayloadTooLarge(r)
             | HttpError::UnsupportedMediaType(r)
-            | HttpError::NotImplemented(r)
-            | HttpError::Unavailable(r) => r,
+            | HttpError::NotImplemented(r) => r,
+            HttpError::Unavailable(busy) => busy.reason(),
             HttpError::Unauthorized => "missing or unknown write key",
+            HttpError::Forbidden => "origin not allowed",
             HttpError::NotFound => "no such path",
             HttpError::MethodNotAllowed { .. } => "method not allowed",
             HttpError::RequestTimeout => "request not received in time",
@@ -75,6 +104,29 @@ impl HttpError {
             HttpError::UriTooLong => "request target too long",
             HttpError::HeadersTooLarge => "request headers too large",
             HttpError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported",
+        }
+    }
+
+    /// The `reason` label of `plutos_rejections_total`: one short word per kind of refusal.
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpError::BadRequest(_) => "malformed",
+            HttpError::Unauthorized => "write_key",
+            HttpError::Forbidden => "origin",
+            HttpError::NotFound => "not_found",
+            HttpError::MethodNotAllowed { .. } => "method",
+            HttpError::RequestTimeout => "timeout",
+            HttpError::LengthRequired => "length_required",
+            HttpError::PayloadTooLarge(_) => "too_large",
+            HttpError::UriTooLong => "uri_too_long",
+            HttpError::UnsupportedMediaType(_) => "media_type",
+            HttpError::HeadersTooLarge => "headers_too_large",
+            HttpError::NotImplemented(_) => "not_implemented",
+            HttpError::VersionNotSupported => "version",
+            HttpError::Unavailable(Busy::SpoolFull) => "spool_full",
+            HttpError::Unavailable(Busy::SpoolWriteFailed) => "spool_write_failed",
+            HttpError::Unavailable(Busy::ShuttingDown) => "shutting_down",
+            HttpError::Unavailable(Busy::TooManyConnections) => "too_many_connections",
         }
     }
 }
@@ -132,4 +184,37 @@ pub(crate) const fn byte_set(extra: &[u8]) -> [bool; 256] {
 /// A field value with its surrounding OWS: visible ASCII, obs-text, SP and HTAB only.
 pub fn is_field_value(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7E).contains(&b) || b >= 0x80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_a_metrics_reason_and_a_listed_status() {
+        let all = [
+            HttpError::BadRequest(""),
+            HttpError::Unauthorized,
+            HttpError::Forbidden,
+            HttpError::NotFound,
+            HttpError::MethodNotAllowed { allow: "" },
+            HttpError::RequestTimeout,
+            HttpError::LengthRequired,
+            HttpError::PayloadTooLarge(""),
+            HttpError::UriTooLong,
+            HttpError::UnsupportedMediaType(""),
+            HttpError::HeadersTooLarge,
+            HttpError::NotImplemented(""),
+            HttpError::VersionNotSupported,
+            HttpError::Unavailable(Busy::SpoolFull),
+            HttpError::Unavailable(Busy::SpoolWriteFailed),
+            HttpError::Unavailable(Busy::ShuttingDown),
+            HttpError::Unavailable(Busy::TooManyConnections),
+        ];
+        for e in all {
+            assert!(crate::metrics::REASONS.contains(&e.label()), "{e:?}");
+            assert!(crate::metrics::STATUSES.contains(&e.status().0), "{e:?}");
+        }
+        assert_eq!(all.len(), crate::metrics::REASONS.len());
+    }
 }

@@ -1,6 +1,7 @@
-//! Encoding responses into a connection's output buffer. Every response carries `Content-Length` and the
-//! worker's cached `Date`; `Connection: close` when the connection ends after it, `Connection: keep-alive` when
-//! an HTTP/1.0 client asked to keep it.
+//! Encoding responses into a connection's output buffer. Every response carries the worker's cached `Date` and
+//! `Content-Length` (except a 204, which RFC 9110 §8.6 forbids it); `Connection: close` when the connection
+//! ends after it, `Connection: keep-alive` when an HTTP/1.0 client asked to keep it; and the CORS header lines
+//! of an allowed origin.
 
 use crate::config::ResponseKind;
 use crate::http::{HttpError, Method};
@@ -33,6 +34,15 @@ pub enum ConnectionHeader {
     Close,
 }
 
+/// How an answer goes out: with its body or not, what happens to the connection after it, and the CORS header
+/// lines of an allowed origin (empty for any other request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery<'a> {
+    pub body: Body,
+    pub connection: ConnectionHeader,
+    pub cors: &'a [u8],
+}
+
 /// One response, borrowed for the time it takes to encode it.
 pub struct Response<'a> {
     pub status: (u16, &'static str),
@@ -43,7 +53,7 @@ pub struct Response<'a> {
 }
 
 /// Appends `response`.
-pub fn write(out: &mut Vec<u8>, date: &[u8; 29], response: &Response<'_>, body: Body, connection: ConnectionHeader) {
+pub fn write(out: &mut Vec<u8>, date: &[u8; 29], response: &Response<'_>, delivery: Delivery<'_>) {
     out.extend_from_slice(b"HTTP/1.1 ");
     append_decimal(out, u64::from(response.status.0));
     out.push(b' ');
@@ -54,29 +64,26 @@ pub fn write(out: &mut Vec<u8>, date: &[u8; 29], response: &Response<'_>, body: 
         out.extend_from_slice(b"\r\nContent-Type: ");
         out.extend_from_slice(ct.as_bytes());
     }
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    append_decimal(out, response.body.len() as u64);
+    if response.status.0 != 204 {
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        append_decimal(out, response.body.len() as u64);
+    }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(response.extra_headers);
-    match connection {
+    out.extend_from_slice(delivery.cors);
+    match delivery.connection {
         ConnectionHeader::Omit => {}
         ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
         ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
-    if body == Body::Send {
+    if delivery.body == Body::Send {
         out.extend_from_slice(response.body);
     }
 }
 
 /// The answer to an accepted GET/HEAD on `/e`.
-pub fn write_event_accepted(
-    out: &mut Vec<u8>,
-    date: &[u8; 29],
-    kind: ResponseKind,
-    body: Body,
-    connection: ConnectionHeader,
-) {
+pub fn write_event_accepted(out: &mut Vec<u8>, date: &[u8; 29], kind: ResponseKind, delivery: Delivery<'_>) {
     let response = match kind {
         ResponseKind::Empty => Response { status: (200, "OK"), content_type: None, extra_headers: b"", body: b"" },
         ResponseKind::NoContent => {
@@ -89,11 +96,11 @@ pub fn write_event_accepted(
             body: PIXEL_GIF,
         },
     };
-    write(out, date, &response, body, connection);
+    write(out, date, &response, delivery);
 }
 
 /// The answer to an accepted POST: `{"accepted":N}`.
-pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, connection: ConnectionHeader) {
+pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, delivery: Delivery<'_>) {
     let mut body = [0u8; 40];
     let prefix = b"{\"accepted\":";
     body[..prefix.len()].copy_from_slice(prefix);
@@ -108,11 +115,11 @@ pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, c
         extra_headers: b"",
         body: &body[..=len],
     };
-    write(out, date, &response, Body::Send, connection);
+    write(out, date, &response, Delivery { body: Body::Send, ..delivery });
 }
 
 /// The canned answer for `err`: its status and a one-line plain-text reason.
-pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, body: Body, connection: ConnectionHeader) {
+pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, delivery: Delivery<'_>) {
     let mut text = [0u8; 128];
     let reason = err.reason().as_bytes();
     let n = reason.len().min(text.len() - 1);
@@ -122,6 +129,7 @@ pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, body: Bod
     let extra_len = match err {
         HttpError::MethodNotAllowed { allow } => header_line(&mut extra, "Allow", allow),
         HttpError::Unavailable(_) => header_line(&mut extra, "Retry-After", "1"),
+        HttpError::Unauthorized => header_line(&mut extra, "WWW-Authenticate", "X-Write-Key"),
         _ => 0,
     };
     let response = Response {
@@ -130,7 +138,7 @@ pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, body: Bod
         extra_headers: &extra[..extra_len],
         body: &text[..=n],
     };
-    write(out, date, &response, body, connection);
+    write(out, date, &response, delivery);
 }
 
 /// `name: value\r\n` into `buf`; returns its length.
@@ -169,8 +177,13 @@ fn decimal(mut n: u64) -> ([u8; 20], usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Busy;
 
     const DATE: &[u8; 29] = b"Thu, 26 Nov 2026 02:26:54 GMT";
+
+    fn plain(body: Body, connection: ConnectionHeader) -> Delivery<'static> {
+        Delivery { body, connection, cors: b"" }
+    }
 
     fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut out = Vec::new();
@@ -181,26 +194,38 @@ mod tests {
     #[test]
     fn encodes_canned_responses() {
         assert_eq!(
-            text(|o| write_event_accepted(o, DATE, ResponseKind::Empty, Body::Send, ConnectionHeader::Omit)),
+            text(|o| write_event_accepted(o, DATE, ResponseKind::Empty, plain(Body::Send, ConnectionHeader::Omit))),
             "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\n\r\n"
         );
         assert_eq!(
-            text(|o| write_batch_accepted(o, DATE, 1234, ConnectionHeader::Close)),
+            text(|o| write_batch_accepted(o, DATE, 1234, plain(Body::Omit, ConnectionHeader::Close))),
             "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Type: application/json\r\n\
              Content-Length: 17\r\nConnection: close\r\n\r\n{\"accepted\":1234}"
         );
-        let err =
-            text(|o| write_error(o, DATE, HttpError::Unavailable("spool is full"), Body::Send, ConnectionHeader::Omit));
+        let err = text(|o| {
+            write_error(o, DATE, HttpError::Unavailable(Busy::SpoolFull), plain(Body::Send, ConnectionHeader::Omit))
+        });
         assert!(err.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{err}");
         assert!(err.contains("Retry-After: 1\r\n") && err.ends_with("\r\n\r\nspool is full\n"), "{err}");
-        let head =
-            text(|o| write_event_accepted(o, DATE, ResponseKind::Pixel, Body::Omit, ConnectionHeader::KeepAlive));
+        let head = text(|o| {
+            write_event_accepted(o, DATE, ResponseKind::Pixel, plain(Body::Omit, ConnectionHeader::KeepAlive))
+        });
         assert!(head.contains("Content-Length: 43\r\n") && head.ends_with("\r\n\r\n"), "{head}");
         assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
         let allow = text(|o| {
-            write_error(o, DATE, HttpError::MethodNotAllowed { allow: "GET, HEAD" }, Body::Send, ConnectionHeader::Omit)
+            let e = HttpError::MethodNotAllowed { allow: "GET, HEAD" };
+            write_error(o, DATE, e, plain(Body::Send, ConnectionHeader::Omit))
         });
         assert!(allow.contains("Allow: GET, HEAD\r\n"), "{allow}");
+        let cors = b"Access-Control-Allow-Origin: *\r\n";
+        let no_content = text(|o| {
+            let delivery = Delivery { body: Body::Send, connection: ConnectionHeader::Omit, cors };
+            write_event_accepted(o, DATE, ResponseKind::NoContent, delivery)
+        });
+        assert_eq!(
+            no_content,
+            "HTTP/1.1 204 No Content\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
+        );
     }
 
     #[test]

@@ -10,8 +10,22 @@ pub enum Route {
     Ingest,
     /// `/health`: liveness and the drain signal.
     Health,
+    /// `/ready`: whether this collector should get traffic (spool, sink).
+    Ready,
     /// `/metrics`: Prometheus text.
     Metrics,
+}
+
+impl Route {
+    /// The `route` label of `plutos_responses_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Ingest => "ingest",
+            Route::Health => "health",
+            Route::Ready => "ready",
+            Route::Metrics => "metrics",
+        }
+    }
 }
 
 struct Entry {
@@ -30,6 +44,7 @@ const ROUTES: &[Entry] = &[
         allow: "GET, HEAD, POST, OPTIONS",
     },
     Entry { path: b"/health", route: Route::Health, methods: &[Method::Get, Method::Head], allow: "GET, HEAD" },
+    Entry { path: b"/ready", route: Route::Ready, methods: &[Method::Get, Method::Head], allow: "GET, HEAD" },
     Entry { path: b"/metrics", route: Route::Metrics, methods: &[Method::Get, Method::Head], allow: "GET, HEAD" },
 ];
 
@@ -59,6 +74,7 @@ mod tests {
             let listed: Vec<&str> = entry.methods.iter().map(|m| m.as_str()).collect();
             assert_eq!(entry.allow, listed.join(", "));
             assert_eq!(allow(entry.route), entry.allow);
+            assert!(crate::metrics::ROUTES.contains(&entry.route.label()));
         }
     }
 
@@ -67,6 +83,7 @@ mod tests {
         assert_eq!(route(b"/e", Method::Post), Ok(Route::Ingest));
         assert_eq!(route(b"/health", Method::Head), Ok(Route::Health));
         assert_eq!(route(b"/metrics", Method::Get), Ok(Route::Metrics));
+        assert_eq!(route(b"/ready", Method::Get), Ok(Route::Ready));
         assert_eq!(route(b"/e", Method::Other), Err(HttpError::MethodNotAllowed { allow: "GET, HEAD, POST, OPTIONS" }));
         assert_eq!(route(b"/health", Method::Post), Err(HttpError::MethodNotAllowed { allow: "GET, HEAD" }));
         assert_eq!(route(b"/e/", Method::Get), Err(HttpError::NotFound));

@@ -262,6 +262,7 @@ impl State {
                 add(&metrics.events_shipped, events);
                 add(&metrics.bytes_shipped, len);
                 metrics.upload_seconds.observe(latency);
+                shared.sink_succeeded();
                 self.recovered(&held);
             }
             Ok(Done::Repaired(Some(chunk))) => {
@@ -276,7 +277,10 @@ impl State {
                 let wait = self.wait_after(&e, held.attempts);
                 held.not_before = Instant::now() + wait;
                 match &e {
-                    SinkError::Permanent(_) => add(&shared.uploader.permanent_failures, 1),
+                    SinkError::Permanent(_) => {
+                        add(&shared.uploader.permanent_failures, 1);
+                        shared.uploader.permanent_error.store(true, Relaxed);
+                    }
                     _ => add(&shared.uploader.retryable_failures, 1),
                 }
                 if held.last_error.is_none() {

@@ -3,7 +3,7 @@
 //! copied here).
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -17,10 +17,20 @@ const KEEP_CAPACITY: usize = 16 * 1024;
 /// How long a half-closed connection's input is drained after its last response.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Who is at the other end of a connection.
+pub struct Peer {
+    pub addr: IpAddr,
+    /// The `ip` text of its records (`IP_MODE` applied), rendered once.
+    pub ip: Box<str>,
+    /// A trusted proxy: each request names its client in forwarding headers.
+    pub proxy: bool,
+}
+
 pub struct Connection {
     pub stream: TcpStream,
-    /// The peer address as it goes into records, rendered once.
-    pub ip: Box<str>,
+    pub peer: Peer,
+    /// Accepted over MAX_CONNECTIONS only to answer its first request with 503 and close.
+    pub over_limit: bool,
     /// Bytes of an incomplete request.
     pub pending: Vec<u8>,
     /// How far the request at the start of the input got: each read looks only at its new bytes.
@@ -52,10 +62,11 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Connection {
+    pub fn new(stream: TcpStream, peer: Peer, now: Instant) -> Connection {
         Connection {
             stream,
-            ip: peer.ip().to_canonical().to_string().into_boxed_str(),
+            peer,
+            over_limit: false,
             pending: Vec::new(),
             progress: Progress::default(),
             out: Vec::new(),

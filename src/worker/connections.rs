@@ -11,6 +11,11 @@ use super::{HOUSEKEEPING, Worker};
 use crate::http::HttpError;
 use crate::metrics::add;
 
+/// Connections a worker takes over its share of MAX_CONNECTIONS to answer them 503.
+fn overflow(max_connections: usize) -> usize {
+    (max_connections / 64).clamp(16, 1024)
+}
+
 impl Worker {
     pub(super) fn accept(&mut self, now: Instant) {
         let Some(listener) = self.listener.as_ref() else {
@@ -19,7 +24,10 @@ impl Worker {
         loop {
             match listener.accept() {
                 Ok((mut stream, peer)) => {
-                    if self.conns.len() >= self.settings.max_connections {
+                    // Over MAX_CONNECTIONS a few more are taken, only to answer 503 (a load balancer retries
+                    // elsewhere); past those, closing is all that is left.
+                    let over_limit = self.conns.len() >= self.settings.max_connections;
+                    if self.conns.len() >= self.settings.max_connections + overflow(self.settings.max_connections) {
                         add(&self.metrics().connections_refused, 1);
                         continue; // dropping the stream closes it
                     }
@@ -30,7 +38,8 @@ impl Worker {
                         tracing::warn!(error = %e, "cannot register connection");
                         continue;
                     }
-                    entry.insert(Connection::new(stream, peer, now));
+                    let conn = entry.insert(Connection::new(stream, self.requests.peer(peer.ip()), now));
+                    conn.over_limit = over_limit;
                     add(&self.metrics().connections_accepted, 1);
                     add(&self.metrics().connections_open, 1);
                 }
@@ -111,7 +120,7 @@ impl Worker {
             };
             conn.drop_input();
             conn.request_started = None;
-            self.requests.refuse(conn, HttpError::RequestTimeout);
+            self.requests.refuse(conn, None, HttpError::RequestTimeout);
             self.queue_flush(i);
         }
     }

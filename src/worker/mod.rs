@@ -17,6 +17,7 @@
 
 pub mod connection;
 mod connections;
+mod edge;
 pub mod request;
 
 use std::io;
@@ -29,7 +30,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::config::Fsync;
-use crate::http::HttpError;
+use crate::http::route::Route;
+use crate::http::{Busy, HttpError};
 use crate::metrics::{WorkerMetrics, add};
 use crate::spool::UploadJob;
 use crate::spool::batch::Batch;
@@ -198,11 +200,11 @@ impl Worker {
         timeout
     }
 
-    fn accepting(&self, now: Instant) -> Result<(), &'static str> {
+    fn accepting(&self, now: Instant) -> Result<(), Busy> {
         if self.write_error_until.is_some_and(|t| now < t) || self.chunk.is_backlogged() {
-            Err("spool write failed")
+            Err(Busy::SpoolWriteFailed)
         } else if self.shared.spool_full() {
-            Err("spool is full")
+            Err(Busy::SpoolFull)
         } else {
             Ok(())
         }
@@ -226,7 +228,7 @@ impl Worker {
             }
         }
         self.batch.clear();
-        let answered = self.requests.take_answered();
+        let answered = self.requests.publish_counts();
         add(&self.metrics().requests, answered);
         for &i in &self.flush_list {
             if let Some(conn) = self.conns.get_mut(i) {
@@ -257,7 +259,8 @@ impl Worker {
             };
             if conn.take_back_ingest() {
                 conn.drop_input();
-                self.requests.refuse(conn, HttpError::Unavailable("spool write failed"));
+                let error = HttpError::Unavailable(Busy::SpoolWriteFailed);
+                self.requests.refuse(conn, Some(Route::Ingest), error);
             }
         }
     }

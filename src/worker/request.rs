@@ -7,25 +7,39 @@
 
 use std::sync::Arc;
 
-use crate::config::HttpConfig;
+use crate::config::{EdgeConfig, HttpConfig};
 use crate::event::body::{self, BodyScratch};
 use crate::event::clock::Clock;
 use crate::event::ids::RequestIds;
 use crate::event::query::{QueryScratch, append_query_object};
 use crate::event::record::{RecordBuilder, RequestMeta};
 use crate::http::chunked::decode_chunked;
+use crate::http::cors::Grant;
 use crate::http::framing::{self, Framed, FramingError, Progress};
-use crate::http::response::{self, Body, ConnectionHeader, Response};
+use crate::http::response::{self, Body, ConnectionHeader, Delivery, Response};
 use crate::http::route::{self, Route};
-use crate::http::{Framing, HttpError, Method, RequestHead};
-use crate::metrics::{WorkerMetrics, add};
+use crate::http::{Busy, Framing, HttpError, Method, RequestHead, write_key};
+use crate::metrics::Tally;
 use crate::spool::batch::Batch;
 use crate::state::{Phase, Shared};
-use crate::worker::connection::Connection;
+use crate::worker::connection::{Connection, Peer};
+use crate::worker::edge::Edge;
+
+/// How one answer goes out, decided before it is encoded; borrows nothing, so handling can go on meanwhile.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    /// `None`: refused before a route was known.
+    route: Option<Route>,
+    body: Body,
+    connection: ConnectionHeader,
+    /// The CORS grant of the request's origin.
+    grant: Option<Grant>,
+}
 
 /// A worker's request handling: its clock, request ids, record builder and scratch buffers.
 pub struct Requests {
     config: HttpConfig,
+    edge: Edge,
     shared: Arc<Shared>,
     worker: usize,
     clock: Clock,
@@ -35,43 +49,54 @@ pub struct Requests {
     query: QueryScratch,
     /// Requests answered since the worker last counted them (once per iteration, not per request).
     answered: u64,
+    tally: Tally,
     /// Whether ingest may accept in this iteration; `Err` carries the 503 reason.
-    accepting: Result<(), &'static str>,
+    accepting: Result<(), Busy>,
     /// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date).
-    event_ok: Vec<u8>,
-    event_ok_second: i64,
+    event_ok: CachedAnswer,
+    /// The header lines of an answer being built (a preflight's).
+    extra: Vec<u8>,
     /// Debug builds with PLUTOS_DEBUG_FAULTS set: `/debug/panic` panics the worker (tests of the panic policy).
     #[cfg(debug_assertions)]
     debug_faults: bool,
 }
 
 impl Requests {
-    pub fn new(config: HttpConfig, shared: Arc<Shared>, worker: usize, boot_random: u32) -> Requests {
+    pub fn new(
+        config: HttpConfig,
+        edge: &EdgeConfig,
+        shared: Arc<Shared>,
+        worker: usize,
+        boot_random: u32,
+    ) -> Requests {
+        let edge = Edge::new(edge);
+        let mut query = QueryScratch::default();
+        if edge.hides_write_key() {
+            query.hide_key(write_key::PARAM);
+        }
         Requests {
             config,
+            edge,
             shared,
             worker,
             clock: Clock::new(),
             ids: RequestIds::new(worker, boot_random),
             records: RecordBuilder::default(),
             body: BodyScratch::default(),
-            query: QueryScratch::default(),
+            query,
             answered: 0,
+            tally: Tally::default(),
             accepting: Ok(()),
-            event_ok: Vec::new(),
-            event_ok_second: i64::MIN,
+            event_ok: CachedAnswer::default(),
+            extra: Vec::new(),
             #[cfg(debug_assertions)]
             debug_faults: std::env::var_os("PLUTOS_DEBUG_FAULTS").is_some(),
         }
     }
 
-    fn metrics(&self) -> &WorkerMetrics {
-        &self.shared.workers[self.worker]
-    }
-
     /// Once per event-loop iteration, before any request: the time, and whether ingest may accept (`Err`: the
     /// reason of its 503).
-    pub fn begin_iteration(&mut self, accepting: Result<(), &'static str>) {
+    pub fn begin_iteration(&mut self, accepting: Result<(), Busy>) {
         self.clock.refresh();
         self.accepting = accepting;
     }
@@ -80,8 +105,14 @@ impl Requests {
         &self.clock
     }
 
-    /// Requests answered since the last call.
-    pub fn take_answered(&mut self) -> u64 {
+    /// A new connection's peer as its records name it.
+    pub fn peer(&self, addr: std::net::IpAddr) -> Peer {
+        self.edge.peer(addr)
+    }
+
+    /// Publishes the answers counted since the last call; returns how many requests were answered.
+    pub fn publish_counts(&mut self) -> u64 {
+        self.tally.publish(&self.shared.workers[self.worker]);
         std::mem::take(&mut self.answered)
     }
 
@@ -103,8 +134,9 @@ impl Requests {
     }
 
     /// Answers `error` and ends the connection (a request not received in time, a failed spool write).
-    pub fn refuse(&mut self, conn: &mut Connection, error: HttpError) {
-        self.reject(conn, error, Body::Send, ConnectionHeader::Close);
+    pub fn refuse(&mut self, conn: &mut Connection, route: Option<Route>, error: HttpError) {
+        let answer = Answer { route, body: Body::Send, connection: ConnectionHeader::Close, grant: None };
+        self.reject(conn, error, answer);
     }
 
     /// Handles the request at the start of `buf`, if it is complete. Returns the bytes it took.
@@ -113,9 +145,13 @@ impl Requests {
             Ok(Framed::Complete { head, end }) => (head, end),
             Ok(Framed::Partial) => return None,
             Ok(Framed::HeadOnly(head)) => {
+                if conn.over_limit {
+                    self.refuse(conn, None, HttpError::Unavailable(Busy::TooManyConnections));
+                    return Some(buf.len());
+                }
                 if head.expect_continue {
-                    if let Some(e) = self.refuse_early(&head) {
-                        self.refuse(conn, e);
+                    if let Some((e, answer)) = self.refuse_early(&head) {
+                        self.reject(conn, e, answer);
                         return Some(buf.len());
                     }
                     response::write_continue(&mut conn.out);
@@ -124,10 +160,15 @@ impl Requests {
             }
             Err(FramingError { error, body }) => {
                 // The request cannot be framed (or its body will not be read): answer and end the connection.
-                self.reject(conn, error, body, ConnectionHeader::Close);
+                let answer = Answer { route: None, body, connection: ConnectionHeader::Close, grant: None };
+                self.reject(conn, error, answer);
                 return Some(buf.len());
             }
         };
+        if conn.over_limit {
+            self.refuse(conn, None, HttpError::Unavailable(Busy::TooManyConnections));
+            return Some(buf.len());
+        }
         let mut dechunked = std::mem::take(&mut self.body.dechunked);
         let body = match head.framing {
             Framing::Chunked => {
@@ -154,11 +195,21 @@ impl Requests {
     }
 
     /// For `Expect: 100-continue`: the answer the request will get whatever its body, if it is an error.
-    fn refuse_early(&self, head: &RequestHead<'_>) -> Option<HttpError> {
-        match route::route(head.path, head.method) {
-            Ok(Route::Ingest) if head.method == Method::Post => self.accepting.err().map(HttpError::Unavailable),
-            Ok(_) => None,
-            Err(e) => Some(e),
+    fn refuse_early(&mut self, head: &RequestHead<'_>) -> Option<(HttpError, Answer)> {
+        let mut answer = Answer { route: None, body: Body::Send, connection: ConnectionHeader::Close, grant: None };
+        let route = match route::route(head.path, head.method) {
+            Ok(route) => route,
+            Err(e) => return Some((e, answer)),
+        };
+        answer.route = Some(route);
+        if route != Route::Ingest || head.method != Method::Post {
+            return None;
+        }
+        let (grant, admitted) = self.edge.admit(head);
+        answer.grant = grant;
+        match admitted.and(self.accepting.map_err(HttpError::Unavailable)) {
+            Ok(()) => None,
+            Err(e) => Some((e, answer)),
         }
     }
 
@@ -171,9 +222,10 @@ impl Requests {
         batch: &mut Batch,
     ) {
         self.answered += 1;
-        let reply = Body::for_method(head.method);
+        let mut answer = Answer { route: None, body: Body::for_method(head.method), connection, grant: None };
         if self.shared.phase() == Phase::Closing && !conn.inflight_at_close {
-            return self.reject(conn, HttpError::Unavailable("shutting down"), reply, ConnectionHeader::Close);
+            answer.connection = ConnectionHeader::Close;
+            return self.reject(conn, HttpError::Unavailable(Busy::ShuttingDown), answer);
         }
         conn.inflight_at_close = false;
         #[cfg(debug_assertions)]
@@ -182,38 +234,38 @@ impl Requests {
         }
         let route = match route::route(head.path, head.method) {
             Ok(route) => route,
-            Err(e) => return self.reject(conn, e, reply, connection),
+            Err(e) => return self.reject(conn, e, answer),
         };
-        let date = *self.clock.http_date();
-        match (route, head.method) {
-            (Route::Ingest, Method::Post) => match self.ingest_body(conn, head, body, batch) {
-                Ok(events) => response::write_batch_accepted(&mut conn.out, &date, events, connection),
-                Err(e) => self.reject(conn, e, reply, connection),
-            },
-            (Route::Ingest, Method::Options) => {
-                let allow = ["Allow: ".as_bytes(), route::allow(Route::Ingest).as_bytes(), b"\r\n"].concat();
-                let preflight =
-                    Response { status: (204, "No Content"), content_type: None, extra_headers: &allow, body: b"" };
-                response::write(&mut conn.out, &date, &preflight, Body::Send, connection);
+        answer.route = Some(route);
+        match route {
+            Route::Ingest if head.method == Method::Options => self.preflight(conn, head, answer),
+            Route::Ingest => {
+                let (grant, admitted) = self.edge.admit(head);
+                answer.grant = grant;
+                let ingested = admitted.and_then(|()| match head.method {
+                    Method::Post => self.ingest_body(conn, head, body, batch).map(Some),
+                    _ => self.ingest_query(conn, head, batch).map(|()| None),
+                });
+                match ingested {
+                    Ok(Some(events)) => self.accept_batch(conn, events, answer),
+                    Ok(None) => self.accept_event(conn, answer),
+                    Err(e) => self.reject(conn, e, answer),
+                }
             }
-            (Route::Ingest, _) => match self.ingest_query(conn, head, batch) {
-                Ok(()) => self.accept_event(conn, reply, connection),
-                Err(e) => self.reject(conn, e, reply, connection),
-            },
-            (Route::Health, _) => {
+            Route::Health => {
                 let (status, text): ((u16, &str), &[u8]) = match self.shared.phase() {
                     Phase::Running => ((200, "OK"), b"ok\n"),
                     _ => ((503, "Service Unavailable"), b"draining\n"),
                 };
-                let health = Response {
-                    status,
-                    content_type: Some("text/plain; charset=utf-8"),
-                    extra_headers: b"Cache-Control: no-store\r\n",
-                    body: text,
-                };
-                response::write(&mut conn.out, &date, &health, reply, connection);
+                self.send(conn, &plain_text(status, text), answer);
             }
-            (Route::Metrics, _) => {
+            Route::Ready => {
+                let reason = self.shared.not_ready(self.config.ready_sink_window);
+                let text = reason.map_or_else(|| "ready\n".to_string(), |r| format!("{r}\n"));
+                let status = if text == "ready\n" { (200, "OK") } else { (503, "Service Unavailable") };
+                self.send(conn, &plain_text(status, text.as_bytes()), answer);
+            }
+            Route::Metrics => {
                 let text = self.shared.metrics_text();
                 let metrics = Response {
                     status: (200, "OK"),
@@ -221,31 +273,60 @@ impl Requests {
                     extra_headers: b"",
                     body: text.as_bytes(),
                 };
-                response::write(&mut conn.out, &date, &metrics, reply, connection);
+                self.send(conn, &metrics, answer);
             }
         }
     }
 
-    /// The answer to an accepted GET/HEAD: the common keep-alive one is copied from a per-second cache.
-    fn accept_event(&mut self, conn: &mut Connection, reply: Body, connection: ConnectionHeader) {
-        let kind = self.config.response;
-        let date = self.clock.http_date();
-        if reply == Body::Omit || connection != ConnectionHeader::Omit {
-            return response::write_event_accepted(&mut conn.out, date, kind, reply, connection);
-        }
-        if self.event_ok_second != self.clock.unix_seconds() {
-            self.event_ok_second = self.clock.unix_seconds();
-            self.event_ok.clear();
-            response::write_event_accepted(&mut self.event_ok, date, kind, Body::Send, ConnectionHeader::Omit);
-        }
-        conn.out.extend_from_slice(&self.event_ok);
+    /// `OPTIONS /e`: 204 with `Allow`, and for an allowed origin the CORS preflight headers.
+    fn preflight(&mut self, conn: &mut Connection, head: &RequestHead<'_>, answer: Answer) {
+        let allow = route::allow(Route::Ingest);
+        let mut extra = std::mem::take(&mut self.extra);
+        extra.clear();
+        extra.extend_from_slice(b"Allow: ");
+        extra.extend_from_slice(allow.as_bytes());
+        extra.extend_from_slice(b"\r\n");
+        self.edge.cors.preflight(head.origin, head.cors_method, head.cors_headers, allow, &mut extra);
+        let preflight = Response { status: (204, "No Content"), content_type: None, extra_headers: &extra, body: b"" };
+        self.send(conn, &preflight, Answer { body: Body::Send, ..answer });
+        self.extra = extra;
     }
 
+    /// Encodes `response` into the connection's output and counts it.
+    fn send(&mut self, conn: &mut Connection, response: &Response<'_>, answer: Answer) {
+        let delivery =
+            Delivery { body: answer.body, connection: answer.connection, cors: self.edge.cors.headers(answer.grant) };
+        response::write(&mut conn.out, self.clock.http_date(), response, delivery);
+        self.tally.response(route_label(answer.route), response.status.0);
+    }
+
+    /// The answer to an accepted POST.
+    fn accept_batch(&mut self, conn: &mut Connection, events: u64, answer: Answer) {
+        let delivery =
+            Delivery { body: answer.body, connection: answer.connection, cors: self.edge.cors.headers(answer.grant) };
+        response::write_batch_accepted(&mut conn.out, self.clock.http_date(), events, delivery);
+        self.tally.response(route_label(answer.route), 200);
+    }
+
+    /// The answer to an accepted GET/HEAD: the common keep-alive one is copied from a per-second cache.
+    fn accept_event(&mut self, conn: &mut Connection, answer: Answer) {
+        let kind = self.config.response;
+        let cors = self.edge.cors.headers(answer.grant);
+        if answer.body == Body::Omit || answer.connection != ConnectionHeader::Omit {
+            let delivery = Delivery { body: answer.body, connection: answer.connection, cors };
+            response::write_event_accepted(&mut conn.out, self.clock.http_date(), kind, delivery);
+        } else {
+            self.event_ok.write(&mut conn.out, &self.clock, kind, cors);
+        }
+        self.tally.response(route_label(answer.route), self.event_ok.status);
+    }
+
+    /// The per-request parts of this request's records.
     fn start_request(&mut self, conn: &Connection, head: &RequestHead<'_>) {
-        let meta = RequestMeta { ip: &conn.ip, user_agent: head.user_agent, method: head.method, path: head.path };
+        let (ip, headers) = self.edge.identify(&conn.peer, head);
+        let meta = RequestMeta { ip, user_agent: head.user_agent, method: head.method, path: head.path, headers };
         self.records.start_request(&meta, &self.clock);
     }
-
     /// GET/HEAD `/e`: the query string is one event.
     fn ingest_query(
         &mut self,
@@ -297,14 +378,58 @@ impl Requests {
     }
 
     /// Answers with the canned response for `e`; `ConnectionHeader::Close` ends the connection after it.
-    fn reject(&mut self, conn: &mut Connection, e: HttpError, reply: Body, connection: ConnectionHeader) {
-        match e {
-            HttpError::Unavailable(_) => add(&self.metrics().requests_unavailable, 1),
-            _ => add(&self.metrics().requests_rejected, 1),
-        }
-        response::write_error(&mut conn.out, self.clock.http_date(), e, reply, connection);
-        if connection == ConnectionHeader::Close {
+    fn reject(&mut self, conn: &mut Connection, e: HttpError, answer: Answer) {
+        self.tally.rejection(e.label());
+        let delivery =
+            Delivery { body: answer.body, connection: answer.connection, cors: self.edge.cors.headers(answer.grant) };
+        response::write_error(&mut conn.out, self.clock.http_date(), e, delivery);
+        self.tally.response(route_label(answer.route), e.status().0);
+        if answer.connection == ConnectionHeader::Close {
             conn.close_after_flush = true;
+        }
+    }
+}
+
+fn route_label(route: Option<Route>) -> &'static str {
+    route.map_or("unrouted", Route::label)
+}
+
+fn plain_text<'a>(status: (u16, &'static str), text: &'a [u8]) -> Response<'a> {
+    Response {
+        status,
+        content_type: Some("text/plain; charset=utf-8"),
+        extra_headers: b"Cache-Control: no-store\r\n",
+        body: text,
+    }
+}
+
+/// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date). The CORS lines of
+/// an allowed origin go in before the blank line, so they cost one more copy, not a rendering.
+#[derive(Default)]
+struct CachedAnswer {
+    bytes: Vec<u8>,
+    /// Where the blank line that ends the head starts.
+    head_end: usize,
+    second: Option<i64>,
+    status: u16,
+}
+
+impl CachedAnswer {
+    fn write(&mut self, out: &mut Vec<u8>, clock: &Clock, kind: crate::config::ResponseKind, cors: &[u8]) {
+        if self.second != Some(clock.unix_seconds()) {
+            self.second = Some(clock.unix_seconds());
+            self.bytes.clear();
+            let delivery = Delivery { body: Body::Send, connection: ConnectionHeader::Omit, cors: b"" };
+            response::write_event_accepted(&mut self.bytes, clock.http_date(), kind, delivery);
+            self.head_end = memchr::memmem::find(&self.bytes, b"\r\n\r\n").map_or(0, |at| at + 2);
+            self.status = if kind == crate::config::ResponseKind::NoContent { 204 } else { 200 };
+        }
+        if cors.is_empty() {
+            out.extend_from_slice(&self.bytes);
+        } else {
+            out.extend_from_slice(&self.bytes[..self.head_end]);
+            out.extend_from_slice(cors);
+            out.extend_from_slice(&self.bytes[self.head_end..]);
         }
     }
 }

@@ -67,8 +67,10 @@ impl Collector {
         let stderr_reader = std::thread::spawn(move || {
             // Keep draining stderr so the collector never blocks on a full pipe.
             for line in stderr.lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.try_send(addr.trim().parse::<SocketAddr>().unwrap());
+                // A text line ends with the address; a JSON line (LOG_FORMAT=json) goes on after it.
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest.split(|c: char| !(c.is_ascii_hexdigit() || ".:[]".contains(c))).next();
+                    let _ = tx.try_send(addr.unwrap_or("").parse::<SocketAddr>().unwrap());
                 }
                 let mut kept = kept.lock().unwrap();
                 kept.push_str(&line);

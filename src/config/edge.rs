@@ -1,0 +1,74 @@
+//! The edge part of the configuration: what request handling decides about who may send (CORS origins, write
+//! keys) and what a record keeps of who sent (trusted proxies, IP mode, captured headers).
+
+use ipnet::IpNet;
+
+use super::args::Args;
+use super::values::{CidrList, Words};
+use super::{ConfigError, invalid};
+use crate::http::cors::Origins;
+
+/// `IP_MODE`: what the record's `ip` keeps of the client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IpMode {
+    #[default]
+    Full,
+    /// IPv4 /24, IPv6 /48.
+    Truncate,
+    /// HMAC-SHA-256 with `IP_HASH_KEY`.
+    Hash,
+    /// An empty string.
+    Drop,
+}
+
+/// The shortest `IP_HASH_KEY` accepted: 128 bits, so the hash cannot be reversed by trying every key.
+const MIN_HASH_KEY_BYTES: usize = 16;
+
+/// A setting whose value is a secret: printed as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EdgeConfig {
+    pub cors_origins: Origins,
+    /// Empty: requests need no key.
+    pub write_keys: Vec<Secret>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub ip_mode: IpMode,
+    pub ip_hash_key: Option<Secret>,
+    /// Lower-case header names copied into each record's `headers`.
+    pub capture_headers: Vec<String>,
+}
+
+pub(super) fn edge(args: &Args) -> Result<EdgeConfig, ConfigError> {
+    let Words(keys) = &args.write_keys;
+    let Words(capture) = &args.capture_headers;
+    let ip_hash_key = args.ip_hash_key.as_deref().filter(|k| !k.is_empty());
+    if args.ip_mode == IpMode::Hash && ip_hash_key.is_none_or(|k| k.len() < MIN_HASH_KEY_BYTES) {
+        return Err(invalid("IP_HASH_KEY", "IP_MODE=hash needs a secret of at least 16 bytes"));
+    }
+    if capture.iter().any(|h| h == "x-write-key") {
+        return Err(invalid("CAPTURE_HEADERS (--capture-headers)", "x-write-key carries a secret"));
+    }
+    if !keys.is_empty() && capture.iter().any(|h| h == "authorization") {
+        return Err(invalid(
+            "CAPTURE_HEADERS (--capture-headers)",
+            "authorization carries the write key when WRITE_KEYS is set",
+        ));
+    }
+    let CidrList(trusted) = &args.trusted_proxies;
+    Ok(EdgeConfig {
+        cors_origins: args.cors_origins.clone(),
+        write_keys: keys.iter().map(|k| Secret(k.clone())).collect(),
+        trusted_proxies: trusted.clone(),
+        ip_mode: args.ip_mode,
+        ip_hash_key: ip_hash_key.map(|k| Secret(k.to_string())),
+        capture_headers: capture.clone(),
+    })
+}

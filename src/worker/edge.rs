@@ -1,0 +1,123 @@
+//! A worker's edge policies, built from `EdgeConfig`: may this request send (CORS origin, write key), and what do
+//! its records say about who sent it (the client's address under `IP_MODE`, the captured headers).
+
+use std::net::IpAddr;
+
+use crate::config::EdgeConfig;
+use crate::event::client::ClientIp;
+use crate::event::json::escape_lossy_into;
+use crate::http::cors::{Cors, Grant, Verdict};
+use crate::http::write_key::WriteKeys;
+use crate::http::{HttpError, RequestHead, fields};
+use crate::worker::connection::Peer;
+
+pub struct Edge {
+    pub cors: Cors,
+    keys: WriteKeys,
+    client: ClientIp,
+    /// Lower-case names of the headers copied into records.
+    capture: Vec<String>,
+    /// The `ip` text of a request a trusted proxy forwarded.
+    forwarded_ip: String,
+    /// `,"headers":{…}` of the current request, or empty when no header is captured.
+    headers: Vec<u8>,
+}
+
+impl Edge {
+    pub fn new(config: &EdgeConfig) -> Edge {
+        let keys: Vec<String> = config.write_keys.iter().map(|k| k.0.clone()).collect();
+        let hash_key = config.ip_hash_key.as_ref().map(|k| k.0.as_bytes());
+        Edge {
+            cors: Cors::new(&config.cors_origins),
+            keys: WriteKeys::new(&keys),
+            client: ClientIp::new(config.trusted_proxies.clone(), config.ip_mode, hash_key),
+            capture: config.capture_headers.clone(),
+            forwarded_ip: String::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Keys are required: the query's `write_key` must be left out of records.
+    pub fn hides_write_key(&self) -> bool {
+        self.keys.required()
+    }
+
+    /// A new connection's peer, with its records' `ip` rendered once.
+    pub fn peer(&self, addr: IpAddr) -> Peer {
+        let mut ip = String::new();
+        self.client.render(addr, &mut ip);
+        Peer { addr, ip: ip.into_boxed_str(), proxy: self.client.trusts(addr) }
+    }
+
+    /// Whether `head` may send events: its origin (→ 403, no CORS headers), then its write key (→ 401, with the
+    /// CORS headers of an allowed origin, so the page can read why). The grant is for every answer to it.
+    pub fn admit(&mut self, head: &RequestHead<'_>) -> (Option<Grant>, Result<(), HttpError>) {
+        let grant = match self.cors.verdict(head.origin) {
+            Verdict::Plain => None,
+            Verdict::Allowed(grant) => Some(grant),
+            Verdict::Refused => return (None, Err(HttpError::Forbidden)),
+        };
+        (grant, self.keys.check(head))
+    }
+
+    /// What the records of this request say about who sent it: the `ip` text and the `headers` fragment.
+    pub fn identify<'a>(&'a mut self, peer: &'a Peer, head: &RequestHead<'_>) -> (&'a str, &'a [u8]) {
+        let ip = if peer.proxy && head.forwarded {
+            let client = self.client.forwarded_client(peer.addr, head.raw);
+            self.client.render(client, &mut self.forwarded_ip);
+            &self.forwarded_ip
+        } else {
+            &*peer.ip
+        };
+        if !self.capture.is_empty() {
+            render_headers(&self.capture, head.raw, &mut self.headers);
+        }
+        (ip, &self.headers)
+    }
+}
+
+/// `,"headers":{"name":"value",…}` for the captured names present in the head (several lines of one name
+/// joined with `, `, as RFC 9110 §5.3 allows), in the order of `names`.
+fn render_headers(names: &[String], head: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(b",\"headers\":{");
+    for name in names {
+        let mut values = fields(head).filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v);
+        let Some(first) = values.next() else {
+            continue;
+        };
+        if out.last() != Some(&b'{') {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":\"");
+        escape_lossy_into(out, first);
+        for value in values {
+            out.extend_from_slice(b", ");
+            escape_lossy_into(out, value);
+        }
+        out.push(b'"');
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_headers_render_in_the_order_named() {
+        let head = b"GET /e HTTP/1.1\r\nHost: h\r\nAccept-Language: de\r\nReferer: https://x/\"q\"\r\n\
+                     accept-language: en\r\nCookie: c=1\r\n\r\n";
+        let mut out = Vec::new();
+        let names = ["referer".to_string(), "accept-language".into(), "dnt".into()];
+        render_headers(&names, head, &mut out);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            r#","headers":{"referer":"https://x/\"q\"","accept-language":"de, en"}"#
+        );
+        render_headers(&["dnt".to_string()], head, &mut out);
+        assert_eq!(out, br#","headers":{}"#);
+    }
+}
