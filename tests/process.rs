@@ -231,3 +231,25 @@ fn a_worker_panic_aborts_the_process_and_the_next_start_ships_every_acknowledged
     assert!(restarted.wait().success());
     assert_all_shipped(&acked, &dir.path().join("out"));
 }
+
+#[test]
+fn json_logs_one_object_per_line_and_a_start_up_line_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("LOG_FORMAT", "json"),
+        ("WRITE_KEYS", "wk-never-logged"),
+        ("IP_MODE", "hash"),
+        ("IP_HASH_KEY", "hash-key-never-logged-0123456789"),
+    ];
+    let collector = Collector::spawn(dir.path(), &env);
+    collector.signal(libc::SIGTERM);
+    let (status, stderr) = collector.wait_with_stderr();
+    assert!(status.success());
+    let lines: Vec<serde_json::Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let start = lines.iter().find(|l| l["message"] == "starting").expect("a start-up line");
+    let config = start["config"].as_str().unwrap();
+    assert!(config.contains("ip_mode: Hash") && config.contains("write_keys: [***]"), "{config}");
+    assert!(!stderr.contains("never-logged"), "{stderr}");
+    assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()));
+}

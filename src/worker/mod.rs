@@ -1,7 +1,7 @@
 //! A worker: one pinned thread with its own listener, epoll loop, connections (`connection`: one socket's
 //! buffers, its committed output boundary and its flags), request handling (`request`: the requests in a
-//! connection's bytes, answered and their events batched) and chunk writer. It shares nothing with other workers
-//! but atomics, takes no lock, and never waits for the uploader.
+//! connection's bytes, answered and their events batched; `edge`: who may send and who sent) and chunk writer.
+//! It shares nothing with other workers but atomics, takes no lock, and never waits for the uploader.
 //!
 //! One iteration of the loop:
 //! 1. wait for readiness (bounded by the next timer: chunk age, housekeeping; zero while a connection whose
