@@ -1,7 +1,9 @@
 //! Request heads: the request line and headers (httparse), checked for what RFC 9112 requires of a server
 //! (Host, the request-target forms, Transfer-Encoding and Content-Length), and the limits on their size.
 
-use super::{HttpError, Method, Parse, byte_set};
+use super::codings::Codings;
+use super::target::{is_host_char, split_target};
+use super::{HttpError, Method, Parse};
 
 /// The largest request head accepted (request line + headers) → 431 beyond.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -220,91 +222,6 @@ pub fn fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
         })
 }
 
-/// The transfer codings of every Transfer-Encoding line, in order.
-#[derive(Default)]
-struct Codings {
-    seen: bool,
-    chunked: usize,
-    last_is_chunked: bool,
-    other: bool,
-    empty: bool,
-}
-
-impl Codings {
-    fn add(&mut self, value: &[u8]) {
-        self.seen = true;
-        for coding in value.split(|&b| b == b',').map(trim_ows) {
-            if coding.is_empty() {
-                self.empty = true;
-                continue;
-            }
-            self.last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
-            if self.last_is_chunked {
-                self.chunked += 1;
-            } else {
-                self.other = true;
-            }
-        }
-    }
-
-    /// Whether the body is chunked; an error for every shape RFC 9112 §6.1 and §6.3 call faulty.
-    fn framing(&self, http10: bool) -> Result<bool, HttpError> {
-        if !self.seen {
-            return Ok(false);
-        }
-        if http10 {
-            return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
-        }
-        if self.empty || !self.last_is_chunked || self.chunked > 1 {
-            return Err(HttpError::BadRequest("Transfer-Encoding must end in chunked, once"));
-        }
-        if self.other {
-            return Err(HttpError::NotImplemented("transfer codings other than chunked are not supported"));
-        }
-        Ok(true)
-    }
-}
-
-/// Origin form (`/path?query`), absolute form (`http://host/path?query`, RFC 9112 §3.2.2: accepted and routed
-/// by its path) or asterisk form (`*`); a fragment or anything else is a 400.
-fn split_target(target: &[u8]) -> Result<(&[u8], &[u8]), HttpError> {
-    const FRAGMENT: HttpError = HttpError::BadRequest("fragment in request target");
-    if target.first() == Some(&b'/') {
-        // The origin form, nearly always: one search finds the query, or a fragment before it.
-        let (path, query) = match memchr::memchr2(b'?', b'#', target) {
-            Some(at) if target[at] == b'#' => return Err(FRAGMENT),
-            Some(q) => (&target[..q], &target[q + 1..]),
-            None => (target, &b""[..]),
-        };
-        if memchr::memchr(b'#', query).is_some() {
-            return Err(FRAGMENT);
-        }
-        return Ok((path, query));
-    }
-    if memchr::memchr(b'#', target).is_some() {
-        return Err(FRAGMENT);
-    }
-    let origin = if target == b"*" {
-        target
-    } else {
-        let scheme = memchr::memmem::find(target, b"://").unwrap_or(0);
-        let (name, rest) = (&target[..scheme], &target[(scheme + 3).min(target.len())..]);
-        if !(name.eq_ignore_ascii_case(b"http") || name.eq_ignore_ascii_case(b"https")) {
-            return Err(HttpError::BadRequest("invalid request target"));
-        }
-        let authority = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
-        if authority == 0 || !rest[..authority].iter().all(|&b| is_host_char(b) || b == b'@') {
-            return Err(HttpError::BadRequest("invalid request target"));
-        }
-        &rest[authority..]
-    };
-    let (path, query) = match memchr::memchr(b'?', origin) {
-        Some(q) => (&origin[..q], &origin[q + 1..]),
-        None => (origin, &b""[..]),
-    };
-    Ok((if path.is_empty() { b"/" } else { path }, query))
-}
-
 /// Does the request line end in something shaped like `HTTP/d.d`? (httparse reports 1.0 and 1.1 only.)
 fn has_http_version(buf: &[u8]) -> bool {
     let line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(buf.len())];
@@ -313,15 +230,8 @@ fn has_http_version(buf: &[u8]) -> bool {
     matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit())
 }
 
-/// The bytes of `uri-host [ ":" port ]`: unreserved, pct-encoded, sub-delims, ":" and the IP-literal brackets.
-fn is_host_char(b: u8) -> bool {
-    HOST[usize::from(b)]
-}
-
-static HOST: [bool; 256] = byte_set(b"-._~%!$&'()*+,;=:[]");
-
 /// Strips optional whitespace (SP, HTAB) — not the other bytes `is_ascii_whitespace` would take.
-fn trim_ows(v: &[u8]) -> &[u8] {
+pub(super) fn trim_ows(v: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
     let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
@@ -397,20 +307,6 @@ mod tests {
         assert_eq!(head(after_empty_lines).unwrap().unwrap().2, b"n=2");
         assert!(head(b"GET /e HTTP/1.1\r\nHost:").unwrap().is_none(), "partial");
         assert!(head(b"GE").unwrap().is_none(), "partial");
-    }
-
-    #[test]
-    fn absolute_and_asterisk_targets() {
-        let table: &[(&[u8], &[u8], &[u8])] = &[
-            (b"GET http://collector.example/e?a=1 HTTP/1.1\r\nHost: other\r\n\r\n", b"/e", b"a=1"),
-            (b"GET HTTPS://h:8080/e HTTP/1.1\r\nHost: h\r\n\r\n", b"/e", b""),
-            (b"GET http://h?x=1 HTTP/1.1\r\nHost: h\r\n\r\n", b"/", b"x=1"),
-            (b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", b"*", b""),
-        ];
-        for (raw, path, query) in table {
-            let (_, p, q, ..) = head(raw).unwrap().unwrap();
-            assert_eq!((p.as_slice(), q.as_slice()), (*path, *query), "{}", show(raw));
-        }
     }
 
     #[test]

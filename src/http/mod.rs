@@ -12,12 +12,14 @@
 //! httparse and most front-ends do); chunked framing may not.
 
 pub mod chunked;
+mod codings;
 pub mod cors;
 pub mod framing;
 mod head;
 pub mod percent;
 pub mod response;
 pub mod route;
+mod target;
 pub mod write_key;
 
 pub use head::{

@@ -23,22 +23,20 @@ pub mod sink;
 pub mod stdout;
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{self, File};
-use std::io::{self, Read};
-use std::path::Path;
+use std::fs;
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 
 use crate::config::UploadConfig;
 use crate::metrics::add;
-use crate::ship::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
+use crate::ship::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking, sha256_file};
 use crate::ship::sink::Sink;
 use crate::spool::{ChunkId, SealedChunk, SpoolDirs, UploadJob, repair_open_file};
 use crate::state::Shared;
@@ -385,28 +383,6 @@ async fn ship(context: &Context, chunk: SealedChunk, cancel: Cancel) -> Result<D
     context.sink.put(&object, &ChunkFile { path: chunk.path.clone(), len }, &cancel).await?;
     tracing::debug!(key = %object.key, events = chunk.events, "shipped");
     Ok(Done::Shipped { path: chunk.path, len, events: chunk.events, latency: start.elapsed() })
-}
-
-/// The length and hex sha256 of a file, read in 64 KiB pieces.
-fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-    let hex = hasher.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
-        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(b & 0xF)]));
-        s
-    });
-    Ok((len, hex))
 }
 
 #[cfg(test)]

@@ -1,8 +1,12 @@
 //! What every sink receives and returns: the object to store (its key and metadata, the chunk file), the
 //! error that says what to do next, the cancellation at the shutdown deadline, and the blocking pool that local
-//! file I/O runs on.
+//! file I/O runs on, and the hash of a chunk file.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 /// What a sink stores with each chunk: the S3 user metadata, the file sink's `.meta.json`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -76,4 +80,26 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// The length and hex sha256 of a file, read in 64 KiB pieces.
+pub fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    let hex = hasher.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
+        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        s.push(char::from(b"0123456789abcdef"[usize::from(b & 0xF)]));
+        s
+    });
+    Ok((len, hex))
 }
