@@ -37,7 +37,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// The validated configuration; `None` when there is nothing to run (`--help`, `--version`, `--check-config`);
+/// The validated configuration; `None` when there is nothing to run (`--help`, `--version`, `--check-config`,
+/// `--print-env-file`);
 /// a bad setting prints one line and gives exit code 2.
 fn parse_config() -> Result<Option<Config>, ExitCode> {
     let args = match Args::try_parse() {
@@ -58,6 +59,10 @@ fn parse_config() -> Result<Option<Config>, ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
+    if args.print_env_file {
+        print!("{}", plutos::config::env_file());
+        return Ok(None);
+    }
     let config = match Config::from_args(&args, &plutos::available_cpus()) {
         Ok(config) => config,
         Err(e) => {

@@ -57,10 +57,13 @@ pub struct Args {
     /// spool (acked ⇒ written to the spool) | memory (Plutos semantics: the open chunk in RAM).
     #[arg(long, env = "DURABILITY", value_enum, default_value = "spool")]
     pub durability: Durability,
+    /// Largest request body accepted (→ 413).
     #[arg(long, env = "MAX_BODY_BYTES", default_value = "1MiB", value_parser = values::bytes)]
     pub max_body_bytes: u64,
+    /// Largest body after undoing its Content-Encoding (→ 413).
     #[arg(long, env = "MAX_DECOMPRESSED_BYTES", default_value = "10MiB", value_parser = values::bytes)]
     pub max_decompressed_bytes: u64,
+    /// Connections across all workers; over it a connection's first request gets 503 + Retry-After.
     #[arg(long, env = "MAX_CONNECTIONS", default_value = "100000", value_parser = range(1, 10_000_000))]
     pub max_connections: u64,
     /// Seal a chunk once its compressed size reaches this.
@@ -159,4 +162,7 @@ pub struct Args {
     /// Validate the configuration, print it, and exit (for systemd ExecStartPre).
     #[arg(long)]
     pub check_config: bool,
+    /// Print an environment file with every setting commented out at its default, and exit.
+    #[arg(long)]
+    pub print_env_file: bool,
 }

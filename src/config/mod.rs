@@ -140,6 +140,26 @@ pub struct ShutdownConfig {
     pub timeout: Duration,
 }
 
+/// An environment file listing every setting, commented out, with its help line and default: what
+/// `scripts/install.sh` puts in `/etc/plutos/plutos.env` (`plutos --print-env-file`). Made from the flags
+/// themselves, so it cannot miss one.
+pub fn env_file() -> String {
+    use clap::CommandFactory;
+    let mut out = String::from(
+        "# plutos settings: uncomment and change what you need (a flag on the command line wins).\n\
+         # Secrets (WRITE_KEYS, IP_HASH_KEY, AWS_*) belong here with mode 0600, not in the unit.\n",
+    );
+    for arg in Args::command().get_arguments() {
+        let Some(env) = arg.get_env() else {
+            continue;
+        };
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let default = arg.get_default_values().first().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+        out.push_str(&format!("\n# {help}\n#{}={default}\n", env.to_string_lossy()));
+    }
+    out
+}
+
 /// A setting that failed validation: `{setting}: {message}`, one line.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {setting}: {message}")]
