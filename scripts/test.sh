@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, integration tests against the real server on 127.0.0.1:0, the process tests
 # (SIGKILL / SIGTERM / sink outage / failed spool write / systemd notify) on the real binary, the systemd unit
-# (systemd-analyze verify and security), and the S3 tests
+# (systemd-analyze verify and security), a real browser (tests/browser.rs), and the S3 tests
 # against a real S3 API server. Needs only the Rust toolchain: s3s-fs (the S3 server) is built once into
 # ~/.cache/plutos by scripts/s3s-fs.sh; each S3 test starts it on a free loopback port and stops it after.
 # The micro-benchmarks run once first, as a smoke test (criterion's test mode), so the run ends on the test
 # summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# tests/systemd.rs checks the unit with systemd-analyze (Debian's systemd package).
-if ! command -v systemd-analyze >/dev/null; then
-  echo "installing systemd (for systemd-analyze)" >&2
+# tests/systemd.rs checks the unit with systemd-analyze (Debian's systemd package); tests/browser.rs drives
+# headless Chromium (Debian's chromium package).
+need=()
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 PLUTOS_S3S_FS="$(scripts/s3s-fs.sh)"
 export PLUTOS_S3S_FS
