@@ -260,9 +260,10 @@ impl Requests {
                 self.send(conn, &plain_text(status, text), answer);
             }
             Route::Ready => {
-                let reason = self.shared.not_ready(self.config.ready_sink_window);
-                let text = reason.map_or_else(|| "ready\n".to_string(), |r| format!("{r}\n"));
-                let status = if text == "ready\n" { (200, "OK") } else { (503, "Service Unavailable") };
+                let (status, text) = match self.shared.not_ready(self.config.ready_sink_window) {
+                    None => ((200, "OK"), "ready\n".to_string()),
+                    Some(reason) => ((503, "Service Unavailable"), format!("{reason}\n")),
+                };
                 self.send(conn, &plain_text(status, text.as_bytes()), answer);
             }
             Route::Metrics => {
@@ -318,7 +319,8 @@ impl Requests {
         } else {
             self.event_ok.write(&mut conn.out, &self.clock, kind, cors);
         }
-        self.tally.response(route_label(answer.route), self.event_ok.status);
+        let status = if kind == crate::config::ResponseKind::NoContent { 204 } else { 200 };
+        self.tally.response(route_label(answer.route), status);
     }
 
     /// The per-request parts of this request's records.
@@ -411,7 +413,6 @@ struct CachedAnswer {
     /// Where the blank line that ends the head starts.
     head_end: usize,
     second: Option<i64>,
-    status: u16,
 }
 
 impl CachedAnswer {
@@ -422,7 +423,6 @@ impl CachedAnswer {
             let delivery = Delivery { body: Body::Send, connection: ConnectionHeader::Omit, cors: b"" };
             response::write_event_accepted(&mut self.bytes, clock.http_date(), kind, delivery);
             self.head_end = memchr::memmem::find(&self.bytes, b"\r\n\r\n").map_or(0, |at| at + 2);
-            self.status = if kind == crate::config::ResponseKind::NoContent { 204 } else { 200 };
         }
         if cors.is_empty() {
             out.extend_from_slice(&self.bytes);
