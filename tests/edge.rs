@@ -258,3 +258,47 @@ fn metrics_parse_and_count_answers_by_route_status_and_reason() {
     assert!(scrape.docs.contains_key("plutos_responses_total"), "every family has its HELP");
     server.stop();
 }
+
+#[test]
+fn connections_over_the_limit_get_503_then_are_closed_unanswered() {
+    let server = TestServer::start(&["--workers", "1", "--max-connections", "2"]);
+    let mut first = server.client();
+    let mut second = server.client();
+    assert_eq!(first.request(b"GET /e?conn=1 HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    assert_eq!(second.request(b"GET /e?conn=2 HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    // Over the limit: one request is read and answered 503 + Retry-After, so a load balancer retries elsewhere.
+    let mut third = server.client();
+    let r = third.request(b"GET /e?conn=3 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.text()), (503, "too many connections\n".to_string()));
+    assert_eq!((r.header("retry-after"), r.header("connection")), (Some("1"), Some("close")));
+    assert!(third.is_closed_by_server());
+    drop(third);
+    let open = |client: &mut Client| {
+        let text = client.request(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").text();
+        let line = text.lines().find(|l| l.starts_with("plutos_connections_open ")).unwrap().to_string();
+        line["plutos_connections_open ".len()..].parse::<usize>().unwrap()
+    };
+    wait_until("the refused connection to close", || open(&mut second) == 2);
+    // Only a bounded number are taken over the limit (16 for a limit this small); past them, a plain close.
+    let idle: Vec<Client> = (0..16).map(|_| server.client()).collect();
+    wait_until("the idle connections over the limit", || open(&mut second) == 18);
+    let mut past = server.client();
+    let _ = past.try_send(b"GET /e?conn=past HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(past.try_read_response().is_none(), "closed without an answer");
+    drop(idle);
+    drop(first);
+    wait_until("room for a new connection", || {
+        let mut client = server.client();
+        client.try_send(b"GET /e?conn=4 HTTP/1.1\r\nHost: t\r\n\r\n").is_ok()
+            && client.try_read_response().is_some_and(|r| r.status == 200)
+    });
+    let metrics = second.request(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").text();
+    assert!(!metrics.contains("plutos_connections_refused_total 0\n"), "{metrics}");
+    assert!(!metrics.contains("plutos_rejections_total{reason=\"too_many_connections\"} 0\n"), "{metrics}");
+    let dir = server.stop();
+    let mut got: Vec<String> =
+        raw_data(&read_records(&dir.path().join("out"))).iter().map(|v| v["conn"].to_string()).collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got, ["\"1\"", "\"2\"", "\"4\""]);
+}
