@@ -39,9 +39,6 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant(u32);
 
-/// The grant of every origin when `CORS_ORIGINS` is `*`.
-const ANY: Grant = Grant(u32::MAX);
-
 #[derive(Debug, Clone, Default)]
 pub struct Cors {
     mode: Mode,
@@ -89,7 +86,7 @@ impl Cors {
     pub fn verdict(&self, origin: Option<&[u8]>) -> Verdict {
         match (&self.mode, origin) {
             (Mode::Off, _) | (_, None) => Verdict::Plain,
-            (Mode::Any, Some(_)) => Verdict::Allowed(ANY),
+            (Mode::Any, Some(_)) => Verdict::Allowed(Grant(0)),
             (Mode::List(list), Some(origin)) => match list.iter().position(|l| *l.origin == *origin) {
                 Some(i) => Verdict::Allowed(Grant(i as u32)),
                 None => Verdict::Refused,
@@ -100,10 +97,9 @@ impl Cors {
     /// The header lines of every answer to a request with `grant` (none without one).
     pub fn headers(&self, grant: Option<Grant>) -> &[u8] {
         match (&self.mode, grant) {
-            (_, None) | (Mode::Off, _) => b"",
-            (_, Some(ANY)) => ANY_HEADERS,
-            (Mode::List(list), Some(Grant(i))) => list.get(i as usize).map_or(&b""[..], |l| &l.headers),
+            (Mode::Off, _) | (_, None) => b"",
             (Mode::Any, Some(_)) => ANY_HEADERS,
+            (Mode::List(list), Some(Grant(i))) => list.get(i as usize).map_or(&b""[..], |l| &l.headers),
         }
     }
 
@@ -128,7 +124,8 @@ impl Cors {
             return;
         }
         out.extend_from_slice(allowed);
-        if allowed == ANY_HEADERS {
+        if matches!(self.mode, Mode::Any) {
+            // A listed origin's lines already carry it; a `*` preflight answer still depends on `Origin`.
             out.extend_from_slice(b"Vary: Origin\r\n");
         }
         out.extend_from_slice(b"Access-Control-Allow-Methods: ");
@@ -215,8 +212,8 @@ mod tests {
         assert_eq!(cors.verdict(None), Verdict::Plain);
         assert_eq!(Cors::new(&Origins::Off).verdict(Some(b"https://b.example")), Verdict::Plain);
         let any = Cors::new(&Origins::Any);
-        assert_eq!(any.headers(Some(ANY)), ANY_HEADERS);
-        assert_eq!(any.verdict(Some(b"https://b.example")), Verdict::Allowed(ANY));
+        let Verdict::Allowed(grant) = any.verdict(Some(b"https://b.example")) else { panic!() };
+        assert_eq!(any.headers(Some(grant)), ANY_HEADERS);
         assert_eq!(any.headers(None), b"");
     }
 

@@ -14,7 +14,7 @@ use crate::event::ids::RequestIds;
 use crate::event::query::{QueryScratch, append_query_object};
 use crate::event::record::{RecordBuilder, RequestMeta};
 use crate::http::chunked::decode_chunked;
-use crate::http::cors::Grant;
+use crate::http::cors::{Cors, Grant};
 use crate::http::framing::{self, Framed, FramingError, Progress};
 use crate::http::response::{self, Body, ConnectionHeader, Delivery, Response};
 use crate::http::route::{self, Route};
@@ -34,6 +34,12 @@ struct Answer {
     connection: ConnectionHeader,
     /// The CORS grant of the request's origin.
     grant: Option<Grant>,
+}
+
+impl Answer {
+    fn delivery(self, cors: &Cors) -> Delivery<'_> {
+        Delivery { body: self.body, connection: self.connection, cors: cors.headers(self.grant) }
+    }
 }
 
 /// A worker's request handling: its clock, request ids, record builder and scratch buffers.
@@ -295,16 +301,14 @@ impl Requests {
 
     /// Encodes `response` into the connection's output and counts it.
     fn send(&mut self, conn: &mut Connection, response: &Response<'_>, answer: Answer) {
-        let delivery =
-            Delivery { body: answer.body, connection: answer.connection, cors: self.edge.cors.headers(answer.grant) };
+        let delivery = answer.delivery(&self.edge.cors);
         response::write(&mut conn.out, self.clock.http_date(), response, delivery);
         self.tally.response(route_label(answer.route), response.status.0);
     }
 
     /// The answer to an accepted POST.
     fn accept_batch(&mut self, conn: &mut Connection, events: u64, answer: Answer) {
-        let delivery =
-            Delivery { body: answer.body, connection: answer.connection, cors: self.edge.cors.headers(answer.grant) };
+        let delivery = answer.delivery(&self.edge.cors);
         response::write_batch_accepted(&mut conn.out, self.clock.http_date(), events, delivery);
         self.tally.response(route_label(answer.route), 200);
     }
@@ -314,7 +318,7 @@ impl Requests {
         let kind = self.config.response;
         let cors = self.edge.cors.headers(answer.grant);
         if answer.body == Body::Omit || answer.connection != ConnectionHeader::Omit {
-            let delivery = Delivery { body: answer.body, connection: answer.connection, cors };
+            let delivery = answer.delivery(&self.edge.cors);
             response::write_event_accepted(&mut conn.out, self.clock.http_date(), kind, delivery);
         } else {
             self.event_ok.write(&mut conn.out, &self.clock, kind, cors);
@@ -382,8 +386,7 @@ impl Requests {
     /// Answers with the canned response for `e`; `ConnectionHeader::Close` ends the connection after it.
     fn reject(&mut self, conn: &mut Connection, e: HttpError, answer: Answer) {
         self.tally.rejection(e.label());
-        let delivery =
-            Delivery { body: answer.body, connection: answer.connection, cors: self.edge.cors.headers(answer.grant) };
+        let delivery = answer.delivery(&self.edge.cors);
         response::write_error(&mut conn.out, self.clock.http_date(), e, delivery);
         self.tally.response(route_label(answer.route), e.status().0);
         if answer.connection == ConnectionHeader::Close {
