@@ -35,6 +35,7 @@ PLUTOS_TARGETS = {
     "plutos-gzip1-memory": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "1", "DURABILITY": "memory"},
     "plutos-zstd3-spool": {"COMPRESSION_TYPE": "zstd", "COMPRESSION_LEVEL": "3", "DURABILITY": "spool"},
     "plutos-zstd3-memory": {"COMPRESSION_TYPE": "zstd", "COMPRESSION_LEVEL": "3", "DURABILITY": "memory"},
+    "plutos-none-spool": {"COMPRESSION_TYPE": "none", "DURABILITY": "spool"},
 }
 TARGETS = list(PLUTOS_TARGETS) + ["nginx", "floor"]
 FLOOR = ROOT / "target" / "release" / "examples" / "floor"
