@@ -11,6 +11,7 @@
 //! - `spool`: the per-worker chunk writer, its gzip/zstd streams, and the durable directory of chunks.
 //! - `ship`: the uploader thread and the sinks it ships to (S3, file, stdout).
 //! - `state` and `metrics`: the few atomics everything shares.
+//! - `verify`: `plutos verify`, which reads a sink back and checks it holds every event once.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod ship;
 pub mod spool;
 pub mod state;
+pub mod verify;
 pub mod worker;
 
 mod server;

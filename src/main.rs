@@ -1,17 +1,25 @@
-//! The binary: parse the config, set up logging, bind, install signals, call the library, map the result to
+//! The binary: parse the config (or run `verify`), set up logging, bind, install signals, call the library, map the result to
 //! an exit code (0 done, 1 runtime failure, 2 bad configuration).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use crossbeam_channel::Receiver;
-use plutos::config::LogFormat;
+use plutos::config::{Command, LogFormat};
 use plutos::{Args, Config};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
-    let config = match parse_config() {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(code) => return code,
+    };
+    if let Some(Command::Verify { target }) = &args.command {
+        return verify(&args, target);
+    }
+    let config = match parse_config(&args) {
         Ok(Some(config)) => config,
         Ok(None) => return ExitCode::SUCCESS,
         Err(code) => return code,
@@ -37,15 +45,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// The validated configuration; `None` when there is nothing to run (`--help`, `--version`, `--check-config`,
-/// `--print-env-file`);
-/// a bad setting prints one line and gives exit code 2.
-fn parse_config() -> Result<Option<Config>, ExitCode> {
-    let args = match Args::try_parse() {
-        Ok(args) => args,
+/// The settings as given; `None` after `--help` or `--version`; a bad one prints one line and gives exit code 2.
+fn parse_args() -> Result<Option<Args>, ExitCode> {
+    match Args::try_parse() {
+        Ok(args) => Ok(Some(args)),
         Err(e) if !e.use_stderr() => {
             let _ = e.print(); // --help, --version
-            return Ok(None);
+            Ok(None)
         }
         Err(e) => {
             // One line: clap's first, with the possible values it lists below it.
@@ -56,14 +62,19 @@ fn parse_config() -> Result<Option<Config>, ExitCode> {
                 Some(values) => eprintln!("plutos: {first} {values}"),
                 None => eprintln!("plutos: {first}"),
             }
-            return Err(ExitCode::from(2));
+            Err(ExitCode::from(2))
         }
-    };
+    }
+}
+
+/// The validated configuration; `None` when there is nothing to run (`--check-config`, `--print-env-file`);
+/// a bad setting prints one line and gives exit code 2.
+fn parse_config(args: &Args) -> Result<Option<Config>, ExitCode> {
     if args.print_env_file {
         print!("{}", plutos::config::env_file());
         return Ok(None);
     }
-    let config = match Config::from_args(&args, &plutos::available_cpus()) {
+    let config = match Config::from_args(args, &plutos::available_cpus()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("plutos: {e}");
@@ -75,6 +86,20 @@ fn parse_config() -> Result<Option<Config>, ExitCode> {
         return Ok(None);
     }
     Ok(Some(config))
+}
+
+/// `plutos verify`: the report on stdout; exit 1 on a gap or a bad object, 2 when the target cannot be read.
+fn verify(args: &Args, target: &str) -> ExitCode {
+    match plutos::verify::run(args, target) {
+        Ok(report) => {
+            println!("{report}");
+            if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+        }
+        Err(e) => {
+            eprintln!("plutos verify: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Logs go to stderr (stdout belongs to the stdout sink): text lines, or with LOG_FORMAT=json one JSON object

@@ -1,6 +1,7 @@
 //! The S3 sink against a real S3 API server (s3s-fs, SigV4 checked), on the real binary: objects with their keys,
 //! headers and metadata; multipart; an outage under traffic; a chunk failing for good; wrong credentials; a
-//! crash between an upload and its delete; sealed chunks left in the spool; the start-up check.
+//! crash between an upload and its delete; sealed chunks left in the spool; the start-up check; `plutos verify`
+//! on the bucket.
 
 mod common;
 
@@ -20,8 +21,9 @@ fn spawn(dir: &Path, server: &S3Server, endpoint: &str, extra: &[(&str, &str)]) 
 }
 
 fn get_ok(client: &mut Client, id: &str) -> bool {
-    client.try_send(format!("GET /e?id={id} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).is_ok()
-        && client.try_read_response().is_some_and(|r| r.status == 200)
+    client
+        .try_request(format!("GET /e?id={id} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .is_some_and(|r| r.status == 200)
 }
 
 #[test]
@@ -72,6 +74,31 @@ fn get_and_post_events_become_objects_with_their_keys_headers_and_metadata() {
     let want: HashSet<&String> = acked.iter().collect();
     assert_eq!(counts.len(), acked.len(), "exactly the accepted events");
     assert!(counts.iter().all(|(id, n)| *n == 1 && want.contains(id)), "each once: {counts:?}");
+
+    // `plutos verify` reads the bucket back through the sink's client and settings...
+    let (code, report) = verify_s3(&server, "s3://events/raw/web/");
+    assert_eq!(code, 0, "{report}");
+    let summary = format!("{} events from 2 writers; 0 gaps (0 events missing), 0 duplicated ranges", acked.len());
+    assert!(report.lines().last().unwrap().contains(&summary), "{summary:?} in\n{report}");
+    // ... and an object replaced by bytes without metadata is reported.
+    let victim = client.keys().into_iter().next().unwrap();
+    client.put(&victim, b"not a chunk".to_vec());
+    let (code, report) = verify_s3(&server, "s3://events/raw/web");
+    assert_eq!(code, 1, "{report}");
+    let line = format!("object {victim}: no events metadata");
+    assert!(report.lines().any(|l| l == line), "{line:?} in\n{report}");
+}
+
+/// `plutos verify URL` with the collector's S3 settings; the exit code and stdout.
+fn verify_s3(server: &S3Server, url: &str) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))
+        .args(["verify", url])
+        .env_clear()
+        .envs(server.collector_env(&server.endpoint()))
+        .env("S3_BUCKET", "not-this-one")
+        .output()
+        .unwrap();
+    (output.status.code().expect("exited"), String::from_utf8(output.stdout).unwrap())
 }
 
 #[test]

@@ -165,4 +165,17 @@ pub struct Args {
     /// Print an environment file with every setting commented out at its default, and exit.
     #[arg(long)]
     pub print_env_file: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of collecting.
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Check what a sink holds: every object against its metadata, every writer's events without gap or
+    /// duplicate. Exit 1 on a gap or a bad object. S3 uses the S3_* settings (the URL's bucket wins).
+    Verify {
+        /// A file sink's directory (OUT_DIR) or `s3://bucket/prefix`.
+        target: String,
+    },
 }

@@ -12,9 +12,9 @@ mod edge;
 mod sink;
 mod values;
 
-pub use args::{Args, Driver};
+pub use args::{Args, Command, Driver};
 pub use edge::{EdgeConfig, IpMode, Secret};
-pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig};
+pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig, s3_bucket};
 pub use values::parse_cidrs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -62,10 +62,15 @@ pub(super) fn sink(args: &Args) -> Result<SinkConfig, ConfigError> {
 }
 
 fn s3(args: &Args) -> Result<S3Config, ConfigError> {
-    let bucket = match args.s3_bucket.as_deref().map(str::trim) {
-        Some(bucket) if !bucket.is_empty() => bucket.to_string(),
-        _ => return Err(invalid("S3_BUCKET (--s3-bucket)", "required with DRIVER=s3")),
-    };
+    match args.s3_bucket.as_deref().map(str::trim) {
+        Some(bucket) if !bucket.is_empty() => s3_bucket(args, bucket),
+        _ => Err(invalid("S3_BUCKET (--s3-bucket)", "required with DRIVER=s3")),
+    }
+}
+
+/// The S3 settings with the bucket given (`plutos verify s3://…` names its own).
+pub fn s3_bucket(args: &Args, bucket: &str) -> Result<S3Config, ConfigError> {
+    let bucket = bucket.to_string();
     let endpoint = match args.s3_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         Some(e) if e.starts_with("http://") || e.starts_with("https://") => Some(e.trim_end_matches('/').to_string()),
         Some(e) => {

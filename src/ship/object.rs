@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// What a sink stores with each chunk: the S3 user metadata, the file sink's `.meta.json`.
-#[derive(Debug, Clone, serde::Serialize)]
+/// What a sink stores with each chunk: the S3 user metadata, the file sink's `.meta.json` (`plutos verify` reads
+/// both back).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectMeta {
     pub key: String,
     pub events: u64,
@@ -84,7 +85,11 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 
 /// The length and hex sha256 of a file, read in 64 KiB pieces.
 pub fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut file = File::open(path)?;
+    sha256_of(File::open(path)?)
+}
+
+/// The length and hex sha256 of everything `file` reads, in 64 KiB pieces.
+pub fn sha256_of(mut file: impl Read) -> io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut len = 0u64;

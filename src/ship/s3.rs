@@ -11,6 +11,7 @@
 //!   the rest (no connection, timeouts, 5xx, 429, SlowDown) retryable. object_store's own retries are kept to a
 //!   couple within seconds; the uploader's per-chunk backoff does the rest.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -134,6 +135,34 @@ impl S3Sink {
             }
         }
         result
+    }
+
+    /// Every key under the key prefix (for `plutos verify`).
+    pub async fn list_keys(&self) -> Result<Vec<String>, SinkError> {
+        let mut keys = Vec::new();
+        let mut pending = vec![(!self.key_prefix.is_empty()).then(|| ObjectPath::from(self.key_prefix.as_str()))];
+        while let Some(prefix) = pending.pop() {
+            let listing = self.store.list_with_delimiter(prefix.as_ref()).await.map_err(|e| self.classify(&e))?;
+            keys.extend(listing.objects.into_iter().map(|o| o.location.to_string()));
+            pending.extend(listing.common_prefixes.into_iter().map(Some));
+        }
+        Ok(keys)
+    }
+
+    /// An object's bytes and user metadata (for `plutos verify`).
+    pub async fn fetch(&self, key: &str) -> Result<(Vec<u8>, HashMap<String, String>), SinkError> {
+        let found =
+            self.store.get_opts(&ObjectPath::from(key), GetOptions::default()).await.map_err(|e| self.classify(&e))?;
+        let metadata = found
+            .attributes
+            .iter()
+            .filter_map(|(attribute, value)| match attribute {
+                Attribute::Metadata(name) => Some((name.to_string(), value.to_string())),
+                _ => None,
+            })
+            .collect();
+        let bytes = found.bytes().await.map_err(|e| self.classify(&e))?;
+        Ok((bytes.to_vec(), metadata))
     }
 
     /// Sends the file in parts of `part_bytes`, one read at a time, then completes the upload.

@@ -2,8 +2,8 @@
 //! it, and drive it with keep-alive clients that record every event answered 2xx.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,14 +111,33 @@ pub struct Load {
     pub count: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// The pipelining clients' sockets, shut down at `finish` so a blocked write or read returns.
+    sockets: Vec<TcpStream>,
 }
 
 impl Load {
     pub fn start(addr: SocketAddr, clients: usize, tag: &str) -> Load {
+        Self::start_with(addr, clients, 0, tag)
+    }
+
+    /// `clients` that send one request and wait for its answer, and `pipelining` clients that each write
+    /// thousands of GETs ahead of the answers they read, into a small receive buffer: the server's output backs
+    /// up and it pauses reading them (the shape of the acked-before-written race).
+    pub fn start_with(addr: SocketAddr, clients: usize, pipelining: usize, tag: &str) -> Load {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..clients)
+        let mut sockets = Vec::new();
+        let mut threads: Vec<JoinHandle<()>> = (0..pipelining)
+            .map(|p| {
+                let socket = small_receive_buffer(addr);
+                sockets.push(socket.try_clone().unwrap());
+                let (acked, count, stop) = (acked.clone(), count.clone(), stop.clone());
+                let tag = format!("{tag}-p{p}");
+                std::thread::spawn(move || pipeline(socket, &tag, &acked, &count, &stop))
+            })
+            .collect();
+        threads.extend((0..clients)
             .map(|c| {
                 let (acked, count, stop, tag) = (acked.clone(), count.clone(), stop.clone(), tag.to_string());
                 std::thread::spawn(move || {
@@ -155,9 +174,8 @@ impl Load {
                         }
                     }
                 })
-            })
-            .collect();
-        Load { acked, count, stop, threads }
+            }));
+        Load { acked, count, stop, threads, sockets }
     }
 
     pub fn wait_for(&self, events: u64) {
@@ -166,11 +184,74 @@ impl Load {
 
     pub fn finish(self) -> Vec<String> {
         self.stop.store(true, Ordering::Relaxed);
+        for socket in &self.sockets {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
         for t in self.threads {
             t.join().unwrap();
         }
         Arc::try_unwrap(self.acked).unwrap().into_inner().unwrap()
     }
+}
+
+/// A connection whose receive buffer is 4 KiB (set before connecting, so the window starts small).
+fn small_receive_buffer(addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
+}
+
+/// Requests per write of a pipelining client, and the most it writes in all.
+const PIPELINE_PIECE: u64 = 1000;
+const PIPELINE_MAX: u64 = 400_000;
+
+/// One pipelining client: a writer thread sends GETs `{tag}-{n}` in pieces of 1,000 while this thread reads
+/// the answers in order; the n-th answer is the n-th request's, so a 200 acknowledges `{tag}-{n}`.
+fn pipeline(socket: TcpStream, tag: &str, acked: &Mutex<Vec<String>>, count: &AtomicU64, stop: &AtomicBool) {
+    let mut writer = socket.try_clone().unwrap();
+    let prefix = tag.to_string();
+    let writing = std::thread::spawn(move || {
+        for piece in 0..PIPELINE_MAX / PIPELINE_PIECE {
+            let mut batch = Vec::new();
+            for n in piece * PIPELINE_PIECE..(piece + 1) * PIPELINE_PIECE {
+                batch.extend_from_slice(format!("GET /e?id={prefix}-{n} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+            }
+            if writer.write_all(&batch).is_err() {
+                return;
+            }
+        }
+    });
+    let mut reader = socket;
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut answered = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut used = 0;
+        while let Some(end) = memchr::memmem::find(&pending[used..], b"\r\n\r\n") {
+            let head = std::str::from_utf8(&pending[used..used + end]).unwrap();
+            assert!(head.starts_with("HTTP/1.1 "), "an answer: {head:?}");
+            let length: usize =
+                head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).map_or(0, |v| v.parse().unwrap());
+            if pending.len() < used + end + 4 + length {
+                break;
+            }
+            if &head[9..12] == "200" {
+                count.fetch_add(1, Ordering::Relaxed);
+                acked.lock().unwrap().push(format!("{tag}-{answered}"));
+            }
+            answered += 1;
+            used += end + 4 + length;
+        }
+        pending.drain(..used);
+    }
+    let _ = reader.shutdown(Shutdown::Both);
+    writing.join().unwrap();
 }
 
 pub fn shipped_ids(out: &Path) -> HashSet<String> {

@@ -144,6 +144,12 @@ impl Client {
         self.read_response()
     }
 
+    /// Sends `bytes` and reads one response; `None` if the connection failed on the way.
+    pub fn try_request(&mut self, bytes: &[u8]) -> Option<Response> {
+        self.try_send(bytes).ok()?;
+        self.try_read_response()
+    }
+
     pub fn read_response(&mut self) -> Response {
         self.try_read_response().expect("a response")
     }
@@ -308,6 +314,12 @@ pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
+}
+
+/// `values` in a canonical order (by their JSON text), to compare sets of records.
+pub fn sorted(mut values: Vec<Value>) -> Vec<Value> {
+    values.sort_by_key(|v| v.to_string());
+    values
 }
 
 /// The `raw_data` of every record.
