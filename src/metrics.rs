@@ -9,6 +9,8 @@ use crossbeam_utils::CachePadded;
 
 /// The `route` labels of `plutos_responses_total` (`unrouted`: refused before a route was known).
 pub const ROUTES: [&str; 5] = ["ingest", "health", "ready", "metrics", "unrouted"];
+/// The index in `ROUTES` of answers to requests that matched no route.
+pub const UNROUTED: usize = ROUTES.len() - 1;
 /// The statuses plutos answers with, as `status` labels.
 pub const STATUSES: [u16; 16] = [200, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 431, 501, 503, 505];
 /// The `reason` labels of `plutos_rejections_total` (`HttpError::label`).
@@ -87,12 +89,10 @@ impl Default for Tally {
 }
 
 impl Tally {
-    /// One answer (`route`: one of `ROUTES`).
-    pub fn response(&mut self, route: &str, status: u16) {
-        let r = ROUTES.iter().position(|&known| known == route);
-        let s = STATUSES.iter().position(|&known| known == status);
-        if let (Some(r), Some(s)) = (r, s) {
-            self.responses[r][s] += 1;
+    /// One answer (`route`: an index into `ROUTES`, compared by nothing: this runs for every request).
+    pub fn response(&mut self, route: usize, status: u16) {
+        if let Some(s) = STATUSES.iter().position(|&known| known == status) {
+            self.responses[route][s] += 1;
             self.dirty = true;
         }
     }
@@ -269,9 +269,9 @@ mod tests {
     fn a_tally_reaches_the_shared_counters_once() {
         let metrics = WorkerMetrics::default();
         let mut tally = Tally::default();
-        tally.response("ingest", 200);
-        tally.response("ingest", 200);
-        tally.response("unrouted", 400);
+        tally.response(0, 200);
+        tally.response(0, 200);
+        tally.response(UNROUTED, 400);
         tally.rejection("malformed");
         tally.publish(&metrics);
         tally.publish(&metrics);

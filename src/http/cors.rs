@@ -82,6 +82,11 @@ impl Cors {
         Cors { mode }
     }
 
+    /// No `CORS_ORIGINS`: `Origin` is not even looked at.
+    pub fn is_off(&self) -> bool {
+        matches!(self.mode, Mode::Off)
+    }
+
     /// What a request's `Origin` header means for its answer.
     pub fn verdict(&self, origin: Option<&[u8]>) -> Verdict {
         match (&self.mode, origin) {

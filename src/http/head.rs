@@ -33,17 +33,11 @@ pub struct RequestHead<'b> {
     pub content_type: Option<&'b [u8]>,
     pub content_encoding: Option<&'b [u8]>,
     pub user_agent: &'b [u8],
-    /// `Origin`: set by browsers on cross-origin requests (CORS).
-    pub origin: Option<&'b [u8]>,
-    /// `X-Write-Key`.
-    pub write_key: Option<&'b [u8]>,
-    pub authorization: Option<&'b [u8]>,
-    /// `Access-Control-Request-Method` and `-Headers` of a CORS preflight.
-    pub cors_method: Option<&'b [u8]>,
-    pub cors_headers: Option<&'b [u8]>,
     /// Has `X-Forwarded-For` or `Forwarded` lines (read with `fields` when the peer is a trusted proxy).
     pub forwarded: bool,
-    /// The whole head, request line to blank line.
+    /// The whole head, request line to blank line. The lines only some settings read (`Origin`, `X-Write-Key`,
+    /// `Authorization`, a preflight's `Access-Control-Request-*`, forwarding, captured headers) are looked up
+    /// here with `field` / `fields` when those settings are on, so the head every request moves stays small.
     pub raw: &'b [u8],
     /// Bytes of the head including the blank line.
     pub len: usize,
@@ -126,11 +120,6 @@ pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
         content_type: None,
         content_encoding: None,
         user_agent: b"",
-        origin: None,
-        write_key: None,
-        authorization: None,
-        cors_method: None,
-        cors_headers: None,
         forwarded: false,
         raw: &buf[newlines..len],
         len,
@@ -159,7 +148,6 @@ fn read_fields<'b>(head: &mut RequestHead<'b>, fields: &[httparse::Header<'b>]) 
                     return Err(HttpError::BadRequest("invalid Host header"));
                 }
             }
-            6 if is(b"origin") => head.origin = Some(value),
             6 if is(b"expect") => {
                 if !value.eq_ignore_ascii_case(b"100-continue") {
                     return Err(HttpError::BadRequest("unsupported Expect"));
@@ -177,9 +165,7 @@ fn read_fields<'b>(head: &mut RequestHead<'b>, fields: &[httparse::Header<'b>]) 
                     }
                 }
             }
-            11 if is(b"x-write-key") => head.write_key = Some(value),
             12 if is(b"content-type") => head.content_type = Some(value),
-            13 if is(b"authorization") => head.authorization = Some(value),
             14 if is(b"content-length") => {
                 let n = parse_decimal(value).ok_or(HttpError::BadRequest("invalid Content-Length"))?;
                 if content_length.is_some_and(|prev| prev != n) {
@@ -190,8 +176,6 @@ fn read_fields<'b>(head: &mut RequestHead<'b>, fields: &[httparse::Header<'b>]) 
             15 if is(b"x-forwarded-for") => head.forwarded = true,
             16 if is(b"content-encoding") => head.content_encoding = Some(value),
             17 if is(b"transfer-encoding") => codings.add(value),
-            29 if is(b"access-control-request-method") => head.cors_method = Some(value),
-            30 if is(b"access-control-request-headers") => head.cors_headers = Some(value),
             _ => {}
         }
     }
@@ -220,6 +204,11 @@ pub fn fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
             let colon = memchr::memchr(b':', line)?;
             Some((&line[..colon], trim_ows(&line[colon + 1..])))
         })
+}
+
+/// The value of the last `name` line (compared without case) of a head `parse_head` accepted.
+pub fn field<'b>(raw: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    fields(raw).filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v).last()
 }
 
 /// Does the request line end in something shaped like `HTTP/d.d`? (httparse reports 1.0 and 1.1 only.)
@@ -268,17 +257,19 @@ mod tests {
                     Authorization: Basic eA==\r\nAccess-Control-Request-Method: POST\r\n\
                     Access-Control-Request-Headers: content-type\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n";
         let Ok(Parse::Complete(h)) = parse_head(raw) else { panic!() };
-        assert_eq!(h.origin, Some(&b"https://a.example"[..]));
-        assert_eq!(h.write_key, Some(&b"k1"[..]));
-        assert_eq!(h.authorization, Some(&b"Basic eA=="[..]));
-        assert_eq!((h.cors_method, h.cors_headers), (Some(&b"POST"[..]), Some(&b"content-type"[..])));
+        assert_eq!(field(h.raw, b"origin"), Some(&b"https://a.example"[..]));
+        assert_eq!(field(h.raw, b"x-write-key"), Some(&b"k1"[..]));
+        assert_eq!(field(h.raw, b"authorization"), Some(&b"Basic eA=="[..]));
+        assert_eq!(field(h.raw, b"access-control-request-method"), Some(&b"POST"[..]));
+        assert_eq!(field(h.raw, b"access-control-request-headers"), Some(&b"content-type"[..]));
+        assert_eq!(field(h.raw, b"cookie"), None);
         assert!(h.forwarded);
         assert!(h.raw.starts_with(b"OPTIONS"), "leading empty lines are not part of the head");
         let names: Vec<&[u8]> = fields(h.raw).map(|(n, _)| n).collect();
         assert_eq!(names.len(), 7);
         assert_eq!(fields(h.raw).nth(2), Some((&b"X-Write-Key"[..], &b"k1"[..])));
         let Ok(Parse::Complete(plain)) = parse_head(b"GET /e HTTP/1.1\nHost: h\n\n") else { panic!() };
-        assert!(!plain.forwarded && plain.origin.is_none());
+        assert!(!plain.forwarded && field(plain.raw, b"origin").is_none());
         assert_eq!(fields(plain.raw).collect::<Vec<_>>(), vec![(&b"Host"[..], &b"h"[..])]);
     }
 

@@ -23,7 +23,7 @@ mod target;
 pub mod write_key;
 
 pub use head::{
-    Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, fields, find_head_end, parse_head,
+    Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, field, fields, find_head_end, parse_head,
     partial_head_error,
 };
 

@@ -69,6 +69,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_route_is_its_index_in_the_metrics_labels() {
+        for route in [Route::Ingest, Route::Health, Route::Ready, Route::Metrics] {
+            assert_eq!(crate::metrics::ROUTES[route as usize], route.label());
+        }
+    }
+
+    #[test]
     fn allow_lists_exactly_the_methods_of_each_route() {
         for entry in ROUTES {
             let listed: Vec<&str> = entry.methods.iter().map(|m| m.as_str()).collect();

@@ -10,7 +10,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{HttpError, RequestHead, percent};
+use super::{HttpError, RequestHead, field, percent};
 
 /// The query parameter that can carry a write key.
 pub const PARAM: &[u8] = b"write_key";
@@ -39,15 +39,17 @@ impl WriteKeys {
     }
 
     /// Ok when no key is required or the request presents a known one; 401 otherwise.
+    #[inline]
     pub fn check(&mut self, head: &RequestHead<'_>) -> Result<(), HttpError> {
-        if !self.required() {
-            return Ok(());
-        }
+        if self.required() { self.check_presented(head) } else { Ok(()) }
+    }
+
+    fn check_presented(&mut self, head: &RequestHead<'_>) -> Result<(), HttpError> {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        let presented = if let Some(key) = head.write_key {
+        let presented = if let Some(key) = field(head.raw, b"x-write-key") {
             Some(key)
-        } else if let Some(user) = head.authorization.and_then(|a| basic_user(a, &mut scratch)) {
+        } else if let Some(user) = field(head.raw, b"authorization").and_then(|a| basic_user(a, &mut scratch)) {
             Some(user)
         } else {
             percent::find_param(head.query, PARAM).map(|raw| {

@@ -8,7 +8,7 @@ use crate::event::client::ClientIp;
 use crate::event::json::escape_lossy_into;
 use crate::http::cors::{Cors, Grant, Verdict};
 use crate::http::write_key::WriteKeys;
-use crate::http::{HttpError, RequestHead, fields};
+use crate::http::{HttpError, RequestHead, field, fields};
 use crate::worker::connection::Peer;
 
 pub struct Edge {
@@ -51,8 +51,10 @@ impl Edge {
 
     /// Whether `head` may send events: its origin (→ 403, no CORS headers), then its write key (→ 401, with the
     /// CORS headers of an allowed origin, so the page can read why). The grant is for every answer to it.
+    #[inline]
     pub fn admit(&mut self, head: &RequestHead<'_>) -> (Option<Grant>, Result<(), HttpError>) {
-        let grant = match self.cors.verdict(head.origin) {
+        let origin = if self.cors.is_off() { None } else { field(head.raw, b"origin") };
+        let grant = match self.cors.verdict(origin) {
             Verdict::Plain => None,
             Verdict::Allowed(grant) => Some(grant),
             Verdict::Refused => return (None, Err(HttpError::Forbidden)),
@@ -61,6 +63,7 @@ impl Edge {
     }
 
     /// What the records of this request say about who sent it: the `ip` text and the `headers` fragment.
+    #[inline]
     pub fn identify<'a>(&'a mut self, peer: &'a Peer, head: &RequestHead<'_>) -> (&'a str, &'a [u8]) {
         let ip = if peer.proxy && head.forwarded {
             let client = self.client.forwarded_client(peer.addr, head.raw);

@@ -19,7 +19,7 @@ use crate::http::framing::{self, Framed, FramingError, Progress};
 use crate::http::response::{self, Body, ConnectionHeader, Delivery, Response};
 use crate::http::route::{self, Route};
 use crate::http::{Busy, Framing, HttpError, Method, RequestHead, write_key};
-use crate::metrics::Tally;
+use crate::metrics::{self, Tally};
 use crate::spool::batch::Batch;
 use crate::state::{Phase, Shared};
 use crate::worker::connection::{Connection, Peer};
@@ -293,7 +293,9 @@ impl Requests {
         extra.extend_from_slice(b"Allow: ");
         extra.extend_from_slice(allow.as_bytes());
         extra.extend_from_slice(b"\r\n");
-        self.edge.cors.preflight(head.origin, head.cors_method, head.cors_headers, allow, &mut extra);
+        let field = |name: &[u8]| crate::http::field(head.raw, name);
+        let (origin, method) = (field(b"origin"), field(b"access-control-request-method"));
+        self.edge.cors.preflight(origin, method, field(b"access-control-request-headers"), allow, &mut extra);
         let preflight = Response { status: (204, "No Content"), content_type: None, extra_headers: &extra, body: b"" };
         self.send(conn, &preflight, Answer { body: Body::Send, ..answer });
         self.extra = extra;
@@ -303,14 +305,14 @@ impl Requests {
     fn send(&mut self, conn: &mut Connection, response: &Response<'_>, answer: Answer) {
         let delivery = answer.delivery(&self.edge.cors);
         response::write(&mut conn.out, self.clock.http_date(), response, delivery);
-        self.tally.response(route_label(answer.route), response.status.0);
+        self.tally.response(route_index(answer.route), response.status.0);
     }
 
     /// The answer to an accepted POST.
     fn accept_batch(&mut self, conn: &mut Connection, events: u64, answer: Answer) {
         let delivery = answer.delivery(&self.edge.cors);
         response::write_batch_accepted(&mut conn.out, self.clock.http_date(), events, delivery);
-        self.tally.response(route_label(answer.route), 200);
+        self.tally.response(route_index(answer.route), 200);
     }
 
     /// The answer to an accepted GET/HEAD: the common keep-alive one is copied from a per-second cache.
@@ -324,7 +326,7 @@ impl Requests {
             self.event_ok.write(&mut conn.out, &self.clock, kind, cors);
         }
         let status = if kind == crate::config::ResponseKind::NoContent { 204 } else { 200 };
-        self.tally.response(route_label(answer.route), status);
+        self.tally.response(route_index(answer.route), status);
     }
 
     /// The per-request parts of this request's records.
@@ -388,15 +390,16 @@ impl Requests {
         self.tally.rejection(e.label());
         let delivery = answer.delivery(&self.edge.cors);
         response::write_error(&mut conn.out, self.clock.http_date(), e, delivery);
-        self.tally.response(route_label(answer.route), e.status().0);
+        self.tally.response(route_index(answer.route), e.status().0);
         if answer.connection == ConnectionHeader::Close {
             conn.close_after_flush = true;
         }
     }
 }
 
-fn route_label(route: Option<Route>) -> &'static str {
-    route.map_or("unrouted", Route::label)
+/// The route's index in `metrics::ROUTES`.
+fn route_index(route: Option<Route>) -> usize {
+    route.map_or(metrics::UNROUTED, |route| route as usize)
 }
 
 fn plain_text<'a>(status: (u16, &'static str), text: &'a [u8]) -> Response<'a> {
