@@ -38,3 +38,41 @@ impl FileSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ship::object::sha256_file;
+
+    /// A chunk shipped, then shipped again after a crash before its spool file was deleted: one object, the
+    /// same bytes, one sidecar, no temporary file left.
+    #[test]
+    fn putting_the_same_key_again_leaves_one_identical_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = dir.path().join("chunk.ndjson.gz");
+        fs::write(&chunk, b"compressed bytes").unwrap();
+        let (len, sha256) = sha256_file(&chunk).unwrap();
+        let object = ObjectMeta {
+            key: "p/created_date=2026-11-27/hour=02/h-b-w0-00000000.ndjson.gz".into(),
+            events: 1,
+            first_seq: 0,
+            last_seq: 0,
+            sha256,
+            host: "h".into(),
+            boot: "b".into(),
+            worker: 0,
+            content_encoding: Some("gzip"),
+        };
+        let sink = FileSink::new(dir.path().join("out"));
+        let file = ChunkFile { path: chunk, len };
+        sink.put(&object, &file).unwrap();
+        let first = fs::read(sink.root().join(&object.key)).unwrap();
+        sink.put(&object, &file).unwrap();
+        assert_eq!(fs::read(sink.root().join(&object.key)).unwrap(), first);
+        let hour = sink.root().join("p/created_date=2026-11-27/hour=02");
+        let mut names: Vec<String> =
+            fs::read_dir(hour).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["h-b-w0-00000000.ndjson.gz", "h-b-w0-00000000.ndjson.gz.meta.json"]);
+    }
+}
