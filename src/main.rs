@@ -1,5 +1,5 @@
-//! The binary: parse the config (or run `verify`), set up logging, bind, install signals, call the library, map the result to
-//! an exit code (0 done, 1 runtime failure, 2 bad configuration).
+//! The binary: parse the config (or run `verify`), set up logging, bind, install signals, call the library, map
+//! the result to an exit code (0 done, 1 runtime failure, 2 bad configuration).
 
 use std::process::ExitCode;
 
