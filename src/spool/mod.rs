@@ -185,19 +185,7 @@ pub fn repair_open_file(dirs: &SpoolDirs, path: &Path) -> io::Result<Option<Seal
     let Some((id, None)) = ChunkId::parse(name) else {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "not an open chunk file name"));
     };
-    let compressed = fs::read(path)?;
-    let mut text = Vec::new();
-    // A truncated stream ends in an error after yielding what it could: keep what was yielded.
-    let _ = decode(id.codec, &compressed, &mut text);
-    let mut keep = 0;
-    let mut events = 0u64;
-    for line in text.split_inclusive(|&b| b == b'\n') {
-        if line.last() != Some(&b'\n') || !crate::event::json::validate(line) {
-            break;
-        }
-        keep += line.len();
-        events += 1;
-    }
+    let (text, keep, events) = recoverable_lines(id.codec, &fs::read(path)?);
     if events == 0 {
         fs::remove_file(path)?;
         return Ok(None);
@@ -214,6 +202,24 @@ pub fn repair_open_file(dirs: &SpoolDirs, path: &Path) -> io::Result<Option<Seal
     write_durably(&sealed_path, &bytes)?;
     fs::remove_file(path)?;
     Ok(Some(SealedChunk { id, events, path: sealed_path }))
+}
+
+/// What a cut stream still holds: its decoded text, the length of the run of complete, valid lines at its
+/// start, and how many lines that is.
+pub fn recoverable_lines(codec: Codec, compressed: &[u8]) -> (Vec<u8>, usize, u64) {
+    let mut text = Vec::new();
+    // A truncated stream ends in an error after yielding what it could: keep what was yielded.
+    let _ = decode(codec, compressed, &mut text);
+    let mut keep = 0;
+    let mut events = 0u64;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        if line.last() != Some(&b'\n') || !crate::event::json::validate(line) {
+            break;
+        }
+        keep += line.len();
+        events += 1;
+    }
+    (text, keep, events)
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename, then fsyncs the directory.

@@ -1,0 +1,106 @@
+//! (a) Head parsing and framing of a byte stream split at random points. The input is a split plan (first
+//! byte: how many cuts, then two bytes per cut) and the stream. Properties: whatever the cuts, the answers and
+//! the records are those of the whole stream at once (less `Date`, `written_at`, `request_id` and interim 100
+//! answers, which depend on time and on timing); every record line is one JSON object serde_json reads.
+
+#![no_main]
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use clap::Parser;
+use libfuzzer_sys::fuzz_target;
+use plutos::config::EdgeConfig;
+use plutos::spool::batch::Batch;
+use plutos::state::Shared;
+use plutos::worker::connection::Connection;
+use plutos::worker::request::Requests;
+
+/// A connected socket pair, made once: each run gets a duplicate of the server side for its `Connection`.
+fn socket() -> &'static (TcpStream, TcpStream) {
+    static PAIR: OnceLock<(TcpStream, TcpStream)> = OnceLock::new();
+    PAIR.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (server, client)
+    })
+}
+
+/// A fresh request handler with the default settings (parsed once).
+fn requests() -> Requests {
+    static HTTP: OnceLock<plutos::config::HttpConfig> = OnceLock::new();
+    let http = HTTP.get_or_init(|| {
+        let args = plutos::Args::try_parse_from(["plutos"]).unwrap();
+        plutos::Config::from_args(&args, &[0]).unwrap().http
+    });
+    Requests::new(http.clone(), &EdgeConfig::default(), Arc::new(Shared::new(1, 0, u64::MAX)), 0, 0)
+}
+
+/// Feeds `pieces` as successive reads of one connection; returns its answers and the record lines.
+fn run<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u8>) {
+    let mut requests = requests();
+    requests.begin_iteration(Ok(()));
+    let server = socket().0.try_clone().unwrap();
+    let peer = requests.peer(server.peer_addr().unwrap().ip());
+    let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer, Instant::now());
+    let mut batch = Batch::default();
+    for piece in pieces {
+        if conn.close_after_flush {
+            break;
+        }
+        let mut input = std::mem::take(&mut conn.pending);
+        input.extend_from_slice(piece);
+        let used = requests.process(&mut conn, &input, &mut batch);
+        conn.pending = input[used..].to_vec();
+    }
+    (std::mem::take(&mut conn.out), batch.lines().to_vec())
+}
+
+/// The answers without their `Date` lines and interim 100s.
+fn answers(out: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(out).replace("HTTP/1.1 100 Continue\r\n\r\n", "");
+    text.split("\r\n").filter(|l| !l.starts_with("Date: ")).collect::<Vec<_>>().join("\r\n").into_bytes()
+}
+
+/// Each line as a JSON object without the fields that depend on time.
+fn records(lines: &[u8]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    assert!(lines.is_empty() || lines.ends_with(b"\n"), "records end with a newline");
+    lines
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_slice(line).expect("a record serde_json reads");
+            let serde_json::Value::Object(mut record) = value else { panic!("a record is an object") };
+            record.remove("written_at");
+            record.remove("request_id");
+            record
+        })
+        .collect()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&cuts, rest)) = data.split_first() else { return };
+    let cuts = usize::from(cuts % 8);
+    if rest.len() < cuts * 2 {
+        return;
+    }
+    let (plan, stream) = rest.split_at(cuts * 2);
+    let mut at: Vec<usize> = plan
+        .chunks(2)
+        .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])) % (stream.len() + 1))
+        .collect();
+    at.sort_unstable();
+    let bounds: Vec<usize> = [0].into_iter().chain(at).chain([stream.len()]).collect();
+    let split = run(bounds.windows(2).map(|w| &stream[w[0]..w[1]]));
+    let whole = run(std::iter::once(stream));
+    let (split_records, whole_records) = (records(&split.1), records(&whole.1));
+    // 100-continue is decided on the head alone: a request refused early ends its connection, one whose body
+    // came with it does not; the same input can then legitimately differ after that request.
+    let lower = String::from_utf8_lossy(stream).to_ascii_lowercase();
+    if !lower.contains("100-continue") {
+        assert_eq!(answers(&split.0), answers(&whole.0), "answers depend on how the stream was cut");
+        assert_eq!(split_records, whole_records, "records depend on how the stream was cut");
+    }
+});

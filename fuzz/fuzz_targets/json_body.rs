@@ -1,0 +1,40 @@
+//! (c) JSON / NDJSON / form bodies → record lines: whatever the body, either an error with nothing emitted, or
+//! one record per event, each a JSON object serde_json's default reader accepts, ending in a newline.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use plutos::event::body::{BodyKind, append_body_events};
+use plutos::event::clock::Clock;
+use plutos::event::ids::RequestIds;
+use plutos::event::query::QueryScratch;
+use plutos::event::record::{RecordBuilder, RequestMeta};
+use plutos::http::Method;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&kind, body)) = data.split_first() else { return };
+    let kind = match kind % 3 {
+        0 => BodyKind::Json,
+        1 => BodyKind::Ndjson,
+        _ => BodyKind::Form,
+    };
+    let clock = Clock::new();
+    let mut builder = RecordBuilder::default();
+    let meta = RequestMeta { ip: "203.0.113.7", user_agent: b"fuzz", method: Method::Post, path: b"/e", headers: b"" };
+    builder.start_request(&meta, &clock);
+    let (mut ids, mut minified, mut query) = (RequestIds::new(0, 1), Vec::new(), QueryScratch::default());
+    let mut out = b"previous\n".to_vec();
+    match append_body_events(kind, body, &mut out, &builder, &mut ids, &mut minified, &mut query) {
+        Ok(events) => {
+            let lines = &out[b"previous\n".len()..];
+            assert!(lines.is_empty() || lines.ends_with(b"\n"));
+            let records: Vec<&[u8]> = lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+            assert_eq!(records.len() as u64, events);
+            for record in records {
+                let value: serde_json::Value = serde_json::from_slice(record).expect("a record serde_json reads");
+                assert!(value.is_object() && value.get("raw_data").is_some(), "{value}");
+            }
+        }
+        Err(_) => assert_eq!(out, b"previous\n", "a refused body leaves nothing behind"),
+    }
+});

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fuzzing (fuzz/, cargo-fuzz + libFuzzer): runs every target for SECONDS each (default 60) on the nightly
+# toolchain (libFuzzer's instrumentation needs -Z flags), installing cargo-fuzz once. No sanitizer (the code
+# the targets reach has no unsafe block of its own: the only ones are gethostname, flock and the listener's
+# socket options; libFuzzer's coverage guidance stays), debug assertions on. Corpora live in
+# fuzz/corpus/<target> (committed: seeds and what earlier runs found interesting); a crash stops the run and
+# leaves its input in fuzz/artifacts/<target>. Prints each target's executions.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+#   PLUTOS_FUZZ_RUNS=10000000 scripts/fuzz.sh 1800     stop each target after that many executions (or SECONDS)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(framing query json_body body_decoding spool_repair)
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "fuzz.sh: needs the nightly toolchain (rustup toolchain install nightly): libFuzzer's instrumentation" \
+    "uses -Z flags that stable rustc refuses" >&2
+  exit 2
+fi
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+for target in "${targets[@]}"; do
+  mkdir -p "fuzz/corpus/$target"
+  log="$(mktemp)"
+  status=0
+  (cd fuzz && cargo +nightly fuzz run --sanitizer none --debug-assertions "$target" "corpus/$target" -- \
+    -max_total_time="$seconds" -runs="${PLUTOS_FUZZ_RUNS:--1}" -print_final_stats=1 >"$log" 2>&1) || status=$?
+  grep -E 'DONE|ERROR|panicked|SUMMARY|Test unit written' "$log" | tail -8 || true
+  runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
+  echo "fuzz $target: $runs executions in ${seconds}s, exit $status"
+  rm -f "$log"
+  [ "$status" -eq 0 ] || exit "$status"
+done
