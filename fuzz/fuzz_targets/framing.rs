@@ -87,10 +87,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (plan, stream) = rest.split_at(cuts * 2);
-    let mut at: Vec<usize> = plan
-        .chunks(2)
-        .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])) % (stream.len() + 1))
-        .collect();
+    let mut at: Vec<usize> =
+        plan.chunks(2).map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])) % (stream.len() + 1)).collect();
     at.sort_unstable();
     let bounds: Vec<usize> = [0].into_iter().chain(at).chain([stream.len()]).collect();
     let split = run(bounds.windows(2).map(|w| &stream[w[0]..w[1]]));
