@@ -4,6 +4,7 @@
 //! parsed once when it is complete and once more when the whole request is.
 
 use super::chunked::{ChunkedLimits, ChunkedScanner};
+use super::head::MAX_LEADING_NEWLINES;
 use super::response::Body;
 use super::{
     Framing, HttpError, MAX_HEAD_BYTES, MAX_HEADERS, Method, Parse, RequestHead, find_head_end, parse_head,
@@ -147,9 +148,11 @@ pub fn chunked_limits(head: &RequestHead<'_>, max_body: usize) -> ChunkedLimits 
     }
 }
 
-/// Has `buf` a head's end after its request line? (Empty lines before the request line do not end a head.)
+/// Has `buf` a head's end after its request line? The empty lines allowed before a request line do not end a
+/// head; past that many, the run itself is the (final) error. Looks at no more of a newline run than that, so a
+/// client trickling newlines does not make each read rescan its growing run.
 fn head_is_whole(buf: &[u8]) -> bool {
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
+    let start = buf.iter().take(MAX_LEADING_NEWLINES).take_while(|&&b| b == b'\r' || b == b'\n').count();
     find_head_end(&buf[start..], 0).is_some()
 }
 
@@ -177,7 +180,7 @@ mod tests {
         // waited for the end when trickled.
         let malformed = b"GET /e?a=1 HTTP/1.1\r\nHos 7\rGlEaeT/ hth HTTP/1.1\r\nHONS P/0.\r\n";
         let over_limit = [b"GET /e?".as_slice(), &[b'a'; 9000]].concat();
-        let cases: [(&[u8], Option<u16>); 7] = [
+        let cases: [(&[u8], Option<u16>); 8] = [
             (malformed, None),
             (&[malformed.as_slice(), b"\r\n"].concat(), Some(400)),
             (b"NOT HTTP\r\n", None),
@@ -186,6 +189,7 @@ mod tests {
             // Found next: empty lines before the request line look like a head's end to the end search.
             (b"\r\n\r\nPOST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n{", Some(0)),
             (b"\r\n\r\nport\xff\xff\x00 ", None),
+            (b"\r\n\r\n\r\n\r\n", Some(400)),
         ];
         for (stream, want) in cases {
             for cuts in [vec![], vec![5], vec![16, 48], (1..stream.len()).step_by(7).collect()] {

@@ -70,7 +70,7 @@ pub fn partial_head_error(buf: &[u8]) -> Option<HttpError> {
 
 /// Empty-line bytes (CR, LF) tolerated before a request line (RFC 9112 §2.2: at least one CRLF should be): more
 /// would let a client make the parser skip the same growing run of newlines on every read.
-const MAX_LEADING_NEWLINES: usize = 4;
+pub(super) const MAX_LEADING_NEWLINES: usize = 4;
 
 /// Parses one request head from the start of `buf`.
 pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
