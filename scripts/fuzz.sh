@@ -8,6 +8,7 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #   PLUTOS_FUZZ_RUNS=10000000 scripts/fuzz.sh 1800     stop each target after that many executions (or SECONDS)
+#   PLUTOS_FUZZ_MAX_LEN=512 ...                         inputs up to that many bytes (libFuzzer's default: 4096)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -24,11 +25,13 @@ for target in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$target"
   log="$(mktemp)"
   status=0
+  started=$SECONDS
   (cd fuzz && cargo +nightly fuzz run --sanitizer none --debug-assertions "$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -runs="${PLUTOS_FUZZ_RUNS:--1}" -print_final_stats=1 >"$log" 2>&1) || status=$?
+    -max_total_time="$seconds" -runs="${PLUTOS_FUZZ_RUNS:--1}" \
+    ${PLUTOS_FUZZ_MAX_LEN:+-max_len="$PLUTOS_FUZZ_MAX_LEN"} -print_final_stats=1 >"$log" 2>&1) || status=$?
   grep -E 'DONE|ERROR|panicked|SUMMARY|Test unit written' "$log" | tail -8 || true
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo "?")
-  echo "fuzz $target: $runs executions in ${seconds}s, exit $status"
+  echo "fuzz $target: $runs executions in $((SECONDS - started))s, exit $status"
   rm -f "$log"
   [ "$status" -eq 0 ] || exit "$status"
 done
