@@ -78,6 +78,19 @@ fn smuggling_shapes_are_refused_and_nothing_inside_them_runs() {
         ("a fragment in the target", format!("GET /e?smuggled=frag#x HTTP/1.1\r\nHost: t\r\n\r\n{INNER}").into_bytes(), 400),
         ("HTTP/9.9", format!("GET /e?smuggled=v99 HTTP/9.9\r\nHost: t\r\n\r\n{INNER}").into_bytes(), 505),
         ("gzip transfer coding", chunked_post("", "").replace_te("gzip, chunked"), 501),
+        // TE and CL obfuscations from published smuggling research (PortSwigger, "HTTP Desync Attacks").
+        ("TE.TE: a second line with another coding", chunked_post("Transfer-encoding: cow\r\n", "0\r\n\r\n"), 400),
+        ("TE.TE: quoted chunked", chunked_post("", &format!("0\r\n\r\n{INNER}")).replace_te("\"chunked\""), 400),
+        (
+            "CL: a sign",
+            format!("POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: +2\r\n\r\n{{}}{INNER}").into_bytes(),
+            400,
+        ),
+        (
+            "CL: a list",
+            format!("POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 2, 2\r\n\r\n{{}}{INNER}").into_bytes(),
+            400,
+        ),
     ];
     let mut wrong = Vec::new();
     for (what, raw, status) in &table {
