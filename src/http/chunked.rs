@@ -401,4 +401,27 @@ mod tests {
         let fits = format!("1;{}\r\nx\r\n", "e".repeat(1000)).repeat(MAX_FRAMING_BYTES / 1000 - 2);
         assert!(matches!(ChunkedScanner::new(LIMITS).scan(fits.as_bytes()), Ok(Parse::Partial)));
     }
+
+    /// The limits as documented numbers, not as the constants (a changed constant must fail here), each at and
+    /// one past its edge. Written after cargo-mutants found these edges untested.
+    #[test]
+    fn documented_limits_to_the_byte() {
+        let limits = ChunkedLimits { max_body: 10, ..LIMITS };
+        // A size line of 4096 bytes before its LF is allowed, also while its LF has not arrived yet.
+        let line = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(4096 - 3));
+        assert!(matches!(ChunkedScanner::new(limits).scan(line.as_bytes()), Ok(Parse::Complete(_))));
+        assert!(matches!(ChunkedScanner::new(limits).scan(&line.as_bytes()[..4096]), Ok(Parse::Partial)));
+        let long = format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(4096 - 2));
+        assert_eq!(ChunkedScanner::new(limits).scan(long.as_bytes()).unwrap_err().status().0, 400);
+        // The wire budget, max_body + 64 KiB of framing, counted as every size line with its CR and LF plus each
+        // data CRLF: 16 chunks of one byte with 4000-byte size lines (4003 each with the data's CRLF) and a last
+        // size line of 1572 bytes with its LF take 16 + 64048 + 1572 = 100 + 65536 exactly.
+        let body = |last: usize| {
+            let chunks = format!("1;{}\r\nx\r\n", "e".repeat(3997)).repeat(16);
+            format!("{chunks}0;{}\r\n\r\n", "e".repeat(last))
+        };
+        assert!(matches!(ChunkedScanner::new(LIMITS).scan(body(1568).as_bytes()), Ok(Parse::Complete(_))));
+        let err = ChunkedScanner::new(LIMITS).scan(body(1569).as_bytes()).unwrap_err();
+        assert_eq!((err.status().0, err.reason()), (413, "chunked body too large on the wire"));
+    }
 }
