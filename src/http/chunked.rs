@@ -423,5 +423,13 @@ mod tests {
         assert!(matches!(ChunkedScanner::new(LIMITS).scan(body(1568).as_bytes()), Ok(Parse::Complete(_))));
         let err = ChunkedScanner::new(LIMITS).scan(body(1569).as_bytes()).unwrap_err();
         assert_eq!((err.status().0, err.reason()), (413, "chunked body too large on the wire"));
+        // Trailers: 200 bytes (LIMITS) counted from after the last-chunk line, each line with its CRLF.
+        let trailer = |value: usize| format!("0\r\nT: {}\r\n\r\n", "v".repeat(value));
+        assert!(scan(trailer(195).as_bytes()).unwrap().is_some(), "200 trailer bytes");
+        assert_eq!(scan(trailer(196).as_bytes()).unwrap_err().status().0, 431, "201 trailer bytes");
+        // ... and while a trailer line has not ended: 200 bytes so far wait, 201 are refused.
+        let partial = |value: usize| format!("0\r\nT: {}", "v".repeat(value));
+        assert!(scan(partial(197).as_bytes()).unwrap().is_none(), "200 bytes of an unfinished trailer line");
+        assert_eq!(scan(partial(198).as_bytes()).unwrap_err().status().0, 431);
     }
 }
