@@ -360,6 +360,8 @@ mod tests {
             (b"0\r\n: v\r\n\r\n", 400),
             (b"0\r\nT: a\x00b\r\n\r\n", 400),
             (b"0\r\nT: a\rb\r\n\r\n", 400),
+            // An escape in a quoted extension value must escape a visible byte, not a control one.
+            (b"1;x=\"\\\x01\"\r\nx\r\n0\r\n\r\n", 400),
             // Limits: data, size digits, trailer lines and bytes.
             (b"65\r\n", 413),
             (b"ffffffffffffffffff\r\n", 413),
