@@ -425,6 +425,8 @@ mod tests {
         assert!(matches!(ChunkedScanner::new(LIMITS).scan(body(1568).as_bytes()), Ok(Parse::Complete(_))));
         let err = ChunkedScanner::new(LIMITS).scan(body(1569).as_bytes()).unwrap_err();
         assert_eq!((err.status().0, err.reason()), (413, "chunked body too large on the wire"));
+        // An escape in a quoted extension value may escape a tab, a space, any visible byte or obs-text.
+        assert!(scan(b"1;x=\"\\\t\\ \\\x80\\\"\"\r\nx\r\n0\r\n\r\n").unwrap().is_some());
         // Trailers: 200 bytes (LIMITS) counted from after the last-chunk line, each line with its CRLF.
         let trailer = |value: usize| format!("0\r\nT: {}\r\n\r\n", "v".repeat(value));
         assert!(scan(trailer(195).as_bytes()).unwrap().is_some(), "200 trailer bytes");
