@@ -1,5 +1,6 @@
 //! A long sink outage under load, on the real binary against s3s-fs: the S3 server is stopped for 40
-//! MAX_BUFFER_TIME periods while clients keep sending. The spool grows to MAX_SPOOL_BYTES and ingest answers
+//! MAX_BUFFER_TIME periods (`PLUTOS_OUTAGE_PERIODS` sets another number, for a long run by hand) while clients
+//! keep sending. The spool grows to MAX_SPOOL_BYTES and ingest answers
 //! 503 + Retry-After; the collector's memory stays flat (sampled from /proc every 250 ms of the outage and
 //! printed); after the server is back, every 2xx is shipped once and `plutos verify` finds no gap.
 
@@ -66,7 +67,8 @@ fn a_long_outage_fills_the_spool_to_its_cap_with_flat_memory_and_loses_nothing()
     let rss_at_start = rss_kib(pid);
     let (mut samples, mut next_sample) = (Vec::new(), started);
     let mut i = 0u64;
-    while started.elapsed() < PERIOD * 40 {
+    let periods: u32 = std::env::var("PLUTOS_OUTAGE_PERIODS").map_or(40, |n| n.parse().expect("a number"));
+    while started.elapsed() < PERIOD * periods {
         answers.send(&mut client, format!("during-{i}"));
         i += 1;
         if Instant::now() >= next_sample {
@@ -77,9 +79,11 @@ fn a_long_outage_fills_the_spool_to_its_cap_with_flat_memory_and_loses_nothing()
     let (max_rss, max_spool) = samples.iter().fold((0, 0), |(r, s), &(rss, spool)| (r.max(rss), s.max(spool)));
     println!(
         "outage of {:?}: {i} requests, {} answered 503; RSS {rss_at_start} KiB at the start, at most \
-         {max_rss} KiB; spool at most {max_spool} bytes; samples (RSS KiB, spool bytes): {samples:?}",
+         {max_rss} KiB; spool at most {max_spool} bytes; samples (RSS KiB, spool bytes), at most 20 evenly \
+         spaced: {:?}",
         started.elapsed(),
-        answers.refused
+        answers.refused,
+        samples.iter().step_by(samples.len().div_ceil(20).max(1)).collect::<Vec<_>>()
     );
     assert!(answers.refused > 0, "the spool reached its cap");
     assert!(max_spool >= 2 * 1024 * 1024, "the spool grew to MAX_SPOOL_BYTES");

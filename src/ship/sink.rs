@@ -17,6 +17,9 @@ pub enum Sink {
     S3(S3Sink),
     /// Benchmarks only: accepts and forgets.
     Discard,
+    /// The uploader's unit tests: does what each test scripts.
+    #[cfg(test)]
+    Scripted(super::tests::Scripted),
 }
 
 impl Sink {
@@ -44,6 +47,8 @@ impl Sink {
             }
             Sink::S3(sink) => sink.put(object, chunk, cancel.clone()).await,
             Sink::Discard => Ok(()),
+            #[cfg(test)]
+            Sink::Scripted(sink) => sink.put(object, chunk, cancel).await,
         }
     }
 
@@ -54,6 +59,8 @@ impl Sink {
             Sink::Stdout(_) => Ok("stdout sink".into()),
             Sink::S3(sink) => sink.check().await,
             Sink::Discard => Ok("discard sink".into()),
+            #[cfg(test)]
+            Sink::Scripted(_) => Ok("scripted sink".into()),
         }
     }
 }
