@@ -269,6 +269,65 @@ mod tests {
         assert_eq!(ChunkId::parse(&id.sealed_name(77)), Some((id.clone(), Some(77))));
         assert_eq!(ChunkId::parse("random.txt"), None);
         assert_eq!(ChunkId::parse("a-b-c.ndjson.gz"), None);
+        let name = id.sealed_name(77);
+        assert_eq!(ChunkId::parse(&name.replace("-n77", "-n77-x")), None, "a part too many");
+        assert_eq!(ChunkId::parse(&name.replace("019abdfc36041234abcd", "")), None, "no boot");
+    }
+
+    #[test]
+    fn a_sealed_chunk_names_its_last_sequence_number() {
+        let chunk = |events| SealedChunk { id: id(), events, path: PathBuf::new() };
+        assert_eq!(chunk(3).last_seq(), 4502);
+        assert_eq!(chunk(1).last_seq(), 4500);
+        assert_eq!(chunk(0).last_seq(), 4500, "an empty chunk is never sealed; no underflow if one were");
+    }
+
+    #[test]
+    fn the_lock_admits_one_process_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = SpoolDirs::create(dir.path()).unwrap();
+        let held = dirs.lock().unwrap();
+        // flock belongs to the open file: a second open conflicts as a second process's would.
+        assert_eq!(dirs.lock().unwrap_err().to_string(), "in use by another plutos process");
+        drop(held);
+        dirs.lock().expect("free again once the holder closed it");
+    }
+
+    #[test]
+    fn the_spool_size_counts_open_and_sealed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = SpoolDirs::create(dir.path()).unwrap();
+        assert_eq!(dirs.total_bytes().unwrap(), 0);
+        fs::write(dirs.open.join("a"), [0; 100]).unwrap();
+        fs::write(dirs.sealed.join("b"), [0; 20]).unwrap();
+        fs::write(dirs.sealed.join("c"), [0; 3]).unwrap();
+        assert_eq!(dirs.total_bytes().unwrap(), 123);
+        assert!(sync_dir(&dir.path().join("missing")).is_err(), "a directory that cannot be synced is an error");
+    }
+
+    #[test]
+    fn recovery_seals_open_chunks_lists_sealed_ones_oldest_first_and_clears_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = SpoolDirs::create(dir.path()).unwrap();
+        let named = |chunk_seq, first_seq| ChunkId { chunk_seq, first_seq, codec: Codec::None, ..id() };
+        fs::write(dirs.open.join(named(3, 30).open_name()), "{\"a\":1}\n{\"a\":").unwrap();
+        fs::write(dirs.open.join(named(4, 40).open_name()), "{\"a\":").unwrap();
+        fs::write(dirs.open.join("notes.txt"), "x").unwrap();
+        fs::write(dirs.sealed.join(named(2, 20).sealed_name(5)), "").unwrap();
+        fs::write(dirs.sealed.join(named(1, 10).sealed_name(2)), "").unwrap();
+        fs::write(dirs.sealed.join("x.ndjson.tmp"), "").unwrap();
+        fs::write(dirs.sealed.join("stray.json"), "").unwrap();
+        let found: Vec<(u64, u64)> = recover(&dirs).unwrap().iter().map(|c| (c.id.chunk_seq, c.events)).collect();
+        assert_eq!(found, [(1, 2), (2, 5), (3, 1)], "the open chunk with a complete line sealed and listed");
+        let left = |d: &Path| {
+            let mut names: Vec<String> =
+                fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(left(&dirs.open), ["notes.txt"], "the empty open chunk removed, a stranger left alone");
+        assert!(!left(&dirs.sealed).iter().any(|n| n.ends_with(".tmp")));
+        assert!(left(&dirs.sealed).contains(&"stray.json".to_string()));
     }
 
     #[test]
