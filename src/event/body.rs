@@ -279,6 +279,9 @@ mod tests {
         assert_eq!(body_kind(Some(b"application/json; charset=utf-8")), Ok(BodyKind::Json));
         assert_eq!(body_kind(Some(b"text/plain;charset=UTF-8")), Ok(BodyKind::Json));
         assert_eq!(body_kind(Some(b"Application/X-NDJSON")), Ok(BodyKind::Ndjson));
+        assert_eq!(body_kind(Some(b"application/ndjson")), Ok(BodyKind::Ndjson));
+        assert_eq!(body_kind(Some(b"application/jsonlines")), Ok(BodyKind::Ndjson));
+        assert_eq!(body_kind(Some(b" ; charset=utf-8")), Ok(BodyKind::Json), "no media type: JSON");
         assert_eq!(body_kind(Some(b"application/x-www-form-urlencoded")), Ok(BodyKind::Form));
         assert_eq!(body_kind(Some(b"application/xml")).unwrap_err().status().0, 415);
     }
@@ -299,6 +302,8 @@ mod tests {
         let mut scratch = Vec::new();
         for (enc, body) in [(b"gzip".as_slice(), &gz), (b"deflate", &zlib), (b"deflate", &raw), (b"zstd", &zst)] {
             assert_eq!(decode_content(Some(enc), body, 1 << 20, &mut scratch).unwrap(), &plain[..]);
+            let exactly = decode_content(Some(enc), body, plain.len(), &mut scratch);
+            assert_eq!(exactly.unwrap(), &plain[..], "the cap itself is allowed");
             let err = decode_content(Some(enc), body, plain.len() - 1, &mut scratch).unwrap_err();
             assert_eq!(err.status().0, 413, "{}", String::from_utf8_lossy(enc));
         }

@@ -312,6 +312,22 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_up_to_seven_bytes_are_told_apart_by_their_fingerprint_alone() {
+        let bytes = [0u8, 1, 2, 3, b'a', b'b', 0xff];
+        let mut keys = vec![Vec::new()];
+        keys.extend(bytes.iter().map(|&b| vec![b]));
+        keys.extend(bytes.iter().flat_map(|&a| bytes.iter().map(move |&b| vec![a, b])));
+        keys.extend([b"abcdefg".to_vec(), b"abcdefh".to_vec(), b"bbcdefg".to_vec(), b"abcdef\0".to_vec()]);
+        let mut seen = std::collections::HashMap::new();
+        for key in &keys {
+            if let Some(other) = seen.insert(fingerprint(key), key) {
+                panic!("{key:?} and {other:?} share a fingerprint");
+            }
+        }
+        assert_eq!(fingerprint(b"abcdefg"), fingerprint(b"abcdefg"));
+    }
+
+    #[test]
     fn keys_at_and_over_the_limit() {
         let at_limit: Vec<String> = (0..MAX_KEYS).map(|i| format!("k{i}=v")).collect();
         let json = to_json(&at_limit.join("&")).unwrap();
