@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// A request hidden where a lenient parser would see a second request.
 const INNER: &str = "GET /e?smuggled=yes HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -91,6 +91,24 @@ fn smuggling_shapes_are_refused_and_nothing_inside_them_runs() {
             format!("POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 2, 2\r\n\r\n{{}}{INNER}").into_bytes(),
             400,
         ),
+        // RFC 9112 §2–§7 and the desync catalogue (Kettle, "HTTP/1.1 must die", 2025; Weikop, "Funky chunks",
+        // 2025), one shape each.
+        (
+            "CL: past 64 bits",
+            format!("POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 18446744073709551618\r\n\r\n{{}}{INNER}").into_bytes(),
+            400,
+        ),
+        ("chunk size past 64 bits", chunked_post("", &format!("10000000000000002\r\n{{}}\r\n0\r\n\r\n{INNER}")), 413),
+        ("TERM.EXT: bare CR in an extension", chunked_post("", &format!("2;x\r{INNER}\r\n{{}}\r\n0\r\n\r\n")), 400),
+        ("EXT.TERM: LF alone ending the data", chunked_post("", &format!("2\r\n{{}}\n0\r\n\r\n{INNER}")), 400),
+        ("no CRLF after the last chunk's data", chunked_post("", &format!("2\r\n{{}}0\r\n\r\n{INNER}")), 400),
+        (
+            "a header line starting with whitespace (obs-fold of the request line)",
+            format!("POST /e HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: t\r\n\r\n0\r\n\r\n{INNER}").into_bytes(),
+            400,
+        ),
+        ("HTTP/0.9: no version", format!("GET /e?smuggled=http09\r\n\r\n{INNER}").into_bytes(), 400),
+        ("two spaces in the request line", format!("GET  /e?smuggled=spaces HTTP/1.1\r\nHost: t\r\n\r\n{INNER}").into_bytes(), 400),
     ];
     let mut wrong = Vec::new();
     for (what, raw, status) in &table {
@@ -118,6 +136,49 @@ impl ReplaceTransferEncoding for Vec<u8> {
             .replace("Transfer-Encoding: chunked", &format!("Transfer-Encoding: {codings}"))
             .into_bytes()
     }
+}
+
+/// Shapes lenient servers read differently from RFC 9112, which plutos follows: a Content-Length on a GET
+/// delimits its body (CL.0), zero-padded lengths and chunk sizes are the numbers they spell, and nothing after a
+/// `Connection: close` request is a request.
+#[test]
+fn framing_follows_the_rfc_where_lenient_servers_part_from_it() {
+    let server = TestServer::start(&[]);
+    let mut client = server.client();
+    client.send(
+        format!("GET /e?shape=cl0 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{INNER}", INNER.len()).as_bytes(),
+    );
+    assert_eq!(client.read_response().status, 200);
+    client.send(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 00000000000000000000016\r\n\r\n{\"shape\":\"cl00\"}");
+    assert_eq!(client.read_response().text(), r#"{"accepted":1}"#);
+    client.send(&chunked_post("", "0000000000000000000000010;x\r\n{\"shape\":\"ch00\"}\r\n0\r\n\r\n"));
+    assert_eq!(client.read_response().text(), r#"{"accepted":1}"#);
+    // A body that came with its `Expect: 100-continue` head is read as the body, whatever the answer.
+    let body_with_head = format!(
+        "POST /nowhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n{INNER}",
+        INNER.len()
+    );
+    client.send(body_with_head.as_bytes());
+    let r = client.read_response();
+    assert_eq!((r.status, r.header("connection")), (404, None));
+    client.send(format!("GET /e?shape=close HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n{INNER}").as_bytes());
+    let r = client.read_response();
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    assert!(client.is_closed_by_server());
+    // 0.CL: a request refused before its body was sent (the early answer to `Expect: 100-continue`) ends the
+    // connection, so a body sent anyway is never read as a request.
+    let mut client = server.client();
+    let head =
+        format!("POST /nowhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n", INNER.len());
+    client.send(head.as_bytes());
+    let r = client.read_response();
+    assert_eq!((r.status, r.header("connection")), (404, Some("close")));
+    let _ = client.try_send(INNER.as_bytes());
+    assert!(client.is_closed_by_server());
+    let dir = server.stop();
+    let shapes: Vec<Value> =
+        raw_data(&read_records(&dir.path().join("out"))).iter().map(|v| v["shape"].clone()).collect();
+    assert_eq!(shapes, ["cl0", "cl00", "ch00", "close"], "each request once, nothing hidden in them run");
 }
 
 #[test]

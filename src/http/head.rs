@@ -227,11 +227,17 @@ pub(super) fn trim_ows(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
+/// `1*DIGIT` (RFC 9110 §8.6), leading zeros included; `None` past 19 significant digits, before a `u64`
+/// could overflow (no body is that long).
 fn parse_decimal(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+    let digits = &v[v.iter().position(|&d| d != b'0').unwrap_or(v.len())..];
+    if digits.len() > 19 {
+        return None;
+    }
+    Some(digits.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 #[cfg(test)]
@@ -239,6 +245,30 @@ mod tests {
     use super::*;
 
     type Summary = (Method, Vec<u8>, Vec<u8>, bool, Framing, usize);
+
+    #[test]
+    fn content_lengths_are_decimal_digits_with_any_leading_zeros_and_never_overflow() {
+        let table: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"12", Some(12)),
+            (b"000000000000000000000000000016", Some(16)),
+            (b"0000", Some(0)),
+            (b"9999999999999999999", Some(9_999_999_999_999_999_999)),
+            (b"09999999999999999999", Some(9_999_999_999_999_999_999)),
+            (b"10000000000000000000", None),
+            (b"18446744073709551615", None),
+            (b"99999999999999999999999", None),
+            (b"", None),
+            (b"+1", None),
+            (b"-1", None),
+            (b"1 ", None),
+            (b"0x10", None),
+            (b"1e3", None),
+        ];
+        for &(text, expected) in table {
+            assert_eq!(parse_decimal(text), expected, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
 
     fn head(raw: &[u8]) -> Result<Option<Summary>, HttpError> {
         Ok(match parse_head(raw)? {
