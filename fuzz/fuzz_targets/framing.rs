@@ -1,7 +1,9 @@
 //! (a) Head parsing and framing of a byte stream split at random points. The input is a split plan (first
-//! byte: how many cuts, then two bytes per cut) and the stream. Properties: whatever the cuts, the answers and
-//! the records are those of the whole stream at once (less `Date`, `written_at`, `request_id` and interim 100
-//! answers, which depend on time and on timing); every record line is one JSON object serde_json reads.
+//! byte: how many cuts, then two bytes per cut) and the stream. Properties: whatever the cuts — the plan's, or
+//! one byte per read — the answers and the records are those of the whole stream at once (less `Date`,
+//! `written_at`, `request_id` and interim 100 answers, which depend on time and on timing); every record line
+//! is one JSON object serde_json reads; and the input bytes framing examines (`http::cost`, counted only in
+//! fuzzing builds) stay linear in the stream's length and the number of reads, however it is cut.
 
 #![no_main]
 
@@ -38,8 +40,22 @@ fn requests() -> Requests {
     Requests::new(http.clone(), &EdgeConfig::default(), Arc::new(Shared::new(1, 0, u64::MAX)), 0, 0)
 }
 
-/// Feeds `pieces` as successive reads of one connection; returns its answers and the record lines.
+/// Feeds `pieces` as successive reads of one connection; returns its answers and the record lines, after
+/// checking that framing examined at most a fixed number of bytes per input byte and per read.
 fn run<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u8>) {
+    plutos::http::cost::take();
+    let (mut len, mut reads) = (0, 0);
+    let pieces = pieces.inspect(|piece| {
+        len += piece.len() as u64;
+        reads += 1;
+    });
+    let result = read_all(pieces);
+    let examined = plutos::http::cost::take();
+    assert!(examined <= 8 * len + 16 * reads, "framing examined {examined} bytes for {len} bytes in {reads} reads");
+    result
+}
+
+fn read_all<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u8>) {
     let mut requests = requests();
     requests.begin_iteration(Ok(()));
     let server = socket().0.try_clone().unwrap();
@@ -92,13 +108,16 @@ fuzz_target!(|data: &[u8]| {
     at.sort_unstable();
     let bounds: Vec<usize> = [0].into_iter().chain(at).chain([stream.len()]).collect();
     let split = run(bounds.windows(2).map(|w| &stream[w[0]..w[1]]));
+    let trickled = run(stream.chunks(1));
     let whole = run(std::iter::once(stream));
-    let (split_records, whole_records) = (records(&split.1), records(&whole.1));
+    let whole_records = records(&whole.1);
     // 100-continue is decided on the head alone: a request refused early ends its connection, one whose body
     // came with it does not; the same input can then legitimately differ after that request.
     let lower = String::from_utf8_lossy(stream).to_ascii_lowercase();
     if !lower.contains("100-continue") {
-        assert_eq!(answers(&split.0), answers(&whole.0), "answers depend on how the stream was cut");
-        assert_eq!(split_records, whole_records, "records depend on how the stream was cut");
+        for (cut, how) in [(&split, "at the plan's points"), (&trickled, "one byte per read")] {
+            assert_eq!(answers(&cut.0), answers(&whole.0), "answers differ when the stream is cut {how}");
+            assert_eq!(records(&cut.1), whole_records, "records differ when the stream is cut {how}");
+        }
     }
 });

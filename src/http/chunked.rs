@@ -115,6 +115,7 @@ impl ChunkedScanner {
                 }
                 State::Data { left } => {
                     let available = (buf.len() - self.pos).min(left);
+                    super::cost::examined(available);
                     data(&buf[self.pos..self.pos + available]);
                     self.pos += available;
                     if available < left {
@@ -161,7 +162,10 @@ impl ChunkedScanner {
     /// The line (without its LF) from `start` if its LF has arrived; moves the position past it, or to the end
     /// of `buf` when the line is still incomplete (those bytes are never searched again).
     fn next_line<'b>(&mut self, buf: &'b [u8], start: usize) -> Option<&'b [u8]> {
-        match memchr::memchr(b'\n', &buf[self.pos..]) {
+        let found = memchr::memchr(b'\n', &buf[self.pos..]);
+        // Searched once, then parsed once.
+        super::cost::examined(2 * found.map_or(buf.len() - self.pos, |i| i + 1));
+        match found {
             Some(i) => {
                 let end = self.pos + i;
                 self.pos = end + 1;

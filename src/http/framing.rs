@@ -7,21 +7,22 @@ use super::chunked::{ChunkedLimits, ChunkedScanner};
 use super::head::MAX_LEADING_NEWLINES;
 use super::response::Body;
 use super::{
-    Framing, HttpError, MAX_HEAD_BYTES, MAX_HEADERS, Method, Parse, RequestHead, find_head_end, parse_head,
-    partial_head_error,
+    Framing, HttpError, MAX_HEAD_BYTES, MAX_HEADERS, Method, Parse, RequestHead, find_head_end, first_line_end,
+    parse_head, partial_head_error,
 };
 
 #[derive(Debug, Clone)]
 pub enum Progress {
-    /// No complete head yet; `scanned` bytes hold no end of head.
-    Head { scanned: usize },
+    /// No complete head yet; `scanned` bytes hold no end of head; the request line ends at `line_end` if it
+    /// has ended (else the `scanned` bytes hold no LF).
+    Head { scanned: usize, line_end: Option<usize> },
     /// The head (`head_len` bytes) is complete, the body is not.
     Body { head_len: usize, body: BodyProgress },
 }
 
 impl Default for Progress {
     fn default() -> Progress {
-        Progress::Head { scanned: 0 }
+        Progress::Head { scanned: 0, line_end: None }
     }
 }
 
@@ -63,9 +64,12 @@ impl Progress {
         match self {
             // A head that arrives whole (the common case) is parsed at once; only after a partial one does the
             // search for its end spare the parser from re-reading it on every read.
-            Progress::Head { scanned } if *scanned > 0 && find_head_end(buf, *scanned).is_none() => {
+            Progress::Head { scanned, line_end } if *scanned > 0 && find_head_end(buf, *scanned).is_none() => {
+                if line_end.is_none() {
+                    *line_end = first_line_end(buf, *scanned);
+                }
                 *scanned = buf.len();
-                match partial_head_error(buf) {
+                match partial_head_error(buf.len(), *line_end) {
                     Some(error) => Err(error.into()),
                     None => Ok(Framed::Partial),
                 }
@@ -94,16 +98,17 @@ impl Progress {
             // end, as it does when the same bytes arrive in more pieces (found by fuzz/framing: a malformed
             // partial head got 400 when read at once and waited when trickled).
             Ok(Parse::Partial) => {
-                *self = Progress::Head { scanned: buf.len() };
+                *self = Progress::Head { scanned: buf.len(), line_end: first_line_end(buf, 0) };
                 return Ok(Framed::Partial);
             }
-            Err(_) if !head_is_whole(buf) => match partial_head_error(buf) {
-                Some(limit) => return Err(limit.into()),
-                None => {
-                    *self = Progress::Head { scanned: buf.len() };
-                    return Ok(Framed::Partial);
+            Err(_) if !head_is_whole(buf) => {
+                let line_end = first_line_end(buf, 0);
+                if let Some(limit) = partial_head_error(buf.len(), line_end) {
+                    return Err(limit.into());
                 }
-            },
+                *self = Progress::Head { scanned: buf.len(), line_end };
+                return Ok(Framed::Partial);
+            }
             Err(e) => return Err(e.into()),
         };
         let refuse = |error| FramingError { error, body: Body::for_method(head.method) };

@@ -50,6 +50,7 @@ pub struct RequestHead<'b> {
 /// reads looks at each byte of a trickled head a bounded number of times.
 pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
     let from = scanned.saturating_sub(3);
+    super::cost::examined(buf.len() - from);
     memchr::memchr_iter(b'\n', &buf[from..]).map(|i| from + i).find_map(|lf| match &buf[lf + 1..] {
         [b'\n', ..] => Some(lf + 2),
         [b'\r', b'\n', ..] => Some(lf + 3),
@@ -57,15 +58,23 @@ pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
     })
 }
 
-/// The error for an incomplete head that already broke a limit: 414 while the request line is unfinished and
-/// longer than a target may be, 431 once the head is longer than a head may be.
-pub fn partial_head_error(buf: &[u8]) -> Option<HttpError> {
-    match memchr::memchr(b'\n', buf) {
-        None if buf.len() > MAX_URI_BYTES => Some(HttpError::UriTooLong),
+/// The error for an incomplete head of `len` bytes whose first line ends at `line_end` (if it has ended) that
+/// already broke a limit: 414 while the request line is unfinished and longer than a target may be, 431 once
+/// the head is longer than a head may be.
+pub fn partial_head_error(len: usize, line_end: Option<usize>) -> Option<HttpError> {
+    match line_end {
+        None if len > MAX_URI_BYTES => Some(HttpError::UriTooLong),
         Some(line_end) if line_end > MAX_URI_BYTES + 64 => Some(HttpError::UriTooLong),
-        _ if buf.len() > MAX_HEAD_BYTES => Some(HttpError::HeadersTooLarge),
+        _ if len > MAX_HEAD_BYTES => Some(HttpError::HeadersTooLarge),
         _ => None,
     }
+}
+
+/// Where the first line of `buf` ends, searching only from `from` (the bytes before it hold no LF).
+pub fn first_line_end(buf: &[u8], from: usize) -> Option<usize> {
+    let found = memchr::memchr(b'\n', &buf[from..]);
+    super::cost::examined(found.map_or(buf.len() - from, |i| i + 1));
+    found.map(|i| from + i)
 }
 
 /// Empty-line bytes (CR, LF) tolerated before a request line (RFC 9112 §2.2: at least one CRLF should be): more
@@ -81,10 +90,16 @@ pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
     // Uninitialised: zeroing 64 headers (2 KiB) took about a third of the time of parsing a small GET.
     let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
+    let parsed = req.parse_with_uninit_headers(buf, &mut headers);
+    // httparse stops at the end of a complete head; otherwise it may have looked at all of `buf`.
+    super::cost::examined(match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        _ => buf.len(),
+    });
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
-            return match partial_head_error(buf) {
+            return match partial_head_error(buf.len(), first_line_end(buf, 0)) {
                 Some(e) => Err(e),
                 None => Ok(Parse::Partial),
             };

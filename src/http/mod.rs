@@ -14,6 +14,7 @@
 pub mod chunked;
 mod codings;
 pub mod cors;
+pub mod cost;
 pub mod framing;
 mod head;
 pub mod percent;
@@ -23,8 +24,8 @@ mod target;
 pub mod write_key;
 
 pub use head::{
-    Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, field, fields, find_head_end, parse_head,
-    partial_head_error,
+    Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, field, fields, find_head_end, first_line_end,
+    parse_head, partial_head_error,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
