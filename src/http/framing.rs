@@ -179,6 +179,68 @@ mod tests {
         None
     }
 
+    fn complete_end(framed: Result<Framed<'_>, FramingError>) -> usize {
+        match framed {
+            Ok(Framed::Complete { end, .. }) => end,
+            Ok(Framed::HeadOnly(_)) => panic!("head only"),
+            Ok(Framed::Partial) => panic!("partial"),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_ends_where_its_length_or_its_last_chunk_says_whichever_read_brings_it() {
+        let length = b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n".as_slice();
+        let chunked = b"POST /e HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice();
+        for (head, body) in [(length, b"hello".as_slice()), (chunked, b"5\r\nhello\r\n0\r\n\r\n")] {
+            let stream = [head, body, b"GET /next HTTP/1.1\r\n"].concat();
+            let end = head.len() + body.len();
+            assert_eq!(complete_end(Progress::default().advance(&stream, 1024)), end, "read at once");
+            let mut progress = Progress::default();
+            assert!(matches!(progress.advance(&stream[..head.len()], 1024), Ok(Framed::HeadOnly(_))));
+            assert!(matches!(progress.advance(&stream[..end - 1], 1024), Ok(Framed::Partial)));
+            assert_eq!(complete_end(progress.advance(&stream, 1024)), end, "body read after the head");
+        }
+    }
+
+    #[test]
+    fn requests_without_a_body_length_and_lengths_over_the_cap() {
+        let get = b"GET /e HTTP/1.1\r\nHost: t\r\n\r\n";
+        assert_eq!(complete_end(Progress::default().advance(get, 1024)), get.len(), "no body");
+        let status = |raw: &[u8]| Progress::default().advance(raw, 1024).err().map(|e| (e.error.status().0, e.body));
+        assert_eq!(status(b"POST /e HTTP/1.1\r\nHost: t\r\n\r\n"), Some((411, Body::Send)));
+        assert_eq!(status(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n"), Some((413, Body::Send)));
+        assert_eq!(status(b"HEAD /e HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n"), Some((413, Body::Omit)));
+        let at_cap = b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n";
+        assert!(matches!(Progress::default().advance(at_cap, 1024), Ok(Framed::HeadOnly(_))), "waits for its body");
+    }
+
+    #[test]
+    fn a_request_trickled_one_byte_per_read_examines_each_byte_a_bounded_number_of_times() {
+        let head = [
+            b"GET /e?".as_slice(),
+            &[b'a'; 4000],
+            b" HTTP/1.1\r\nHost: t\r\n",
+            format!("X-Pad: {}\r\n", "p".repeat(100)).repeat(50).as_bytes(),
+            b"\r\n",
+        ]
+        .concat();
+        let chunks = b"3\r\nabc\r\n".repeat(300);
+        let post =
+            [b"POST /e HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(), &chunks, b"0\r\n\r\n"]
+                .concat();
+        for stream in [head, post] {
+            super::super::cost::take();
+            let mut progress = Progress::default();
+            for end in 1..stream.len() {
+                assert!(!matches!(progress.advance(&stream[..end], 1 << 20), Ok(Framed::Complete { .. }) | Err(_)));
+            }
+            assert_eq!(complete_end(progress.advance(&stream, 1 << 20)), stream.len());
+            let (examined, len) = (super::super::cost::take(), stream.len() as u64);
+            assert!(examined <= 8 * len + 16 * len, "{examined} bytes examined for {len} bytes in {len} reads");
+        }
+    }
+
     #[test]
     fn a_head_is_judged_the_same_whether_it_arrives_whole_or_in_pieces() {
         // Found by fuzz/framing: an invalid header line before the head's end got 400 when read at once and

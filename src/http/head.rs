@@ -413,6 +413,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_limits() {
+        assert_eq!((MAX_URI_BYTES, MAX_HEAD_BYTES, MAX_HEADERS), (8192, 16384, 64), "README's numbers");
+        // An unfinished head: 414 once its request line is longer than a target plus room for the method and
+        // version, 431 once it is longer than a head; one byte less is still waited for.
+        assert_eq!(partial_head_error(8192, None), None);
+        assert_eq!(partial_head_error(8193, None), Some(HttpError::UriTooLong));
+        assert_eq!(partial_head_error(9000, Some(8256)), None);
+        assert_eq!(partial_head_error(9000, Some(8257)), Some(HttpError::UriTooLong));
+        assert_eq!(partial_head_error(16384, Some(20)), None);
+        assert_eq!(partial_head_error(16385, Some(20)), Some(HttpError::HeadersTooLarge));
+        assert_eq!(first_line_end(b"GET / HTTP/1.1\r\nHost: x\r\n", 3), Some(15));
+        assert_eq!(first_line_end(b"GET / HTTP/1.1", 0), None);
+    }
+
+    #[test]
     fn head_limits_at_and_over_the_limit() {
         // A target of exactly MAX_URI_BYTES is accepted, one more byte is 414.
         for (extra, ok) in [(0, true), (1, false)] {
