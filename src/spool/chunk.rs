@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crate::config::{ChunkConfig, Durability, Fsync};
 use crate::spool::encoder::Encoder;
-use crate::spool::{ChunkId, SealedChunk, SpoolDirs, sync_dir, write_durably};
+use crate::spool::{ChunkId, SealedChunk, SpoolDirs, sync_data, sync_dir, write_durably};
 
 /// A write to the spool failed. Nothing of the batch is durable. `abandoned` is an open file that now ends
 /// at its last good flush and must be repaired (`spool::repair_open_file`) off the hot path.
@@ -86,7 +86,7 @@ impl ChunkWriter {
                 let out = chunk.encoder.output();
                 file.write_all(out)?;
                 if always {
-                    file.sync_data()?;
+                    sync_data(file)?;
                 }
                 let n = out.len() as u64;
                 out.clear();
@@ -187,7 +187,7 @@ impl ChunkWriter {
         };
         if let Some(c) = self.open.as_mut().filter(|c| c.unsynced && now.duration_since(c.synced) >= interval) {
             if let Some(f) = &c.file {
-                f.sync_data()?;
+                sync_data(f)?;
             }
             c.synced = now;
             c.unsynced = false;
@@ -222,7 +222,7 @@ impl ChunkWriter {
                     let tail = chunk.encoder.finish()?;
                     file.write_all(&tail)?;
                     if sync {
-                        file.sync_data()?;
+                        sync_data(&file)?;
                     }
                     fs::rename(&chunk.path, &sealed.path)?;
                     if sync {
@@ -251,3 +251,6 @@ impl ChunkWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

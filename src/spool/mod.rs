@@ -233,7 +233,7 @@ pub fn write_durably_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Resul
     let result = (|| {
         let mut file = File::create(&tmp)?;
         fill(&mut file)?;
-        file.sync_data()?;
+        sync_data(&file)?;
         fs::rename(&tmp, path)?;
         sync_dir(path.parent().unwrap_or(Path::new(".")))
     })();
@@ -244,7 +244,32 @@ pub fn write_durably_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Resul
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    count_sync();
     File::open(dir)?.sync_all()
+}
+
+/// fdatasync of a spool file (the chunk writer's, at FSYNC's pace).
+pub fn sync_data(file: &File) -> io::Result<()> {
+    count_sync();
+    file.sync_data()
+}
+
+// Unit tests cannot pull the plug; they count the syncs each FSYNC setting makes instead.
+#[cfg(test)]
+thread_local! {
+    static SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[inline(always)]
+fn count_sync() {
+    #[cfg(test)]
+    SYNCS.with(|n| n.set(n.get() + 1));
+}
+
+/// The syncs made on this thread since the last call.
+#[cfg(test)]
+pub fn syncs() -> u64 {
+    SYNCS.with(|n| n.replace(0))
 }
 
 #[cfg(test)]

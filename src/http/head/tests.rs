@@ -200,3 +200,42 @@ fn finds_the_end_of_a_head_from_where_it_stopped() {
     }
     assert_eq!(find_head_end(b"GET /e HTTP/1.1\nHost: x\n\nNEXT", 0), Some(25));
 }
+
+#[test]
+fn the_fields_plutos_reads_and_the_lines_of_the_same_lengths_it_ignores() {
+    let raw = b"POST /e?q=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: ua/1\r\nContent-Type: application/json\r\n\
+        X-Request-Id: 7\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\
+        X-Forwarded-For: 1.2.3.4\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+    let Parse::Complete(h) = parse_head(raw).unwrap() else { panic!("complete") };
+    assert_eq!((h.method, h.user_agent, h.content_type), (Method::Post, &b"ua/1"[..], Some(&b"application/json"[..])));
+    assert_eq!((h.content_encoding, h.framing), (Some(&b"gzip"[..]), Framing::Length(3)));
+    assert!(h.expect_continue && h.forwarded && h.keep_alive);
+    assert_eq!((h.raw, h.len, h.headers), (&raw[..], raw.len(), 9));
+
+    // Header names of the same lengths as the ones read (4, 9, 10, 12, 14, 15, 16, 17 bytes) change nothing.
+    let raw = b"GET / HTTP/1.1\r\nHost: h\r\nDate: x\r\nX-Api-Key: k\r\nX-Custom-A: close\r\nX-Request-Id: 1\r\n\
+        Accept-Charset: utf-8\r\nAccept-Language: de\r\nContent-Language: de\r\nX-Forwarded-Proto: https\r\n\r\n";
+    let Parse::Complete(h) = parse_head(raw).unwrap() else { panic!("complete") };
+    assert_eq!((h.user_agent, h.content_type, h.content_encoding), (&b""[..], None, None));
+    assert_eq!((h.framing, h.expect_continue, h.forwarded, h.keep_alive), (Framing::None, false, false, true));
+
+    let forwarded = b"GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=1.2.3.4\r\n\r\n";
+    assert!(matches!(parse_head(forwarded), Ok(Parse::Complete(h)) if h.forwarded));
+    let other_expectation = b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\n";
+    assert_eq!(parse_head(other_expectation).err(), Some(HttpError::BadRequest("unsupported Expect")));
+    // HTTP/1.0 stays open only when asked to.
+    for (connection, keep_alive) in [("keep-alive", true), ("foo", false), ("Keep-Alive, close", false)] {
+        let raw = format!("GET / HTTP/1.0\r\nConnection: {connection}\r\n\r\n");
+        assert!(matches!(parse_head(raw.as_bytes()), Ok(Parse::Complete(h)) if h.keep_alive == keep_alive), "{raw}");
+    }
+    for (method, expected) in [
+        ("GET", Method::Get),
+        ("HEAD", Method::Head),
+        ("POST", Method::Post),
+        ("OPTIONS", Method::Options),
+        ("PUT", Method::Other),
+    ] {
+        let raw = format!("{method} /e HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(matches!(parse_head(raw.as_bytes()), Ok(Parse::Complete(h)) if h.method == expected), "{method}");
+    }
+}
