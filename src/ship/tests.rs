@@ -333,9 +333,8 @@ fn the_loop_wakes_for_what_comes_due_not_for_what_waits_for_a_slot() {
     assert_eq!(next_wake(std::iter::empty(), now, None), now + IDLE_WAKE);
 }
 
-#[test]
-fn backoff_doubles_with_jitter_over_its_whole_span_up_to_its_cap_and_permanent_failures_wait_a_fixed_time() {
-    let rig = Rig::new();
+/// The uploader's state alone, with a backoff capped at 1 s and permanent failures retried after 60 s.
+fn state(rig: &Rig) -> State {
     let context = Context {
         sink: Sink::Discard,
         dirs: rig.dirs.clone(),
@@ -343,21 +342,47 @@ fn backoff_doubles_with_jitter_over_its_whole_span_up_to_its_cap_and_permanent_f
         host: "h".into(),
         shared: rig.shared.clone(),
     };
-    let settings = UploadConfig {
-        backoff_max: Duration::from_millis(1000),
-        permanent_retry: Duration::from_secs(60),
-        ..settings(1)
-    };
-    let mut state = State {
+    State {
         context: Arc::new(context),
-        settings,
+        settings: UploadConfig {
+            backoff_max: Duration::from_millis(1000),
+            permanent_retry: Duration::from_secs(60),
+            ..settings(1)
+        },
         held: VecDeque::new(),
         in_flight: JoinSet::new(),
         in_flight_unix: HashMap::new(),
         last_logged: None,
         failing: 0,
         rng: 0x9E37_79B9_7F4A_7C15,
-    };
+    }
+}
+
+#[test]
+fn each_failed_attempt_is_counted_and_waits_its_backoff_from_now() {
+    let rig = Rig::new();
+    let mut state = state(&rig);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _context = runtime.enter();
+    let mut held = Held::new(UploadJob::Sealed(rig.sealed(0, 1)));
+    for attempt in 1..=4u32 {
+        state.in_flight.spawn(async move { (held, Err(SinkError::Retryable("down".into()))) });
+        let joined = runtime.block_on(state.in_flight.join_next_with_id()).unwrap();
+        let before = Instant::now();
+        state.finish(joined);
+        held = state.held.pop_back().expect("held again for its next attempt");
+        assert_eq!(held.attempts, attempt);
+        let full = Duration::from_millis(100 << (attempt - 1));
+        assert!(held.not_before >= before + full / 2, "attempt {attempt}: waits at least half its backoff");
+        assert!(held.not_before <= Instant::now() + full, "attempt {attempt}: and at most all of it");
+    }
+    assert_eq!(state.failing, 1, "one chunk failing, however often");
+}
+
+#[test]
+fn backoff_doubles_with_jitter_over_its_whole_span_up_to_its_cap_and_permanent_failures_wait_a_fixed_time() {
+    let rig = Rig::new();
+    let mut state = state(&rig);
     let retryable = SinkError::Retryable("down".into());
     for (attempts, full) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (30, 1000)] {
         let waits: Vec<u64> = (0..20_000).map(|_| state.wait_after(&retryable, attempts).as_millis() as u64).collect();
