@@ -12,10 +12,12 @@
 //! - `ship`: the uploader thread and the sinks it ships to (S3, file, stdout).
 //! - `state` and `metrics`: the few atomics everything shares.
 //! - `verify`: `plutos verify`, which reads a sink back and checks it holds every event once.
+//! - `cost`: work counters that only fuzzing and unit-test builds keep, for their linear-cost checks.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
+pub mod cost;
 pub mod event;
 pub mod http;
 pub mod listener;

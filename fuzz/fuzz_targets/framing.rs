@@ -2,8 +2,9 @@
 //! byte: how many cuts, then two bytes per cut) and the stream. Properties: whatever the cuts — the plan's, or
 //! one byte per read — the answers and the records are those of the whole stream at once (less `Date`,
 //! `written_at`, `request_id` and interim 100 answers, which depend on time and on timing); every record line
-//! is one JSON object serde_json reads; and the input bytes framing examines (`http::cost`, counted only in
-//! fuzzing builds) stay linear in the stream's length and the number of reads, however it is cut.
+//! is one JSON object serde_json reads; and the work the input causes (bytes framing examines, key-table
+//! probes: `plutos::cost`, counted only in fuzzing and test builds) stays linear in the stream's length and the
+//! number of reads, however it is cut.
 
 #![no_main]
 
@@ -41,17 +42,17 @@ fn requests() -> Requests {
 }
 
 /// Feeds `pieces` as successive reads of one connection; returns its answers and the record lines, after
-/// checking that framing examined at most a fixed number of bytes per input byte and per read.
+/// checking that the work counted was at most a fixed number of units per input byte and per read.
 fn run<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u8>) {
-    plutos::http::cost::take();
+    plutos::cost::take();
     let (mut len, mut reads) = (0, 0);
     let pieces = pieces.inspect(|piece| {
         len += piece.len() as u64;
         reads += 1;
     });
     let result = read_all(pieces);
-    let examined = plutos::http::cost::take();
-    assert!(examined <= 8 * len + 16 * reads, "framing examined {examined} bytes for {len} bytes in {reads} reads");
+    let examined = plutos::cost::take();
+    assert!(examined <= 8 * len + 16 * reads, "{examined} units of work for {len} bytes in {reads} reads");
     result
 }
 

@@ -115,7 +115,7 @@ impl ChunkedScanner {
                 }
                 State::Data { left } => {
                     let available = (buf.len() - self.pos).min(left);
-                    super::cost::examined(available);
+                    crate::cost::examined(available);
                     data(&buf[self.pos..self.pos + available]);
                     self.pos += available;
                     if available < left {
@@ -164,7 +164,7 @@ impl ChunkedScanner {
     fn next_line<'b>(&mut self, buf: &'b [u8], start: usize) -> Option<&'b [u8]> {
         let found = memchr::memchr(b'\n', &buf[self.pos..]);
         // Searched once, then parsed once.
-        super::cost::examined(2 * found.map_or(buf.len() - self.pos, |i| i + 1));
+        crate::cost::examined(2 * found.map_or(buf.len() - self.pos, |i| i + 1));
         match found {
             Some(i) => {
                 let end = self.pos + i;

@@ -230,14 +230,14 @@ mod tests {
             [b"POST /e HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(), &chunks, b"0\r\n\r\n"]
                 .concat();
         for stream in [head, post] {
-            super::super::cost::take();
+            crate::cost::take();
             let mut progress = Progress::default();
             for end in 1..stream.len() {
                 assert!(!matches!(progress.advance(&stream[..end], 1 << 20), Ok(Framed::Complete { .. }) | Err(_)));
             }
             assert_eq!(complete_end(progress.advance(&stream, 1 << 20)), stream.len());
             // At most 8 per input byte and 16 per read, as fuzz/framing asserts (here a read per byte).
-            let (examined, len, reads) = (super::super::cost::take(), stream.len() as u64, stream.len() as u64);
+            let (examined, len, reads) = (crate::cost::take(), stream.len() as u64, stream.len() as u64);
             assert!(examined <= 8 * len + 16 * reads, "{examined} bytes examined for {len} bytes in {reads} reads");
         }
     }

@@ -50,7 +50,7 @@ pub struct RequestHead<'b> {
 /// reads looks at each byte of a trickled head a bounded number of times.
 pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
     let from = scanned.saturating_sub(3);
-    super::cost::examined(buf.len() - from);
+    crate::cost::examined(buf.len() - from);
     memchr::memchr_iter(b'\n', &buf[from..]).map(|i| from + i).find_map(|lf| match &buf[lf + 1..] {
         [b'\n', ..] => Some(lf + 2),
         [b'\r', b'\n', ..] => Some(lf + 3),
@@ -73,7 +73,7 @@ pub fn partial_head_error(len: usize, line_end: Option<usize>) -> Option<HttpErr
 /// Where the first line of `buf` ends, searching only from `from` (the bytes before it hold no LF).
 pub fn first_line_end(buf: &[u8], from: usize) -> Option<usize> {
     let found = memchr::memchr(b'\n', &buf[from..]);
-    super::cost::examined(found.map_or(buf.len() - from, |i| i + 1));
+    crate::cost::examined(found.map_or(buf.len() - from, |i| i + 1));
     found.map(|i| from + i)
 }
 
@@ -92,7 +92,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
     let mut req = httparse::Request::new(&mut []);
     let parsed = req.parse_with_uninit_headers(buf, &mut headers);
     // httparse stops at the end of a complete head; otherwise it may have looked at all of `buf`.
-    super::cost::examined(match parsed {
+    crate::cost::examined(match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         _ => buf.len(),
     });

@@ -14,7 +14,6 @@
 pub mod chunked;
 mod codings;
 pub mod cors;
-pub mod cost;
 pub mod framing;
 mod head;
 pub mod percent;
