@@ -20,7 +20,7 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use libfuzzer_sys::fuzz_target;
 use plutos::http::chunked::decode_chunked;
 use plutos::http::framing::{self, Framed, Progress};
-use plutos::http::{Framing, Method};
+use plutos::http::{Framing, Method, RequestHead};
 
 const MAX_BODY: usize = 1 << 20;
 
@@ -45,7 +45,8 @@ fn plutos_reads(stream: &[u8]) -> Vec<Read1> {
     let mut pos = 0;
     while pos < stream.len() {
         let buf = &stream[pos..];
-        let Ok(Framed::Complete { head, end }) = Progress::default().advance(buf, MAX_BODY) else {
+        let mut head = RequestHead::default();
+        let Ok(Framed::Complete { end }) = Progress::default().advance(buf, MAX_BODY, &mut head) else {
             break;
         };
         let body = match head.framing {

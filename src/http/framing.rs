@@ -8,7 +8,7 @@ use super::head::MAX_LEADING_NEWLINES;
 use super::response::Body;
 use super::{
     Framing, HttpError, MAX_HEAD_BYTES, MAX_HEADERS, Method, Parse, RequestHead, find_head_end, first_line_end,
-    parse_head, partial_head_error,
+    parse_head_into, partial_head_error,
 };
 
 #[derive(Debug, Clone)]
@@ -33,11 +33,14 @@ pub enum BodyProgress {
 }
 
 /// What the bytes so far make of the request at their start.
-pub enum Framed<'b> {
-    /// The whole request: its head, and where it ends.
-    Complete { head: RequestHead<'b>, end: usize },
+/// The head, once parsed, is in the caller's `RequestHead` (kept in place: returned by value, it was copied
+/// field by field on every request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framed {
+    /// The whole request, which ends at `end`.
+    Complete { end: usize },
     /// The head just became complete and the body is still to come (the moment to answer 100-continue).
-    HeadOnly(RequestHead<'b>),
+    HeadOnly,
     /// Still waiting for bytes.
     Partial,
 }
@@ -58,9 +61,15 @@ impl From<HttpError> for FramingError {
 
 impl Progress {
     /// Continues over `buf`, the connection's input from the start of the request (a longer prefix of the same
-    /// bytes on every call until the request is complete, then the caller resets `self`).
+    /// bytes on every call until the request is complete, then the caller resets `self`). A complete head is
+    /// parsed into `head`.
     #[inline]
-    pub fn advance<'b>(&mut self, buf: &'b [u8], max_body: usize) -> Result<Framed<'b>, FramingError> {
+    pub fn advance<'b>(
+        &mut self,
+        buf: &'b [u8],
+        max_body: usize,
+        head: &mut RequestHead<'b>,
+    ) -> Result<Framed, FramingError> {
         match self {
             // A head that arrives whole (the common case) is parsed at once; only after a partial one does the
             // search for its end spare the parser from re-reading it on every read.
@@ -74,14 +83,14 @@ impl Progress {
                     None => Ok(Framed::Partial),
                 }
             }
-            Progress::Head { .. } => self.head_complete(buf, max_body),
+            Progress::Head { .. } => self.head_complete(buf, max_body, head),
             Progress::Body { head_len, body } => {
                 let Some(body_len) = body.complete_len(&buf[*head_len..])? else {
                     return Ok(Framed::Partial);
                 };
                 let end = *head_len + body_len;
-                match parse_head(buf)? {
-                    Parse::Complete(head) => Ok(Framed::Complete { head, end }),
+                match parse_head_into(buf, head)? {
+                    Parse::Complete(()) => Ok(Framed::Complete { end }),
                     // The same bytes parsed complete before.
                     Parse::Partial => Err(HttpError::BadRequest("malformed request head").into()),
                 }
@@ -91,9 +100,14 @@ impl Progress {
 
     /// The head's end is in `buf`: parse it and see how far its body got.
     #[inline]
-    fn head_complete<'b>(&mut self, buf: &'b [u8], max_body: usize) -> Result<Framed<'b>, FramingError> {
-        let head = match parse_head(buf) {
-            Ok(Parse::Complete(head)) => head,
+    fn head_complete<'b>(
+        &mut self,
+        buf: &'b [u8],
+        max_body: usize,
+        head: &mut RequestHead<'b>,
+    ) -> Result<Framed, FramingError> {
+        match parse_head_into(buf, head) {
+            Ok(Parse::Complete(())) => {}
             // A head is judged once it is whole (or over a limit): an error seen before its end waits for the
             // end, as it does when the same bytes arrive in more pieces (found by fuzz/framing: a malformed
             // partial head got 400 when read at once and waited when trickled).
@@ -110,22 +124,22 @@ impl Progress {
                 return Ok(Framed::Partial);
             }
             Err(e) => return Err(e.into()),
-        };
+        }
         let refuse = |error| FramingError { error, body: Body::for_method(head.method) };
         let mut body = match head.framing {
             Framing::None if head.method == Method::Post => return Err(refuse(HttpError::LengthRequired)),
-            Framing::None => return Ok(Framed::Complete { end: head.len, head }),
+            Framing::None => return Ok(Framed::Complete { end: head.len }),
             Framing::Length(n) if n > max_body as u64 => {
                 return Err(refuse(HttpError::PayloadTooLarge("request body too large")));
             }
             Framing::Length(n) => BodyProgress::Length(n),
-            Framing::Chunked => BodyProgress::Chunked(ChunkedScanner::new(chunked_limits(&head, max_body))),
+            Framing::Chunked => BodyProgress::Chunked(ChunkedScanner::new(chunked_limits(head, max_body))),
         };
         match body.complete_len(&buf[head.len..]).map_err(refuse)? {
-            Some(body_len) => Ok(Framed::Complete { end: head.len + body_len, head }),
+            Some(body_len) => Ok(Framed::Complete { end: head.len + body_len }),
             None => {
                 *self = Progress::Body { head_len: head.len, body };
-                Ok(Framed::HeadOnly(head))
+                Ok(Framed::HeadOnly)
             }
         }
     }
@@ -170,8 +184,8 @@ mod tests {
     fn outcome(stream: &[u8], cuts: &[usize]) -> Option<u16> {
         let mut progress = Progress::default();
         for end in cuts.iter().copied().chain([stream.len()]) {
-            match progress.advance(&stream[..end], 1024) {
-                Ok(Framed::Partial) | Ok(Framed::HeadOnly(_)) => continue,
+            match progress.advance(&stream[..end], 1024, &mut RequestHead::default()) {
+                Ok(Framed::Partial) | Ok(Framed::HeadOnly) => continue,
                 Ok(Framed::Complete { .. }) => return Some(0),
                 Err(e) => return Some(e.error.status().0),
             }
@@ -179,13 +193,16 @@ mod tests {
         None
     }
 
-    fn complete_end(framed: Result<Framed<'_>, FramingError>) -> usize {
+    fn complete_end(framed: Result<Framed, FramingError>) -> usize {
         match framed {
-            Ok(Framed::Complete { end, .. }) => end,
-            Ok(Framed::HeadOnly(_)) => panic!("head only"),
-            Ok(Framed::Partial) => panic!("partial"),
-            Err(e) => panic!("{e:?}"),
+            Ok(Framed::Complete { end }) => end,
+            other => panic!("{other:?}"),
         }
+    }
+
+    /// `progress.advance` with a head that is thrown away.
+    fn advance(progress: &mut Progress, buf: &[u8], max_body: usize) -> Result<Framed, FramingError> {
+        progress.advance(buf, max_body, &mut RequestHead::default())
     }
 
     #[test]
@@ -195,24 +212,25 @@ mod tests {
         for (head, body) in [(length, b"hello".as_slice()), (chunked, b"5\r\nhello\r\n0\r\n\r\n")] {
             let stream = [head, body, b"GET /next HTTP/1.1\r\n"].concat();
             let end = head.len() + body.len();
-            assert_eq!(complete_end(Progress::default().advance(&stream, 1024)), end, "read at once");
+            assert_eq!(complete_end(advance(&mut Progress::default(), &stream, 1024)), end, "read at once");
             let mut progress = Progress::default();
-            assert!(matches!(progress.advance(&stream[..head.len()], 1024), Ok(Framed::HeadOnly(_))));
-            assert!(matches!(progress.advance(&stream[..end - 1], 1024), Ok(Framed::Partial)));
-            assert_eq!(complete_end(progress.advance(&stream, 1024)), end, "body read after the head");
+            assert_eq!(advance(&mut progress, &stream[..head.len()], 1024), Ok(Framed::HeadOnly));
+            assert_eq!(advance(&mut progress, &stream[..end - 1], 1024), Ok(Framed::Partial));
+            assert_eq!(complete_end(advance(&mut progress, &stream, 1024)), end, "body read after the head");
         }
     }
 
     #[test]
     fn requests_without_a_body_length_and_lengths_over_the_cap() {
         let get = b"GET /e HTTP/1.1\r\nHost: t\r\n\r\n";
-        assert_eq!(complete_end(Progress::default().advance(get, 1024)), get.len(), "no body");
-        let status = |raw: &[u8]| Progress::default().advance(raw, 1024).err().map(|e| (e.error.status().0, e.body));
+        assert_eq!(complete_end(advance(&mut Progress::default(), get, 1024)), get.len(), "no body");
+        let status =
+            |raw: &[u8]| advance(&mut Progress::default(), raw, 1024).err().map(|e| (e.error.status().0, e.body));
         assert_eq!(status(b"POST /e HTTP/1.1\r\nHost: t\r\n\r\n"), Some((411, Body::Send)));
         assert_eq!(status(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n"), Some((413, Body::Send)));
         assert_eq!(status(b"HEAD /e HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n"), Some((413, Body::Omit)));
         let at_cap = b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n";
-        assert!(matches!(Progress::default().advance(at_cap, 1024), Ok(Framed::HeadOnly(_))), "waits for its body");
+        assert_eq!(advance(&mut Progress::default(), at_cap, 1024), Ok(Framed::HeadOnly), "waits for its body");
     }
 
     #[test]
@@ -233,9 +251,12 @@ mod tests {
             crate::cost::take();
             let mut progress = Progress::default();
             for end in 1..stream.len() {
-                assert!(!matches!(progress.advance(&stream[..end], 1 << 20), Ok(Framed::Complete { .. }) | Err(_)));
+                assert!(!matches!(
+                    advance(&mut progress, &stream[..end], 1 << 20),
+                    Ok(Framed::Complete { .. }) | Err(_)
+                ));
             }
-            assert_eq!(complete_end(progress.advance(&stream, 1 << 20)), stream.len());
+            assert_eq!(complete_end(advance(&mut progress, &stream, 1 << 20)), stream.len());
             // At most 8 per input byte and 16 per read, as fuzz/framing asserts (here a read per byte).
             let (examined, len, reads) = (crate::cost::take(), stream.len() as u64, stream.len() as u64);
             assert!(examined <= 8 * len + 16 * reads, "{examined} bytes examined for {len} bytes in {reads} reads");

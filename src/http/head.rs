@@ -12,15 +12,16 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// The most header lines accepted (trailer lines count too) → 431 beyond.
 pub const MAX_HEADERS: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Framing {
+    #[default]
     None,
     Length(u64),
     Chunked,
 }
 
 /// A parsed request head; slices borrow the connection's buffer.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RequestHead<'b> {
     pub method: Method,
     /// The path of the target (origin form, or the path part of an absolute-form target).
@@ -83,6 +84,16 @@ pub(super) const MAX_LEADING_NEWLINES: usize = 4;
 
 /// Parses one request head from the start of `buf`.
 pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
+    let mut head = RequestHead::default();
+    Ok(match parse_head_into(buf, &mut head)? {
+        Parse::Complete(()) => Parse::Complete(head),
+        Parse::Partial => Parse::Partial,
+    })
+}
+
+/// Parses one request head from the start of `buf` into `head`, which the request path keeps in place: a head
+/// returned by value was copied field by field on every request.
+pub fn parse_head_into<'b>(buf: &'b [u8], head: &mut RequestHead<'b>) -> Result<Parse<()>, HttpError> {
     let newlines = buf.iter().take(MAX_LEADING_NEWLINES + 1).take_while(|&&b| b == b'\r' || b == b'\n').count();
     if newlines > MAX_LEADING_NEWLINES {
         return Err(HttpError::BadRequest("empty lines before the request line"));
@@ -124,7 +135,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
         _ => Method::Other,
     };
     let http10 = req.version == Some(0);
-    let mut head = RequestHead {
+    *head = RequestHead {
         method,
         path,
         query,
@@ -140,8 +151,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
         len,
         headers: req.headers.len(),
     };
-    read_fields(&mut head, req.headers)?;
-    Ok(Parse::Complete(head))
+    read_fields(head, req.headers)?;
+    Ok(Parse::Complete(()))
 }
 
 /// The header lines plutos reads (the rest it ignores), checked for what RFC 9112 requires: exactly one Host in

@@ -24,7 +24,7 @@ pub mod write_key;
 
 pub use head::{
     Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, field, fields, find_head_end, first_line_end,
-    parse_head, partial_head_error,
+    parse_head, parse_head_into, partial_head_error,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,12 +133,13 @@ impl HttpError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
     Get,
     Head,
     Post,
     Options,
+    #[default]
     Other,
 }
 

@@ -147,10 +147,11 @@ impl Requests {
 
     /// Handles the request at the start of `buf`, if it is complete. Returns the bytes it took.
     fn handle_one(&mut self, conn: &mut Connection, buf: &[u8], batch: &mut Batch) -> Option<usize> {
-        let (head, end) = match conn.progress.advance(buf, self.config.max_body_bytes) {
-            Ok(Framed::Complete { head, end }) => (head, end),
+        let mut head = RequestHead::default();
+        let end = match conn.progress.advance(buf, self.config.max_body_bytes, &mut head) {
+            Ok(Framed::Complete { end }) => end,
             Ok(Framed::Partial) => return None,
-            Ok(Framed::HeadOnly(head)) => {
+            Ok(Framed::HeadOnly) => {
                 if conn.over_limit {
                     self.refuse(conn, None, HttpError::Unavailable(Busy::TooManyConnections));
                     return Some(buf.len());
