@@ -264,6 +264,18 @@ mod tests {
     }
 
     #[test]
+    fn pipelined_requests_read_at_once_examine_each_byte_a_bounded_number_of_times() {
+        let stream = b"GET /e?a=1 HTTP/1.1\r\nHost: t\r\n\r\n".repeat(500);
+        crate::cost::take();
+        let mut pos = 0;
+        while pos < stream.len() {
+            pos += complete_end(advance(&mut Progress::default(), &stream[pos..], 1024));
+        }
+        let (examined, len) = (crate::cost::take(), stream.len() as u64);
+        assert!(examined <= 8 * len, "{examined} bytes examined for {len} bytes in one read");
+    }
+
+    #[test]
     fn a_head_is_judged_the_same_whether_it_arrives_whole_or_in_pieces() {
         // Found by fuzz/framing: an invalid header line before the head's end got 400 when read at once and
         // waited for the end when trickled.

@@ -94,13 +94,32 @@ fn a_chunk_is_due_by_size_by_events_and_by_age_and_not_before() {
 #[test]
 fn memory_mode_writes_nothing_until_the_chunk_is_sealed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut writer = writer(&dir, settings(Durability::Memory, Fsync::Never));
-    assert_eq!(writer.commit(&LINE.repeat(4), 4, Instant::now(), 0).unwrap(), 0);
+    let config = ChunkConfig { max_bytes: 4 * LINE.len() as u64, ..settings(Durability::Memory, Fsync::Never) };
+    let mut writer = writer(&dir, config);
+    let now = Instant::now();
+    assert_eq!(writer.commit(&LINE.repeat(3), 3, now, 0).unwrap(), 0);
+    assert!(!writer.seal_due(now), "the size counts what is held in memory");
+    assert_eq!(writer.commit(LINE, 1, now, 0).unwrap(), 0);
+    assert!(writer.seal_due(now));
     assert!(files(&writer.dirs.open).is_empty() && !writer.is_idle());
     let (sealed, bytes) = writer.seal().unwrap();
     let sealed = sealed.unwrap();
     assert_eq!((sealed.events, bytes), (4, 4 * LINE.len() as u64));
     assert_eq!(fs::read(&sealed.path).unwrap(), LINE.repeat(4));
+}
+
+#[test]
+fn memory_mode_keeps_a_chunk_it_could_not_write_and_writes_it_at_the_next_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = writer(&dir, settings(Durability::Memory, Fsync::Never));
+    writer.commit(&LINE.repeat(2), 2, Instant::now(), 0).unwrap();
+    fs::remove_dir(&writer.dirs.sealed).unwrap();
+    assert!(writer.seal().is_err());
+    assert!(writer.is_backlogged() && writer.seal_due(Instant::now()) && !writer.is_idle());
+    fs::create_dir(&writer.dirs.sealed).unwrap();
+    let (sealed, bytes) = writer.seal().unwrap();
+    assert_eq!((sealed.map(|c| c.events), bytes), (Some(2), 2 * LINE.len() as u64));
+    assert!(!writer.is_backlogged() && writer.is_idle());
 }
 
 #[test]
