@@ -15,5 +15,5 @@ fi
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 args=()
 for file in "${files[@]}"; do args+=(--file "$file"); done
-# The unit tests take under a second; a mutant still running after 15 s is looping (counted as caught: timeout).
+# The unit tests take a few seconds; a mutant still running after 15 s is looping (counted as caught: timeout).
 cargo mutants "${args[@]}" --cargo-arg=--lib --timeout 15 --jobs 2
