@@ -243,12 +243,14 @@ pub fn write_durably_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Resul
     result
 }
 
+/// fsync of a spool directory (a new or renamed file's entry). Every sync of the spool goes through this or
+/// `sync_data`.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     count_sync();
     File::open(dir)?.sync_all()
 }
 
-/// fdatasync of a spool file (the chunk writer's, at FSYNC's pace).
+/// fdatasync of a spool file.
 pub fn sync_data(file: &File) -> io::Result<()> {
     count_sync();
     file.sync_data()
