@@ -197,8 +197,14 @@ fn every_chunk_is_shipped_once_deleted_and_counted_after_retries_within_the_conc
     let rig = Rig::new();
     let chunks: Vec<SealedChunk> = (0..5).map(|i| rig.sealed(i * 10, 3 + i)).collect();
     let spool_bytes = rig.shared.spool_bytes();
-    rig.script().outcomes.insert(0, [Outcome::Fail(SinkError::Retryable("down".into()))].into());
-    rig.script().outcomes.insert(10, [Outcome::Fail(SinkError::Permanent("403".into()))].into());
+    {
+        // The first two uploads meet inside the sink before failing, so two are in flight at once however the
+        // blocking pool schedules their hashing.
+        let mut script = rig.script();
+        script.together = Some(Arc::new(tokio::sync::Barrier::new(2)));
+        script.outcomes.insert(0, [Outcome::FailTogether(SinkError::Retryable("down".into()))].into());
+        script.outcomes.insert(10, [Outcome::FailTogether(SinkError::Permanent("403".into()))].into());
+    }
     // A deadline far off changes nothing.
     rig.shared.upload_deadline.set(std::time::Instant::now() + Duration::from_secs(3600)).unwrap();
     // Held from the start (as after a restart), so the first upload sees them all queued.
