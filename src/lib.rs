@@ -12,7 +12,7 @@
 //! - `ship`: the uploader thread and the sinks it ships to (S3, file, stdout).
 //! - `state` and `metrics`: the few atomics everything shares.
 //! - `verify`: `plutos verify`, which reads a sink back and checks it holds every event once.
-//! - `cost`: work counters that only fuzzing and unit-test builds keep, for their linear-cost checks.
+//! - `cost`: counters only fuzzing and unit-test builds keep: the work input causes, the spool's syncs.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 

@@ -246,32 +246,14 @@ pub fn write_durably_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Resul
 /// fsync of a spool directory (a new or renamed file's entry). Every sync of the spool goes through this or
 /// `sync_data`.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    count_sync();
+    crate::cost::synced();
     File::open(dir)?.sync_all()
 }
 
 /// fdatasync of a spool file.
 pub fn sync_data(file: &File) -> io::Result<()> {
-    count_sync();
+    crate::cost::synced();
     file.sync_data()
-}
-
-// Unit tests cannot pull the plug; they count the syncs each FSYNC setting makes instead.
-#[cfg(test)]
-thread_local! {
-    static SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-#[inline(always)]
-fn count_sync() {
-    #[cfg(test)]
-    SYNCS.with(|n| n.set(n.get() + 1));
-}
-
-/// The syncs made on this thread since the last call.
-#[cfg(test)]
-pub fn syncs() -> u64 {
-    SYNCS.with(|n| n.replace(0))
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! The chunk writer on a real spool directory: what each commit leaves in the open file, when a chunk is due
-//! for sealing, what sealing leaves, the sequence numbers, memory mode, and the syncs each FSYNC setting makes.
+//! for sealing, what sealing leaves, the sequence numbers, memory mode, and the syncs each FSYNC setting makes
+//! (counted by `cost`).
 
 use std::time::Duration;
 
 use super::*;
 use crate::config::{Codec, Compression};
-use crate::spool::{recoverable_lines, syncs};
+use crate::cost::take_syncs as syncs;
+use crate::spool::recoverable_lines;
 
 const LINE: &[u8] = b"{\"n\":1}\n";
 
