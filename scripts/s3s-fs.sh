@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints the path of an s3s-fs 0.14.1 binary (the S3 API server the S3 tests run against), building it once into
 # a cache outside the clone (PLUTOS_TOOLS_CACHE, else ~/.cache/plutos) so later runs and other clones reuse it.
-# 0.14.1 because later versions need rustc 1.96 (../shared/DESIGN.md "Dependencies").
+# 0.14.1 because later versions need rustc 1.96, newer than the toolchain this project builds with.
 set -euo pipefail
 version=0.14.1
 root="${PLUTOS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plutos}/s3s-fs-$version"

@@ -1,5 +1,5 @@
 //! `run`: recover the spool, start the uploader and one pinned worker per listener, wait for the shutdown
-//! trigger, then drain, close, seal and ship until the deadline (DESIGN.md "Shutdown").
+//! trigger, then drain, close, seal and ship until the deadline (README "Shutdown", ARCHITECTURE.md "Shutdown").
 
 use std::io;
 use std::sync::Arc;

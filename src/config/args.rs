@@ -1,5 +1,6 @@
 //! The settings as given, from flags and environment variables (a flag wins), each parsed by clap into its type.
-//! The names are part of the contract (DESIGN.md "Configuration"); `Config::from_args` checks how they combine.
+//! The names are part of plutos's contract with its users (README "Configuration"): scripts, the systemd unit and
+//! deployments that switched from the Go Plutos depend on them. `Config::from_args` checks how they combine.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! One validated configuration, from CLI flags and environment variables (a flag wins), in parts: each part
 //! goes only to the code that needs it — `http` to request handling, `spool` to the chunk writers, `upload` and
-//! `sink` to the uploader, `shutdown` to the control thread. The names are part of the contract (DESIGN.md
-//! "Configuration"): Plutos's env vars are honoured so a deployment can switch binaries.
+//! `sink` to the uploader, `shutdown` to the control thread. The names are part of the contract with users
+//! (README "Configuration"): Plutos's env vars are honoured so a deployment can switch binaries.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,9 +1,11 @@
 //! Sinks: where sealed chunks go. Only the uploader thread calls them; a worker never touches a sink.
 //!
-//! Every backend has one file and the same methods: `put(object, chunk)` returns only once the object is stored
-//! (the uploader deletes the spool file after that), and `check()` tells at start whether the sink can take
-//! objects at all. `put` of the same key twice must count as done: a chunk shipped but not yet deleted when the
-//! process died is shipped again by the next start. A failure says what to do next (`SinkError`).
+//! Every backend has one file and a `put` that returns only once the object is stored (the uploader deletes the
+//! spool file after that). The local ones (`file`, `stdout`) are blocking and run on tokio's blocking pool; S3's is
+//! async and takes the `Cancel` of the shutdown deadline. Only S3 has a start-up check of its own (`check`: can
+//! the bucket take objects at all); the enum answers it for the others. `put` of the same key twice must count as
+//! done: a chunk shipped but not yet deleted when the process died is shipped again by the next start. A failure
+//! says what to do next (`SinkError`).
 
 use super::file::FileSink;
 use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
