@@ -7,8 +7,8 @@
 use std::io::Write;
 use std::time::Instant;
 
-use plutos::config::{Codec, Compression};
 use plutos::spool::encoder::Encoder;
+use plutos::spool::{Codec, Compression};
 
 const RECORDS: usize = 2_000_000;
 

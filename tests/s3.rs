@@ -293,7 +293,7 @@ fn shipped_id_counts_except(client: &S3Client, skip: &str) -> std::collections::
     for key in client.keys().into_iter().filter(|k| k != skip) {
         let object = client.get(&key);
         let mut text = Vec::new();
-        let codec = plutos::config::Codec::from_file_name(&key).unwrap();
+        let codec = plutos::spool::Codec::from_file_name(&key).unwrap();
         plutos::spool::encoder::decode(codec, &object.bytes, &mut text).unwrap();
         for line in String::from_utf8(text).unwrap().lines() {
             let record: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use plutos::config::{Codec, Compression};
+use plutos::spool::{Codec, Compression};
 use plutos::spool::encoder::Encoder;
 use plutos::spool::recoverable_lines;
 

@@ -9,8 +9,11 @@ use clap::Parser;
 use clap::builder::RangedU64ValueParser;
 
 use super::values;
-use super::{Codec, Durability, Fsync, IpMode, LogFormat, ResponseKind, S3Checksum};
+use super::{LogFormat, S3Checksum};
+use crate::event::client::IpMode;
 use crate::http::cors::{self, Origins};
+use crate::http::response::ResponseKind;
+use crate::spool::{Codec, Durability, Fsync};
 
 /// `--driver` / `DRIVER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

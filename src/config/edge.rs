@@ -6,20 +6,8 @@ use ipnet::IpNet;
 use super::args::Args;
 use super::values::{CidrList, Words};
 use super::{ConfigError, invalid};
+use crate::event::client::IpMode;
 use crate::http::cors::Origins;
-
-/// `IP_MODE`: what the record's `ip` keeps of the client's address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum IpMode {
-    #[default]
-    Full,
-    /// IPv4 /24, IPv6 /48.
-    Truncate,
-    /// HMAC-SHA-256 with `IP_HASH_KEY`.
-    Hash,
-    /// An empty string.
-    Drop,
-}
 
 /// The shortest `IP_HASH_KEY` accepted: 128 bits, so the hash cannot be reversed by trying every key.
 const MIN_HASH_KEY_BYTES: usize = 16;

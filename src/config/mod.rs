@@ -4,7 +4,6 @@
 //! (README "Configuration"): Plutos's env vars are honoured so a deployment can switch binaries.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 mod args;
@@ -13,66 +12,12 @@ mod sink;
 mod values;
 
 pub use args::{Args, Command, Driver};
-pub use edge::{EdgeConfig, IpMode, Secret};
+pub use edge::{EdgeConfig, Secret};
 pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig, s3_bucket};
 pub use values::parse_cidrs;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Codec {
-    Gzip,
-    Zstd,
-    None,
-}
-
-impl Codec {
-    /// File name / key extension.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Codec::Gzip => "ndjson.gz",
-            Codec::Zstd => "ndjson.zst",
-            Codec::None => "ndjson",
-        }
-    }
-
-    pub fn from_file_name(name: &str) -> Option<Codec> {
-        [Codec::Gzip, Codec::Zstd, Codec::None].into_iter().find(|c| name.ends_with(&format!(".{}", c.extension())))
-    }
-
-    /// HTTP Content-Encoding of a chunk of this codec.
-    pub fn content_encoding(self) -> Option<&'static str> {
-        match self {
-            Codec::Gzip => Some("gzip"),
-            Codec::Zstd => Some("zstd"),
-            Codec::None => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Compression {
-    pub codec: Codec,
-    pub level: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fsync {
-    Never,
-    Always,
-    Every(Duration),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Durability {
-    Spool,
-    Memory,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ResponseKind {
-    Empty,
-    Pixel,
-    NoContent,
-}
+use crate::http::response::ResponseKind;
+use crate::spool::{ChunkConfig, Codec, Compression, SpoolConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -109,26 +54,6 @@ pub struct HttpConfig {
     pub response: ResponseKind,
     /// `/ready` answers 503 when chunks wait to ship and no upload succeeded for this long.
     pub ready_sink_window: Duration,
-}
-
-/// The spool and the chunks the workers write into it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpoolConfig {
-    pub dir: PathBuf,
-    /// Above this, ingest answers 503.
-    pub max_bytes: u64,
-    pub chunk: ChunkConfig,
-}
-
-/// How a worker writes chunks: codec, durability, fsync, and when a chunk is sealed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkConfig {
-    pub compression: Compression,
-    pub durability: Durability,
-    pub fsync: Fsync,
-    pub max_bytes: u64,
-    pub max_events: Option<u64>,
-    pub max_age: Duration,
 }
 
 /// The phases after SIGTERM.
@@ -318,7 +243,7 @@ mod tests {
         assert_eq!(e.cors_origins, Origins::List(vec!["https://a.example".into(), "http://localhost:3000".into()]));
         assert_eq!(e.write_keys, vec![Secret("wk-alpha".into()), Secret("wk-beta".into())]);
         assert_eq!(e.trusted_proxies.len(), 1);
-        assert_eq!(e.ip_mode, IpMode::Hash);
+        assert_eq!(e.ip_mode, crate::event::client::IpMode::Hash);
         assert_eq!(e.capture_headers, vec!["referer".to_string(), "cookie".to_string()]);
         let shown = format!("{c:?}");
         assert!(!shown.contains("wk-alpha") && !shown.contains("0123456789abcdef"), "secrets masked: {shown}");

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::Fsync;
+use crate::event::client::IpMode;
+use crate::http::response::ResponseKind;
+use crate::spool::{Codec, Durability, Fsync};
 
 /// `:8080`, `127.0.0.1:8080`, `[::1]:8080`, a host name with a port, or a bare port.
 pub fn listen(value: &str) -> Result<SocketAddr, String> {
@@ -192,3 +194,26 @@ mod tests {
         assert!(header_names("Bad:Name").is_err());
     }
 }
+
+/// Lets clap parse a setting straight into the type of the module that owns the concept (and list its values in
+/// `--help`), so that module needs nothing of clap or of the configuration.
+macro_rules! value_enum {
+    ($ty:ty { $($variant:path => $name:literal),* $(,)? }) => {
+        impl clap::ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($variant),*]
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(clap::builder::PossibleValue::new(match self {
+                    $($variant => $name),*
+                }))
+            }
+        }
+    };
+}
+
+value_enum!(Codec { Codec::Gzip => "gzip", Codec::Zstd => "zstd", Codec::None => "none" });
+value_enum!(Durability { Durability::Spool => "spool", Durability::Memory => "memory" });
+value_enum!(ResponseKind { ResponseKind::Empty => "empty", ResponseKind::Pixel => "pixel", ResponseKind::NoContent => "no-content" });
+value_enum!(IpMode { IpMode::Full => "full", IpMode::Truncate => "truncate", IpMode::Hash => "hash", IpMode::Drop => "drop" });

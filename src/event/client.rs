@@ -15,11 +15,23 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use crate::config::IpMode;
 use crate::http::fields;
 
 /// The hashed form keeps this many bytes of the HMAC (as hex): 128 bits, collision-free for any real traffic.
 const HASH_BYTES: usize = 16;
+
+/// `IP_MODE`: what the record's `ip` keeps of the client's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpMode {
+    #[default]
+    Full,
+    /// IPv4 /24, IPv6 /48.
+    Truncate,
+    /// HMAC-SHA-256 with `IP_HASH_KEY`.
+    Hash,
+    /// An empty string.
+    Drop,
+}
 
 #[derive(Clone)]
 pub struct ClientIp {

@@ -1,7 +1,6 @@
 //! The transfer codings of a request (every Transfer-Encoding line, in order) and what they mean for framing.
 
-use super::HttpError;
-use super::head::trim_ows;
+use super::{HttpError, trim_ows};
 
 /// The transfer codings of every Transfer-Encoding line, in order.
 #[derive(Default)]

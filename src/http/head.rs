@@ -3,7 +3,7 @@
 
 use super::codings::Codings;
 use super::target::{is_host_char, split_target};
-use super::{HttpError, Method, Parse};
+use super::{HttpError, Method, Parse, trim_ows};
 
 /// The largest request head accepted (request line + headers) → 431 beyond.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -243,14 +243,6 @@ fn has_http_version(buf: &[u8]) -> bool {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
     matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit())
-}
-
-/// Strips optional whitespace (SP, HTAB) — not the other bytes `is_ascii_whitespace` would take.
-pub(super) fn trim_ows(v: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
-    &v[start..end]
 }
 
 /// `1*DIGIT` (RFC 9110 §8.6), leading zeros included; `None` past 19 significant digits, before a `u64`

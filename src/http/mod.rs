@@ -184,6 +184,14 @@ pub(crate) const fn byte_set(extra: &[u8]) -> [bool; 256] {
     set
 }
 
+/// Strips optional whitespace (SP, HTAB) — not the other bytes `is_ascii_whitespace` would take.
+pub fn trim_ows(v: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
 /// A field value with its surrounding OWS: visible ASCII, obs-text, SP and HTAB only.
 pub fn is_field_value(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7E).contains(&b) || b >= 0x80)

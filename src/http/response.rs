@@ -3,8 +3,15 @@
 //! ends after it, `Connection: keep-alive` when an HTTP/1.0 client asked to keep it; and the CORS header lines
 //! of an allowed origin.
 
-use crate::config::ResponseKind;
 use crate::http::{HttpError, Method};
+
+/// `RESPONSE`: the answer to an accepted GET/HEAD on `/e`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseKind {
+    Empty,
+    Pixel,
+    NoContent,
+}
 
 /// A transparent 1×1 GIF (43 bytes).
 pub const PIXEL_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::*;
-use crate::config::Codec;
 use crate::ship::object::sha256_of;
+use crate::spool::Codec;
 
 /// How one `put` of a chunk goes.
 #[derive(Debug, Clone)]

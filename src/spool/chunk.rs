@@ -11,11 +11,36 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::config::{ChunkConfig, Durability, Fsync};
-use crate::spool::encoder::Encoder;
+use crate::spool::encoder::{Compression, Encoder};
 use crate::spool::{ChunkId, SealedChunk, SpoolDirs, sync_data, sync_dir, write_durably};
+
+/// How a worker writes chunks: codec, durability, fsync, and when a chunk is sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkConfig {
+    pub compression: Compression,
+    pub durability: Durability,
+    pub fsync: Fsync,
+    pub max_bytes: u64,
+    pub max_events: Option<u64>,
+    pub max_age: Duration,
+}
+
+/// `FSYNC`: when the open chunk's file is synced to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    Never,
+    Always,
+    Every(Duration),
+}
+
+/// `DURABILITY`: where the open chunk lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Spool,
+    Memory,
+}
 
 /// A write to the spool failed. Nothing of the batch is durable. `abandoned` is an open file that now ends
 /// at its last good flush and must be repaired (`spool::repair_open_file`) off the hot path.

@@ -4,7 +4,44 @@
 
 use std::io::{self, Write};
 
-use crate::config::{Codec, Compression};
+/// `COMPRESSION_TYPE`: the stream format of chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Codec {
+    /// File name / key extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Codec::Gzip => "ndjson.gz",
+            Codec::Zstd => "ndjson.zst",
+            Codec::None => "ndjson",
+        }
+    }
+
+    pub fn from_file_name(name: &str) -> Option<Codec> {
+        [Codec::Gzip, Codec::Zstd, Codec::None].into_iter().find(|c| name.ends_with(&format!(".{}", c.extension())))
+    }
+
+    /// HTTP Content-Encoding of a chunk of this codec.
+    pub fn content_encoding(self) -> Option<&'static str> {
+        match self {
+            Codec::Gzip => Some("gzip"),
+            Codec::Zstd => Some("zstd"),
+            Codec::None => None,
+        }
+    }
+}
+
+/// A codec and its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    pub codec: Codec,
+    pub level: u32,
+}
 
 pub enum Encoder {
     Gzip(flate2::write::GzEncoder<Vec<u8>>),

@@ -16,13 +16,24 @@ pub mod batch;
 pub mod chunk;
 pub mod encoder;
 
+pub use chunk::{ChunkConfig, Durability, Fsync};
+pub use encoder::{Codec, Compression};
+
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Codec, Compression};
 use crate::event::clock::Civil;
 use crate::spool::encoder::{Encoder, decode};
+
+/// The spool and the chunks the workers write into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    /// Above this, ingest answers 503.
+    pub max_bytes: u64,
+    pub chunk: ChunkConfig,
+}
 
 #[derive(Debug, Clone)]
 pub struct SpoolDirs {

@@ -24,8 +24,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::config::{Args, Codec, s3_bucket};
+use crate::config::{Args, s3_bucket};
 use crate::ship::object::{ObjectMeta, sha256_of};
+use crate::spool::Codec;
 
 /// A line longer than this is reported, not read on (a record is at most a request body plus its fields).
 const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
@@ -289,7 +290,7 @@ fn read_lines(codec: Codec, compressed: impl Read) -> io::Result<Content> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Compression;
+    use crate::spool::Compression;
     use crate::spool::encoder::Encoder;
 
     /// A gzip object of worker 0 holding `lines`, with metadata that describes it truly.

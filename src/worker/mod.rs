@@ -29,10 +29,10 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::config::Fsync;
 use crate::http::route::Route;
 use crate::http::{Busy, HttpError};
 use crate::metrics::{WorkerMetrics, add};
+use crate::spool::Fsync;
 use crate::spool::UploadJob;
 use crate::spool::batch::Batch;
 use crate::spool::chunk::{ChunkWriter, SpoolWriteError};

@@ -16,7 +16,7 @@ use crate::event::record::{RecordBuilder, RequestMeta};
 use crate::http::chunked::decode_chunked;
 use crate::http::cors::{Cors, Grant};
 use crate::http::framing::{self, Framed, FramingError, Progress};
-use crate::http::response::{self, Body, ConnectionHeader, Delivery, Response};
+use crate::http::response::{self, Body, ConnectionHeader, Delivery, Response, ResponseKind};
 use crate::http::route::{self, Route};
 use crate::http::{Busy, Framing, HttpError, Method, RequestHead, write_key};
 use crate::metrics::{self, Tally};
@@ -326,7 +326,7 @@ impl Requests {
         } else {
             self.event_ok.write(&mut conn.out, &self.clock, kind, cors);
         }
-        let status = if kind == crate::config::ResponseKind::NoContent { 204 } else { 200 };
+        let status = if kind == ResponseKind::NoContent { 204 } else { 200 };
         self.tally.response(route_index(answer.route), status);
     }
 
@@ -423,7 +423,7 @@ struct CachedAnswer {
 }
 
 impl CachedAnswer {
-    fn write(&mut self, out: &mut Vec<u8>, clock: &Clock, kind: crate::config::ResponseKind, cors: &[u8]) {
+    fn write(&mut self, out: &mut Vec<u8>, clock: &Clock, kind: ResponseKind, cors: &[u8]) {
         if self.second != Some(clock.unix_seconds()) {
             self.second = Some(clock.unix_seconds());
             self.bytes.clear();

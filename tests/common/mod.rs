@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use crossbeam_channel::Sender;
-use plutos::config::Codec;
+use plutos::spool::Codec;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -336,9 +336,9 @@ pub fn sealed_chunks(
     count: usize,
     events: usize,
 ) -> Vec<(plutos::spool::SealedChunk, Vec<String>)> {
-    use plutos::config::ChunkConfig;
-    use plutos::config::{Compression, Durability, Fsync};
+    use plutos::spool::ChunkConfig;
     use plutos::spool::chunk::ChunkWriter;
+    use plutos::spool::{Compression, Durability, Fsync};
     let dirs = plutos::spool::SpoolDirs::create(spool_dir).unwrap();
     let settings = ChunkConfig {
         compression: Compression { codec: Codec::Gzip, level: 6 },

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use super::*;
-use crate::config::{Codec, Compression};
 use crate::cost::take_syncs as syncs;
 use crate::spool::recoverable_lines;
+use crate::spool::{Codec, Compression};
 
 const LINE: &[u8] = b"{\"n\":1}\n";
 
