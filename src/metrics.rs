@@ -7,41 +7,73 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_utils::CachePadded;
 
-/// The `route` labels of `plutos_responses_total` (`unrouted`: refused before a route was known).
-pub const ROUTES: [&str; 5] = ["ingest", "health", "ready", "metrics", "unrouted"];
-/// The index in `ROUTES` of answers to requests that matched no route.
-pub const UNROUTED: usize = ROUTES.len() - 1;
-/// The statuses plutos answers with, as `status` labels.
-pub const STATUSES: [u16; 16] = [200, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 431, 501, 503, 505];
-/// The `reason` labels of `plutos_rejections_total` (`HttpError::label`).
-pub const REASONS: [&str; 17] = [
-    "malformed",
-    "write_key",
-    "origin",
-    "not_found",
-    "method",
-    "timeout",
-    "length_required",
-    "too_large",
-    "uri_too_long",
-    "media_type",
-    "headers_too_large",
-    "not_implemented",
-    "version",
-    "spool_full",
-    "spool_write_failed",
-    "shutting_down",
-    "too_many_connections",
-];
+use crate::http::HttpError;
+use crate::http::route::{self, Route};
+
+/// Rows of the response counters: one per route of the table, then one for answers to requests that matched no
+/// route (refused before a route was known), labelled `unrouted`.
+const ROUTE_ROWS: usize = route::COUNT + 1;
+const UNROUTED: usize = route::COUNT;
+
+/// The statuses plutos answers with, as `status` labels: its successes, then every status of `HttpError`'s
+/// table, each once.
+pub const STATUSES: [u16; STATUS_COUNT] = distinct_statuses();
+const SUCCESSES: [u16; 2] = [200, 204];
+const STATUS_COUNT: usize = {
+    let all = distinct_statuses_padded();
+    let mut n = 0;
+    while n < all.len() && all[n] != 0 {
+        n += 1;
+    }
+    n
+};
+
+/// `SUCCESSES` and `HttpError::STATUSES` without repeats, in order of appearance, padded with zeros.
+const fn distinct_statuses_padded() -> [u16; SUCCESSES.len() + HttpError::STATUSES.len()] {
+    let mut out = [0; SUCCESSES.len() + HttpError::STATUSES.len()];
+    let mut n = 0;
+    let mut i = 0;
+    while i < out.len() {
+        let status = if i < SUCCESSES.len() { SUCCESSES[i] } else { HttpError::STATUSES[i - SUCCESSES.len()] };
+        let mut seen = false;
+        let mut j = 0;
+        while j < n {
+            seen |= out[j] == status;
+            j += 1;
+        }
+        if !seen {
+            out[n] = status;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+const fn distinct_statuses() -> [u16; STATUS_COUNT] {
+    let padded = distinct_statuses_padded();
+    let mut out = [0; STATUS_COUNT];
+    let mut i = 0;
+    while i < STATUS_COUNT {
+        out[i] = padded[i];
+        i += 1;
+    }
+    out
+}
+
+/// The `route` label of a row of the response counters.
+fn route_label(row: usize) -> &'static str {
+    Route::all().nth(row).map_or("unrouted", Route::path)
+}
 
 #[derive(Default)]
 pub struct WorkerMetrics {
     pub requests: AtomicU64,
     pub events_accepted: AtomicU64,
-    /// Answers by `[route][status]` (indexes into `ROUTES` and `STATUSES`).
-    pub responses: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
-    /// Refusals by reason (indexes into `REASONS`).
-    pub rejections: [AtomicU64; REASONS.len()],
+    /// Answers by `[route][status]` (a route's index, or the unrouted row; an index into `STATUSES`).
+    pub responses: [[AtomicU64; STATUS_COUNT]; ROUTE_ROWS],
+    /// Refusals by kind (`HttpError::index`).
+    pub rejections: [AtomicU64; HttpError::LABELS.len()],
     pub connections_accepted: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_refused: AtomicU64,
@@ -77,31 +109,30 @@ pub struct UploaderMetrics {
 /// A worker's answers and refusals since it last published them: plain counts, added to the shared atomics
 /// once per event-loop iteration, not once per request.
 pub struct Tally {
-    responses: [[u32; STATUSES.len()]; ROUTES.len()],
-    rejections: [u32; REASONS.len()],
+    responses: [[u32; STATUS_COUNT]; ROUTE_ROWS],
+    rejections: [u32; HttpError::LABELS.len()],
     dirty: bool,
 }
 
 impl Default for Tally {
     fn default() -> Tally {
-        Tally { responses: [[0; STATUSES.len()]; ROUTES.len()], rejections: [0; REASONS.len()], dirty: false }
+        Tally { responses: [[0; STATUS_COUNT]; ROUTE_ROWS], rejections: [0; HttpError::LABELS.len()], dirty: false }
     }
 }
 
 impl Tally {
-    /// One answer (`route`: an index into `ROUTES`, compared by nothing: this runs for every request).
-    pub fn response(&mut self, route: usize, status: u16) {
+    /// One answer to a request of `route` (`None`: refused before a route was known).
+    pub fn response(&mut self, route: Option<Route>, status: u16) {
+        let row = route.map_or(UNROUTED, Route::index);
         if let Some(s) = STATUSES.iter().position(|&known| known == status) {
-            self.responses[route][s] += 1;
+            self.responses[row][s] += 1;
             self.dirty = true;
         }
     }
 
-    pub fn rejection(&mut self, reason: &str) {
-        if let Some(r) = REASONS.iter().position(|&known| known == reason) {
-            self.rejections[r] += 1;
-            self.dirty = true;
-        }
+    pub fn rejection(&mut self, error: HttpError) {
+        self.rejections[error.index()] += 1;
+        self.dirty = true;
     }
 
     /// Adds the counts to `metrics` and starts again from zero.
@@ -172,7 +203,8 @@ fn render_answers(out: &mut String, workers: &[CachePadded<WorkerMetrics>]) {
         out,
         "# HELP plutos_responses_total answers by route and status\n# TYPE plutos_responses_total counter"
     );
-    for (r, route) in ROUTES.iter().enumerate() {
+    for r in 0..ROUTE_ROWS {
+        let route = route_label(r);
         for (s, status) in STATUSES.iter().enumerate() {
             let n: u64 = workers.iter().map(|w| w.responses[r][s].load(Relaxed)).sum();
             if n > 0 {
@@ -185,7 +217,7 @@ fn render_answers(out: &mut String, workers: &[CachePadded<WorkerMetrics>]) {
         "# HELP plutos_rejections_total requests refused (4xx, 5xx), by reason; nothing of them was stored\n\
          # TYPE plutos_rejections_total counter"
     );
-    for (i, reason) in REASONS.iter().enumerate() {
+    for (i, reason) in HttpError::LABELS.iter().enumerate() {
         let n: u64 = workers.iter().map(|w| w.rejections[i].load(Relaxed)).sum();
         let _ = writeln!(out, "plutos_rejections_total{{reason=\"{reason}\"}} {n}");
     }
@@ -269,17 +301,25 @@ mod tests {
     fn a_tally_reaches_the_shared_counters_once() {
         let metrics = WorkerMetrics::default();
         let mut tally = Tally::default();
-        tally.response(0, 200);
-        tally.response(0, 200);
-        tally.response(UNROUTED, 400);
-        tally.rejection("malformed");
+        let events = route::route(b"/e", crate::http::Method::Get).unwrap();
+        tally.response(Some(events), 200);
+        tally.response(Some(events), 200);
+        tally.response(None, 400);
+        tally.rejection(HttpError::BadRequest("invalid JSON"));
         tally.publish(&metrics);
         tally.publish(&metrics);
-        assert_eq!(metrics.responses[0][0].load(Relaxed), 2);
-        assert_eq!(metrics.responses[4][2].load(Relaxed), 1);
+        assert_eq!(metrics.responses[events.index()][0].load(Relaxed), 2);
+        assert_eq!(metrics.responses[UNROUTED][2].load(Relaxed), 1);
         assert_eq!(metrics.rejections[0].load(Relaxed), 1);
         let text = render(&[CachePadded::new(metrics)], &UploaderMetrics::default(), 0);
-        assert!(text.contains("plutos_responses_total{route=\"ingest\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("plutos_responses_total{route=\"/e\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("plutos_responses_total{route=\"unrouted\",status=\"400\"} 1\n"), "{text}");
+        assert!(text.contains("plutos_rejections_total{reason=\"malformed\"} 1\n"), "{text}");
         assert!(text.contains("plutos_rejections_total{reason=\"too_many_connections\"} 0\n"), "{text}");
+    }
+
+    #[test]
+    fn statuses_are_the_successes_and_every_refusal_once() {
+        assert_eq!(STATUSES, [200, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 415, 431, 501, 505, 503]);
     }
 }

@@ -247,9 +247,9 @@ fn metrics_parse_and_count_answers_by_route_status_and_reason() {
         )
     };
     let responses = "plutos_responses_total";
-    assert_eq!(value(responses, &[("route", "ingest"), ("status", "200")]), Some(2.0));
-    assert_eq!(value(responses, &[("route", "ingest"), ("status", "401")]), Some(1.0));
-    assert_eq!(value(responses, &[("route", "health"), ("status", "200")]), Some(1.0));
+    assert_eq!(value(responses, &[("route", "/e"), ("status", "200")]), Some(2.0));
+    assert_eq!(value(responses, &[("route", "/e"), ("status", "401")]), Some(1.0));
+    assert_eq!(value(responses, &[("route", "/health"), ("status", "200")]), Some(1.0));
     assert_eq!(value(responses, &[("route", "unrouted"), ("status", "404")]), Some(1.0));
     assert_eq!(value("plutos_rejections_total", &[("reason", "write_key")]), Some(1.0));
     assert_eq!(value("plutos_rejections_total", &[("reason", "not_found")]), Some(1.0));

@@ -27,109 +27,99 @@ pub use head::{
     parse_head, parse_head_into, partial_head_error,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpError {
-    BadRequest(&'static str),
-    Unauthorized,
-    /// A browser request from an origin `CORS_ORIGINS` does not list.
-    Forbidden,
-    NotFound,
-    MethodNotAllowed {
-        allow: &'static str,
-    },
-    RequestTimeout,
-    LengthRequired,
-    PayloadTooLarge(&'static str),
-    UriTooLong,
-    UnsupportedMediaType(&'static str),
-    HeadersTooLarge,
-    NotImplemented(&'static str),
-    /// 503 with Retry-After.
-    Unavailable(Busy),
-    VersionNotSupported,
-}
-
-/// Why ingest answers 503: each is temporary, so the answer carries `Retry-After`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Busy {
-    SpoolFull,
-    SpoolWriteFailed,
-    ShuttingDown,
-    /// The connection was accepted over MAX_CONNECTIONS only to say so.
-    TooManyConnections,
-}
-
-impl Busy {
-    pub fn reason(self) -> &'static str {
-        match self {
-            Busy::SpoolFull => "spool is full",
-            Busy::SpoolWriteFailed => "spool write failed",
-            Busy::ShuttingDown => "shutting down",
-            Busy::TooManyConnections => "too many connections",
+/// Declares `HttpError` from one table: each kind of refusal with its status and its `reason` label in
+/// `plutos_rejections_total`. The metrics' label and status lists are read from the table, so a new kind of
+/// refusal is one line here (and its text in `HttpError::reason`, which the compiler asks for).
+macro_rules! http_errors {
+    ($($(#[$doc:meta])* $name:ident $(($payload:ty))? = $status:literal $text:literal, $label:literal;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum HttpError {
+            $($(#[$doc])* $name $(($payload))?,)*
         }
-    }
+
+        impl HttpError {
+            /// Every `reason` label, in the order of the table.
+            pub const LABELS: &[&str] = &[$($label),*];
+            /// The status of each kind, in the order of the table (repeats included).
+            pub const STATUSES: &[u16] = &[$($status),*];
+
+            pub fn status(self) -> (u16, &'static str) {
+                match self {
+                    $(HttpError::$name { .. } => ($status, $text),)*
+                }
+            }
+
+            /// Where this kind is in the table: its row in `LABELS` and in the rejection counters.
+            pub fn index(self) -> usize {
+                let mut row = 0;
+                $(
+                    if matches!(self, HttpError::$name { .. }) {
+                        return row;
+                    }
+                    row += 1;
+                )*
+                unreachable!("{row} rows, every kind among them")
+            }
+        }
+    };
+}
+
+http_errors! {
+    BadRequest(&'static str) = 400 "Bad Request", "malformed";
+    Unauthorized = 401 "Unauthorized", "write_key";
+    /// A browser request from an origin `CORS_ORIGINS` does not list.
+    Forbidden = 403 "Forbidden", "origin";
+    NotFound = 404 "Not Found", "not_found";
+    /// With the route's `Allow` value.
+    MethodNotAllowed(&'static str) = 405 "Method Not Allowed", "method";
+    RequestTimeout = 408 "Request Timeout", "timeout";
+    LengthRequired = 411 "Length Required", "length_required";
+    PayloadTooLarge(&'static str) = 413 "Payload Too Large", "too_large";
+    UriTooLong = 414 "URI Too Long", "uri_too_long";
+    UnsupportedMediaType(&'static str) = 415 "Unsupported Media Type", "media_type";
+    HeadersTooLarge = 431 "Request Header Fields Too Large", "headers_too_large";
+    NotImplemented(&'static str) = 501 "Not Implemented", "not_implemented";
+    VersionNotSupported = 505 "HTTP Version Not Supported", "version";
+    // Each 503 is temporary, so its answer carries `Retry-After`.
+    SpoolFull = 503 "Service Unavailable", "spool_full";
+    SpoolWriteFailed = 503 "Service Unavailable", "spool_write_failed";
+    ShuttingDown = 503 "Service Unavailable", "shutting_down";
+    /// The connection was accepted over MAX_CONNECTIONS only to say so.
+    TooManyConnections = 503 "Service Unavailable", "too_many_connections";
 }
 
 impl HttpError {
-    pub fn status(self) -> (u16, &'static str) {
-        match self {
-            HttpError::BadRequest(_) => (400, "Bad Request"),
-            HttpError::Unauthorized => (401, "Unauthorized"),
-            HttpError::Forbidden => (403, "Forbidden"),
-            HttpError::NotFound => (404, "Not Found"),
-            HttpError::MethodNotAllowed { .. } => (405, "Method Not Allowed"),
-            HttpError::RequestTimeout => (408, "Request Timeout"),
-            HttpError::LengthRequired => (411, "Length Required"),
-            HttpError::PayloadTooLarge(_) => (413, "Payload Too Large"),
-            HttpError::UriTooLong => (414, "URI Too Long"),
-            HttpError::UnsupportedMediaType(_) => (415, "Unsupported Media Type"),
-            HttpError::HeadersTooLarge => (431, "Request Header Fields Too Large"),
-            HttpError::NotImplemented(_) => (501, "Not Implemented"),
-            HttpError::Unavailable(_) => (503, "Service Unavailable"),
-            HttpError::VersionNotSupported => (505, "HTTP Version Not Supported"),
-        }
-    }
-
+    /// The one line of the answer's body.
     pub fn reason(self) -> &'static str {
         match self {
             HttpError::BadRequest(r)
             | HttpError::PayloadTooLarge(r)
             | HttpError::UnsupportedMediaType(r)
             | HttpError::NotImplemented(r) => r,
-            HttpError::Unavailable(busy) => busy.reason(),
             HttpError::Unauthorized => "missing or unknown write key",
             HttpError::Forbidden => "origin not allowed",
             HttpError::NotFound => "no such path",
-            HttpError::MethodNotAllowed { .. } => "method not allowed",
+            HttpError::MethodNotAllowed(_) => "method not allowed",
             HttpError::RequestTimeout => "request not received in time",
             HttpError::LengthRequired => "POST needs Content-Length or chunked Transfer-Encoding",
             HttpError::UriTooLong => "request target too long",
             HttpError::HeadersTooLarge => "request headers too large",
             HttpError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported",
+            HttpError::SpoolFull => "spool is full",
+            HttpError::SpoolWriteFailed => "spool write failed",
+            HttpError::ShuttingDown => "shutting down",
+            HttpError::TooManyConnections => "too many connections",
         }
     }
 
     /// The `reason` label of `plutos_rejections_total`: one short word per kind of refusal.
     pub fn label(self) -> &'static str {
-        match self {
-            HttpError::BadRequest(_) => "malformed",
-            HttpError::Unauthorized => "write_key",
-            HttpError::Forbidden => "origin",
-            HttpError::NotFound => "not_found",
-            HttpError::MethodNotAllowed { .. } => "method",
-            HttpError::RequestTimeout => "timeout",
-            HttpError::LengthRequired => "length_required",
-            HttpError::PayloadTooLarge(_) => "too_large",
-            HttpError::UriTooLong => "uri_too_long",
-            HttpError::UnsupportedMediaType(_) => "media_type",
-            HttpError::HeadersTooLarge => "headers_too_large",
-            HttpError::NotImplemented(_) => "not_implemented",
-            HttpError::VersionNotSupported => "version",
-            HttpError::Unavailable(Busy::SpoolFull) => "spool_full",
-            HttpError::Unavailable(Busy::SpoolWriteFailed) => "spool_write_failed",
-            HttpError::Unavailable(Busy::ShuttingDown) => "shutting_down",
-            HttpError::Unavailable(Busy::TooManyConnections) => "too_many_connections",
-        }
+        HttpError::LABELS[self.index()]
+    }
+
+    /// A temporary refusal: the answer carries `Retry-After`, and a client should try again.
+    pub fn is_busy(self) -> bool {
+        self.status().0 == 503
     }
 }
 
@@ -202,13 +192,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_refusal_has_a_metrics_reason_and_a_listed_status() {
+    fn each_kind_of_refusal_has_its_own_row_label_and_status() {
         let all = [
             HttpError::BadRequest(""),
             HttpError::Unauthorized,
             HttpError::Forbidden,
             HttpError::NotFound,
-            HttpError::MethodNotAllowed { allow: "" },
+            HttpError::MethodNotAllowed(""),
             HttpError::RequestTimeout,
             HttpError::LengthRequired,
             HttpError::PayloadTooLarge(""),
@@ -217,15 +207,23 @@ mod tests {
             HttpError::HeadersTooLarge,
             HttpError::NotImplemented(""),
             HttpError::VersionNotSupported,
-            HttpError::Unavailable(Busy::SpoolFull),
-            HttpError::Unavailable(Busy::SpoolWriteFailed),
-            HttpError::Unavailable(Busy::ShuttingDown),
-            HttpError::Unavailable(Busy::TooManyConnections),
+            HttpError::SpoolFull,
+            HttpError::SpoolWriteFailed,
+            HttpError::ShuttingDown,
+            HttpError::TooManyConnections,
         ];
-        for e in all {
-            assert!(crate::metrics::REASONS.contains(&e.label()), "{e:?}");
+        assert_eq!(all.len(), HttpError::LABELS.len());
+        for (row, e) in all.into_iter().enumerate() {
+            assert_eq!(e.index(), row, "{e:?}");
+            assert_eq!(HttpError::STATUSES[row], e.status().0, "{e:?}");
             assert!(crate::metrics::STATUSES.contains(&e.status().0), "{e:?}");
+            assert_eq!(e.is_busy(), e.status().0 == 503);
         }
-        assert_eq!(all.len(), crate::metrics::REASONS.len());
+        let mut labels = HttpError::LABELS.to_vec();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), HttpError::LABELS.len(), "labels are distinct");
+        assert_eq!(HttpError::MethodNotAllowed("GET").reason(), "method not allowed");
+        assert_eq!(HttpError::BadRequest("invalid JSON").reason(), "invalid JSON");
     }
 }

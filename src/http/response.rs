@@ -134,8 +134,8 @@ pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, delivery:
     text[n] = b'\n';
     let mut extra = [0u8; 64];
     let extra_len = match err {
-        HttpError::MethodNotAllowed { allow } => header_line(&mut extra, "Allow", allow),
-        HttpError::Unavailable(_) => header_line(&mut extra, "Retry-After", "1"),
+        HttpError::MethodNotAllowed(allow) => header_line(&mut extra, "Allow", allow),
+        _ if err.is_busy() => header_line(&mut extra, "Retry-After", "1"),
         HttpError::Unauthorized => header_line(&mut extra, "WWW-Authenticate", "X-Write-Key"),
         _ => 0,
     };
@@ -184,7 +184,6 @@ fn decimal(mut n: u64) -> ([u8; 20], usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::Busy;
 
     const DATE: &[u8; 29] = b"Thu, 26 Nov 2026 02:26:54 GMT";
 
@@ -209,9 +208,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Type: application/json\r\n\
              Content-Length: 17\r\nConnection: close\r\n\r\n{\"accepted\":1234}"
         );
-        let err = text(|o| {
-            write_error(o, DATE, HttpError::Unavailable(Busy::SpoolFull), plain(Body::Send, ConnectionHeader::Omit))
-        });
+        let err = text(|o| write_error(o, DATE, HttpError::SpoolFull, plain(Body::Send, ConnectionHeader::Omit)));
         assert!(err.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{err}");
         assert!(err.contains("Retry-After: 1\r\n") && err.ends_with("\r\n\r\nspool is full\n"), "{err}");
         let head = text(|o| {
@@ -220,7 +217,7 @@ mod tests {
         assert!(head.contains("Content-Length: 43\r\n") && head.ends_with("\r\n\r\n"), "{head}");
         assert!(head.contains("\r\nConnection: keep-alive\r\n"), "{head}");
         let allow = text(|o| {
-            let e = HttpError::MethodNotAllowed { allow: "GET, HEAD" };
+            let e = HttpError::MethodNotAllowed("GET, HEAD");
             write_error(o, DATE, e, plain(Body::Send, ConnectionHeader::Omit))
         });
         assert!(allow.contains("Allow: GET, HEAD\r\n"), "{allow}");

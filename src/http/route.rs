@@ -1,13 +1,15 @@
-//! The route table: which paths exist and which methods each takes. Everything that depends on a route — the
-//! answer, the `Allow` of a 405 and of an OPTIONS answer, and the early refusal of an `Expect: 100-continue`
-//! request — is derived from this one table.
+//! The route table: which paths exist, what each is for and which methods it takes. Everything that depends on a
+//! route — the handler a request goes to, the `Allow` of a 405 and of an OPTIONS answer, the early refusal of an
+//! `Expect: 100-continue` request, and the `route` label of `plutos_responses_total` (the path itself) — is read
+//! from this one table, so a new route is one line in it.
 
 use super::{HttpError, Method};
 
+/// What a path is for: the handler its requests go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// `/e`: events in (GET/HEAD query, POST body), OPTIONS preflight.
-    Ingest,
+pub enum Endpoint {
+    /// plutos's own `/e`: events in (GET/HEAD query, POST body).
+    Events,
     /// `/health`: liveness and the drain signal.
     Health,
     /// `/ready`: whether this collector should get traffic (spool, sink).
@@ -16,52 +18,85 @@ pub enum Route {
     Metrics,
 }
 
-impl Route {
-    /// The `route` label of `plutos_responses_total`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Route::Ingest => "ingest",
-            Route::Health => "health",
-            Route::Ready => "ready",
-            Route::Metrics => "metrics",
-        }
+impl Endpoint {
+    /// Takes events: its requests are refused while ingest is not accepting (spool full, failed write).
+    pub fn ingests(self) -> bool {
+        matches!(self, Endpoint::Events)
     }
 }
 
-struct Entry {
-    path: &'static [u8],
-    route: Route,
-    methods: &'static [Method],
-    /// `methods` as an `Allow` header value (a test checks they agree).
+/// The methods of a route, and the same as an `Allow` header value (a test checks they agree).
+#[derive(Debug)]
+pub struct Methods {
+    list: &'static [Method],
     allow: &'static str,
 }
 
+const GET_HEAD: Methods = Methods { list: &[Method::Get, Method::Head], allow: "GET, HEAD" };
+const EVENTS: Methods =
+    Methods { list: &[Method::Get, Method::Head, Method::Post, Method::Options], allow: "GET, HEAD, POST, OPTIONS" };
+
+struct Entry {
+    path: &'static str,
+    endpoint: Endpoint,
+    methods: Methods,
+}
+
+/// Every route. The index of an entry is its row in the response counters.
 const ROUTES: &[Entry] = &[
-    Entry {
-        path: b"/e",
-        route: Route::Ingest,
-        methods: &[Method::Get, Method::Head, Method::Post, Method::Options],
-        allow: "GET, HEAD, POST, OPTIONS",
-    },
-    Entry { path: b"/health", route: Route::Health, methods: &[Method::Get, Method::Head], allow: "GET, HEAD" },
-    Entry { path: b"/ready", route: Route::Ready, methods: &[Method::Get, Method::Head], allow: "GET, HEAD" },
-    Entry { path: b"/metrics", route: Route::Metrics, methods: &[Method::Get, Method::Head], allow: "GET, HEAD" },
+    Entry { path: "/e", endpoint: Endpoint::Events, methods: EVENTS },
+    Entry { path: "/health", endpoint: Endpoint::Health, methods: GET_HEAD },
+    Entry { path: "/ready", endpoint: Endpoint::Ready, methods: GET_HEAD },
+    Entry { path: "/metrics", endpoint: Endpoint::Metrics, methods: GET_HEAD },
 ];
+
+/// How many routes there are (the rows of the response counters, besides the one of unrouted requests).
+pub const COUNT: usize = ROUTES.len();
+
+/// One route of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route(u8);
+
+impl Route {
+    fn entry(self) -> &'static Entry {
+        &ROUTES[usize::from(self.0)]
+    }
+
+    pub fn endpoint(self) -> Endpoint {
+        self.entry().endpoint
+    }
+
+    /// The path, which is also the route's label in the metrics.
+    pub fn path(self) -> &'static str {
+        self.entry().path
+    }
+
+    /// Its row in the response counters.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    /// The methods it takes, as an `Allow` header value.
+    pub fn allow(self) -> &'static str {
+        self.entry().methods.allow
+    }
+
+    /// Every route, in the order of the table.
+    pub fn all() -> impl Iterator<Item = Route> {
+        (0..COUNT).map(|i| Route(i as u8))
+    }
+}
 
 /// The route of a request, or the error it gets whatever its body: 404 for an unknown path, 405 (with the
 /// route's `Allow`) for a method the route does not take.
 pub fn route(path: &[u8], method: Method) -> Result<Route, HttpError> {
-    let entry = ROUTES.iter().find(|e| e.path == path).ok_or(HttpError::NotFound)?;
-    if entry.methods.contains(&method) {
-        Ok(entry.route)
+    let i = ROUTES.iter().position(|e| e.path.as_bytes() == path).ok_or(HttpError::NotFound)?;
+    let entry = &ROUTES[i];
+    if entry.methods.list.contains(&method) {
+        Ok(Route(i as u8))
     } else {
-        Err(HttpError::MethodNotAllowed { allow: entry.allow })
+        Err(HttpError::MethodNotAllowed(entry.methods.allow))
     }
-}
-
-/// The methods `route` takes, as an `Allow` header value.
-pub fn allow(route: Route) -> &'static str {
-    ROUTES.iter().find(|e| e.route == route).map_or("", |e| e.allow)
 }
 
 #[cfg(test)]
@@ -69,31 +104,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_route_is_its_index_in_the_metrics_labels() {
-        for route in [Route::Ingest, Route::Health, Route::Ready, Route::Metrics] {
-            assert_eq!(crate::metrics::ROUTES[route as usize], route.label());
+    fn allow_lists_exactly_the_methods_of_each_route() {
+        assert!(COUNT <= usize::from(u8::MAX));
+        for route in Route::all() {
+            let methods = &route.entry().methods;
+            let listed: Vec<&str> = methods.list.iter().map(|m| m.as_str()).collect();
+            assert_eq!(route.allow(), listed.join(", "), "{}", route.path());
         }
     }
 
     #[test]
-    fn allow_lists_exactly_the_methods_of_each_route() {
-        for entry in ROUTES {
-            let listed: Vec<&str> = entry.methods.iter().map(|m| m.as_str()).collect();
-            assert_eq!(entry.allow, listed.join(", "));
-            assert_eq!(allow(entry.route), entry.allow);
-            assert!(crate::metrics::ROUTES.contains(&entry.route.label()));
-        }
+    fn paths_are_distinct_and_absolute() {
+        let mut paths: Vec<&str> = Route::all().map(Route::path).collect();
+        assert!(paths.iter().all(|p| p.starts_with('/')));
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), COUNT);
     }
 
     #[test]
     fn routes_paths_and_methods() {
-        assert_eq!(route(b"/e", Method::Post), Ok(Route::Ingest));
-        assert_eq!(route(b"/health", Method::Head), Ok(Route::Health));
-        assert_eq!(route(b"/metrics", Method::Get), Ok(Route::Metrics));
-        assert_eq!(route(b"/ready", Method::Get), Ok(Route::Ready));
-        assert_eq!(route(b"/e", Method::Other), Err(HttpError::MethodNotAllowed { allow: "GET, HEAD, POST, OPTIONS" }));
-        assert_eq!(route(b"/health", Method::Post), Err(HttpError::MethodNotAllowed { allow: "GET, HEAD" }));
-        assert_eq!(route(b"/e/", Method::Get), Err(HttpError::NotFound));
-        assert_eq!(route(b"*", Method::Options), Err(HttpError::NotFound));
+        let endpoint = |path: &[u8], method| route(path, method).map(Route::endpoint);
+        assert_eq!(endpoint(b"/e", Method::Post), Ok(Endpoint::Events));
+        assert_eq!(endpoint(b"/health", Method::Head), Ok(Endpoint::Health));
+        assert_eq!(endpoint(b"/metrics", Method::Get), Ok(Endpoint::Metrics));
+        assert_eq!(endpoint(b"/ready", Method::Get), Ok(Endpoint::Ready));
+        assert_eq!(endpoint(b"/e", Method::Other), Err(HttpError::MethodNotAllowed("GET, HEAD, POST, OPTIONS")));
+        assert_eq!(endpoint(b"/health", Method::Post), Err(HttpError::MethodNotAllowed("GET, HEAD")));
+        assert_eq!(endpoint(b"/e/", Method::Get), Err(HttpError::NotFound));
+        assert_eq!(endpoint(b"*", Method::Options), Err(HttpError::NotFound));
+        assert_eq!(route(b"/ready", Method::Get).map(Route::path), Ok("/ready"));
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use crate::http::framing::Progress;
+use crate::http::route::Route;
 
 /// Stop reading from a client that has this much unread output.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
@@ -42,8 +43,9 @@ pub struct Connection {
     /// returned. Only `commit_output` moves it, and `write_out` never crosses it, so a response encoded after
     /// the last commit (a resumed read, a timer) cannot reach the socket before the next one.
     out_committed: usize,
-    /// Where the first response of this iteration whose events wait for the spool write starts.
-    ingest_mark: Option<usize>,
+    /// Where the first response of this iteration whose events wait for the spool write starts, and the route
+    /// of its request.
+    ingest_mark: Option<(usize, Route)>,
     /// No more requests: close once `out` is written.
     pub close_after_flush: bool,
     pub peer_closed: bool,
@@ -158,9 +160,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Notes that the response about to be encoded acknowledges events of this iteration's batch.
-    pub fn mark_ingest(&mut self) {
-        self.ingest_mark.get_or_insert(self.out.len());
+    /// Notes that the response about to be encoded, to a request of `route`, acknowledges events of this
+    /// iteration's batch.
+    pub fn mark_ingest(&mut self, route: Route) {
+        self.ingest_mark.get_or_insert((self.out.len(), route));
     }
 
     /// The group commit covering every event answered so far returned: all encoded output may go out.
@@ -170,16 +173,12 @@ impl Connection {
     }
 
     /// The group commit failed: drops the answers from the first one that acknowledged events of the lost
-    /// batch on. Returns whether there were any.
-    pub fn take_back_ingest(&mut self) -> bool {
-        match self.ingest_mark.take() {
-            Some(mark) => {
-                debug_assert!(mark >= self.out_committed);
-                self.out.truncate(mark);
-                true
-            }
-            None => false,
-        }
+    /// batch on. Returns the route of that first request, if there was one.
+    pub fn take_back_ingest(&mut self) -> Option<Route> {
+        let (mark, route) = self.ingest_mark.take()?;
+        debug_assert!(mark >= self.out_committed);
+        self.out.truncate(mark);
+        Some(route)
     }
 
     /// Output encoded since the last group commit (none between the commit and the flush of an iteration).

@@ -29,8 +29,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::http::route::Route;
-use crate::http::{Busy, HttpError};
+use crate::http::HttpError;
 use crate::metrics::{WorkerMetrics, add};
 use crate::spool::Fsync;
 use crate::spool::UploadJob;
@@ -200,11 +199,11 @@ impl Worker {
         timeout
     }
 
-    fn accepting(&self, now: Instant) -> Result<(), Busy> {
+    fn accepting(&self, now: Instant) -> Result<(), HttpError> {
         if self.write_error_until.is_some_and(|t| now < t) || self.chunk.is_backlogged() {
-            Err(Busy::SpoolWriteFailed)
+            Err(HttpError::SpoolWriteFailed)
         } else if self.shared.spool_full() {
-            Err(Busy::SpoolFull)
+            Err(HttpError::SpoolFull)
         } else {
             Ok(())
         }
@@ -257,10 +256,9 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(i) else {
                 continue;
             };
-            if conn.take_back_ingest() {
+            if let Some(route) = conn.take_back_ingest() {
                 conn.drop_input();
-                let error = HttpError::Unavailable(Busy::SpoolWriteFailed);
-                self.requests.refuse(conn, Some(Route::Ingest), error);
+                self.requests.refuse(conn, Some(route), HttpError::SpoolWriteFailed);
             }
         }
     }

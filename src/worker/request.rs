@@ -17,9 +17,9 @@ use crate::http::chunked::decode_chunked;
 use crate::http::cors::{Cors, Grant};
 use crate::http::framing::{self, Framed, FramingError, Progress};
 use crate::http::response::{self, Body, ConnectionHeader, Delivery, Response, ResponseKind};
-use crate::http::route::{self, Route};
-use crate::http::{Busy, Framing, HttpError, Method, RequestHead, write_key};
-use crate::metrics::{self, Tally};
+use crate::http::route::{self, Endpoint, Route};
+use crate::http::{Framing, HttpError, Method, RequestHead, write_key};
+use crate::metrics::Tally;
 use crate::spool::batch::Batch;
 use crate::state::{Phase, Shared};
 use crate::worker::connection::{Connection, Peer};
@@ -56,8 +56,8 @@ pub struct Requests {
     /// Requests answered since the worker last counted them (once per iteration, not per request).
     answered: u64,
     tally: Tally,
-    /// Whether ingest may accept in this iteration; `Err` carries the 503 reason.
-    accepting: Result<(), Busy>,
+    /// Whether ingest may accept in this iteration; `Err` carries the 503.
+    accepting: Result<(), HttpError>,
     /// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date).
     event_ok: CachedAnswer,
     /// The header lines of an answer being built (a preflight's).
@@ -102,7 +102,7 @@ impl Requests {
 
     /// Once per event-loop iteration, before any request: the time, and whether ingest may accept (`Err`: the
     /// reason of its 503).
-    pub fn begin_iteration(&mut self, accepting: Result<(), Busy>) {
+    pub fn begin_iteration(&mut self, accepting: Result<(), HttpError>) {
         self.clock.refresh();
         self.accepting = accepting;
     }
@@ -153,7 +153,7 @@ impl Requests {
             Ok(Framed::Partial) => return None,
             Ok(Framed::HeadOnly) => {
                 if conn.over_limit {
-                    self.refuse(conn, None, HttpError::Unavailable(Busy::TooManyConnections));
+                    self.refuse(conn, None, HttpError::TooManyConnections);
                     return Some(buf.len());
                 }
                 if head.expect_continue {
@@ -173,7 +173,7 @@ impl Requests {
             }
         };
         if conn.over_limit {
-            self.refuse(conn, None, HttpError::Unavailable(Busy::TooManyConnections));
+            self.refuse(conn, None, HttpError::TooManyConnections);
             return Some(buf.len());
         }
         let mut dechunked = std::mem::take(&mut self.body.dechunked);
@@ -209,12 +209,12 @@ impl Requests {
             Err(e) => return Some((e, answer)),
         };
         answer.route = Some(route);
-        if route != Route::Ingest || head.method != Method::Post {
+        if !route.endpoint().ingests() || head.method != Method::Post {
             return None;
         }
         let (grant, admitted) = self.edge.admit(head);
         answer.grant = grant;
-        match admitted.and(self.accepting.map_err(HttpError::Unavailable)) {
+        match admitted.and(self.accepting) {
             Ok(()) => None,
             Err(e) => Some((e, answer)),
         }
@@ -232,7 +232,7 @@ impl Requests {
         let mut answer = Answer { route: None, body: Body::for_method(head.method), connection, grant: None };
         if self.shared.phase() == Phase::Closing && !conn.inflight_at_close {
             answer.connection = ConnectionHeader::Close;
-            return self.reject(conn, HttpError::Unavailable(Busy::ShuttingDown), answer);
+            return self.reject(conn, HttpError::ShuttingDown, answer);
         }
         conn.inflight_at_close = false;
         #[cfg(debug_assertions)]
@@ -244,14 +244,16 @@ impl Requests {
             Err(e) => return self.reject(conn, e, answer),
         };
         answer.route = Some(route);
-        match route {
-            Route::Ingest if head.method == Method::Options => self.preflight(conn, head, answer),
-            Route::Ingest => {
+        if head.method == Method::Options {
+            return self.preflight(conn, head, route, answer);
+        }
+        match route.endpoint() {
+            Endpoint::Events => {
                 let (grant, admitted) = self.edge.admit(head);
                 answer.grant = grant;
                 let ingested = admitted.and_then(|()| match head.method {
-                    Method::Post => self.ingest_body(conn, head, body, batch).map(Some),
-                    _ => self.ingest_query(conn, head, batch).map(|()| None),
+                    Method::Post => self.ingest_body(conn, route, head, body, batch).map(Some),
+                    _ => self.ingest_query(conn, route, head, batch).map(|()| None),
                 });
                 match ingested {
                     Ok(Some(events)) => self.accept_batch(conn, events, answer),
@@ -259,21 +261,21 @@ impl Requests {
                     Err(e) => self.reject(conn, e, answer),
                 }
             }
-            Route::Health => {
+            Endpoint::Health => {
                 let (status, text): ((u16, &str), &[u8]) = match self.shared.phase() {
                     Phase::Running => ((200, "OK"), b"ok\n"),
                     _ => ((503, "Service Unavailable"), b"draining\n"),
                 };
                 self.send(conn, &plain_text(status, text), answer);
             }
-            Route::Ready => {
+            Endpoint::Ready => {
                 let (status, text) = match self.shared.not_ready(self.config.ready_sink_window) {
                     None => ((200, "OK"), "ready\n".to_string()),
                     Some(reason) => ((503, "Service Unavailable"), format!("{reason}\n")),
                 };
                 self.send(conn, &plain_text(status, text.as_bytes()), answer);
             }
-            Route::Metrics => {
+            Endpoint::Metrics => {
                 let text = self.shared.metrics_text();
                 let metrics = Response {
                     status: (200, "OK"),
@@ -286,9 +288,9 @@ impl Requests {
         }
     }
 
-    /// `OPTIONS /e`: 204 with `Allow`, and for an allowed origin the CORS preflight headers.
-    fn preflight(&mut self, conn: &mut Connection, head: &RequestHead<'_>, answer: Answer) {
-        let allow = route::allow(Route::Ingest);
+    /// `OPTIONS`: 204 with the route's `Allow`, and for an allowed origin the CORS preflight headers.
+    fn preflight(&mut self, conn: &mut Connection, head: &RequestHead<'_>, route: Route, answer: Answer) {
+        let allow = route.allow();
         let mut extra = std::mem::take(&mut self.extra);
         extra.clear();
         extra.extend_from_slice(b"Allow: ");
@@ -306,14 +308,14 @@ impl Requests {
     fn send(&mut self, conn: &mut Connection, response: &Response<'_>, answer: Answer) {
         let delivery = answer.delivery(&self.edge.cors);
         response::write(&mut conn.out, self.clock.http_date(), response, delivery);
-        self.tally.response(route_index(answer.route), response.status.0);
+        self.tally.response(answer.route, response.status.0);
     }
 
     /// The answer to an accepted POST.
     fn accept_batch(&mut self, conn: &mut Connection, events: u64, answer: Answer) {
         let delivery = answer.delivery(&self.edge.cors);
         response::write_batch_accepted(&mut conn.out, self.clock.http_date(), events, delivery);
-        self.tally.response(route_index(answer.route), 200);
+        self.tally.response(answer.route, 200);
     }
 
     /// The answer to an accepted GET/HEAD: the common keep-alive one is copied from a per-second cache.
@@ -327,7 +329,7 @@ impl Requests {
             self.event_ok.write(&mut conn.out, &self.clock, kind, cors);
         }
         let status = if kind == ResponseKind::NoContent { 204 } else { 200 };
-        self.tally.response(route_index(answer.route), status);
+        self.tally.response(answer.route, status);
     }
 
     /// The per-request parts of this request's records.
@@ -340,10 +342,11 @@ impl Requests {
     fn ingest_query(
         &mut self,
         conn: &mut Connection,
+        route: Route,
         head: &RequestHead<'_>,
         batch: &mut Batch,
     ) -> Result<(), HttpError> {
-        self.accepting.map_err(HttpError::Unavailable)?;
+        self.accepting?;
         self.start_request(conn, head);
         let mark = batch.mark();
         self.records.begin_record(batch.lines_mut());
@@ -353,7 +356,7 @@ impl Requests {
         }
         self.records.finish_record(batch.lines_mut(), &mut self.ids);
         batch.add_events(1);
-        conn.mark_ingest();
+        conn.mark_ingest(route);
         Ok(())
     }
 
@@ -361,11 +364,12 @@ impl Requests {
     fn ingest_body(
         &mut self,
         conn: &mut Connection,
+        route: Route,
         head: &RequestHead<'_>,
         body: &[u8],
         batch: &mut Batch,
     ) -> Result<u64, HttpError> {
-        self.accepting.map_err(HttpError::Unavailable)?;
+        self.accepting?;
         let kind = body::body_kind(head.content_type)?;
         self.start_request(conn, head);
         let max = self.config.max_decompressed_bytes;
@@ -381,26 +385,21 @@ impl Requests {
         )?;
         if events > 0 {
             batch.add_events(events);
-            conn.mark_ingest();
+            conn.mark_ingest(route);
         }
         Ok(events)
     }
 
     /// Answers with the canned response for `e`; `ConnectionHeader::Close` ends the connection after it.
     fn reject(&mut self, conn: &mut Connection, e: HttpError, answer: Answer) {
-        self.tally.rejection(e.label());
+        self.tally.rejection(e);
         let delivery = answer.delivery(&self.edge.cors);
         response::write_error(&mut conn.out, self.clock.http_date(), e, delivery);
-        self.tally.response(route_index(answer.route), e.status().0);
+        self.tally.response(answer.route, e.status().0);
         if answer.connection == ConnectionHeader::Close {
             conn.close_after_flush = true;
         }
     }
-}
-
-/// The route's index in `metrics::ROUTES`.
-fn route_index(route: Option<Route>) -> usize {
-    route.map_or(metrics::UNROUTED, |route| route as usize)
 }
 
 fn plain_text<'a>(status: (u16, &'static str), text: &'a [u8]) -> Response<'a> {
