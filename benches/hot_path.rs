@@ -144,7 +144,8 @@ fn pipelined_requests(c: &mut Criterion) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, peer) = listener.accept().unwrap();
-    let mut conn = Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), Instant::now());
+    let mut conn =
+        Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now());
     let burst = b"GET /e?test=me HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".repeat(16);
     let body = ndjson_100();
     let post = [

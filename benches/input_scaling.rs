@@ -62,7 +62,8 @@ impl Trickle {
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let requests = Requests::new(config, &plutos::config::EdgeConfig::default(), shared, 0, 0);
-        let conn = Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), Instant::now());
+        let conn =
+            Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now());
         Trickle { requests, batch: Batch::default(), conn, client, read_buf: vec![0; 64 * 1024] }
     }
 

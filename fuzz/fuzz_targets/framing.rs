@@ -61,10 +61,10 @@ fn read_all<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u8>) {
     requests.begin_iteration(Ok(()));
     let server = socket().0.try_clone().unwrap();
     let peer = requests.peer(server.peer_addr().unwrap().ip());
-    let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer, Instant::now());
+    let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer, false, Instant::now());
     let mut batch = Batch::default();
     for piece in pieces {
-        if conn.close_after_flush {
+        if !conn.life.takes_requests() {
             break;
         }
         let mut input = std::mem::take(&mut conn.pending);

@@ -10,6 +10,7 @@ use mio::net::TcpStream;
 
 use crate::http::framing::Progress;
 use crate::http::route::Route;
+use crate::worker::lifecycle::Lifecycle;
 
 /// Stop reading from a client that has this much unread output.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
@@ -30,8 +31,8 @@ pub struct Peer {
 pub struct Connection {
     pub stream: TcpStream,
     pub peer: Peer,
-    /// Accepted over MAX_CONNECTIONS only to answer its first request with 503 and close.
-    pub over_limit: bool,
+    /// Where it is in its life: open, ending, lingering; paused, queued for the flush.
+    pub life: Lifecycle,
     /// Bytes of an incomplete request.
     pub pending: Vec<u8>,
     /// How far the request at the start of the input got: each read looks only at its new bytes.
@@ -46,43 +47,27 @@ pub struct Connection {
     /// Where the first response of this iteration whose events wait for the spool write starts, and the route
     /// of its request.
     ingest_mark: Option<(usize, Route)>,
-    /// No more requests: close once `out` is written.
-    pub close_after_flush: bool,
-    pub peer_closed: bool,
-    /// Reading stopped because the client does not read its responses.
-    pub read_paused: bool,
     /// When the first byte of the current incomplete request arrived (for 408).
     pub request_started: Option<Instant>,
     /// Last read, or last write progress.
     pub last_active: Instant,
-    pub queued_for_flush: bool,
-    /// Had a request in flight when the drain ended: that request is still served normally.
-    pub inflight_at_close: bool,
-    /// Half-closed after its last response: input is read and dropped until EOF or this instant, so the
-    /// kernel does not answer unread input with a RST that could destroy the response in flight.
-    pub lingering_until: Option<Instant>,
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: Peer, now: Instant) -> Connection {
+    /// `over_limit`: accepted over MAX_CONNECTIONS only to answer its first request with 503 and close.
+    pub fn new(stream: TcpStream, peer: Peer, over_limit: bool, now: Instant) -> Connection {
         Connection {
             stream,
             peer,
-            over_limit: false,
+            life: Lifecycle::new(over_limit),
             pending: Vec::new(),
             progress: Progress::default(),
             out: Vec::new(),
             out_sent: 0,
             out_committed: 0,
             ingest_mark: None,
-            close_after_flush: false,
-            peer_closed: false,
-            read_paused: false,
             request_started: None,
             last_active: now,
-            queued_for_flush: false,
-            inflight_at_close: false,
-            lingering_until: None,
         }
     }
 
@@ -103,22 +88,23 @@ impl Connection {
 
     /// Reads what the socket has into `read_buf` and hands the connection's input — an incomplete request's
     /// bytes so far, then what was read — to `handle`, which returns how many bytes it used; only the rest is
-    /// kept. Stops once the socket is drained, the client closed, or too much output waits (reading pauses). An
-    /// error means the connection is gone.
+    /// kept. Stops once the socket is drained, the client closed, or too much output waits (reading pauses:
+    /// `Ok(true)` when it paused now). An error means the connection is gone.
     pub fn receive(
         &mut self,
         read_buf: &mut [u8],
         now: Instant,
         mut handle: impl FnMut(&mut Connection, &[u8]) -> usize,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
+        let mut paused_now = false;
         loop {
             if self.unsent() > OUT_HIGH_WATER {
-                self.read_paused = true;
+                paused_now = self.life.pause_reading();
                 break;
             }
             let n = match self.stream.read(read_buf) {
                 Ok(0) => {
-                    self.peer_closed = true;
+                    self.life.peer_closed();
                     break;
                 }
                 Ok(n) => n,
@@ -127,8 +113,8 @@ impl Connection {
                 Err(e) => return Err(e),
             };
             self.last_active = now;
-            if self.lingering_until.is_some() || self.close_after_flush {
-                continue; // the answer is decided; input after it is dropped
+            if !self.life.takes_requests() {
+                continue; // the last answer is decided; input after it is dropped
             }
             let data = &read_buf[..n];
             if self.pending.is_empty() {
@@ -141,7 +127,7 @@ impl Connection {
                 pending.drain(..used);
                 self.pending = pending;
             }
-            if self.close_after_flush {
+            if !self.life.takes_requests() {
                 self.drop_input();
             }
             if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
@@ -157,7 +143,7 @@ impl Connection {
             true => None,
             false => self.request_started.or(Some(now)),
         };
-        Ok(())
+        Ok(paused_now)
     }
 
     /// Notes that the response about to be encoded, to a request of `route`, acknowledges events of this
@@ -211,11 +197,12 @@ impl Connection {
         Ok(true)
     }
 
-    /// After the last response: send FIN and drain input for a while instead of closing at once.
+    /// After the last response: send FIN and drain input for a while instead of closing at once, so the kernel
+    /// does not answer unread input with a RST that could destroy the response in flight.
     pub fn linger(&mut self, now: Instant) {
-        if self.lingering_until.is_none() {
+        if self.life.lingering_until().is_none() {
             let _ = self.stream.shutdown(Shutdown::Write);
-            self.lingering_until = Some(now + LINGER);
+            self.life.linger(now + LINGER);
         }
     }
 }

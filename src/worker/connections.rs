@@ -38,8 +38,7 @@ impl Worker {
                         tracing::warn!(error = %e, "cannot register connection");
                         continue;
                     }
-                    let conn = entry.insert(Connection::new(stream, self.requests.peer(peer.ip()), now));
-                    conn.over_limit = over_limit;
+                    entry.insert(Connection::new(stream, self.requests.peer(peer.ip()), over_limit, now));
                     add(&self.metrics().connections_accepted, 1);
                     add(&self.metrics().connections_open, 1);
                 }
@@ -59,25 +58,24 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(i) else {
             return;
         };
-        let was_paused = conn.read_paused;
         let (requests, batch) = (&mut self.requests, &mut self.batch);
         let received = conn.receive(&mut self.read_buf, now, |conn, data| requests.process(conn, data, batch));
-        if received.is_err() {
-            self.close(i);
-            return;
+        match received {
+            Err(_) => {
+                self.close(i);
+                return;
+            }
+            Ok(true) => add(&self.shared.workers[self.index].read_pauses, 1),
+            Ok(false) => {}
         }
-        if conn.read_paused && !was_paused {
-            add(&self.shared.workers[self.index].read_pauses, 1);
-        }
-        if conn.unsent() > 0 || conn.close_after_flush || conn.peer_closed {
+        if conn.unsent() > 0 || conn.life.must_flush() {
             self.queue_flush(i);
         }
     }
 
     pub(super) fn queue_flush(&mut self, i: usize) {
         if let Some(conn) = self.conns.get_mut(i) {
-            if !conn.queued_for_flush {
-                conn.queued_for_flush = true;
+            if conn.life.queue_flush() {
                 self.flush_list.push(i);
             }
         }
@@ -100,7 +98,7 @@ impl Worker {
         let mut expired = Vec::new();
         let mut timed_out = Vec::new();
         for (i, conn) in self.conns.iter() {
-            if let Some(until) = conn.lingering_until {
+            if let Some(until) = conn.life.lingering_until() {
                 if now >= until {
                     expired.push(i);
                 }
@@ -137,8 +135,8 @@ impl Worker {
             .conns
             .iter_mut()
             .filter_map(|(i, conn)| {
-                conn.inflight_at_close = conn.has_partial_request();
-                (!conn.inflight_at_close && conn.unsent() == 0 && conn.lingering_until.is_none()).then_some(i)
+                let in_flight = conn.has_partial_request();
+                conn.life.drain_ended(in_flight, conn.unsent()).then_some(i)
             })
             .collect();
         for i in idle {

@@ -1,5 +1,5 @@
 //! A worker: one pinned thread with its own listener, epoll loop, connections (`connection`: one socket's
-//! buffers, its committed output boundary and its flags), request handling (`request`: the requests in a
+//! buffers and its committed output boundary; `lifecycle`: where it is in its life), request handling (`request`: the requests in a
 //! connection's bytes, answered and their events batched; `edge`: who may send and who sent) and chunk writer.
 //! It shares nothing with other workers but atomics, takes no lock, and never waits for the uploader.
 //!
@@ -18,6 +18,7 @@
 pub mod connection;
 mod connections;
 mod edge;
+pub mod lifecycle;
 pub mod request;
 
 use std::io;
@@ -37,6 +38,7 @@ use crate::spool::batch::Batch;
 use crate::spool::chunk::{ChunkWriter, SpoolWriteError};
 use crate::state::{Phase, Shared};
 use crate::worker::connection::Connection;
+use crate::worker::lifecycle::AfterWrite;
 use crate::worker::request::Requests;
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
@@ -269,18 +271,17 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(i) else {
                 continue;
             };
-            conn.queued_for_flush = false;
+            conn.life.unqueue_flush();
             debug_assert_eq!(conn.uncommitted(), 0, "every connection with new output was committed this iteration");
             match conn.write_out(now) {
                 Err(_) => self.close(i),
                 Ok(false) => {} // the writable edge brings it back
-                Ok(true) if conn.peer_closed => self.close(i),
-                Ok(true) if conn.close_after_flush => conn.linger(now),
-                Ok(true) if conn.read_paused => {
-                    conn.read_paused = false;
-                    self.resume_list.push(i);
-                }
-                Ok(true) => {}
+                Ok(true) => match conn.life.written() {
+                    AfterWrite::Keep => {}
+                    AfterWrite::Close => self.close(i),
+                    AfterWrite::Linger => conn.linger(now),
+                    AfterWrite::ReadAgain => self.resume_list.push(i),
+                },
             }
         }
     }

@@ -127,7 +127,7 @@ impl Requests {
     /// incomplete request, whose progress `conn.progress` keeps for the next call.
     pub fn process(&mut self, conn: &mut Connection, data: &[u8], batch: &mut Batch) -> usize {
         let mut pos = 0;
-        while pos < data.len() && !conn.close_after_flush {
+        while pos < data.len() && conn.life.takes_requests() {
             match self.handle_one(conn, &data[pos..], batch) {
                 Some(n) => {
                     pos += n;
@@ -152,7 +152,7 @@ impl Requests {
             Ok(Framed::Complete { end }) => end,
             Ok(Framed::Partial) => return None,
             Ok(Framed::HeadOnly) => {
-                if conn.over_limit {
+                if conn.life.over_limit() {
                     self.refuse(conn, None, HttpError::TooManyConnections);
                     return Some(buf.len());
                 }
@@ -172,7 +172,7 @@ impl Requests {
                 return Some(buf.len());
             }
         };
-        if conn.over_limit {
+        if conn.life.over_limit() {
             self.refuse(conn, None, HttpError::TooManyConnections);
             return Some(buf.len());
         }
@@ -189,7 +189,7 @@ impl Requests {
         };
         // Once the drain is over, the connection ends after this request.
         let connection = if !head.keep_alive || self.shared.phase() == Phase::Closing {
-            conn.close_after_flush = true;
+            conn.life.end_after_answer();
             ConnectionHeader::Close
         } else if head.http10 {
             ConnectionHeader::KeepAlive
@@ -230,11 +230,11 @@ impl Requests {
     ) {
         self.answered += 1;
         let mut answer = Answer { route: None, body: Body::for_method(head.method), connection, grant: None };
-        if self.shared.phase() == Phase::Closing && !conn.inflight_at_close {
+        let in_flight_at_drain_end = conn.life.serves_request_after_drain();
+        if self.shared.phase() == Phase::Closing && !in_flight_at_drain_end {
             answer.connection = ConnectionHeader::Close;
             return self.reject(conn, HttpError::ShuttingDown, answer);
         }
-        conn.inflight_at_close = false;
         #[cfg(debug_assertions)]
         if self.debug_faults && head.path == b"/debug/panic" {
             panic!("fault injected by /debug/panic");
@@ -397,7 +397,7 @@ impl Requests {
         response::write_error(&mut conn.out, self.clock.http_date(), e, delivery);
         self.tally.response(answer.route, e.status().0);
         if answer.connection == ConnectionHeader::Close {
-            conn.close_after_flush = true;
+            conn.life.end_after_answer();
         }
     }
 }
