@@ -240,3 +240,25 @@ fn a_chunked_body_trickled_in_small_pieces_is_accepted_whole() {
     let dir = server.stop();
     assert_eq!(read_records(&dir.path().join("out")).len(), 2000);
 }
+
+/// A request line without an HTTP version (HTTP/0.9's `GET /path`) is refused as soon as the line is complete:
+/// such a client never sends the blank line that would end its head, so waiting for it would hold the
+/// connection until the header timeout (set to an hour here, so only an answer at once passes).
+#[test]
+fn a_request_line_without_a_version_is_refused_when_the_line_ends() {
+    let server = TestServer::start(&["--header-timeout-seconds", "3600"]);
+    for line in ["GET /e?x\r\n", "GET /e?x\n", "\r\nGET /e?http09=yes\r\n", "POST /e\r\n"] {
+        let mut client = server.client();
+        client.send(line.as_bytes());
+        let r = client.read_response();
+        assert_eq!((r.status, r.header("connection")), (400, Some("close")), "{line:?}");
+        assert!(r.text().contains("without an HTTP version"), "{line:?}: {}", r.text());
+        assert!(client.is_closed_by_server(), "{line:?}");
+    }
+    let mut client = server.client();
+    client.send(b"GET /e HTTP/2.0\r\n");
+    let r = client.read_response();
+    assert_eq!((r.status, r.header("connection")), (505, Some("close")));
+    let dir = server.stop();
+    assert!(read_records(&dir.path().join("out")).is_empty());
+}

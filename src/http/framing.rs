@@ -8,7 +8,7 @@ use super::head::MAX_LEADING_NEWLINES;
 use super::response::Body;
 use super::{
     Framing, HttpError, MAX_HEAD_BYTES, MAX_HEADERS, Method, Parse, RequestHead, find_head_end, first_line_end,
-    parse_head_into, partial_head_error,
+    parse_head_into, partial_head_error, request_line_error,
 };
 
 #[derive(Debug, Clone)]
@@ -76,6 +76,9 @@ impl Progress {
             Progress::Head { scanned, line_end } if *scanned > 0 && find_head_end(buf, *scanned).is_none() => {
                 if line_end.is_none() {
                     *line_end = first_line_end(buf, *scanned);
+                    if let Some(error) = line_end.and_then(|end| request_line_error(&buf[..=end])) {
+                        return Err(error.into());
+                    }
                 }
                 *scanned = buf.len();
                 match partial_head_error(buf.len(), *line_end) {
@@ -119,6 +122,10 @@ impl Progress {
                 let line_end = first_line_end(buf, 0);
                 if let Some(limit) = partial_head_error(buf.len(), line_end) {
                     return Err(limit.into());
+                }
+                // A complete request line that is itself the error is answered now, not when the head ends.
+                if let Some(error) = line_end.and_then(|end| request_line_error(&buf[..=end])) {
+                    return Err(error.into());
                 }
                 *self = Progress::Head { scanned: buf.len(), line_end };
                 return Ok(Framed::Partial);
@@ -281,11 +288,19 @@ mod tests {
         // waited for the end when trickled.
         let malformed = b"GET /e?a=1 HTTP/1.1\r\nHos 7\rGlEaeT/ hth HTTP/1.1\r\nHONS P/0.\r\n";
         let over_limit = [b"GET /e?".as_slice(), &[b'a'; 9000]].concat();
-        let cases: [(&[u8], Option<u16>); 8] = [
+        let cases: [(&[u8], Option<u16>); 14] = [
             (malformed, None),
             (&[malformed.as_slice(), b"\r\n"].concat(), Some(400)),
-            (b"NOT HTTP\r\n", None),
+            // A complete request line that is itself the error is answered at once: an HTTP/0.9 client never
+            // sends the blank line that would end its head.
+            (b"NOT HTTP\r\n", Some(400)),
             (b"NOT HTTP\r\n\r\n", Some(400)),
+            (b"GET /e?x\r\n", Some(400)),
+            (b"GET /e?x\n", Some(400)),
+            (b"\r\nGET /e?x\r\n", Some(400)),
+            (b"GET /e HTTP/2.0\r\n", Some(505)),
+            (b"GET /e?x", None),
+            (b"GET /e HTTP/1.1\r\nHost: t\r\n", None),
             (&over_limit, Some(414)),
             // Found next: empty lines before the request line look like a head's end to the end search.
             (b"\r\n\r\nPOST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n{", Some(0)),

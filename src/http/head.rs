@@ -71,11 +71,26 @@ pub fn partial_head_error(len: usize, line_end: Option<usize>) -> Option<HttpErr
     }
 }
 
-/// Where the first line of `buf` ends, searching only from `from` (the bytes before it hold no LF).
+/// Where the request line of `buf` ends (its LF), searching only from `from` (the bytes before it hold no LF but
+/// those of the empty lines allowed before a request line, which are skipped).
 pub fn first_line_end(buf: &[u8], from: usize) -> Option<usize> {
+    let from = from.max(leading_newlines(buf));
     let found = memchr::memchr(b'\n', &buf[from..]);
     crate::cost::examined(found.map_or(buf.len() - from, |i| i + 1));
     found.map(|i| from + i)
+}
+
+/// The error a head gets for its request line alone, once that line is complete (`line`: the head up to and
+/// including the line's LF). A line without an HTTP version (`GET /e?x`, HTTP/0.9 style) is refused now: such a
+/// client never sends the blank line that would end its head. The same error as parsing the whole head would
+/// give, so the answer does not depend on how the head arrived; `None` while the line is fine.
+pub fn request_line_error(line: &[u8]) -> Option<HttpError> {
+    parse_head(line).err()
+}
+
+/// How many CR and LF bytes open `buf`, counting no further than one past what is tolerated.
+fn leading_newlines(buf: &[u8]) -> usize {
+    buf.iter().take(MAX_LEADING_NEWLINES + 1).take_while(|&&b| b == b'\r' || b == b'\n').count()
 }
 
 /// Empty-line bytes (CR, LF) tolerated before a request line (RFC 9112 §2.2: at least one CRLF should be): more
@@ -94,7 +109,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Parse<RequestHead<'_>>, HttpError> {
 /// Parses one request head from the start of `buf` into `head`, which the request path keeps in place: a head
 /// returned by value was copied field by field on every request.
 pub fn parse_head_into<'b>(buf: &'b [u8], head: &mut RequestHead<'b>) -> Result<Parse<()>, HttpError> {
-    let newlines = buf.iter().take(MAX_LEADING_NEWLINES + 1).take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let newlines = leading_newlines(buf);
     if newlines > MAX_LEADING_NEWLINES {
         return Err(HttpError::BadRequest("empty lines before the request line"));
     }
@@ -117,6 +132,7 @@ pub fn parse_head_into<'b>(buf: &'b [u8], head: &mut RequestHead<'b>) -> Result<
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
         Err(httparse::Error::Version) if has_http_version(buf) => return Err(HttpError::VersionNotSupported),
+        Err(_) if lacks_version(&buf[newlines..]) => return Err(NO_VERSION),
         Err(_) => return Err(HttpError::BadRequest("malformed request head")),
     };
     if len > MAX_HEAD_BYTES {
@@ -235,6 +251,16 @@ pub fn fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 /// The value of the last `name` line (compared without case) of a head `parse_head` accepted.
 pub fn field<'b>(raw: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
     fields(raw).filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v).last()
+}
+
+const NO_VERSION: HttpError = HttpError::BadRequest("request line without an HTTP version (HTTP/0.9 is not supported)");
+
+/// Is the request line of `buf` (complete, or cut at the end of `buf`) a method and a target with nothing after
+/// them? HTTP/0.9 asked for a document that way.
+fn lacks_version(buf: &[u8]) -> bool {
+    let line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(buf.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.split(|&b| b == b' ').filter(|part| !part.is_empty()).count() < 3
 }
 
 /// Does the request line end in something shaped like `HTTP/d.d`? (httparse reports 1.0 and 1.1 only.)

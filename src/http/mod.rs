@@ -24,7 +24,7 @@ pub mod write_key;
 
 pub use head::{
     Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES, RequestHead, field, fields, find_head_end, first_line_end,
-    parse_head, parse_head_into, partial_head_error,
+    parse_head, parse_head_into, partial_head_error, request_line_error,
 };
 
 /// Declares `HttpError` from one table: each kind of refusal with its status and its `reason` label in
