@@ -9,7 +9,7 @@ use plutos::event::body::{BodyKind, append_body_events};
 use plutos::event::clock::Clock;
 use plutos::event::ids::RequestIds;
 use plutos::event::query::{QueryScratch, append_query_object};
-use plutos::event::record::{RecordBuilder, RequestMeta};
+use plutos::event::record::{Protocol, RecordBuilder, RequestMeta};
 use plutos::http::{Method, Parse, parse_head};
 use plutos::spool::ChunkConfig;
 use plutos::spool::SpoolDirs;
@@ -65,8 +65,16 @@ impl PixelRecords {
 
     /// One request's work: its per-request parts, then its record.
     fn append(&mut self, out: &mut Vec<u8>) {
-        let meta =
-            RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Get, path: b"/e", headers: b"" };
+        let meta = RequestMeta {
+            ip: "203.0.113.7",
+            user_agent: USER_AGENT,
+            method: Method::Get,
+            path: b"/e",
+            headers: b"",
+            protocol: Protocol::Plutos,
+            retry_count: None,
+            visitor_id: None,
+        };
         self.builder.start_request(&meta, &self.clock);
         self.builder.begin_record(out);
         append_query_object(out, black_box(PIXEL_QUERY), &mut self.scratch).unwrap();
@@ -106,8 +114,16 @@ fn ndjson_100() -> String {
 fn ndjson_body(c: &mut Criterion) {
     let body = ndjson_100();
     let mut records = PixelRecords::new();
-    let meta =
-        RequestMeta { ip: "203.0.113.7", user_agent: USER_AGENT, method: Method::Post, path: b"/e", headers: b"" };
+    let meta = RequestMeta {
+        ip: "203.0.113.7",
+        user_agent: USER_AGENT,
+        method: Method::Post,
+        path: b"/e",
+        headers: b"",
+        protocol: Protocol::Plutos,
+        retry_count: None,
+        visitor_id: None,
+    };
     records.builder.start_request(&meta, &records.clock);
     let (mut out, mut minified) = (Vec::with_capacity(1 << 16), Vec::new());
     let mut group = c.benchmark_group("body_events");

@@ -22,6 +22,7 @@ pub mod event;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod protocol;
 pub mod ship;
 pub mod spool;
 pub mod state;

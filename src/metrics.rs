@@ -66,7 +66,6 @@ fn route_label(row: usize) -> &'static str {
     Route::all().nth(row).map_or("unrouted", Route::path)
 }
 
-#[derive(Default)]
 pub struct WorkerMetrics {
     pub requests: AtomicU64,
     pub events_accepted: AtomicU64,
@@ -84,6 +83,26 @@ pub struct WorkerMetrics {
     pub chunks_sealed: AtomicU64,
     /// Event-loop iterations: a worker wakes at least once a second, so a stuck counter means a stuck worker.
     pub loop_iterations: AtomicU64,
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> WorkerMetrics {
+        let zero = || AtomicU64::new(0);
+        WorkerMetrics {
+            requests: zero(),
+            events_accepted: zero(),
+            responses: [const { [const { AtomicU64::new(0) }; STATUS_COUNT] }; ROUTE_ROWS],
+            rejections: [const { AtomicU64::new(0) }; HttpError::LABELS.len()],
+            connections_accepted: zero(),
+            connections_open: zero(),
+            connections_refused: zero(),
+            read_pauses: zero(),
+            spool_writes: zero(),
+            spool_write_errors: zero(),
+            chunks_sealed: zero(),
+            loop_iterations: zero(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -111,12 +130,22 @@ pub struct UploaderMetrics {
 pub struct Tally {
     responses: [[u32; STATUS_COUNT]; ROUTE_ROWS],
     rejections: [u32; HttpError::LABELS.len()],
-    dirty: bool,
+    /// Bit `row` set: that row of `responses` has counts. Publishing visits only those rows: there are dozens of
+    /// routes, and most iterations answer one or two of them.
+    dirty_rows: u64,
+    rejected: bool,
 }
+
+const _: () = assert!(ROUTE_ROWS <= 64, "one bit per route row");
 
 impl Default for Tally {
     fn default() -> Tally {
-        Tally { responses: [[0; STATUS_COUNT]; ROUTE_ROWS], rejections: [0; HttpError::LABELS.len()], dirty: false }
+        Tally {
+            responses: [[0; STATUS_COUNT]; ROUTE_ROWS],
+            rejections: [0; HttpError::LABELS.len()],
+            dirty_rows: 0,
+            rejected: false,
+        }
     }
 }
 
@@ -126,28 +155,32 @@ impl Tally {
         let row = route.map_or(UNROUTED, Route::index);
         if let Some(s) = STATUSES.iter().position(|&known| known == status) {
             self.responses[row][s] += 1;
-            self.dirty = true;
+            self.dirty_rows |= 1 << row;
         }
     }
 
     pub fn rejection(&mut self, error: HttpError) {
         self.rejections[error.index()] += 1;
-        self.dirty = true;
+        self.rejected = true;
     }
 
     /// Adds the counts to `metrics` and starts again from zero.
     pub fn publish(&mut self, metrics: &WorkerMetrics) {
-        if !std::mem::take(&mut self.dirty) {
-            return;
-        }
-        for (counts, shared) in self.responses.iter_mut().flatten().zip(metrics.responses.iter().flatten()) {
-            if *counts > 0 {
-                add(shared, u64::from(std::mem::take(counts)));
+        let mut rows = std::mem::take(&mut self.dirty_rows);
+        while rows != 0 {
+            let row = rows.trailing_zeros() as usize;
+            rows &= rows - 1;
+            for (count, shared) in self.responses[row].iter_mut().zip(&metrics.responses[row]) {
+                if *count > 0 {
+                    add(shared, u64::from(std::mem::take(count)));
+                }
             }
         }
-        for (count, shared) in self.rejections.iter_mut().zip(&metrics.rejections) {
-            if *count > 0 {
-                add(shared, u64::from(std::mem::take(count)));
+        if std::mem::take(&mut self.rejected) {
+            for (count, shared) in self.rejections.iter_mut().zip(&metrics.rejections) {
+                if *count > 0 {
+                    add(shared, u64::from(std::mem::take(count)));
+                }
             }
         }
     }

@@ -157,6 +157,12 @@ pub struct Args {
     /// Request headers copied into each record's "headers" object, e.g. `referer,accept-language`.
     #[arg(long, env = "CAPTURE_HEADERS", default_value = "", value_parser = values::header_names)]
     pub capture_headers: values::Words,
+    /// Name of the cookie that keeps Snowplow's network user id (`visitor_id`); empty: no cookie.
+    #[arg(long, env = "SNOWPLOW_COOKIE", default_value = "sp")]
+    pub snowplow_cookie: String,
+    /// Domain= of that cookie, e.g. `.example.com` so every subdomain shares it; default: this host only.
+    #[arg(long, env = "SNOWPLOW_COOKIE_DOMAIN")]
+    pub snowplow_cookie_domain: Option<String>,
     /// error | warn | info | debug | trace
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: tracing::Level,

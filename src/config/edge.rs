@@ -7,6 +7,7 @@ use super::args::Args;
 use super::values::{CidrList, Words};
 use super::{ConfigError, invalid};
 use crate::event::client::IpMode;
+use crate::event::visitor::CookieConfig;
 use crate::http::cors::Origins;
 
 /// The shortest `IP_HASH_KEY` accepted: 128 bits, so the hash cannot be reversed by trying every key.
@@ -32,7 +33,12 @@ pub struct EdgeConfig {
     pub ip_hash_key: Option<Secret>,
     /// Lower-case header names copied into each record's `headers`.
     pub capture_headers: Vec<String>,
+    /// The cookie of Snowplow's network user id; `None`: no cookie.
+    pub snowplow_cookie: Option<CookieConfig>,
 }
+
+/// A visitor cookie lives a year, as Snowplow's collector sets it.
+const COOKIE_MAX_AGE_SECONDS: u64 = 365 * 86_400;
 
 pub(super) fn edge(args: &Args) -> Result<EdgeConfig, ConfigError> {
     let Words(keys) = &args.write_keys;
@@ -51,6 +57,7 @@ pub(super) fn edge(args: &Args) -> Result<EdgeConfig, ConfigError> {
         ));
     }
     let CidrList(trusted) = &args.trusted_proxies;
+    let snowplow_cookie = snowplow_cookie(args)?;
     Ok(EdgeConfig {
         cors_origins: args.cors_origins.clone(),
         write_keys: keys.iter().map(|k| Secret(k.clone())).collect(),
@@ -58,5 +65,33 @@ pub(super) fn edge(args: &Args) -> Result<EdgeConfig, ConfigError> {
         ip_mode: args.ip_mode,
         ip_hash_key: ip_hash_key.map(|k| Secret(k.to_string())),
         capture_headers: capture.clone(),
+        snowplow_cookie,
     })
+}
+
+fn snowplow_cookie(args: &Args) -> Result<Option<CookieConfig>, ConfigError> {
+    let name = args.snowplow_cookie.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if !name.bytes().all(crate::http::is_token) {
+        return Err(invalid("SNOWPLOW_COOKIE (--snowplow-cookie)", format!("{name:?} is not a cookie name")));
+    }
+    let domain = args.snowplow_cookie_domain.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    if let Some(domain) = domain {
+        let host_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
+        if !domain.chars().all(host_char)
+            || !domain.trim_start_matches('.').contains(|c: char| c.is_ascii_alphanumeric())
+        {
+            return Err(invalid(
+                "SNOWPLOW_COOKIE_DOMAIN (--snowplow-cookie-domain)",
+                format!("{domain:?} is not a domain"),
+            ));
+        }
+    }
+    Ok(Some(CookieConfig {
+        name: name.to_string(),
+        domain: domain.map(str::to_ascii_lowercase),
+        max_age_seconds: COOKIE_MAX_AGE_SECONDS,
+    }))
 }

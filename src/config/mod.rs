@@ -247,7 +247,14 @@ mod tests {
         assert_eq!(e.capture_headers, vec!["referer".to_string(), "cookie".to_string()]);
         let shown = format!("{c:?}");
         assert!(!shown.contains("wk-alpha") && !shown.contains("0123456789abcdef"), "secrets masked: {shown}");
-        assert_eq!(config(&[]).unwrap().edge, EdgeConfig::default());
+        let defaults = config(&[]).unwrap().edge;
+        assert_eq!(defaults.snowplow_cookie.as_ref().map(|c| c.name.as_str()), Some("sp"));
+        assert_eq!(defaults.snowplow_cookie.as_ref().and_then(|c| c.domain.as_deref()), None);
+        assert_eq!(EdgeConfig { snowplow_cookie: None, ..defaults }, EdgeConfig::default());
+        let c = config(&["--snowplow-cookie", "", "--snowplow-cookie-domain", ".Example.com"]).unwrap();
+        assert_eq!(c.edge.snowplow_cookie, None, "empty: no cookie");
+        let c = config(&["--snowplow-cookie-domain", ".Example.com"]).unwrap();
+        assert_eq!(c.edge.snowplow_cookie.unwrap().domain.as_deref(), Some(".example.com"));
     }
 
     #[test]
@@ -282,6 +289,9 @@ mod tests {
             (&["--capture-headers", "Authorization", "--write-keys", "k"], "CAPTURE_HEADERS"),
             (&["--capture-headers", "a:b"], "CAPTURE_HEADERS"),
             (&["--log-format", "xml"], "LOG_FORMAT"),
+            (&["--snowplow-cookie", "s p"], "SNOWPLOW_COOKIE"),
+            (&["--snowplow-cookie-domain", "a b.com"], "SNOWPLOW_COOKIE_DOMAIN"),
+            (&["--snowplow-cookie-domain", "..."], "SNOWPLOW_COOKIE_DOMAIN"),
         ];
         for (flags, setting) in table {
             let err = config(flags).unwrap_err().to_string();

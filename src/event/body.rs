@@ -65,7 +65,7 @@ pub fn decode_content<'a>(
     let result = if is(b"identity") {
         return Ok(body);
     } else if is(b"gzip") || is(b"x-gzip") {
-        read_capped(flate2::read::MultiGzDecoder::new(body), max, scratch)
+        gunzip(body, max, scratch)
     } else if is(b"deflate") {
         // HTTP's "deflate" is zlib-wrapped, but some clients send raw deflate: accept both.
         read_capped(flate2::read::ZlibDecoder::new(body), max, scratch).or_else(|e| match e {
@@ -88,6 +88,11 @@ pub fn decode_content<'a>(
         Err(HttpError::UnsupportedMediaType("unsupported Content-Encoding: use gzip, deflate or zstd"))
     };
     result.map(|()| &scratch[..])
+}
+
+/// Inflates gzip (one member or several) onto `out`, capped at `max` bytes (→ 413).
+pub fn gunzip(data: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(), HttpError> {
+    read_capped(flate2::read::MultiGzDecoder::new(data), max, out)
 }
 
 /// The largest zstd window a request body may ask for: 2^23 = 8 MiB (→ 413).
@@ -194,12 +199,21 @@ mod tests {
 
     use super::*;
     use crate::event::clock::Clock;
-    use crate::event::record::RequestMeta;
+    use crate::event::record::{Protocol, RequestMeta};
     use crate::http::Method;
 
     fn events(kind: BodyKind, body: &[u8]) -> Result<Vec<serde_json::Value>, HttpError> {
         let mut builder = RecordBuilder::default();
-        let meta = RequestMeta { ip: "127.0.0.1", user_agent: b"t", method: Method::Post, path: b"/e", headers: b"" };
+        let meta = RequestMeta {
+            ip: "127.0.0.1",
+            user_agent: b"t",
+            method: Method::Post,
+            path: b"/e",
+            headers: b"",
+            protocol: Protocol::Plutos,
+            retry_count: None,
+            visitor_id: None,
+        };
         builder.start_request(&meta, &Clock::new());
         let mut out = b"earlier\n".to_vec();
         let mut minified = Vec::new();

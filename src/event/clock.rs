@@ -147,7 +147,7 @@ impl Default for Clock {
 }
 
 /// Writes `value` as zero-padded decimal filling `dst` exactly.
-fn put_digits(dst: &mut [u8], mut value: u32) {
+pub(crate) fn put_digits(dst: &mut [u8], mut value: u32) {
     for b in dst.iter_mut().rev() {
         *b = b'0' + (value % 10) as u8;
         value /= 10;

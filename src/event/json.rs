@@ -149,7 +149,7 @@ static NUMBER: [bool; 256] = {
 
 /// Where the string literal whose opening quote is at `quote` ends (just past its closing quote). Checks that
 /// every `\u` surrogate escape is half of a pair.
-fn string_end(text: &[u8], quote: usize) -> Result<usize, JsonError> {
+pub(crate) fn string_end(text: &[u8], quote: usize) -> Result<usize, JsonError> {
     let mut i = quote + 1;
     while let Some(at) = memchr::memchr2(b'"', b'\\', &text[i..]) {
         i += at;

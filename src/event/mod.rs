@@ -9,5 +9,8 @@ pub mod client;
 pub mod clock;
 pub mod ids;
 pub mod json;
+pub mod object;
 pub mod query;
 pub mod record;
+pub mod timestamp;
+pub mod visitor;

@@ -1,13 +1,44 @@
-//! One event → one JSON line, Plutos's fields first:
-//! `{"raw_data":…,"written_at":"…","request_id":"…","ip":"…","user_agent":"…","method":"GET","path":"/e"}`.
+//! One event → one JSON line, Plutos's fields first, then the fields every route fills the same way:
 //!
-//! The parts that are the same for every event of one request (time, ip, user agent, method, path) are
-//! rendered once per request into reusable buffers; each event then costs its raw data, one id and two copies.
+//! ```text
+//! {"raw_data":…,"written_at":"…","request_id":"…","ip":"…","user_agent":"…","method":"GET","path":"/e"[,"headers":{…}],
+//!  "protocol":"plutos","event_id":"…","event_type":…,"event_name":…,"user_id":…,"anonymous_id":…,
+//!  "client_ts":…,"sent_at":…,"timestamp":"…","retry_count":…,"visitor_id":…}
+//! ```
+//!
+//! Every record has every field, each always of one type (a string or `null`; `retry_count` a number or
+//! `null`), whichever protocol brought the event, so a reader infers one schema over all of them. The parts that
+//! are the same for every event of one request (time, ip, user agent, method, path, protocol, retry count,
+//! visitor) are rendered once per request into reusable buffers; an event of plutos's own `/e` then costs its
+//! raw data, one id and a few copies, and an SDK event also its own fields.
 
 use crate::event::clock::Clock;
 use crate::event::ids::RequestIds;
 use crate::event::json::{escape_into, escape_lossy_into};
+use crate::event::object::Text;
+use crate::event::timestamp::{self, ClientTimes};
 use crate::http::Method;
+
+/// Which wire format brought an event: the record's `protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// plutos's own `/e` (and Plutos's before it).
+    Plutos,
+    Segment,
+    PostHog,
+    Snowplow,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Plutos => "plutos",
+            Protocol::Segment => "segment",
+            Protocol::PostHog => "posthog",
+            Protocol::Snowplow => "snowplow",
+        }
+    }
+}
 
 /// What a record says about the request that carried the event.
 pub struct RequestMeta<'a> {
@@ -17,21 +48,50 @@ pub struct RequestMeta<'a> {
     pub path: &'a [u8],
     /// `,"headers":{…}` (JSON, rendered by the caller) or empty.
     pub headers: &'a [u8],
+    pub protocol: Protocol,
+    /// How many times the client says it sent this request before (`X-Retry-Count`).
+    pub retry_count: Option<u32>,
+    /// The visitor's first-party id (a cookie).
+    pub visitor_id: Option<&'a str>,
+}
+
+/// The fields one event brings besides its raw data. What is `None` is written as `null`; an event without
+/// an id of its own gets its request id as `event_id`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFields<'a> {
+    pub event_id: Option<Text<'a>>,
+    pub event_type: Option<Text<'a>>,
+    pub event_name: Option<Text<'a>>,
+    pub user_id: Option<Text<'a>>,
+    pub anonymous_id: Option<Text<'a>>,
+    /// The event's own time, as the client wrote it.
+    pub client_ts: Option<Text<'a>>,
+    /// When the client sent it, as the client wrote it.
+    pub sent_at: Option<Text<'a>>,
+    /// The two times as parsed, for `timestamp`.
+    pub times: ClientTimes,
 }
 
 #[derive(Default)]
 pub struct RecordBuilder {
     /// `,"written_at":"…","request_id":"`
     before_id: Vec<u8>,
-    /// `","ip":"…","user_agent":"…","method":"…","path":"…"[,"headers":{…}]}\n`
+    /// `","ip":"…","user_agent":"…","method":"…","path":"…"[,"headers":{…}],"protocol":"…","event_id":`
     after_id: Vec<u8>,
+    /// `,"event_type":null,…,"sent_at":null,"timestamp":"{written_at}"`: the fields of an event that brings none.
+    no_fields: Vec<u8>,
+    /// `,"retry_count":…,"visitor_id":…}\n`
+    tail: Vec<u8>,
     micros: Option<i64>,
-    /// What `after_id` was rendered from: keep-alive clients repeat it request after request.
+    /// What `after_id` and `tail` were rendered from: keep-alive clients repeat it request after request.
     rendered_ip: String,
     rendered_user_agent: Vec<u8>,
     rendered_method: Option<Method>,
     rendered_path: Vec<u8>,
     rendered_headers: Vec<u8>,
+    rendered_protocol: Option<Protocol>,
+    rendered_retry_count: Option<u32>,
+    rendered_visitor_id: Option<Vec<u8>>,
 }
 
 impl RecordBuilder {
@@ -44,8 +104,50 @@ impl RecordBuilder {
             self.before_id.extend_from_slice(b",\"written_at\":\"");
             clock.append_rfc3339_micros(&mut self.before_id);
             self.before_id.extend_from_slice(b"\",\"request_id\":\"");
+            let n = &mut self.no_fields;
+            n.clear();
+            n.extend_from_slice(
+                b",\"event_type\":null,\"event_name\":null,\"user_id\":null,\"anonymous_id\":null,\
+                  \"client_ts\":null,\"sent_at\":null,\"timestamp\":\"",
+            );
+            clock.append_rfc3339_micros(n);
+            n.push(b'"');
+        }
+        let visitor = meta.visitor_id.map(str::as_bytes);
+        let same_visitor = match (&self.rendered_visitor_id, visitor) {
+            (None, None) => true,
+            (Some(rendered), Some(visitor)) => same(rendered, visitor),
+            _ => false,
+        };
+        if self.tail.is_empty() || self.rendered_retry_count != meta.retry_count || !same_visitor {
+            self.rendered_retry_count = meta.retry_count;
+            match (&mut self.rendered_visitor_id, visitor) {
+                (Some(rendered), Some(visitor)) => {
+                    rendered.clear();
+                    rendered.extend_from_slice(visitor);
+                }
+                (rendered, visitor) => *rendered = visitor.map(<[u8]>::to_vec),
+            }
+            let t = &mut self.tail;
+            t.clear();
+            t.extend_from_slice(b",\"retry_count\":");
+            match meta.retry_count {
+                Some(n) => t.extend_from_slice(n.to_string().as_bytes()),
+                None => t.extend_from_slice(b"null"),
+            }
+            t.extend_from_slice(b",\"visitor_id\":");
+            match meta.visitor_id {
+                Some(id) => {
+                    t.push(b'"');
+                    escape_into(t, id.as_bytes());
+                    t.push(b'"');
+                }
+                None => t.extend_from_slice(b"null"),
+            }
+            t.extend_from_slice(b"}\n");
         }
         if self.rendered_method == Some(meta.method)
+            && self.rendered_protocol == Some(meta.protocol)
             && same(self.rendered_ip.as_bytes(), meta.ip.as_bytes())
             && same(&self.rendered_user_agent, meta.user_agent)
             && same(&self.rendered_path, meta.path)
@@ -54,6 +156,7 @@ impl RecordBuilder {
             return;
         }
         self.rendered_method = Some(meta.method);
+        self.rendered_protocol = Some(meta.protocol);
         self.rendered_ip.clear();
         self.rendered_ip.push_str(meta.ip);
         self.rendered_user_agent.clear();
@@ -74,18 +177,64 @@ impl RecordBuilder {
         escape_lossy_into(t, meta.path);
         t.push(b'"');
         t.extend_from_slice(meta.headers);
-        t.extend_from_slice(b"}\n");
+        t.extend_from_slice(b",\"protocol\":\"");
+        t.extend_from_slice(meta.protocol.name().as_bytes());
+        t.extend_from_slice(b"\",\"event_id\":");
     }
 
-    /// Opens a record; the caller appends the `raw_data` JSON value, then calls `finish_record`.
+    /// Opens a record; the caller appends the `raw_data` JSON value, then calls `finish_record` or
+    /// `finish_event`.
     pub fn begin_record(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"raw_data\":");
     }
 
+    /// Closes a record whose event brings no fields of its own (plutos's `/e`): its id is its request id, its
+    /// time the time it was received.
     pub fn finish_record(&self, out: &mut Vec<u8>, ids: &mut RequestIds) {
-        out.extend_from_slice(&self.before_id);
-        ids.append_next(self.micros.unwrap_or_default(), out);
+        let id = self.append_request_id(out, ids);
         out.extend_from_slice(&self.after_id);
+        out.push(b'"');
+        out.extend_from_within(id..id + 36);
+        out.push(b'"');
+        out.extend_from_slice(&self.no_fields);
+        out.extend_from_slice(&self.tail);
+    }
+
+    /// Closes a record with the fields its event brought.
+    pub fn finish_event(&self, out: &mut Vec<u8>, ids: &mut RequestIds, fields: &EventFields<'_>) {
+        let id = self.append_request_id(out, ids);
+        out.extend_from_slice(&self.after_id);
+        match fields.event_id {
+            Some(event_id) => event_id.write(out),
+            None => {
+                out.push(b'"');
+                out.extend_from_within(id..id + 36);
+                out.push(b'"');
+            }
+        }
+        out.extend_from_slice(b",\"event_type\":");
+        write_or_null(out, fields.event_type);
+        for (name, value) in [
+            (&b",\"event_name\":"[..], fields.event_name),
+            (b",\"user_id\":", fields.user_id),
+            (b",\"anonymous_id\":", fields.anonymous_id),
+            (b",\"client_ts\":", fields.client_ts),
+            (b",\"sent_at\":", fields.sent_at),
+        ] {
+            out.extend_from_slice(name);
+            write_or_null(out, value);
+        }
+        out.extend_from_slice(b",\"timestamp\":");
+        timestamp::append_json(out, fields.times.timestamp(self.micros.unwrap_or_default()));
+        out.extend_from_slice(&self.tail);
+    }
+
+    /// `before_id` and the next request id; returns where the id's 36 characters start.
+    fn append_request_id(&self, out: &mut Vec<u8>, ids: &mut RequestIds) -> usize {
+        out.extend_from_slice(&self.before_id);
+        let id = out.len();
+        ids.append_next(self.micros.unwrap_or_default(), out);
+        id
     }
 
     /// A whole record whose `raw_data` is already JSON.
@@ -93,6 +242,50 @@ impl RecordBuilder {
         self.begin_record(out);
         out.extend_from_slice(raw_data);
         self.finish_record(out, ids);
+    }
+}
+
+/// Where one request's events go: each becomes a record line, through the request's `RecordBuilder`, at the end
+/// of the batch's lines. Every protocol's events take this one path.
+pub struct Emitter<'a> {
+    out: &'a mut Vec<u8>,
+    builder: &'a RecordBuilder,
+    ids: &'a mut RequestIds,
+    /// Where this request's records start in `out`.
+    start: usize,
+    events: u64,
+}
+
+impl<'a> Emitter<'a> {
+    /// After `builder.start_request`.
+    pub fn new(out: &'a mut Vec<u8>, builder: &'a RecordBuilder, ids: &'a mut RequestIds) -> Emitter<'a> {
+        let start = out.len();
+        Emitter { out, builder, ids, start, events: 0 }
+    }
+
+    /// One record: `raw_data` writes the event's JSON value, `fields` are what it brought.
+    pub fn event(&mut self, fields: &EventFields<'_>, raw_data: impl FnOnce(&mut Vec<u8>)) {
+        self.builder.begin_record(self.out);
+        raw_data(self.out);
+        self.builder.finish_event(self.out, self.ids, fields);
+        self.events += 1;
+    }
+
+    /// Records written so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Takes back every record of this request: it is refused after some were written.
+    pub fn abandon(self) {
+        self.out.truncate(self.start);
+    }
+}
+
+fn write_or_null(out: &mut Vec<u8>, value: Option<Text<'_>>) {
+    match value {
+        Some(text) => text.write(out),
+        None => out.extend_from_slice(b"null"),
     }
 }
 
@@ -106,42 +299,141 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// The fields of every record, in order.
+    const FIELDS: [&str; 18] = [
+        "raw_data",
+        "written_at",
+        "request_id",
+        "ip",
+        "user_agent",
+        "method",
+        "path",
+        "protocol",
+        "event_id",
+        "event_type",
+        "event_name",
+        "user_id",
+        "anonymous_id",
+        "client_ts",
+        "sent_at",
+        "timestamp",
+        "retry_count",
+        "visitor_id",
+    ];
+
+    fn meta<'a>(ip: &'a str, user_agent: &'a [u8], protocol: Protocol) -> RequestMeta<'a> {
+        RequestMeta {
+            ip,
+            user_agent,
+            method: Method::Get,
+            path: b"/e",
+            headers: b"",
+            protocol,
+            retry_count: None,
+            visitor_id: None,
+        }
+    }
+
+    fn lines(out: &[u8]) -> Vec<(String, Value)> {
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(text.ends_with('\n'));
+        text.lines().map(|l| (l.to_string(), serde_json::from_str(l).unwrap())).collect()
+    }
+
+    fn assert_field_order(line: &str) {
+        let positions: Vec<usize> = FIELDS.iter().map(|k| line.find(&format!("\"{k}\":")).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "field order in {line}");
+    }
 
     #[test]
     fn records_are_one_valid_json_line_with_plutos_fields_first() {
         let clock = Clock::new();
         let mut builder = RecordBuilder::default();
-        let meta = RequestMeta {
-            ip: "203.0.113.7",
-            user_agent: b"curl/8.5.0 \"quoted\" \xff",
-            method: Method::Get,
-            path: b"/e",
-            headers: b"",
-        };
-        builder.start_request(&meta, &clock);
+        builder.start_request(&meta("203.0.113.7", b"curl/8.5.0 \"quoted\" \xff", Protocol::Plutos), &clock);
         let mut ids = RequestIds::new(0, 1);
         let mut out = Vec::new();
         builder.append_record(&mut out, br#"{"test":"me"}"#, &mut ids);
         builder.append_record(&mut out, br#"[1,"two"]"#, &mut ids);
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.split_terminator('\n').collect();
+        let lines = lines(&out);
         assert_eq!(lines.len(), 2);
-        assert!(lines[0].starts_with(r#"{"raw_data":{"test":"me"},"written_at":""#), "{}", lines[0]);
-        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-        let positions: Vec<usize> = ["raw_data", "written_at", "request_id", "ip", "user_agent", "method", "path"]
-            .iter()
-            .map(|k| lines[0].find(&format!("\"{k}\":")).unwrap())
-            .collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "field order in {}", lines[0]);
-        assert_eq!(v.as_object().unwrap().len(), 7);
+        let (line, v) = &lines[0];
+        assert!(line.starts_with(r#"{"raw_data":{"test":"me"},"written_at":""#), "{line}");
+        assert_field_order(line);
+        assert_eq!(v.as_object().unwrap().len(), FIELDS.len());
         assert_eq!(v["ip"], "203.0.113.7");
         assert_eq!(v["user_agent"], "curl/8.5.0 \"quoted\" \u{fffd}");
         assert_eq!(v["method"], "GET");
+        assert_eq!(v["protocol"], "plutos");
         assert!(v["written_at"].as_str().unwrap().ends_with('Z'));
-        let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
-        assert_eq!(second["raw_data"], serde_json::json!([1, "two"]));
+        assert_eq!(v["event_id"], v["request_id"], "no id of its own: the request id");
+        assert_eq!(v["timestamp"], v["written_at"], "no time of its own: received");
+        for null in ["event_type", "event_name", "user_id", "anonymous_id", "client_ts", "sent_at", "retry_count"] {
+            assert_eq!(v[null], Value::Null, "{null}");
+        }
+        assert_eq!(v["visitor_id"], Value::Null);
+        let second = &lines[1].1;
+        assert_eq!(second["raw_data"], json!([1, "two"]));
         assert_ne!(v["request_id"], second["request_id"]);
+        assert_eq!(second["event_id"], second["request_id"]);
+    }
+
+    #[test]
+    fn an_sdk_event_brings_its_own_fields() {
+        let clock = Clock::new();
+        let mut builder = RecordBuilder::default();
+        let visitor = "5f6c-visitor";
+        let request = RequestMeta {
+            protocol: Protocol::Segment,
+            retry_count: Some(2),
+            visitor_id: Some(visitor),
+            ..meta("10.0.0.1", b"sdk", Protocol::Segment)
+        };
+        builder.start_request(&request, &clock);
+        let received = clock.unix_micros();
+        let client = "2026-12-02T14:00:00Z";
+        let sent = "2026-12-02T14:00:05Z";
+        let (client_literal, sent_literal) = (format!("\"{client}\""), format!("\"{sent}\""));
+        let fields = EventFields {
+            event_id: Some(Text::Literal(br#""m-1""#)),
+            event_type: Some(Text::Static("track")),
+            event_name: Some(Text::Literal(br#""Order \"Completed\"""#)),
+            user_id: Some(Text::Number(b"42")),
+            anonymous_id: None,
+            client_ts: Some(Text::Literal(client_literal.as_bytes())),
+            sent_at: Some(Text::Literal(sent_literal.as_bytes())),
+            times: ClientTimes { client: timestamp::parse(client), sent: timestamp::parse(sent) },
+        };
+        let mut ids = RequestIds::new(0, 1);
+        let mut out = Vec::new();
+        builder.begin_record(&mut out);
+        out.extend_from_slice(b"{}");
+        builder.finish_event(&mut out, &mut ids, &fields);
+        builder.begin_record(&mut out);
+        out.extend_from_slice(b"{}");
+        builder.finish_event(&mut out, &mut ids, &EventFields::default());
+        let lines = lines(&out);
+        let (line, v) = &lines[0];
+        assert_field_order(line);
+        assert_eq!(v["protocol"], "segment");
+        assert_eq!(v["event_id"], "m-1");
+        assert_eq!(v["event_type"], "track");
+        assert_eq!(v["event_name"], "Order \"Completed\"");
+        assert_eq!(v["user_id"], "42", "a number written as a string");
+        assert_eq!(v["anonymous_id"], Value::Null);
+        assert_eq!((v["client_ts"].as_str(), v["sent_at"].as_str()), (Some(client), Some(sent)));
+        let mut want = Vec::new();
+        timestamp::append_json(&mut want, received - 5_000_000);
+        assert_eq!(v["timestamp"], serde_json::from_slice::<Value>(&want).unwrap(), "received − 5 s");
+        assert_eq!(v["retry_count"], 2);
+        assert_eq!(v["visitor_id"], visitor);
+        let bare = &lines[1].1;
+        assert_eq!(bare["event_id"], bare["request_id"]);
+        assert_eq!(bare["timestamp"], bare["written_at"]);
+        assert_eq!(bare["event_type"], Value::Null);
     }
 
     #[test]
@@ -150,18 +442,29 @@ mod tests {
         let mut builder = RecordBuilder::default();
         let mut ids = RequestIds::new(0, 1);
         let mut out = Vec::new();
-        for (ua, ip) in [(&b"one"[..], "10.0.0.1"), (b"one", "10.0.0.1"), (b"two", "10.0.0.1"), (b"two", "10.0.0.2")] {
-            let meta = RequestMeta { ip, user_agent: ua, method: Method::Post, path: b"/e", headers: b"" };
-            builder.start_request(&meta, &clock);
+        let requests = [
+            (&b"one"[..], "10.0.0.1", Protocol::Plutos, None, None),
+            (b"one", "10.0.0.1", Protocol::Plutos, None, None),
+            (b"two", "10.0.0.1", Protocol::Plutos, Some(1), Some("v1")),
+            (b"two", "10.0.0.2", Protocol::PostHog, Some(1), Some("v2")),
+            (b"two", "10.0.0.2", Protocol::PostHog, None, None),
+        ];
+        for (ua, ip, protocol, retry_count, visitor_id) in requests {
+            let request = RequestMeta { retry_count, visitor_id, ..meta(ip, ua, protocol) };
+            builder.start_request(&request, &clock);
             builder.append_record(&mut out, b"{}", &mut ids);
         }
-        let text = String::from_utf8(out).unwrap();
-        let seen: Vec<(String, String)> = text
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .map(|v| (v["user_agent"].as_str().unwrap().to_string(), v["ip"].as_str().unwrap().to_string()))
+        let seen: Vec<Value> = lines(&out)
+            .into_iter()
+            .map(|(_, v)| json!([v["user_agent"], v["ip"], v["protocol"], v["retry_count"], v["visitor_id"]]))
             .collect();
-        let want = [("one", "10.0.0.1"), ("one", "10.0.0.1"), ("two", "10.0.0.1"), ("two", "10.0.0.2")];
-        assert_eq!(seen, want.map(|(a, b)| (a.to_string(), b.to_string())));
+        let want = [
+            json!(["one", "10.0.0.1", "plutos", null, null]),
+            json!(["one", "10.0.0.1", "plutos", null, null]),
+            json!(["two", "10.0.0.1", "plutos", 1, "v1"]),
+            json!(["two", "10.0.0.2", "posthog", 1, "v2"]),
+            json!(["two", "10.0.0.2", "posthog", null, null]),
+        ];
+        assert_eq!(seen, want);
     }
 }

@@ -1,11 +1,16 @@
-//! CORS for `/e` (`CORS_ORIGINS`): which web origins may call the collector from a page, the headers that tell a
-//! browser so, and the answer to a preflight.
+//! CORS (`CORS_ORIGINS`): which web origins may call the collector from a page, the headers that tell a browser
+//! so, and the answer to a preflight.
 //!
 //! With an explicit list, an allowed origin is echoed with `Access-Control-Allow-Credentials: true` (a
 //! `sendBeacon` or a `fetch` with credentials needs both) and a request from any other origin is refused (403,
-//! nothing stored); with `*`, every origin is allowed and the answers say `*`. Without `CORS_ORIGINS` no answer
-//! carries CORS headers and the `Origin` header is not looked at. The header block of each allowed origin is
-//! rendered once, at start, so an answer only copies it.
+//! nothing stored), on every route. Otherwise routes differ:
+//! - plutos's `/e`: with `*` every origin is allowed and the answers say `*`; without `CORS_ORIGINS` no answer
+//!   carries CORS headers and the `Origin` header is not looked at.
+//! - the SDK routes answer as the SDKs' own servers do: any origin is echoed with credentials (Snowplow's
+//!   tracker sends its cookie, which `*` cannot carry), with `*` and without `CORS_ORIGINS` alike.
+//!
+//! The header block of each listed origin is rendered once, at start, so an answer only copies it; an echoed
+//! origin is rendered per request.
 
 /// `CORS_ORIGINS`: a list of origins (`https://shop.example`, `http://localhost:3000`), or `*`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -17,9 +22,10 @@ pub enum Origins {
     List(Vec<String>),
 }
 
-/// The request headers a page may send to `/e` (what a preflight may be told): the body type, its
-/// compression, and the two places a write key travels.
-const ALLOWED_HEADERS: [&[u8]; 4] = [b"content-type", b"content-encoding", b"x-write-key", b"authorization"];
+/// The request headers a page may send (what a preflight may be told): the body type, its compression, the two
+/// places a write key travels, Snowplow's opt-out of tracking and an SDK's retry count.
+const ALLOWED_HEADERS: [&[u8]; 6] =
+    [b"content-type", b"content-encoding", b"x-write-key", b"authorization", b"sp-anonymous", b"x-retry-count"];
 
 /// Seconds a browser may cache a preflight answer (Chromium caps it at 7200).
 const MAX_AGE: &str = "7200";
@@ -35,13 +41,19 @@ pub enum Verdict {
     Refused,
 }
 
-/// Which allowed origin a request came from (an index, so it borrows nothing).
+/// Which allowed origin a request came from (an index, so it borrows nothing; `ECHO`: the request's own origin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant(u32);
+
+impl Grant {
+    const ECHO: Grant = Grant(u32::MAX);
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Cors {
     mode: Mode,
+    /// The header lines of the last echoed origin.
+    echoed: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -79,30 +91,47 @@ impl Cors {
                     .collect(),
             ),
         };
-        Cors { mode }
+        Cors { mode, echoed: Vec::new() }
     }
 
-    /// No `CORS_ORIGINS`: `Origin` is not even looked at.
-    pub fn is_off(&self) -> bool {
-        matches!(self.mode, Mode::Off)
+    /// Whether `Origin` need not be looked at: no `CORS_ORIGINS`, on a route that does not echo origins.
+    pub fn ignores_origin(&self, echo: bool) -> bool {
+        matches!(self.mode, Mode::Off) && !echo
     }
 
-    /// What a request's `Origin` header means for its answer.
-    pub fn verdict(&self, origin: Option<&[u8]>) -> Verdict {
+    /// What a request's `Origin` header means for its answer; `echo` on the routes that echo any origin.
+    pub fn verdict(&mut self, origin: Option<&[u8]>, echo: bool) -> Verdict {
         match (&self.mode, origin) {
-            (Mode::Off, _) | (_, None) => Verdict::Plain,
-            (Mode::Any, Some(_)) => Verdict::Allowed(Grant(0)),
+            (_, None) => Verdict::Plain,
             (Mode::List(list), Some(origin)) => match list.iter().position(|l| *l.origin == *origin) {
                 Some(i) => Verdict::Allowed(Grant(i as u32)),
                 None => Verdict::Refused,
             },
+            (Mode::Off | Mode::Any, Some(origin)) if echo => {
+                if !is_origin(origin) {
+                    return Verdict::Plain;
+                }
+                self.echoed.clear();
+                for part in [
+                    &b"Access-Control-Allow-Origin: "[..],
+                    origin,
+                    b"\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n",
+                ] {
+                    self.echoed.extend_from_slice(part);
+                }
+                Verdict::Allowed(Grant::ECHO)
+            }
+            (Mode::Off, Some(_)) => Verdict::Plain,
+            (Mode::Any, Some(_)) => Verdict::Allowed(Grant(0)),
         }
     }
 
     /// The header lines of every answer to a request with `grant` (none without one).
     pub fn headers(&self, grant: Option<Grant>) -> &[u8] {
         match (&self.mode, grant) {
-            (Mode::Off, _) | (_, None) => b"",
+            (_, None) => b"",
+            (_, Some(Grant::ECHO)) => &self.echoed,
+            (Mode::Off, _) => b"",
             (Mode::Any, Some(_)) => ANY_HEADERS,
             (Mode::List(list), Some(Grant(i))) => list.get(i as usize).map_or(&b""[..], |l| &l.headers),
         }
@@ -112,15 +141,9 @@ impl Cors {
     /// the methods of the route, the requested headers that are allowed (echoed), the cache time and `Vary`.
     /// Nothing for an origin that is not allowed or a preflight of a method the route does not take, so the
     /// browser stops there.
-    pub fn preflight(
-        &self,
-        origin: Option<&[u8]>,
-        method: Option<&[u8]>,
-        headers: Option<&[u8]>,
-        allow: &str,
-        out: &mut Vec<u8>,
-    ) {
-        let Verdict::Allowed(grant) = self.verdict(origin) else {
+    pub fn preflight(&mut self, preflight: Preflight<'_>, allow: &str, echo: bool, out: &mut Vec<u8>) {
+        let Preflight { origin, method, headers } = preflight;
+        let Verdict::Allowed(grant) = self.verdict(origin, echo) else {
             return;
         };
         let allowed = self.headers(Some(grant));
@@ -129,7 +152,7 @@ impl Cors {
             return;
         }
         out.extend_from_slice(allowed);
-        if matches!(self.mode, Mode::Any) {
+        if matches!(self.mode, Mode::Any) && grant != Grant::ECHO {
             // A listed origin's lines already carry it; a `*` preflight answer still depends on `Origin`.
             out.extend_from_slice(b"Vary: Origin\r\n");
         }
@@ -150,6 +173,24 @@ impl Cors {
         out.extend_from_slice(MAX_AGE.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// The request headers of a preflight (`OPTIONS`): where it comes from, and what the real request will use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Preflight<'a> {
+    pub origin: Option<&'a [u8]>,
+    /// `Access-Control-Request-Method`
+    pub method: Option<&'a [u8]>,
+    /// `Access-Control-Request-Headers`
+    pub headers: Option<&'a [u8]>,
+}
+
+/// Is `value` shaped like a web origin that may be echoed (`http(s)://host[:port]`, visible ASCII)? Anything
+/// else — `null`, a file page — gets no CORS headers.
+fn is_origin(value: &[u8]) -> bool {
+    (value.starts_with(b"https://") || value.starts_with(b"http://"))
+        && value.len() <= 512
+        && value.iter().all(|&b| (0x21..=0x7E).contains(&b))
 }
 
 /// `CORS_ORIGINS` as given: `*`, or origins separated by commas (`scheme://host[:port]`, no path).
@@ -179,15 +220,14 @@ pub fn parse_origins(value: &str) -> Result<Origins, String> {
 mod tests {
     use super::*;
 
-    fn preflight(cors: &Cors, origin: &str, method: &str, headers: Option<&str>) -> String {
+    fn preflight(cors: &mut Cors, origin: &str, method: &str, headers: Option<&str>, echo: bool) -> String {
         let mut out = Vec::new();
-        cors.preflight(
-            Some(origin.as_bytes()),
-            Some(method.as_bytes()),
-            headers.map(str::as_bytes),
-            "GET, HEAD, POST, OPTIONS",
-            &mut out,
-        );
+        let request = Preflight {
+            origin: Some(origin.as_bytes()),
+            method: Some(method.as_bytes()),
+            headers: headers.map(str::as_bytes),
+        };
+        cors.preflight(request, "GET, HEAD, POST, OPTIONS", echo, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -206,35 +246,60 @@ mod tests {
 
     #[test]
     fn a_listed_origin_is_echoed_with_credentials_and_others_are_refused() {
-        let cors = Cors::new(&Origins::List(vec!["https://a.example".into()]));
-        let Verdict::Allowed(grant) = cors.verdict(Some(b"https://a.example")) else { panic!() };
-        assert_eq!(
-            cors.headers(Some(grant)),
-            b"Access-Control-Allow-Origin: https://a.example\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
-        );
-        assert_eq!(cors.verdict(Some(b"https://b.example")), Verdict::Refused);
-        assert_eq!(cors.verdict(Some(b"https://a.example.evil")), Verdict::Refused);
-        assert_eq!(cors.verdict(None), Verdict::Plain);
-        assert_eq!(Cors::new(&Origins::Off).verdict(Some(b"https://b.example")), Verdict::Plain);
-        let any = Cors::new(&Origins::Any);
-        let Verdict::Allowed(grant) = any.verdict(Some(b"https://b.example")) else { panic!() };
+        for echo in [false, true] {
+            let mut cors = Cors::new(&Origins::List(vec!["https://a.example".into()]));
+            let Verdict::Allowed(grant) = cors.verdict(Some(b"https://a.example"), echo) else { panic!() };
+            assert_eq!(
+                cors.headers(Some(grant)),
+                b"Access-Control-Allow-Origin: https://a.example\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
+            );
+            assert_eq!(cors.verdict(Some(b"https://b.example"), echo), Verdict::Refused, "a list holds on every route");
+            assert_eq!(cors.verdict(Some(b"https://a.example.evil"), echo), Verdict::Refused);
+            assert_eq!(cors.verdict(None, echo), Verdict::Plain);
+        }
+        assert_eq!(Cors::new(&Origins::Off).verdict(Some(b"https://b.example"), false), Verdict::Plain);
+        let mut any = Cors::new(&Origins::Any);
+        let Verdict::Allowed(grant) = any.verdict(Some(b"https://b.example"), false) else { panic!() };
         assert_eq!(any.headers(Some(grant)), ANY_HEADERS);
         assert_eq!(any.headers(None), b"");
     }
 
     #[test]
+    fn sdk_routes_echo_any_origin_with_credentials_unless_a_list_is_set() {
+        for origins in [Origins::Off, Origins::Any] {
+            let mut cors = Cors::new(&origins);
+            assert!(!cors.ignores_origin(true));
+            let Verdict::Allowed(grant) = cors.verdict(Some(b"http://127.0.0.1:5173"), true) else { panic!() };
+            assert_eq!(
+                cors.headers(Some(grant)),
+                b"Access-Control-Allow-Origin: http://127.0.0.1:5173\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
+            );
+            for not_an_origin in [&b"null"[..], b"file://", b"http://a b", b"https://x\x7f"] {
+                assert_eq!(cors.verdict(Some(not_an_origin), true), Verdict::Plain);
+            }
+            let answer = preflight(&mut cors, "https://shop.example", "POST", Some("Content-Type, SP-Anonymous"), true);
+            assert!(answer.starts_with("Access-Control-Allow-Origin: https://shop.example\r\n"), "{answer}");
+            assert!(answer.contains("Access-Control-Allow-Credentials: true\r\n"), "{answer}");
+            assert!(answer.contains("Access-Control-Allow-Headers: Content-Type, SP-Anonymous\r\n"), "{answer}");
+            assert_eq!(answer.matches("Vary: Origin").count(), 1, "{answer}");
+        }
+        assert!(Cors::new(&Origins::Off).ignores_origin(false));
+    }
+
+    #[test]
     fn preflight_echoes_only_allowed_headers() {
-        let cors = Cors::new(&Origins::List(vec!["https://a.example".into()]));
-        let answer = preflight(&cors, "https://a.example", "POST", Some("Content-Type, X-Write-Key, X-Other"));
+        let mut cors = Cors::new(&Origins::List(vec!["https://a.example".into()]));
+        let answer =
+            preflight(&mut cors, "https://a.example", "POST", Some("Content-Type, X-Write-Key, X-Other"), false);
         assert!(answer.contains("Access-Control-Allow-Origin: https://a.example\r\n"), "{answer}");
         assert!(answer.contains("Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n"), "{answer}");
         assert!(answer.contains("Access-Control-Allow-Headers: Content-Type, X-Write-Key\r\n"), "{answer}");
         assert!(answer.contains("Access-Control-Max-Age: 7200\r\n") && answer.contains("Vary: Origin\r\n"));
-        let answer = preflight(&cors, "https://a.example", "POST", None);
+        let answer = preflight(&mut cors, "https://a.example", "POST", None, false);
         assert!(!answer.contains("Allow-Headers") && answer.contains("Allow-Methods"), "{answer}");
-        assert_eq!(preflight(&cors, "https://b.example", "POST", None), "");
-        assert_eq!(preflight(&cors, "https://a.example", "DELETE", None), "");
-        let any = preflight(&Cors::new(&Origins::Any), "https://b.example", "POST", Some("content-type"));
+        assert_eq!(preflight(&mut cors, "https://b.example", "POST", None, false), "");
+        assert_eq!(preflight(&mut cors, "https://a.example", "DELETE", None, false), "");
+        let any = preflight(&mut Cors::new(&Origins::Any), "https://b.example", "POST", Some("content-type"), false);
         assert!(any.starts_with("Access-Control-Allow-Origin: *\r\nVary: Origin\r\n"), "{any}");
         assert!(!any.contains("Credentials"), "{any}");
     }

@@ -16,12 +16,25 @@ pub enum Endpoint {
     Ready,
     /// `/metrics`: Prometheus text.
     Metrics,
+    /// Segment's HTTP tracking API: a batch (`None`), or one message of the type its path names.
+    Segment(Option<&'static str>),
+    /// PostHog's capture API: one event, an array, or a batch envelope.
+    PostHog,
+    /// Snowplow's tracker protocol over POST: a `payload_data` batch.
+    SnowplowPost,
+    /// Snowplow's pixel: one event in the query, answered with a 1×1 GIF.
+    SnowplowPixel,
 }
 
 impl Endpoint {
     /// Takes events: its requests are refused while ingest is not accepting (spool full, failed write).
     pub fn ingests(self) -> bool {
-        matches!(self, Endpoint::Events)
+        !matches!(self, Endpoint::Health | Endpoint::Ready | Endpoint::Metrics)
+    }
+
+    /// Speaks an SDK's protocol: answers as that SDK's own server does, CORS included (any origin echoed).
+    pub fn is_sdk(self) -> bool {
+        self.ingests() && self != Endpoint::Events
     }
 }
 
@@ -35,6 +48,8 @@ pub struct Methods {
 const GET_HEAD: Methods = Methods { list: &[Method::Get, Method::Head], allow: "GET, HEAD" };
 const EVENTS: Methods =
     Methods { list: &[Method::Get, Method::Head, Method::Post, Method::Options], allow: "GET, HEAD, POST, OPTIONS" };
+const POST: Methods = Methods { list: &[Method::Post, Method::Options], allow: "POST, OPTIONS" };
+const GET_POST: Methods = Methods { list: &[Method::Get, Method::Post, Method::Options], allow: "GET, POST, OPTIONS" };
 
 struct Entry {
     path: &'static str,
@@ -48,6 +63,36 @@ const ROUTES: &[Entry] = &[
     Entry { path: "/health", endpoint: Endpoint::Health, methods: GET_HEAD },
     Entry { path: "/ready", endpoint: Endpoint::Ready, methods: GET_HEAD },
     Entry { path: "/metrics", endpoint: Endpoint::Metrics, methods: GET_HEAD },
+    Entry { path: "/v1/batch", endpoint: Endpoint::Segment(None), methods: POST },
+    Entry { path: "/v1/import", endpoint: Endpoint::Segment(None), methods: POST },
+    Entry { path: "/v1/b", endpoint: Endpoint::Segment(None), methods: POST },
+    Entry { path: "/v1/track", endpoint: Endpoint::Segment(Some("track")), methods: POST },
+    Entry { path: "/v1/identify", endpoint: Endpoint::Segment(Some("identify")), methods: POST },
+    Entry { path: "/v1/page", endpoint: Endpoint::Segment(Some("page")), methods: POST },
+    Entry { path: "/v1/screen", endpoint: Endpoint::Segment(Some("screen")), methods: POST },
+    Entry { path: "/v1/group", endpoint: Endpoint::Segment(Some("group")), methods: POST },
+    Entry { path: "/v1/alias", endpoint: Endpoint::Segment(Some("alias")), methods: POST },
+    Entry { path: "/v1/t", endpoint: Endpoint::Segment(Some("track")), methods: POST },
+    Entry { path: "/v1/i", endpoint: Endpoint::Segment(Some("identify")), methods: POST },
+    Entry { path: "/v1/p", endpoint: Endpoint::Segment(Some("page")), methods: POST },
+    Entry { path: "/v1/s", endpoint: Endpoint::Segment(Some("screen")), methods: POST },
+    Entry { path: "/v1/g", endpoint: Endpoint::Segment(Some("group")), methods: POST },
+    Entry { path: "/v1/a", endpoint: Endpoint::Segment(Some("alias")), methods: POST },
+    Entry { path: "/batch", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/batch/", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/capture", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/capture/", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/i/v0/e", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/i/v0/e/", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/track", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/track/", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/engage", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/engage/", endpoint: Endpoint::PostHog, methods: GET_POST },
+    // `/e` without the slash is plutos's own.
+    Entry { path: "/e/", endpoint: Endpoint::PostHog, methods: GET_POST },
+    Entry { path: "/com.snowplowanalytics.snowplow/tp2", endpoint: Endpoint::SnowplowPost, methods: POST },
+    Entry { path: "/i", endpoint: Endpoint::SnowplowPixel, methods: GET_HEAD },
+    Entry { path: "/ice.png", endpoint: Endpoint::SnowplowPixel, methods: GET_HEAD },
 ];
 
 /// How many routes there are (the rows of the response counters, besides the one of unrouted requests).
@@ -131,8 +176,13 @@ mod tests {
         assert_eq!(endpoint(b"/ready", Method::Get), Ok(Endpoint::Ready));
         assert_eq!(endpoint(b"/e", Method::Other), Err(HttpError::MethodNotAllowed("GET, HEAD, POST, OPTIONS")));
         assert_eq!(endpoint(b"/health", Method::Post), Err(HttpError::MethodNotAllowed("GET, HEAD")));
-        assert_eq!(endpoint(b"/e/", Method::Get), Err(HttpError::NotFound));
+        assert_eq!(endpoint(b"/e/", Method::Post), Ok(Endpoint::PostHog), "PostHog's, with its slash");
+        assert_eq!(endpoint(b"/e//", Method::Get), Err(HttpError::NotFound));
         assert_eq!(endpoint(b"*", Method::Options), Err(HttpError::NotFound));
+        assert_eq!(endpoint(b"/v1/t", Method::Post), Ok(Endpoint::Segment(Some("track"))));
+        assert_eq!(endpoint(b"/v1/batch", Method::Get), Err(HttpError::MethodNotAllowed("POST, OPTIONS")));
+        assert_eq!(endpoint(b"/i", Method::Head), Ok(Endpoint::SnowplowPixel));
+        assert_eq!(endpoint(b"/batch/", Method::Get), Ok(Endpoint::PostHog));
         assert_eq!(route(b"/ready", Method::Get).map(Route::path), Ok("/ready"));
     }
 }

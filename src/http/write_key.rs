@@ -1,6 +1,8 @@
 //! Write keys (`WRITE_KEYS`): when set, an ingest request must present one of them — in `X-Write-Key`, as the
 //! user of HTTP Basic credentials (what Segment-style SDKs send), or as the `write_key` query parameter — or it
-//! gets 401 and nothing is stored.
+//! gets 401 and nothing is stored. The SDK protocols carry their key in the body too (Segment's `writeKey`,
+//! PostHog's `api_key` / `token`, a Snowplow event's `aid`): a request whose head presents no key is admitted
+//! event by event through its `KeyGate`, and a head that presents an unknown key is refused whatever its body says.
 //!
 //! Only SHA-256 digests of the keys are kept. A presented key is hashed and compared with every digest in
 //! constant time, all of them every time, so neither the answer's timing nor the keys' lengths tell a client
@@ -41,10 +43,33 @@ impl WriteKeys {
     /// Ok when no key is required or the request presents a known one; 401 otherwise.
     #[inline]
     pub fn check(&mut self, head: &RequestHead<'_>) -> Result<(), HttpError> {
-        if self.required() { self.check_presented(head) } else { Ok(()) }
+        match self.gate(head)? {
+            KeyGate::Open => Ok(()),
+            KeyGate::BodyKeys(_) => Err(HttpError::Unauthorized),
+        }
     }
 
-    fn check_presented(&mut self, head: &RequestHead<'_>) -> Result<(), HttpError> {
+    /// What the head says: no key needed or a known one presented (`Open`), none presented (each event must
+    /// bring a known key in its body), or an unknown one (401).
+    #[inline]
+    pub fn gate(&mut self, head: &RequestHead<'_>) -> Result<KeyGate<'_>, HttpError> {
+        if !self.required() {
+            return Ok(KeyGate::Open);
+        }
+        match self.presented(head) {
+            Some(true) => Ok(KeyGate::Open),
+            Some(false) => Err(HttpError::Unauthorized),
+            None => Ok(KeyGate::BodyKeys(self)),
+        }
+    }
+
+    /// Whether `key` is one of the keys.
+    pub fn is_known(&self, key: &[u8]) -> bool {
+        known(&self.digests, key)
+    }
+
+    /// Whether the head's key is known; `None` when it presents none.
+    fn presented(&mut self, head: &RequestHead<'_>) -> Option<bool> {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         let presented = if let Some(key) = field(head.raw, b"x-write-key") {
@@ -57,9 +82,28 @@ impl WriteKeys {
                 &scratch[range]
             })
         };
-        let known = presented.is_some_and(|key| known(&self.digests, key));
+        let verdict = presented.map(|key| known(&self.digests, key));
         self.scratch = scratch;
-        if known { Ok(()) } else { Err(HttpError::Unauthorized) }
+        verdict
+    }
+}
+
+/// A request's standing with `WRITE_KEYS` after its head: admitted, or admitted only for events whose body
+/// carries a known key.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyGate<'k> {
+    Open,
+    BodyKeys(&'k WriteKeys),
+}
+
+impl KeyGate<'_> {
+    /// Admits an event that carries `key` (the first key found in its envelope or itself), or refuses it: 401.
+    pub fn admit(&self, key: Option<&str>) -> Result<(), HttpError> {
+        match self {
+            KeyGate::Open => Ok(()),
+            KeyGate::BodyKeys(keys) if key.is_some_and(|key| keys.is_known(key.as_bytes())) => Ok(()),
+            KeyGate::BodyKeys(_) => Err(HttpError::Unauthorized),
+        }
     }
 }
 
@@ -122,6 +166,25 @@ mod tests {
         }
         let mut open = WriteKeys::new(&[]);
         assert_eq!(check(&mut open, "GET /e HTTP/1.1\r\nHost: h\r\n\r\n"), Ok(()));
+    }
+
+    #[test]
+    fn a_head_without_a_key_leaves_it_to_each_event_and_a_wrong_head_key_decides() {
+        let mut keys = WriteKeys::new(&["k-one".into()]);
+        let gate = |keys: &mut WriteKeys, raw: &str, body_key: Option<&str>| {
+            let Ok(Parse::Complete(head)) = parse_head(raw.as_bytes()) else { panic!("{raw}") };
+            keys.gate(&head).and_then(|gate| gate.admit(body_key))
+        };
+        let bare = "POST /v1/batch HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(gate(&mut keys, bare, Some("k-one")), Ok(()));
+        assert_eq!(gate(&mut keys, bare, Some("k-two")), Err(HttpError::Unauthorized));
+        assert_eq!(gate(&mut keys, bare, None), Err(HttpError::Unauthorized));
+        let known = "POST /v1/batch HTTP/1.1\r\nHost: h\r\nX-Write-Key: k-one\r\n\r\n";
+        assert_eq!(gate(&mut keys, known, None), Ok(()), "the head's key covers every event");
+        assert_eq!(gate(&mut keys, known, Some("anything")), Ok(()));
+        let wrong = "POST /v1/batch HTTP/1.1\r\nHost: h\r\nX-Write-Key: k-two\r\n\r\n";
+        assert_eq!(gate(&mut keys, wrong, Some("k-one")), Err(HttpError::Unauthorized), "a wrong head key decides");
+        assert_eq!(gate(&mut WriteKeys::new(&[]), bare, None), Ok(()));
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use crate::config::EdgeConfig;
 use crate::event::client::ClientIp;
 use crate::event::json::escape_lossy_into;
-use crate::http::cors::{Cors, Grant, Verdict};
-use crate::http::write_key::WriteKeys;
+use crate::http::cors::{Cors, Grant, Preflight, Verdict};
+use crate::http::write_key::{KeyGate, WriteKeys};
 use crate::http::{HttpError, RequestHead, field, fields};
 use crate::worker::connection::Peer;
 
@@ -50,22 +50,49 @@ impl Edge {
     }
 
     /// Whether `head` may send events: its origin (→ 403, no CORS headers), then its write key (→ 401, with the
-    /// CORS headers of an allowed origin, so the page can read why). The grant is for every answer to it.
+    /// CORS headers of an allowed origin, so the page can read why). The grant is for every answer to it. `sdk`:
+    /// an SDK's route, which echoes origins and may find its key in the body (`Admission::BodyKeys`).
     #[inline]
-    pub fn admit(&mut self, head: &RequestHead<'_>) -> (Option<Grant>, Result<(), HttpError>) {
-        let origin = if self.cors.is_off() { None } else { field(head.raw, b"origin") };
-        let grant = match self.cors.verdict(origin) {
+    pub fn admit(&mut self, head: &RequestHead<'_>, sdk: bool) -> (Option<Grant>, Result<Admission, HttpError>) {
+        let origin = if self.cors.ignores_origin(sdk) { None } else { field(head.raw, b"origin") };
+        let grant = match self.cors.verdict(origin, sdk) {
             Verdict::Plain => None,
             Verdict::Allowed(grant) => Some(grant),
             Verdict::Refused => return (None, Err(HttpError::Forbidden)),
         };
-        (grant, self.keys.check(head))
+        let admission = match self.keys.gate(head) {
+            Ok(KeyGate::Open) => Ok(Admission::Admitted),
+            Ok(KeyGate::BodyKeys(_)) if sdk => Ok(Admission::BodyKeys),
+            Ok(KeyGate::BodyKeys(_)) | Err(_) => Err(HttpError::Unauthorized),
+        };
+        (grant, admission)
+    }
+
+    /// The key check of an admitted request's events.
+    pub fn gate(&self, admission: Admission) -> KeyGate<'_> {
+        match admission {
+            Admission::Admitted => KeyGate::Open,
+            Admission::BodyKeys => KeyGate::BodyKeys(&self.keys),
+        }
+    }
+
+    /// The CORS lines of a preflight's answer, appended to `out`.
+    pub fn preflight(&mut self, head: &RequestHead<'_>, allow: &str, sdk: bool, out: &mut Vec<u8>) {
+        let request = Preflight {
+            origin: field(head.raw, b"origin"),
+            method: field(head.raw, b"access-control-request-method"),
+            headers: field(head.raw, b"access-control-request-headers"),
+        };
+        self.cors.preflight(request, allow, sdk, out);
     }
 
     /// What the records of this request say about who sent it: the `ip` text and the `headers` fragment.
+    /// `anonymous`: the client asked not to be tracked (Snowplow's `SP-Anonymous`), so no address is kept.
     #[inline]
-    pub fn identify<'a>(&'a mut self, peer: &'a Peer, head: &RequestHead<'_>) -> (&'a str, &'a [u8]) {
-        let ip = if peer.proxy && head.forwarded {
+    pub fn identify<'a>(&'a mut self, peer: &'a Peer, head: &RequestHead<'_>, anonymous: bool) -> (&'a str, &'a [u8]) {
+        let ip = if anonymous {
+            ""
+        } else if peer.proxy && head.forwarded {
             let client = self.client.forwarded_client(peer.addr, head.raw);
             self.client.render(client, &mut self.forwarded_ip);
             &self.forwarded_ip
@@ -77,6 +104,15 @@ impl Edge {
         }
         (ip, &self.headers)
     }
+}
+
+/// How a request's key stands once its head was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// No key is needed, or the head presented a known one.
+    Admitted,
+    /// The head presented none: each event must carry a known one in the body (SDK routes only).
+    BodyKeys,
 }
 
 /// `,"headers":{"name":"value",…}` for the captured names present in the head (several lines of one name

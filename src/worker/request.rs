@@ -5,14 +5,17 @@
 //! connection's committed boundary past them; `Connection::mark_ingest` notes where the answers that wait for
 //! the spool write start, so a failed write can take them back.
 
+mod ingest;
+
 use std::sync::Arc;
 
 use crate::config::{EdgeConfig, HttpConfig};
-use crate::event::body::{self, BodyScratch};
+use crate::event::body::BodyScratch;
 use crate::event::clock::Clock;
-use crate::event::ids::RequestIds;
-use crate::event::query::{QueryScratch, append_query_object};
-use crate::event::record::{RecordBuilder, RequestMeta};
+use crate::event::ids::{RequestIds, random_u64};
+use crate::event::query::QueryScratch;
+use crate::event::record::RecordBuilder;
+use crate::event::visitor::Visitors;
 use crate::http::chunked::decode_chunked;
 use crate::http::cors::{Cors, Grant};
 use crate::http::framing::{self, Framed, FramingError, Progress};
@@ -20,6 +23,7 @@ use crate::http::response::{self, Body, ConnectionHeader, Delivery, Response, Re
 use crate::http::route::{self, Endpoint, Route};
 use crate::http::{Framing, HttpError, Method, RequestHead, write_key};
 use crate::metrics::Tally;
+use crate::protocol::{self, posthog, segment, snowplow};
 use crate::spool::batch::Batch;
 use crate::state::{Phase, Shared};
 use crate::worker::connection::{Connection, Peer};
@@ -53,6 +57,9 @@ pub struct Requests {
     records: RecordBuilder,
     body: BodyScratch,
     query: QueryScratch,
+    protocols: protocol::Scratch,
+    /// Snowplow's network user ids (the `sp` cookie).
+    visitors: Visitors,
     /// Requests answered since the worker last counted them (once per iteration, not per request).
     answered: u64,
     tally: Tally,
@@ -75,10 +82,13 @@ impl Requests {
         worker: usize,
         boot_random: u32,
     ) -> Requests {
+        let visitors = Visitors::new(edge.snowplow_cookie.clone(), random_u64() ^ worker as u64);
         let edge = Edge::new(edge);
         let mut query = QueryScratch::default();
+        let mut protocols = protocol::Scratch::default();
         if edge.hides_write_key() {
             query.hide_key(write_key::PARAM);
+            protocols.query.hide_key(write_key::PARAM);
         }
         Requests {
             config,
@@ -90,6 +100,8 @@ impl Requests {
             records: RecordBuilder::default(),
             body: BodyScratch::default(),
             query,
+            protocols,
+            visitors,
             answered: 0,
             tally: Tally::default(),
             accepting: Ok(()),
@@ -212,7 +224,7 @@ impl Requests {
         if !route.endpoint().ingests() || head.method != Method::Post {
             return None;
         }
-        let (grant, admitted) = self.edge.admit(head);
+        let (grant, admitted) = self.edge.admit(head, route.endpoint().is_sdk());
         answer.grant = grant;
         match admitted.and(self.accepting) {
             Ok(()) => None,
@@ -249,15 +261,24 @@ impl Requests {
         }
         match route.endpoint() {
             Endpoint::Events => {
-                let (grant, admitted) = self.edge.admit(head);
+                let (grant, admitted) = self.edge.admit(head, false);
                 answer.grant = grant;
-                let ingested = admitted.and_then(|()| match head.method {
+                let ingested = admitted.and_then(|_| match head.method {
                     Method::Post => self.ingest_body(conn, route, head, body, batch).map(Some),
                     _ => self.ingest_query(conn, route, head, batch).map(|()| None),
                 });
                 match ingested {
                     Ok(Some(events)) => self.accept_batch(conn, events, answer),
                     Ok(None) => self.accept_event(conn, answer),
+                    Err(e) => self.reject(conn, e, answer),
+                }
+            }
+            endpoint
+            @ (Endpoint::Segment(_) | Endpoint::PostHog | Endpoint::SnowplowPost | Endpoint::SnowplowPixel) => {
+                let (grant, admitted) = self.edge.admit(head, true);
+                answer.grant = grant;
+                match admitted.and_then(|admission| self.ingest_sdk(conn, route, head, body, admission, batch)) {
+                    Ok(()) => self.accept_sdk(conn, endpoint, answer),
                     Err(e) => self.reject(conn, e, answer),
                 }
             }
@@ -296,9 +317,7 @@ impl Requests {
         extra.extend_from_slice(b"Allow: ");
         extra.extend_from_slice(allow.as_bytes());
         extra.extend_from_slice(b"\r\n");
-        let field = |name: &[u8]| crate::http::field(head.raw, name);
-        let (origin, method) = (field(b"origin"), field(b"access-control-request-method"));
-        self.edge.cors.preflight(origin, method, field(b"access-control-request-headers"), allow, &mut extra);
+        self.edge.preflight(head, allow, route.endpoint().is_sdk(), &mut extra);
         let preflight = Response { status: (204, "No Content"), content_type: None, extra_headers: &extra, body: b"" };
         self.send(conn, &preflight, Answer { body: Body::Send, ..answer });
         self.extra = extra;
@@ -332,62 +351,25 @@ impl Requests {
         self.tally.response(answer.route, status);
     }
 
-    /// The per-request parts of this request's records.
-    fn start_request(&mut self, conn: &Connection, head: &RequestHead<'_>) {
-        let (ip, headers) = self.edge.identify(&conn.peer, head);
-        let meta = RequestMeta { ip, user_agent: head.user_agent, method: head.method, path: head.path, headers };
-        self.records.start_request(&meta, &self.clock);
-    }
-    /// GET/HEAD `/e`: the query string is one event.
-    fn ingest_query(
-        &mut self,
-        conn: &mut Connection,
-        route: Route,
-        head: &RequestHead<'_>,
-        batch: &mut Batch,
-    ) -> Result<(), HttpError> {
-        self.accepting?;
-        self.start_request(conn, head);
-        let mark = batch.mark();
-        self.records.begin_record(batch.lines_mut());
-        if let Err(e) = append_query_object(batch.lines_mut(), head.query, &mut self.query) {
-            batch.rollback(mark);
-            return Err(e.into());
+    /// The answer to an accepted SDK request: exactly 200, with the body its SDK expects (and, for Snowplow,
+    /// the visitor's cookie).
+    fn accept_sdk(&mut self, conn: &mut Connection, endpoint: Endpoint, answer: Answer) {
+        let (content_type, body, cache) = match endpoint {
+            Endpoint::Segment(_) => ("application/json", segment::ACCEPTED, ""),
+            Endpoint::PostHog => ("application/json", posthog::ACCEPTED, ""),
+            Endpoint::SnowplowPixel => ("image/gif", response::PIXEL_GIF, response::NO_CACHE),
+            _ => ("text/plain; charset=utf-8", snowplow::ACCEPTED, ""),
+        };
+        let snowplow = matches!(endpoint, Endpoint::SnowplowPost | Endpoint::SnowplowPixel);
+        let mut extra = std::mem::take(&mut self.extra);
+        extra.clear();
+        extra.extend_from_slice(cache.as_bytes());
+        if snowplow {
+            extra.extend_from_slice(self.visitors.set_cookie());
         }
-        self.records.finish_record(batch.lines_mut(), &mut self.ids);
-        batch.add_events(1);
-        conn.mark_ingest(route);
-        Ok(())
-    }
-
-    /// POST `/e`: every event of the body, or none of them.
-    fn ingest_body(
-        &mut self,
-        conn: &mut Connection,
-        route: Route,
-        head: &RequestHead<'_>,
-        body: &[u8],
-        batch: &mut Batch,
-    ) -> Result<u64, HttpError> {
-        self.accepting?;
-        let kind = body::body_kind(head.content_type)?;
-        self.start_request(conn, head);
-        let max = self.config.max_decompressed_bytes;
-        let body = body::decode_content(head.content_encoding, body, max, &mut self.body.decompressed)?;
-        let events = body::append_body_events(
-            kind,
-            body,
-            batch.lines_mut(),
-            &self.records,
-            &mut self.ids,
-            &mut self.body.minified,
-            &mut self.query,
-        )?;
-        if events > 0 {
-            batch.add_events(events);
-            conn.mark_ingest(route);
-        }
-        Ok(events)
+        let accepted = Response { status: (200, "OK"), content_type: Some(content_type), extra_headers: &extra, body };
+        self.send(conn, &accepted, answer);
+        self.extra = extra;
     }
 
     /// Answers with the canned response for `e`; `ConnectionHeader::Close` ends the connection after it.

@@ -1,0 +1,374 @@
+//! Reading and re-writing JSON objects that already passed `json::validate` and `json::minify_into`: the
+//! envelopes of the SDK protocols (`{"batch":[…],"sentAt":…}`) and their events. Members are found by one byte
+//! scan (`Members`), values are handed out as the JSON text they are, and an object is re-written member by
+//! member (`write_object`) with some members left out, replaced or merged — no DOM, nothing decoded that is not
+//! looked at. On input that did not pass validation these scans give meaningless (but memory-safe) results.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use crate::event::{json, timestamp};
+
+/// The members of a minified, validated JSON object, in order: each key as the inside of its string literal
+/// (escapes left as they are) and each value as its JSON text.
+pub struct Members<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Members<'a> {
+    /// `object` must be a minified, validated JSON object; anything else yields no members.
+    pub fn of(object: &'a [u8]) -> Members<'a> {
+        let pos = if object.first() == Some(&b'{') { 1 } else { object.len() };
+        Members { text: object, pos }
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        let text = self.text;
+        if text.get(self.pos) != Some(&b'"') {
+            return None;
+        }
+        let key_end = json::string_end(text, self.pos).unwrap_or(text.len());
+        let key = &text[self.pos + 1..key_end.saturating_sub(1).max(self.pos + 1)];
+        let value_start = key_end + 1; // past the ':'
+        let value_end = value_end(text, value_start);
+        self.pos = value_end + 1; // past the ',' or the closing '}'
+        Some((key, &text[value_start.min(value_end)..value_end]))
+    }
+}
+
+/// Where the value that starts at `start` ends (just past it).
+fn value_end(text: &[u8], start: usize) -> usize {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                i = json::string_end(text, i).unwrap_or(text.len());
+                if depth == 0 {
+                    return i;
+                }
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return i,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            b',' if depth == 0 => return i,
+            _ => {}
+        }
+        i += 1;
+    }
+    text.len()
+}
+
+/// Whether a raw key (the inside of its literal) names `name`. Keys are compared decoded, so `"api\u005fkey"`
+/// is `api_key` too: a key spelled with escapes cannot slip past the member that must be left out.
+pub fn key_is(raw: &[u8], name: &str) -> bool {
+    match decoded(raw) {
+        Some(Cow::Borrowed(text)) => text == name,
+        Some(Cow::Owned(text)) => text == name,
+        None => false,
+    }
+}
+
+/// The inside of a string literal, decoded (escapes undone only when there are any).
+pub fn decoded(raw: &[u8]) -> Option<Cow<'_, str>> {
+    if !raw.contains(&b'\\') {
+        return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
+    }
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice::<String>(&quoted).ok().map(Cow::Owned)
+}
+
+/// The value of the first member named `name`.
+pub fn get<'a>(object: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    Members::of(object).find(|(key, _)| key_is(key, name)).map(|(_, value)| value)
+}
+
+/// A value as text: a string's contents (decoded), or a number's digits. `None` for anything else.
+pub fn text(value: &[u8]) -> Option<Cow<'_, str>> {
+    match value.first()? {
+        b'"' => decoded(&value[1..value.len() - 1]),
+        b'-' | b'0'..=b'9' => std::str::from_utf8(value).ok().map(Cow::Borrowed),
+        _ => None,
+    }
+}
+
+/// An identifier or name for a record field: a JSON string as its literal, or a number as its digits (written
+/// as a string, so a field has one type whatever the client sent). Anything else — `null`, `""`, an object —
+/// is no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text<'a> {
+    /// A JSON string literal, quotes included.
+    Literal(&'a [u8]),
+    /// A JSON number's text, written quoted.
+    Number(&'a [u8]),
+    /// A name plutos gives (no escaping needed), written quoted.
+    Static(&'static str),
+    /// Decoded text (part of a value), written quoted and escaped.
+    Plain(&'a str),
+}
+
+impl<'a> Text<'a> {
+    pub fn of(value: &'a [u8]) -> Option<Text<'a>> {
+        match value.first()? {
+            b'"' if value.len() > 2 => Some(Text::Literal(value)),
+            b'-' | b'0'..=b'9' => Some(Text::Number(value)),
+            _ => None,
+        }
+    }
+
+    /// The time it names (`event::timestamp::parse`), if it is one.
+    pub fn time(self) -> Option<i64> {
+        match self {
+            Text::Literal(literal) => text(literal).and_then(|t| timestamp::parse(&t)),
+            Text::Number(digits) => std::str::from_utf8(digits).ok().and_then(timestamp::parse),
+            Text::Static(t) | Text::Plain(t) => timestamp::parse(t),
+        }
+    }
+
+    /// Appends the value as a JSON string.
+    pub fn write(self, out: &mut Vec<u8>) {
+        match self {
+            Text::Literal(literal) => out.extend_from_slice(literal),
+            Text::Number(digits) => {
+                out.push(b'"');
+                out.extend_from_slice(digits);
+                out.push(b'"');
+            }
+            Text::Static(name) => {
+                out.push(b'"');
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'"');
+            }
+            Text::Plain(text) => {
+                out.push(b'"');
+                json::escape_into(out, text.as_bytes());
+                out.push(b'"');
+            }
+        }
+    }
+}
+
+/// What becomes of one member when an object is re-written.
+pub enum Edit<'a> {
+    Keep,
+    Drop,
+    /// The value is replaced by this JSON text.
+    Replace(&'a [u8]),
+    /// The value (an object) gets the members of this object that it does not have itself.
+    MergeUnder(&'a [u8]),
+    /// The value (an object) without its members of these names.
+    Without(&'a [&'a str]),
+    /// The member is written under another name, with this JSON text as its value.
+    Rename(&'a str, &'a [u8]),
+}
+
+/// Appends `object` member by member, each as `edit` says (called with the raw key and value), then a member for
+/// each of `extra` (key, JSON value) — members the object should have and did not. Keys are written as sent.
+pub fn write_object<'a>(
+    out: &mut Vec<u8>,
+    object: &'a [u8],
+    mut edit: impl FnMut(&'a [u8], &'a [u8]) -> Edit<'a>,
+    extra: &[(&str, &[u8])],
+) {
+    out.push(b'{');
+    let mut first = true;
+    let mut member = |out: &mut Vec<u8>, key: &[u8], value: &dyn Fn(&mut Vec<u8>)| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.push(b'"');
+        out.extend_from_slice(key);
+        out.extend_from_slice(b"\":");
+        value(out);
+    };
+    for (key, value) in Members::of(object) {
+        match edit(key, value) {
+            Edit::Keep => member(out, key, &|out| out.extend_from_slice(value)),
+            Edit::Drop => {}
+            Edit::Replace(with) => member(out, key, &|out| out.extend_from_slice(with)),
+            Edit::MergeUnder(defaults) if value.first() == Some(&b'{') => {
+                member(out, key, &|out| merge(out, value, defaults));
+            }
+            Edit::MergeUnder(_) => member(out, key, &|out| out.extend_from_slice(value)),
+            Edit::Without(names) if value.first() == Some(&b'{') => member(out, key, &|out| without(out, value, names)),
+            Edit::Without(_) => member(out, key, &|out| out.extend_from_slice(value)),
+            Edit::Rename(name, with) => member(out, name.as_bytes(), &|out| out.extend_from_slice(with)),
+        }
+    }
+    for (key, value) in extra {
+        member(out, key.as_bytes(), &|out| out.extend_from_slice(value));
+    }
+    out.push(b'}');
+}
+
+/// `object` without its members named any of `names`.
+fn without(out: &mut Vec<u8>, object: &[u8], names: &[&str]) {
+    out.push(b'{');
+    let mut first = true;
+    for (key, value) in Members::of(object).filter(|(key, _)| !names.iter().any(|name| key_is(key, name))) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.push(b'"');
+        out.extend_from_slice(key);
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(value);
+    }
+    out.push(b'}');
+}
+
+/// `own`'s members, then those of `defaults` whose keys `own` does not have (the object's own values win). Keys
+/// are compared decoded, through a hash set: linear in the members of both, however many a client sends.
+fn merge(out: &mut Vec<u8>, own: &[u8], defaults: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&own[..own.len() - 1]);
+    let mut any = own.len() > 2;
+    let own_keys: HashSet<Cow<'_, str>> = Members::of(own).filter_map(|(key, _)| decoded(key)).collect();
+    for (key, value) in Members::of(defaults) {
+        if decoded(key).is_none_or(|key| own_keys.contains(&key)) {
+            continue;
+        }
+        if any {
+            out.push(b',');
+        }
+        any = true;
+        out.push(b'"');
+        out.extend_from_slice(key);
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(value);
+    }
+    out.push(b'}');
+    debug_assert!(out[start..].ends_with(b"}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minified(text: &str) -> Vec<u8> {
+        assert!(json::validate(text.as_bytes()), "{text}");
+        let mut out = Vec::new();
+        json::minify_into(&mut out, text.as_bytes()).unwrap();
+        out
+    }
+
+    fn members(text: &str) -> Vec<(String, String)> {
+        let object = minified(text);
+        Members::of(&object)
+            .map(|(k, v)| (String::from_utf8(k.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn members_of_objects_with_every_kind_of_value() {
+        let table: &[(&str, &[(&str, &str)])] = &[
+            ("{}", &[]),
+            (r#"{"a":1}"#, &[("a", "1")]),
+            (
+                r#"{ "s" : "x,}\"]" , "o": {"n": [1, {"d": "}"}]}, "t": true, "z": null, "f": -1.5e3, "e": "" }"#,
+                &[
+                    ("s", r#""x,}\"]""#),
+                    ("o", r#"{"n":[1,{"d":"}"}]}"#),
+                    ("t", "true"),
+                    ("z", "null"),
+                    ("f", "-1.5e3"),
+                    ("e", r#""""#),
+                ],
+            ),
+            (r#"{"k\"ey":[],"\u0061":{}}"#, &[(r#"k\"ey"#, "[]"), (r#"\u0061"#, "{}")]),
+        ];
+        for (text, want) in table {
+            let want: Vec<(String, String)> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            assert_eq!(members(text), want, "{text}");
+        }
+        assert_eq!(Members::of(b"[1,2]").count(), 0, "not an object");
+    }
+
+    #[test]
+    fn keys_are_compared_decoded() {
+        assert!(key_is(b"api_key", "api_key"));
+        assert!(key_is(br"api\u005fkey", "api_key"));
+        assert!(!key_is(b"api_keys", "api_key"));
+        assert!(!key_is(br"\ud800", "x"), "not Unicode: no key");
+        let object = minified(r#"{"a":1,"wr\u0069teKey":"k","b":{"writeKey":2}}"#);
+        assert_eq!(get(&object, "writeKey"), Some(&b"\"k\""[..]));
+        assert_eq!(get(&object, "missing"), None);
+    }
+
+    #[test]
+    fn text_and_field_values() {
+        assert_eq!(text(br#""a\nb""#).as_deref(), Some("a\nb"));
+        assert_eq!(text(b"42").as_deref(), Some("42"));
+        assert_eq!(text(b"null"), None);
+        assert_eq!(Text::of(br#""u1""#), Some(Text::Literal(br#""u1""#)));
+        assert_eq!(Text::of(b"7"), Some(Text::Number(b"7")));
+        assert_eq!(Text::of(br#""""#), None, "an empty string is no id");
+        assert_eq!(Text::of(b"{}"), None);
+        let mut out = Vec::new();
+        for t in [Text::Number(b"7"), Text::Literal(br#""a\"b""#), Text::Static("track"), Text::Plain("q\"")] {
+            t.write(&mut out);
+        }
+        assert_eq!(out, br#""7""a\"b""track""q\"""#);
+    }
+
+    #[test]
+    fn objects_are_rewritten_with_members_dropped_replaced_and_merged() {
+        let object = minified(
+            r#"{"writeKey":"secret","context":{"ip":"1.2.3.4","app":{"v":1}},"n":1,"px":"e30","integrations":[]}"#,
+        );
+        let defaults = minified(r#"{"app":{"v":0},"library":{"name":"x"}}"#);
+        let mut out = Vec::new();
+        write_object(
+            &mut out,
+            &object,
+            |key, _| match () {
+                _ if key_is(key, "writeKey") => Edit::Drop,
+                _ if key_is(key, "context") || key_is(key, "integrations") => Edit::MergeUnder(&defaults),
+                _ if key_is(key, "px") => Edit::Rename("pr", b"{}"),
+                _ if key_is(key, "n") => Edit::Replace(b"2"),
+                _ => Edit::Keep,
+            },
+            &[("added", b"[1]")],
+        );
+        let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!({
+                "context": {"ip": "1.2.3.4", "app": {"v": 1}, "library": {"name": "x"}},
+                "n": 2, "pr": {}, "integrations": [], "added": [1]
+            })
+        );
+        let nested = minified(r#"{"properties":{"token":"t","a":1,"tok\u0065n":2},"token":"t"}"#);
+        let mut out = Vec::new();
+        write_object(&mut out, &nested, |_, _| Edit::Without(&["token"]), &[]);
+        assert_eq!(out, br#"{"properties":{"a":1},"token":"t"}"#, "members of that name inside the value go");
+        let mut out = Vec::new();
+        write_object(&mut out, b"{}", |_, _| Edit::Keep, &[("context", b"{\"a\":1}")]);
+        assert_eq!(out, br#"{"context":{"a":1}}"#);
+        let mut out = Vec::new();
+        write_object(&mut out, br#"{"c":{}}"#, |_, _| Edit::MergeUnder(br#"{"a":1}"#), &[]);
+        assert_eq!(out, br#"{"c":{"a":1}}"#);
+        let mut out = Vec::new();
+        write_object(&mut out, br#"{"c":{"a":1}}"#, |_, _| Edit::MergeUnder(br#"{"\u0061":2,"b":3}"#), &[]);
+        assert_eq!(out, br#"{"c":{"a":1,"b":3}}"#, "an escaped spelling of an own key is that key");
+        let mut out = Vec::new();
+        write_object(&mut out, br#"{"only":"x"}"#, |_, _| Edit::Drop, &[]);
+        assert_eq!(out, b"{}");
+    }
+}

@@ -1,0 +1,245 @@
+//! PostHog's capture API (`/batch`, `/capture`, `/i/v0/e`, `/track`, `/engage`, `/e/`, each with or without its
+//! trailing slash, as PostHog's own server takes them): a single event, an array of events, or an envelope
+//! `{"api_key":…,"batch":[…],"sent_at":…}`.
+//!
+//! How the payload is wrapped is decided once, before it is read, the way PostHog's server decides it: gzip by
+//! `Content-Encoding` (undone before this module), by `?compression=gzip-js` / `gzip`, or by the gzip magic bytes
+//! (posthog-js sends gzip as `text/plain` without a header; posthog-node and RudderStack gzip by default); a form
+//! body or a GET query carries it as `data=`, base64-encoded when `compression=base64` says so or when it is not
+//! JSON as it stands. lz-string (`compression=lz64`, posthog-js before 2020) is refused with 415. Every inflation
+//! is capped at `MAX_DECOMPRESSED_BYTES`.
+//!
+//! Each event is one record; its `raw_data` is the event without its key (`api_key`, `token`, and `token` in its
+//! `properties`). The key is the envelope's `api_key`, else the event's `api_key`, `token` or `properties.token`.
+//! Success is `200 {"status":1}`: posthog-js and RudderStack take any other 2xx for a failure.
+
+use base64::Engine;
+
+use super::{Scratch, minified_json};
+use crate::event::body;
+use crate::event::json;
+use crate::event::object::{Edit, Members, Text, decoded, get, text, write_object};
+use crate::event::record::{Emitter, EventFields};
+use crate::event::timestamp::ClientTimes;
+use crate::http::write_key::KeyGate;
+use crate::http::{HttpError, Method, percent};
+
+/// The body of a success, as PostHog answers.
+pub const ACCEPTED: &[u8] = br#"{"status":1}"#;
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+
+/// What of a capture request is read besides the record's request fields.
+pub struct Capture<'a> {
+    pub method: Method,
+    /// The body with its Content-Encoding undone.
+    pub body: &'a [u8],
+    pub query: &'a [u8],
+    pub content_type: Option<&'a [u8]>,
+    pub max_decompressed: usize,
+}
+
+/// How the payload says it is wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wrapping {
+    /// Whatever it looks like: gzip by its magic bytes, base64 when a form's `data` is not JSON as it stands.
+    Detect,
+    Gzip,
+    Base64,
+}
+
+/// The events of one capture request.
+pub fn ingest(
+    capture: &Capture<'_>,
+    gate: KeyGate<'_>,
+    emit: &mut Emitter<'_>,
+    scratch: &mut Scratch,
+) -> Result<(), HttpError> {
+    let Scratch { json, decoded, nested, more, .. } = scratch;
+    let payload = payload(capture, decoded, more, nested)?;
+    minified_json(payload, json)?;
+    // posthog-js before 1.0 named the send time in the query, in milliseconds.
+    let query_sent_at =
+        percent::find_param(capture.query, b"_").filter(|t| !t.is_empty() && t.iter().all(u8::is_ascii_digit));
+    events(json, query_sent_at.map(Text::Number), gate, emit)
+}
+
+/// The payload's JSON text: out of a form or the query, out of base64, out of gzip, as it says or looks.
+fn payload<'a>(
+    capture: &Capture<'a>,
+    form_data: &'a mut Vec<u8>,
+    unbase64: &'a mut Vec<u8>,
+    inflated: &'a mut Vec<u8>,
+) -> Result<&'a [u8], HttpError> {
+    let is_form = capture.content_type.is_some_and(|ct| {
+        ct.split(|&b| b == b';')
+            .next()
+            .unwrap_or(b"")
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+    });
+    let form = match capture.method {
+        Method::Get => Some(capture.query),
+        _ if is_form || capture.body.starts_with(b"data=") => Some(capture.body),
+        _ => None,
+    };
+    let hint = percent::find_param(capture.query, b"compression")
+        .or_else(|| form.and_then(|f| percent::find_param(f, b"compression")))
+        .unwrap_or(b"");
+    let wrapping = match hint {
+        b"gzip" | b"gzip-js" => Wrapping::Gzip,
+        b"base64" => Wrapping::Base64,
+        b"lz64" | b"lz-string" => {
+            return Err(HttpError::UnsupportedMediaType("lz64 compression is not supported: use gzip-js"));
+        }
+        _ => Wrapping::Detect,
+    };
+    let mut data: &[u8] = capture.body;
+    if let Some(form) = form {
+        let Some(raw) = percent::find_param(form, b"data") else {
+            return Err(HttpError::BadRequest("expected the events in a data= parameter"));
+        };
+        form_data.clear();
+        percent::decode_into(form_data, raw);
+        data = form_data;
+        let json_as_is = matches!(data.trim_ascii_start().first(), Some(b'{' | b'['));
+        if wrapping == Wrapping::Base64
+            || (wrapping == Wrapping::Detect && !json_as_is && !data.starts_with(GZIP_MAGIC))
+        {
+            data = unbase64_into(data, unbase64)?;
+        }
+    } else if wrapping == Wrapping::Base64 {
+        data = unbase64_into(data, unbase64)?;
+    }
+    if wrapping == Wrapping::Gzip || data.starts_with(GZIP_MAGIC) {
+        inflated.clear();
+        body::gunzip(data, capture.max_decompressed, inflated)?;
+        data = inflated;
+    }
+    Ok(data)
+}
+
+/// Base64 of either alphabet, padded or not (a form's `+` may arrive as a space).
+fn unbase64_into<'a>(data: &[u8], out: &'a mut Vec<u8>) -> Result<&'a [u8], HttpError> {
+    out.clear();
+    let text: Vec<u8> = data.trim_ascii().iter().map(|&b| if b == b' ' { b'+' } else { b }).collect();
+    let engine = if text.iter().any(|&b| b == b'-' || b == b'_') { &URL_SAFE } else { &STANDARD };
+    engine.decode_vec(&text, out).map_err(|_| HttpError::BadRequest("data is neither JSON nor base64"))?;
+    Ok(out)
+}
+
+/// Either padding accepted: trackers differ.
+const STANDARD: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+pub(super) const URL_SAFE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// The envelope's part of every event.
+#[derive(Default, Clone, Copy)]
+struct Envelope<'a> {
+    key: Option<&'a [u8]>,
+    sent_at: Option<Text<'a>>,
+}
+
+fn events(
+    json: &[u8],
+    query_sent_at: Option<Text<'_>>,
+    gate: KeyGate<'_>,
+    emit: &mut Emitter<'_>,
+) -> Result<(), HttpError> {
+    let mut envelope = Envelope { key: None, sent_at: query_sent_at };
+    let list = match json.first() {
+        Some(b'{') => match get(json, "batch") {
+            Some(batch) if batch.starts_with(b"[") => {
+                for (key, value) in Members::of(json) {
+                    match decoded(key).as_deref() {
+                        Some("api_key" | "token") => envelope.key = envelope.key.or(Some(value)),
+                        Some("sent_at") => envelope.sent_at = Text::of(value).or(envelope.sent_at),
+                        _ => {}
+                    }
+                }
+                batch
+            }
+            Some(_) => return Err(HttpError::BadRequest("expected \"batch\" to be an array of events")),
+            None => return event(json, envelope, gate, emit),
+        },
+        Some(b'[') => json,
+        _ => return Err(HttpError::BadRequest("expected a PostHog event, an array of events or {\"batch\":[…]}")),
+    };
+    let mut result = Ok(());
+    json::for_each_array_element(list, |e| {
+        if result.is_ok() {
+            result = event(e, envelope, gate, emit);
+        }
+    });
+    result
+}
+
+/// One event: checked, then one record.
+fn event(event: &[u8], envelope: Envelope<'_>, gate: KeyGate<'_>, emit: &mut Emitter<'_>) -> Result<(), HttpError> {
+    if !event.starts_with(b"{") {
+        return Err(HttpError::BadRequest("a PostHog event must be a JSON object"));
+    }
+    let mut f = EventFields::default();
+    let (mut key, mut properties, mut sent_at) = (None, None, None);
+    for (k, value) in Members::of(event) {
+        match decoded(k).as_deref() {
+            Some("uuid") => f.event_id = Text::of(value),
+            Some("event") => f.event_name = Text::of(value).filter(|_| value.starts_with(b"\"")),
+            Some("distinct_id") => f.user_id = Text::of(value),
+            Some("timestamp") => f.client_ts = Text::of(value),
+            Some("sent_at") => sent_at = Text::of(value),
+            Some("api_key" | "token") => key = key.or(Some(value)),
+            Some("properties") if value.starts_with(b"{") => properties = Some(value),
+            _ => {}
+        }
+    }
+    let Some(name) = f.event_name else {
+        return Err(HttpError::BadRequest("a PostHog event needs its name in \"event\""));
+    };
+    let mut token = None;
+    for (k, value) in properties.map(Members::of).into_iter().flatten() {
+        match decoded(k).as_deref() {
+            Some("distinct_id" | "$distinct_id") => f.user_id = f.user_id.or(Text::of(value)),
+            Some("$device_id") => f.anonymous_id = Text::of(value).or(f.anonymous_id),
+            Some("$anon_distinct_id") => f.anonymous_id = f.anonymous_id.or(Text::of(value)),
+            Some("token") => token = Some(value),
+            _ => {}
+        }
+    }
+    let key = envelope.key.or(key).or(token).and_then(text);
+    gate.admit(key.as_deref())?;
+    f.event_type = Some(Text::Static(kind(name)));
+    f.sent_at = envelope.sent_at.or(sent_at);
+    f.times = ClientTimes { client: f.client_ts.and_then(Text::time), sent: f.sent_at.and_then(Text::time) };
+    emit.event(&f, |out| {
+        let edit = |k: &[u8], _: &[u8]| match decoded(k).as_deref() {
+            Some("api_key" | "token") => Edit::Drop,
+            Some("properties") => Edit::Without(&["token"]),
+            _ => Edit::Keep,
+        };
+        write_object(out, event, edit, &[]);
+    });
+    Ok(())
+}
+
+/// The kind of call an event is, in the words every protocol's records share.
+fn kind(name: Text<'_>) -> &'static str {
+    let Text::Literal(literal) = name else {
+        return "track";
+    };
+    match &literal[1..literal.len() - 1] {
+        b"$pageview" => "page",
+        b"$screen" => "screen",
+        b"$identify" | b"$set" => "identify",
+        b"$create_alias" => "alias",
+        b"$groupidentify" => "group",
+        _ => "track",
+    }
+}

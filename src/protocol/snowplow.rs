@@ -1,0 +1,220 @@
+//! Snowplow's tracker protocol: `POST /com.snowplowanalytics.snowplow/tp2` carries a `payload_data` envelope
+//! (`{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[{…},…]}`), and
+//! `GET /i` or `/ice.png` one event in its query, answered with a 1×1 GIF. An event is a flat map of short
+//! parameters (`e`, `eid`, `aid`, `dtm`, `stm`, `uid`, `duid`, …), all strings.
+//!
+//! Each event is one record whose `raw_data` is that map, with the self-describing event and the contexts as
+//! JSON: `ue_px` and `cx` (base64url, padded or not) are decoded into `ue_pr` and `co`, and `ue_pr` and `co`
+//! (JSON as strings) are parsed, so a reader finds the same JSON however the tracker encoded it.
+//!
+//! Snowplow carries no write key. With `WRITE_KEYS` set, a request whose head presents a known key (a tracker's
+//! custom header `X-Write-Key`) is admitted; otherwise each event's app id (`aid`) must be one of the keys, so
+//! a tracker's `appId` is its key — as public as a Segment or PostHog browser key.
+//!
+//! Snowplow's trackers send a payload again forever when it is refused as too large, so these routes never
+//! answer 413: a body over the limit becomes a bad-row record (`bad_row`: the reason, its size, its first bytes)
+//! and the answer is 200.
+
+use base64::Engine;
+
+use super::posthog::URL_SAFE;
+use super::{Scratch, minified_json};
+use crate::event::json::{self, escape_lossy_into};
+use crate::event::object::{Edit, Members, Text, decoded, get, text, write_object};
+use crate::event::query::append_query_object;
+use crate::event::record::{Emitter, EventFields};
+use crate::event::timestamp::ClientTimes;
+use crate::http::HttpError;
+use crate::http::write_key::KeyGate;
+
+/// The body of a POST's success, as Snowplow's collector answers.
+pub const ACCEPTED: &[u8] = b"ok";
+/// How many first bytes of an oversized payload its bad row keeps.
+pub const BAD_ROW_HEAD: usize = 1024;
+
+const PAYLOAD_DATA: &str = "iglu:com.snowplowanalytics.snowplow/payload_data/";
+const NOT_AN_ENVELOPE: HttpError = HttpError::BadRequest(
+    "expected a Snowplow payload: {\"schema\":\"iglu:com.snowplowanalytics.snowplow/payload_data/…\",\"data\":[…]}",
+);
+
+/// The events of a tp2 POST.
+pub fn ingest_post(
+    body: &[u8],
+    gate: KeyGate<'_>,
+    emit: &mut Emitter<'_>,
+    scratch: &mut Scratch,
+) -> Result<(), HttpError> {
+    let Scratch { json, decoded, nested, more, .. } = scratch;
+    minified_json(body, json)?;
+    let schema = get(json, "schema").and_then(text);
+    let data = get(json, "data").filter(|d| d.starts_with(b"["));
+    let (Some(data), true) = (data, schema.is_some_and(|s| s.starts_with(PAYLOAD_DATA))) else {
+        return Err(NOT_AN_ENVELOPE);
+    };
+    let mut result = Ok(());
+    json::for_each_array_element(data, |e| {
+        if result.is_ok() {
+            result = event(e, gate, emit, Buffers { base64: decoded, ue: nested, co: more });
+        }
+    });
+    result
+}
+
+/// The one event of a pixel GET, from its query.
+pub fn ingest_pixel(
+    query: &[u8],
+    gate: KeyGate<'_>,
+    emit: &mut Emitter<'_>,
+    scratch: &mut Scratch,
+) -> Result<(), HttpError> {
+    let Scratch { json, decoded, nested, more, query: pairs } = scratch;
+    json.clear();
+    append_query_object(json, query, pairs)?;
+    event(json, gate, emit, Buffers { base64: decoded, ue: nested, co: more })
+}
+
+/// The record of a payload over the body limit, stored instead of it (`size`: its declared length, when it
+/// declared one; `head`: its first bytes).
+pub fn bad_row(emit: &mut Emitter<'_>, size: Option<u64>, limit: usize, head: &[u8]) {
+    let fields = EventFields {
+        event_type: Some(Text::Static("bad_row")),
+        event_name: Some(Text::Static("size_violation")),
+        ..EventFields::default()
+    };
+    emit.event(&fields, |out| {
+        out.extend_from_slice(b"{\"reason\":\"payload over the body limit\",\"size\":");
+        match size {
+            Some(size) => out.extend_from_slice(size.to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(format!(",\"limit\":{limit},\"payload_head\":\"").as_bytes());
+        escape_lossy_into(out, &head[..head.len().min(BAD_ROW_HEAD)]);
+        out.extend_from_slice(b"\"}");
+    });
+}
+
+struct Buffers<'s> {
+    base64: &'s mut Vec<u8>,
+    ue: &'s mut Vec<u8>,
+    co: &'s mut Vec<u8>,
+}
+
+/// One event: checked, its JSON parameters decoded, then one record.
+fn event(event: &[u8], gate: KeyGate<'_>, emit: &mut Emitter<'_>, buffers: Buffers<'_>) -> Result<(), HttpError> {
+    if !event.starts_with(b"{") {
+        return Err(HttpError::BadRequest("a Snowplow event must be a JSON object"));
+    }
+    let mut f = EventFields::default();
+    let (mut e, mut aid, mut action) = (None, None, None);
+    let (mut ue_px, mut ue_pr, mut cx, mut co) = (None, None, None, None);
+    for (k, value) in Members::of(event) {
+        match decoded(k).as_deref() {
+            Some("e") => e = text(value),
+            Some("eid") => f.event_id = Text::of(value),
+            Some("aid") => aid = Some(value),
+            Some("uid") => f.user_id = Text::of(value),
+            Some("duid") => f.anonymous_id = Text::of(value),
+            Some("dtm") => f.client_ts = Text::of(value),
+            Some("stm") => f.sent_at = Text::of(value),
+            Some("se_ac") => action = Text::of(value),
+            Some("ue_px") => ue_px = Some(value),
+            Some("ue_pr") => ue_pr = Some(value),
+            Some("cx") => cx = Some(value),
+            Some("co") => co = Some(value),
+            _ => {}
+        }
+    }
+    gate.admit(aid.and_then(text).as_deref())?;
+    let Buffers { base64, ue, co: contexts } = buffers;
+    let ue = json_parameter(ue_px, ue_pr, base64, ue, "ue_px is not base64-encoded JSON", "ue_pr is not JSON")?;
+    let co = json_parameter(cx, co, base64, contexts, "cx is not base64-encoded JSON", "co is not JSON")?;
+    let schema_name = ue.and_then(|ue| get(ue, "data")).and_then(|data| get(data, "schema")).and_then(text);
+    let name = schema_name.as_deref().and_then(|schema| schema.split('/').nth(1));
+    let (kind, event_name) = match e.as_deref() {
+        Some("pv") => (Text::Static("page"), Some(Text::Static("page_view"))),
+        Some("pp") => (Text::Static("page_ping"), Some(Text::Static("page_ping"))),
+        Some("se") => (Text::Static("track"), action),
+        Some("ue") if name == Some("screen_view") => (Text::Static("screen"), name.map(Text::Plain)),
+        Some("ue") => (Text::Static("track"), name.map(Text::Plain)),
+        Some("tr") => (Text::Static("transaction"), Some(Text::Static("transaction"))),
+        Some("ti") => (Text::Static("transaction_item"), Some(Text::Static("transaction_item"))),
+        Some(other) => (Text::Plain(other), None),
+        None => (Text::Static("unknown"), None),
+    };
+    f.event_type = Some(kind);
+    f.event_name = event_name;
+    f.times = ClientTimes { client: f.client_ts.and_then(Text::time), sent: f.sent_at.and_then(Text::time) };
+    emit.event(&f, |out| {
+        let edit = |k: &[u8], _: &[u8]| match decoded_key(k) {
+            Key::UePx => ue.map_or(Edit::Keep, |json| Edit::Rename("ue_pr", json)),
+            Key::UePr if ue_px.is_some() => Edit::Drop,
+            Key::UePr => ue.map_or(Edit::Keep, Edit::Replace),
+            Key::Cx => co.map_or(Edit::Keep, |json| Edit::Rename("co", json)),
+            Key::Co if cx.is_some() => Edit::Drop,
+            Key::Co => co.map_or(Edit::Keep, Edit::Replace),
+            Key::Other => Edit::Keep,
+        };
+        write_object(out, event, edit, &[]);
+    });
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Key {
+    UePx,
+    UePr,
+    Cx,
+    Co,
+    Other,
+}
+
+fn decoded_key(k: &[u8]) -> Key {
+    match decoded(k).as_deref() {
+        Some("ue_px") => Key::UePx,
+        Some("ue_pr") => Key::UePr,
+        Some("cx") => Key::Cx,
+        Some("co") => Key::Co,
+        _ => Key::Other,
+    }
+}
+
+/// A JSON parameter of an event, from its base64 form (`encoded`: `ue_px`, `cx`) or its plain one (`plain`:
+/// `ue_pr`, `co`, a string of JSON), minified into `out`. `None` when the event has neither.
+fn json_parameter<'o>(
+    encoded: Option<&[u8]>,
+    plain: Option<&[u8]>,
+    scratch: &mut Vec<u8>,
+    out: &'o mut Vec<u8>,
+    bad_encoded: &'static str,
+    bad_plain: &'static str,
+) -> Result<Option<&'o [u8]>, HttpError> {
+    out.clear();
+    if let Some(value) = encoded {
+        let text = text(value).filter(|_| value.starts_with(b"\"")).ok_or(HttpError::BadRequest(bad_encoded))?;
+        scratch.clear();
+        let alphabet_fixed: Vec<u8> = text
+            .bytes()
+            .map(|b| match b {
+                b'+' => b'-',
+                b'/' => b'_',
+                b => b,
+            })
+            .collect();
+        URL_SAFE.decode_vec(alphabet_fixed.trim_ascii(), scratch).map_err(|_| HttpError::BadRequest(bad_encoded))?;
+        minified_json(scratch, out).map_err(|_| HttpError::BadRequest(bad_encoded))?;
+        return Ok(Some(out));
+    }
+    match plain {
+        // Already JSON (a tracker that sent an object, not a string): as it is.
+        Some(value) if value.starts_with(b"{") || value.starts_with(b"[") => {
+            out.extend_from_slice(value);
+            Ok(Some(out))
+        }
+        Some(value) => {
+            let text = text(value).filter(|_| value.starts_with(b"\"")).ok_or(HttpError::BadRequest(bad_plain))?;
+            minified_json(text.as_bytes(), out).map_err(|_| HttpError::BadRequest(bad_plain))?;
+            Ok(Some(out))
+        }
+        None => Ok(None),
+    }
+}

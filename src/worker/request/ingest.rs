@@ -1,0 +1,201 @@
+//! The ingest paths of a request: plutos's own `/e` (a query, or a body of JSON, NDJSON or a form) and the SDK
+//! protocols. Each starts its request's records (the fields every record shares), hands its events to the one
+//! record path, and marks the connection's answer as waiting for the spool write. A request is stored whole or
+//! not at all.
+
+use super::Requests;
+use crate::event::body;
+use crate::event::clock::Clock;
+use crate::event::query::append_query_object;
+use crate::event::record::{Emitter, Protocol, RecordBuilder, RequestMeta};
+use crate::http::route::{Endpoint, Route};
+use crate::http::{HttpError, RequestHead, field, percent};
+use crate::protocol::posthog::Capture;
+use crate::protocol::{posthog, segment, snowplow};
+use crate::spool::batch::Batch;
+use crate::worker::connection::Connection;
+use crate::worker::edge::{Admission, Edge};
+
+/// Who a request is from, as its records say besides the address: its protocol, its retry count and its
+/// visitor.
+struct Sender<'a> {
+    protocol: Protocol,
+    retry_count: Option<u32>,
+    visitor_id: Option<&'a str>,
+    /// Tracking declined (`SP-Anonymous`): no address is kept.
+    anonymous: bool,
+}
+
+/// The per-request parts of a request's records (fields of `Requests`, borrowed apart so a visitor id can be
+/// lent from `Requests::visitors` meanwhile).
+fn start_request(
+    (edge, records, clock): (&mut Edge, &mut RecordBuilder, &Clock),
+    conn: &Connection,
+    head: &RequestHead<'_>,
+    sender: &Sender<'_>,
+) {
+    let (ip, headers) = edge.identify(&conn.peer, head, sender.anonymous);
+    let meta = RequestMeta {
+        ip,
+        user_agent: head.user_agent,
+        method: head.method,
+        path: head.path,
+        headers,
+        protocol: sender.protocol,
+        retry_count: sender.retry_count,
+        visitor_id: sender.visitor_id,
+    };
+    records.start_request(&meta, clock);
+}
+
+impl Requests {
+    /// GET/HEAD `/e`: the query string is one event.
+    pub(super) fn ingest_query(
+        &mut self,
+        conn: &mut Connection,
+        route: Route,
+        head: &RequestHead<'_>,
+        batch: &mut Batch,
+    ) -> Result<(), HttpError> {
+        self.accepting?;
+        start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &PLUTOS);
+        let mark = batch.mark();
+        self.records.begin_record(batch.lines_mut());
+        if let Err(e) = append_query_object(batch.lines_mut(), head.query, &mut self.query) {
+            batch.rollback(mark);
+            return Err(e.into());
+        }
+        self.records.finish_record(batch.lines_mut(), &mut self.ids);
+        batch.add_events(1);
+        conn.mark_ingest(route);
+        Ok(())
+    }
+
+    /// POST `/e`: every event of the body, or none of them.
+    pub(super) fn ingest_body(
+        &mut self,
+        conn: &mut Connection,
+        route: Route,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        batch: &mut Batch,
+    ) -> Result<u64, HttpError> {
+        self.accepting?;
+        let kind = body::body_kind(head.content_type)?;
+        start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &PLUTOS);
+        let max = self.config.max_decompressed_bytes;
+        let body = body::decode_content(head.content_encoding, body, max, &mut self.body.decompressed)?;
+        let events = body::append_body_events(
+            kind,
+            body,
+            batch.lines_mut(),
+            &self.records,
+            &mut self.ids,
+            &mut self.body.minified,
+            &mut self.query,
+        )?;
+        if events > 0 {
+            batch.add_events(events);
+            conn.mark_ingest(route);
+        }
+        Ok(events)
+    }
+
+    /// A request to an SDK's route: its events, each through its protocol's module, or none of them.
+    pub(super) fn ingest_sdk(
+        &mut self,
+        conn: &mut Connection,
+        route: Route,
+        head: &RequestHead<'_>,
+        body: &[u8],
+        admission: Admission,
+        batch: &mut Batch,
+    ) -> Result<(), HttpError> {
+        self.accepting?;
+        let endpoint = route.endpoint();
+        let snowplow = matches!(endpoint, Endpoint::SnowplowPost | Endpoint::SnowplowPixel);
+        let anonymous = snowplow && field(head.raw, b"sp-anonymous").is_some();
+        let retry_count = field(head.raw, b"x-retry-count")
+            .or_else(|| percent::find_param(head.query, b"retry_count"))
+            .and_then(|n| std::str::from_utf8(n).ok()?.trim().parse().ok());
+        let protocol = match endpoint {
+            Endpoint::Segment(_) => Protocol::Segment,
+            Endpoint::PostHog => Protocol::PostHog,
+            _ => Protocol::Snowplow,
+        };
+        // Snowplow's network user id: the tracker's `nuid`, the cookie, or a new one (none when declined).
+        let named = &mut self.protocols.decoded;
+        named.clear();
+        let nuid = percent::find_param(head.query, b"nuid").map(|raw| percent::decode_into(named, raw));
+        let nuid = nuid.map(|range| &named[range]);
+        let visitor_id = match snowplow {
+            true => self.visitors.identify(head.raw, nuid, anonymous).id,
+            false => None,
+        };
+        let sender = Sender { protocol, retry_count, visitor_id, anonymous };
+        start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &sender);
+        let max = self.config.max_decompressed_bytes;
+        let body = match body::decode_content(head.content_encoding, body, max, &mut self.body.decompressed) {
+            Ok(body) => body,
+            // Never 413 on Snowplow's routes: its trackers would send the payload again forever.
+            Err(e @ HttpError::PayloadTooLarge(_)) if snowplow => {
+                return self.store_bad_row(conn, route, admission, None, body, batch).map_err(|()| e);
+            }
+            Err(e) => return Err(e),
+        };
+        let gate = self.edge.gate(admission);
+        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids);
+        let scratch = &mut self.protocols;
+        let result = match endpoint {
+            Endpoint::Segment(implied_type) => segment::ingest(implied_type, body, gate, &mut emit, scratch),
+            Endpoint::PostHog => {
+                let capture = Capture {
+                    method: head.method,
+                    body,
+                    query: head.query,
+                    content_type: head.content_type,
+                    max_decompressed: max,
+                };
+                posthog::ingest(&capture, gate, &mut emit, scratch)
+            }
+            Endpoint::SnowplowPost => snowplow::ingest_post(body, gate, &mut emit, scratch),
+            _ => snowplow::ingest_pixel(head.query, gate, &mut emit, scratch),
+        };
+        let events = emit.events();
+        if let Err(e) = result {
+            emit.abandon();
+            return Err(e);
+        }
+        if events > 0 {
+            batch.add_events(events);
+            conn.mark_ingest(route);
+        }
+        Ok(())
+    }
+
+    /// A Snowplow payload over the body limit: one bad-row record instead of its events (`declared`: the
+    /// length it declared; `head`: its first bytes), so its answer can be 200. Refused (`Err`) when its events
+    /// would need keys in the body to be admitted: a bad row is never checked against them.
+    pub(super) fn store_bad_row(
+        &mut self,
+        conn: &mut Connection,
+        route: Route,
+        admission: Admission,
+        declared: Option<u64>,
+        head: &[u8],
+        batch: &mut Batch,
+    ) -> Result<(), ()> {
+        if admission != Admission::Admitted {
+            return Err(());
+        }
+        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids);
+        snowplow::bad_row(&mut emit, declared, self.config.max_body_bytes, head);
+        batch.add_events(1);
+        conn.mark_ingest(route);
+        Ok(())
+    }
+}
+
+/// The sender of plutos's own `/e`: nothing but its address.
+const PLUTOS: Sender<'static> =
+    Sender { protocol: Protocol::Plutos, retry_count: None, visitor_id: None, anonymous: false };
