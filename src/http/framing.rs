@@ -30,6 +30,9 @@ impl Default for Progress {
 pub enum BodyProgress {
     Length(u64),
     Chunked(ChunkedScanner),
+    /// A declared length over the limit on a route that keeps oversized payloads: only this many first bytes
+    /// are waited for.
+    Oversized(u64),
 }
 
 /// What the bytes so far make of the request at their start.
@@ -43,7 +46,15 @@ pub enum Framed {
     HeadOnly,
     /// Still waiting for bytes.
     Partial,
+    /// The body is over the limit on a route that keeps such a payload as a bad-row record instead of refusing
+    /// it (Snowplow's, whose trackers send a refused payload again forever): `buf[head.len..end]` are the first
+    /// bytes of a body of declared length (up to `OVERSIZED_HEAD`), none of a chunked one. Nothing after them is
+    /// read: the connection ends with its answer.
+    Oversized { end: usize },
 }
+
+/// How many first bytes of an oversized body `Framed::Oversized` waits for and hands on.
+pub const OVERSIZED_HEAD: usize = 1024;
 
 /// The request cannot be framed; the connection must end after this answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,14 +99,24 @@ impl Progress {
             }
             Progress::Head { .. } => self.head_complete(buf, max_body, head),
             Progress::Body { head_len, body } => {
-                let Some(body_len) = body.complete_len(&buf[*head_len..])? else {
+                let (head_len, body_progress) = (*head_len, body.complete_len(&buf[*head_len..]));
+                let oversized = matches!(body, BodyProgress::Oversized(_));
+                if let Ok(None) = body_progress {
                     return Ok(Framed::Partial);
-                };
-                let end = *head_len + body_len;
+                }
                 match parse_head_into(buf, head)? {
-                    Parse::Complete(()) => Ok(Framed::Complete { end }),
+                    Parse::Complete(()) => {}
                     // The same bytes parsed complete before.
-                    Parse::Partial => Err(HttpError::BadRequest("malformed request head").into()),
+                    Parse::Partial => return Err(HttpError::BadRequest("malformed request head").into()),
+                }
+                match body_progress {
+                    Ok(Some(body_len)) if oversized => Ok(Framed::Oversized { end: head_len + body_len }),
+                    Ok(Some(body_len)) => Ok(Framed::Complete { end: head_len + body_len }),
+                    Ok(None) => Ok(Framed::Partial),
+                    Err(HttpError::PayloadTooLarge(_)) if keeps_oversized(head) => {
+                        Ok(Framed::Oversized { end: head_len })
+                    }
+                    Err(e) => Err(e.into()),
                 }
             }
         }
@@ -136,18 +157,26 @@ impl Progress {
         let mut body = match head.framing {
             Framing::None if head.method == Method::Post => return Err(refuse(HttpError::LengthRequired)),
             Framing::None => return Ok(Framed::Complete { end: head.len }),
+            Framing::Length(n) if n > max_body as u64 && keeps_oversized(head) => {
+                BodyProgress::Oversized(n.min(OVERSIZED_HEAD as u64))
+            }
             Framing::Length(n) if n > max_body as u64 => {
                 return Err(refuse(HttpError::PayloadTooLarge("request body too large")));
             }
             Framing::Length(n) => BodyProgress::Length(n),
             Framing::Chunked => BodyProgress::Chunked(ChunkedScanner::new(chunked_limits(head, max_body))),
         };
-        match body.complete_len(&buf[head.len..]).map_err(refuse)? {
-            Some(body_len) => Ok(Framed::Complete { end: head.len + body_len }),
-            None => {
+        match body.complete_len(&buf[head.len..]) {
+            Ok(Some(body_len)) if matches!(body, BodyProgress::Oversized(_)) => {
+                Ok(Framed::Oversized { end: head.len + body_len })
+            }
+            Ok(Some(body_len)) => Ok(Framed::Complete { end: head.len + body_len }),
+            Ok(None) => {
                 *self = Progress::Body { head_len: head.len, body };
                 Ok(Framed::HeadOnly)
             }
+            Err(HttpError::PayloadTooLarge(_)) if keeps_oversized(head) => Ok(Framed::Oversized { end: head.len }),
+            Err(e) => Err(refuse(e)),
         }
     }
 }
@@ -156,13 +185,18 @@ impl BodyProgress {
     /// The body's length on the wire once all of it is in `buf`.
     fn complete_len(&mut self, buf: &[u8]) -> Result<Option<usize>, HttpError> {
         match self {
-            BodyProgress::Length(n) => Ok((buf.len() as u64 >= *n).then_some(*n as usize)),
+            BodyProgress::Length(n) | BodyProgress::Oversized(n) => Ok((buf.len() as u64 >= *n).then_some(*n as usize)),
             BodyProgress::Chunked(scanner) => match scanner.scan(buf)? {
                 Parse::Complete(body) => Ok(Some(body.wire_len)),
                 Parse::Partial => Ok(None),
             },
         }
     }
+}
+
+/// Whether the request's route keeps a payload over the limit as a bad row (only looked up when one is).
+fn keeps_oversized(head: &RequestHead<'_>) -> bool {
+    super::route::route(head.path, head.method).is_ok_and(|route| route.endpoint().keeps_oversized())
 }
 
 /// The limits of a chunked body: `max_body` of data; its trailers share the head's limits with the head.
@@ -187,13 +221,14 @@ mod tests {
     use super::*;
 
     /// What `advance` answers for `stream` fed in `pieces` (each a longer prefix, as a connection's input grows):
-    /// `None` while partial, else the status of the error or 0 for a complete request.
+    /// `None` while partial, else the status of the error, 0 for a complete request, 1 for an oversized one kept.
     fn outcome(stream: &[u8], cuts: &[usize]) -> Option<u16> {
         let mut progress = Progress::default();
         for end in cuts.iter().copied().chain([stream.len()]) {
             match progress.advance(&stream[..end], 1024, &mut RequestHead::default()) {
                 Ok(Framed::Partial) | Ok(Framed::HeadOnly) => continue,
                 Ok(Framed::Complete { .. }) => return Some(0),
+                Ok(Framed::Oversized { .. }) => return Some(1),
                 Err(e) => return Some(e.error.status().0),
             }
         }
@@ -238,6 +273,46 @@ mod tests {
         assert_eq!(status(b"HEAD /e HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n"), Some((413, Body::Omit)));
         let at_cap = b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n";
         assert_eq!(advance(&mut Progress::default(), at_cap, 1024), Ok(Framed::HeadOnly), "waits for its body");
+    }
+
+    #[test]
+    fn an_oversized_body_on_a_route_that_keeps_it_hands_on_its_first_bytes_however_it_arrives() {
+        let tp2 = "POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1\r\nHost: t";
+        let declared = |len: usize| format!("{tp2}\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+        let body = vec![b'x'; 5000];
+        // Over the 1024-byte limit: the first OVERSIZED_HEAD bytes are waited for, then handed on.
+        let head = declared(5000);
+        let stream = [&head[..], &body].concat();
+        let end = head.len() + OVERSIZED_HEAD;
+        for cuts in [vec![], vec![head.len()], vec![head.len() + 1, end - 1]] {
+            let mut progress = Progress::default();
+            let mut result = Ok(Framed::Partial);
+            for cut in cuts.into_iter().chain([stream.len()]) {
+                result = advance(&mut progress, &stream[..cut], 1024);
+                if !matches!(result, Ok(Framed::Partial | Framed::HeadOnly)) {
+                    break;
+                }
+            }
+            assert_eq!(result, Ok(Framed::Oversized { end }));
+        }
+        assert_eq!(outcome(&[&declared(1025)[..], &body[..1025]].concat(), &[60, 70]), Some(1));
+        assert_eq!(outcome(&[&declared(1024)[..], &body[..1024]].concat(), &[60]), Some(0), "at the limit: a body");
+        // A short declared length over a lower limit: all of it.
+        let short = [&declared(20)[..], &body[..20]].concat();
+        assert_eq!(advance(&mut Progress::default(), &short, 10), Ok(Framed::Oversized { end: short.len() }));
+        // Chunked: the data over the limit is the end of what is read; no bytes of it are handed on.
+        let chunked = format!("{tp2}\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n{}\r\n0\r\n\r\n", "y".repeat(2048));
+        let head_len = chunked.find("\r\n\r\n").unwrap() + 4;
+        assert_eq!(
+            advance(&mut Progress::default(), chunked.as_bytes(), 1024),
+            Ok(Framed::Oversized { end: head_len })
+        );
+        assert_eq!(outcome(chunked.as_bytes(), &[head_len, head_len + 3, head_len + 900]), Some(1));
+        // Other routes refuse: 413.
+        let pixel = format!("POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n{}", "x".repeat(5000));
+        assert_eq!(outcome(pixel.as_bytes(), &[30]), Some(413));
+        let segment = pixel.replace("/e ", "/v1/batch ");
+        assert_eq!(outcome(segment.as_bytes(), &[]), Some(413));
     }
 
     #[test]

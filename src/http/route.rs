@@ -36,6 +36,12 @@ impl Endpoint {
     pub fn is_sdk(self) -> bool {
         self.ingests() && self != Endpoint::Events
     }
+
+    /// Keeps a payload over the body limit as a bad-row record and answers 200, instead of 413: Snowplow's
+    /// trackers send a refused payload again forever.
+    pub fn keeps_oversized(self) -> bool {
+        matches!(self, Endpoint::SnowplowPost | Endpoint::SnowplowPixel)
+    }
 }
 
 /// The methods of a route, and the same as an `Allow` header value (a test checks they agree).

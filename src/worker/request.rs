@@ -46,6 +46,16 @@ impl Answer {
     }
 }
 
+/// The body of a framed request, as its handler gets it.
+#[derive(Debug, Clone, Copy)]
+enum Payload<'a> {
+    /// The whole body (chunked framing undone).
+    Whole(&'a [u8]),
+    /// Over the body limit on a route that keeps such a payload as a bad row: its declared length (none when
+    /// chunked) and its first bytes.
+    Oversized { declared: Option<u64>, first: &'a [u8] },
+}
+
 /// A worker's request handling: its clock, request ids, record builder and scratch buffers.
 pub struct Requests {
     config: HttpConfig,
@@ -160,8 +170,9 @@ impl Requests {
     /// Handles the request at the start of `buf`, if it is complete. Returns the bytes it took.
     fn handle_one(&mut self, conn: &mut Connection, buf: &[u8], batch: &mut Batch) -> Option<usize> {
         let mut head = RequestHead::default();
-        let end = match conn.progress.advance(buf, self.config.max_body_bytes, &mut head) {
-            Ok(Framed::Complete { end }) => end,
+        let (end, oversized) = match conn.progress.advance(buf, self.config.max_body_bytes, &mut head) {
+            Ok(Framed::Complete { end }) => (end, false),
+            Ok(Framed::Oversized { end }) => (end, true),
             Ok(Framed::Partial) => return None,
             Ok(Framed::HeadOnly) => {
                 if conn.life.over_limit() {
@@ -189,18 +200,26 @@ impl Requests {
             return Some(buf.len());
         }
         let mut dechunked = std::mem::take(&mut self.body.dechunked);
-        let body = match head.framing {
+        let payload = match head.framing {
+            // The rest of an oversized body is never read: the connection ends with this answer.
+            _ if oversized => {
+                let declared = match head.framing {
+                    Framing::Length(n) => Some(n),
+                    _ => None,
+                };
+                Payload::Oversized { declared, first: &buf[head.len..end] }
+            }
             Framing::Chunked => {
                 dechunked.clear();
                 let limits = framing::chunked_limits(&head, self.config.max_body_bytes);
                 let decoded = decode_chunked(&buf[head.len..end], limits, &mut dechunked);
                 debug_assert!(decoded.is_ok(), "a body the scanner found complete decodes");
-                &dechunked[..]
+                Payload::Whole(&dechunked[..])
             }
-            _ => &buf[head.len..end],
+            _ => Payload::Whole(&buf[head.len..end]),
         };
         // Once the drain is over, the connection ends after this request.
-        let connection = if !head.keep_alive || self.shared.phase() == Phase::Closing {
+        let connection = if oversized || !head.keep_alive || self.shared.phase() == Phase::Closing {
             conn.life.end_after_answer();
             ConnectionHeader::Close
         } else if head.http10 {
@@ -208,9 +227,9 @@ impl Requests {
         } else {
             ConnectionHeader::Omit
         };
-        self.respond(conn, &head, body, connection, batch);
+        self.respond(conn, &head, payload, connection, batch);
         self.body.dechunked = dechunked;
-        Some(end)
+        Some(if oversized { buf.len() } else { end })
     }
 
     /// For `Expect: 100-continue`: the answer the request will get whatever its body, if it is an error.
@@ -236,7 +255,7 @@ impl Requests {
         &mut self,
         conn: &mut Connection,
         head: &RequestHead<'_>,
-        body: &[u8],
+        payload: Payload<'_>,
         connection: ConnectionHeader,
         batch: &mut Batch,
     ) {
@@ -263,8 +282,10 @@ impl Requests {
             Endpoint::Events => {
                 let (grant, admitted) = self.edge.admit(head, false);
                 answer.grant = grant;
-                let ingested = admitted.and_then(|_| match head.method {
-                    Method::Post => self.ingest_body(conn, route, head, body, batch).map(Some),
+                let ingested = admitted.and_then(|_| match (head.method, payload) {
+                    (Method::Post, Payload::Whole(body)) => self.ingest_body(conn, route, head, body, batch).map(Some),
+                    // Framing hands an oversized body only to the routes that keep one.
+                    (_, Payload::Oversized { .. }) => Err(HttpError::PayloadTooLarge("request body too large")),
                     _ => self.ingest_query(conn, route, head, batch).map(|()| None),
                 });
                 match ingested {
@@ -277,7 +298,7 @@ impl Requests {
             @ (Endpoint::Segment(_) | Endpoint::PostHog | Endpoint::SnowplowPost | Endpoint::SnowplowPixel) => {
                 let (grant, admitted) = self.edge.admit(head, true);
                 answer.grant = grant;
-                match admitted.and_then(|admission| self.ingest_sdk(conn, route, head, body, admission, batch)) {
+                match admitted.and_then(|admission| self.ingest_sdk(conn, route, head, payload, admission, batch)) {
                     Ok(()) => self.accept_sdk(conn, endpoint, answer),
                     Err(e) => self.reject(conn, e, answer),
                 }

@@ -3,7 +3,7 @@
 //! record path, and marks the connection's answer as waiting for the spool write. A request is stored whole or
 //! not at all.
 
-use super::Requests;
+use super::{Payload, Requests};
 use crate::event::body;
 use crate::event::clock::Clock;
 use crate::event::query::append_query_object;
@@ -107,7 +107,7 @@ impl Requests {
         conn: &mut Connection,
         route: Route,
         head: &RequestHead<'_>,
-        body: &[u8],
+        payload: Payload<'_>,
         admission: Admission,
         batch: &mut Batch,
     ) -> Result<(), HttpError> {
@@ -135,11 +135,17 @@ impl Requests {
         let sender = Sender { protocol, retry_count, visitor_id, anonymous };
         start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &sender);
         let max = self.config.max_decompressed_bytes;
+        let body = match payload {
+            Payload::Whole(body) => body,
+            Payload::Oversized { declared, first } => {
+                return self.store_bad_row(conn, route, admission, declared, first, batch);
+            }
+        };
         let body = match body::decode_content(head.content_encoding, body, max, &mut self.body.decompressed) {
             Ok(body) => body,
             // Never 413 on Snowplow's routes: its trackers would send the payload again forever.
-            Err(e @ HttpError::PayloadTooLarge(_)) if snowplow => {
-                return self.store_bad_row(conn, route, admission, None, body, batch).map_err(|()| e);
+            Err(HttpError::PayloadTooLarge(_)) if snowplow => {
+                return self.store_bad_row(conn, route, admission, None, body, batch);
             }
             Err(e) => return Err(e),
         };
@@ -174,9 +180,9 @@ impl Requests {
     }
 
     /// A Snowplow payload over the body limit: one bad-row record instead of its events (`declared`: the
-    /// length it declared; `head`: its first bytes), so its answer can be 200. Refused (`Err`) when its events
-    /// would need keys in the body to be admitted: a bad row is never checked against them.
-    pub(super) fn store_bad_row(
+    /// length it declared; `head`: its first bytes), so its answer can be 200. Refused (401) when its events
+    /// would need keys in the body to be admitted: a bad row's body is never read for them.
+    fn store_bad_row(
         &mut self,
         conn: &mut Connection,
         route: Route,
@@ -184,9 +190,9 @@ impl Requests {
         declared: Option<u64>,
         head: &[u8],
         batch: &mut Batch,
-    ) -> Result<(), ()> {
+    ) -> Result<(), HttpError> {
         if admission != Admission::Admitted {
-            return Err(());
+            return Err(HttpError::Unauthorized);
         }
         let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids);
         snowplow::bad_row(&mut emit, declared, self.config.max_body_bytes, head);
