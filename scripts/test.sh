@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, integration tests against the real server on 127.0.0.1:0, the process tests
 # (SIGKILL / SIGTERM / sink outage / failed spool write / systemd notify) on the real binary, the systemd unit
-# (systemd-analyze verify and security), a real browser (tests/browser.rs), and the S3 tests
-# against a real S3 API server. Needs only the Rust toolchain: s3s-fs (the S3 server) is built once into
-# ~/.cache/plutos by scripts/s3s-fs.sh; each S3 test starts it on a free loopback port and stops it after.
+# (systemd-analyze verify and security), a real browser (tests/browser.rs), the analytics SDKs teams run
+# (tests/sdks.rs) and the S3 tests against a real S3 API server. Needs only the Rust toolchain (with the
+# machine's Python and Node): s3s-fs (the S3 server) is built once into ~/.cache/plutos by scripts/s3s-fs.sh,
+# each S3 test starting it on a free loopback port and stopping it after; the SDKs (PyPI, npm) are installed
+# once there by scripts/sdks.sh.
 # The micro-benchmarks run once first, as a smoke test (criterion's test mode), so the run ends on the test
 # summary.
 set -euo pipefail
@@ -20,5 +22,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 PLUTOS_S3S_FS="$(scripts/s3s-fs.sh)"
 export PLUTOS_S3S_FS
+sdks="$(scripts/sdks.sh)"
+PLUTOS_SDK_PYTHON="$(sed -n 's/^PLUTOS_SDK_PYTHON=//p' <<<"$sdks")"
+PLUTOS_SDK_NODE="$(sed -n 's/^PLUTOS_SDK_NODE=//p' <<<"$sdks")"
+export PLUTOS_SDK_PYTHON PLUTOS_SDK_NODE
 cargo test --locked --bench hot_path --bench input_scaling
 cargo test --locked --lib --bins --tests "$@"

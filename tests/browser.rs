@@ -2,7 +2,9 @@
 //! loads a page from a second origin that sends (a) an `<img>` pixel, (b) `navigator.sendBeacon` with JSON,
 //! (c) a preflighted `fetch` POST of application/json and (d) a `fetch` with `X-Write-Key`; a page from an origin
 //! that CORS_ORIGINS does not list tries the same fetch. The shipped output must hold the four events with the
-//! right fields, and nothing of the other page.
+//! right fields, and nothing of the other page. Then a page that runs the browser SDKs — posthog-js and
+//! Snowplow's browser tracker, from their npm packages' built files — sends their events to plutos, and the
+//! Snowplow cookie plutos sets comes back with the tracker's later requests.
 
 mod common;
 
@@ -17,7 +19,7 @@ use serde_json::{Value, json};
 
 const KEY: &str = "wk-browser";
 
-fn answer(stream: TcpStream, page: &str, reports: &Sender<String>) {
+fn answer(stream: TcpStream, page: &str, files: &[(String, Vec<u8>)], reports: &Sender<String>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -37,20 +39,23 @@ fn answer(stream: TcpStream, page: &str, reports: &Sender<String>) {
     }
     let mut body = vec![0; length];
     let _ = reader.read_exact(&mut body);
+    let file = files.iter().find(|(path, _)| request_line.starts_with(&format!("GET {path} ")));
     let (status, content_type, text) = if request_line.starts_with("POST /report") {
         let _ = reports.send(String::from_utf8_lossy(&body).into_owned());
-        ("204 No Content", "text/plain", String::new())
+        ("204 No Content", "text/plain", &b""[..])
     } else if request_line.starts_with("GET / ") {
-        ("200 OK", "text/html; charset=utf-8", page.to_string())
+        ("200 OK", "text/html; charset=utf-8", page.as_bytes())
+    } else if let Some((_, content)) = file {
+        ("200 OK", "text/javascript", &content[..])
     } else {
-        ("404 Not Found", "text/plain", String::new())
+        ("404 Not Found", "text/plain", &b""[..])
     };
     let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         text.len()
     );
+    let _ = stream.write_all(&[head.as_bytes(), text].concat());
 }
 
 /// The page: each way a browser sends an event, the outcome of each written to `/report` on its own origin.
@@ -127,8 +132,8 @@ fn a_page_on_another_origin_sends_events_four_ways_and_a_foreign_page_cannot() {
     // The pages are served first: the collector's CORS_ORIGINS names the allowed page's origin.
     let (allowed_tx, allowed_rx) = crossbeam_channel::bounded::<String>(1);
     let (other_tx, other_rx) = crossbeam_channel::bounded::<String>(1);
-    let (allowed_port, allowed_reports) = serve_page(allowed_rx);
-    let (other_port, other_reports) = serve_page(other_rx);
+    let (allowed_port, allowed_reports) = serve_page(allowed_rx, Vec::new());
+    let (other_port, other_reports) = serve_page(other_rx, Vec::new());
     let origin = format!("http://127.0.0.1:{allowed_port}");
     let server = TestServer::start(&["--cors-origins", &origin, "--write-keys", KEY, "--response", "pixel"]);
     let collector = format!("http://127.0.0.1:{}", server.addr.port());
@@ -166,16 +171,105 @@ fn a_page_on_another_origin_sends_events_four_ways_and_a_foreign_page_cannot() {
 /// A page server on its own port (its own origin): serves the page at `/` and hands each `POST /report` body to
 /// the channel it returns. The page names the collector, which starts only once the page's port (its origin)
 /// is known, so the page text arrives later, on `page`.
-fn serve_page(page: Receiver<String>) -> (u16, Receiver<String>) {
+fn serve_page(page: Receiver<String>, files: Vec<(String, Vec<u8>)>) -> (u16, Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (reports, received) = crossbeam_channel::unbounded();
+    let files = std::sync::Arc::new(files);
     std::thread::spawn(move || {
         let page = page.recv_timeout(DEADLINE + Duration::from_secs(30)).unwrap_or_default();
         for stream in listener.incoming().map_while(Result::ok) {
-            let (page, reports) = (page.clone(), reports.clone());
-            std::thread::spawn(move || answer(stream, &page, &reports));
+            let (page, files, reports) = (page.clone(), files.clone(), reports.clone());
+            std::thread::spawn(move || answer(stream, &page, &files, &reports));
         }
     });
     (port, received)
+}
+
+/// The page of the SDK test: posthog-js and Snowplow's browser tracker, as a site embeds them, pointed at the
+/// collector. It reports what each tracker's callbacks said.
+fn sdk_page(collector: &str) -> String {
+    format!(
+        r#"<!doctype html><meta charset="utf-8"><title>plutos SDK page</title>
+<script src="/posthog.js"></script><script src="/sp.js"></script><script>
+const results = {{snowplow_ok: 0, snowplow_failed: []}};
+// The headless browser's user agent is one posthog-js would drop as a bot; no feature-flag or remote-config calls.
+posthog.init("{POSTHOG_KEY}", {{api_host: "{collector}", request_batching: false, persistence: "memory",
+  opt_out_useragent_filter: true, advanced_disable_decide: true, advanced_disable_flags: true,
+  disable_session_recording: true, autocapture: false, capture_pageleave: false}});
+posthog.capture("clicked", {{button: "buy"}});
+posthog.identify("user-browser", {{plan: "pro"}});
+const sp = snowplowBrowserTracking;
+// Each event waits for the answer to the one before, so the cookie the first answer sets is in the browser when
+// the next request leaves.
+let answered = () => {{}};
+const callbacks = {{
+  onRequestSuccess: () => {{ results.snowplow_ok += 1; answered(); }},
+  onRequestFailure: (failure) => {{ results.snowplow_failed.push(String(failure.status)); answered(); }},
+}};
+const send = (track) => new Promise(done => {{ answered = done; track(); }});
+sp.newTracker("post", "{collector}", {{appId: "{SNOWPLOW_APP}", eventMethod: "post", bufferSize: 1,
+  stateStorageStrategy: "none", ...callbacks}});
+sp.newTracker("get", "{collector}", {{appId: "{SNOWPLOW_APP}", eventMethod: "get", stateStorageStrategy: "none",
+  ...callbacks}});
+async function run() {{
+  await send(() => sp.trackPageView({{}}, ["post"]));
+  await send(() => sp.trackStructEvent({{category: "shop", action: "add-to-basket"}}, ["post"]));
+  await send(() => sp.trackSelfDescribingEvent({{event: {{schema: "iglu:com.acme/link_click/jsonschema/1-0-0",
+    data: {{target: "/x"}}}}}}, ["post"]));
+  await send(() => sp.trackPageView({{title: "by GET"}}, ["get"]));
+  await fetch("/report", {{method: "POST", body: JSON.stringify(results)}});
+}}
+run();
+</script>"#
+    )
+}
+
+const POSTHOG_KEY: &str = "phc_browser_test";
+const SNOWPLOW_APP: &str = "web-shop";
+
+#[test]
+fn posthog_js_and_the_snowplow_browser_tracker_send_their_events_and_the_cookie_comes_back() {
+    let (_, node_modules) = common::sdks::sdks();
+    let file = |path: &str| std::fs::read(node_modules.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let files = vec![
+        ("/posthog.js".to_string(), file("posthog-js/dist/array.full.js")),
+        ("/sp.js".to_string(), file("@snowplow/browser-tracker/dist/index.umd.min.js")),
+    ];
+    let (page_tx, page_rx) = crossbeam_channel::bounded::<String>(1);
+    let (port, reports) = serve_page(page_rx, files);
+    // No CORS_ORIGINS: the SDK routes answer any origin as PostHog's and Snowplow's servers do.
+    let server = TestServer::start(&[]);
+    let collector = format!("http://127.0.0.1:{}", server.addr.port());
+    page_tx.send(sdk_page(&collector)).unwrap();
+    let report = report_of(&format!("http://127.0.0.1:{port}/"), &reports);
+    assert_eq!(report["snowplow_failed"], json!([]), "{report}");
+    assert_eq!(report["snowplow_ok"], 4, "{report}");
+    // posthog-js sends in the background: wait until the collector has its three events.
+    wait_until("the SDK events", || server.metric("plutos_events_accepted_total") >= 7);
+    let dir = server.stop();
+    let records = read_records(&dir.path().join("out"));
+    let posthog: Vec<&Value> = records.iter().filter(|r| r["protocol"] == "posthog").collect();
+    let mut names: Vec<&str> = posthog.iter().map(|r| r["event_name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["$identify", "$pageview", "clicked"], "{posthog:?}");
+    for r in &posthog {
+        assert_eq!(r["path"], "/e/", "posthog-js's path");
+        assert!(r["anonymous_id"].is_string(), "posthog-js's $device_id: {r}");
+        assert!(r["user_agent"].as_str().unwrap().contains("Chrome"));
+    }
+    let identify = posthog.iter().find(|r| r["event_name"] == "$identify").unwrap();
+    assert_eq!(identify["user_id"], "user-browser");
+    let snowplow: Vec<&Value> = records.iter().filter(|r| r["protocol"] == "snowplow").collect();
+    let mut names: Vec<&str> = snowplow.iter().map(|r| r["event_name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["add-to-basket", "link_click", "page_view", "page_view"], "{snowplow:?}");
+    // The first request had no cookie and was given a new id; four requests later all carry the same one:
+    // the browser stored the cookie and sent it back.
+    let visitor = &snowplow[0]["visitor_id"];
+    assert!(visitor.is_string(), "{visitor}");
+    assert!(snowplow.iter().all(|r| r["visitor_id"] == *visitor), "{snowplow:?}");
+    let link = snowplow.iter().find(|r| r["event_name"] == "link_click").unwrap();
+    assert_eq!(link["raw_data"]["ue_pr"]["data"]["data"], json!({"target": "/x"}), "{link}");
+    assert!(snowplow.iter().any(|r| r["method"] == "GET" && r["path"] == "/i"), "the GET tracker's pixel");
 }

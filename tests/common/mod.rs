@@ -4,6 +4,7 @@
 
 pub mod collector;
 pub mod s3;
+pub mod sdks;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

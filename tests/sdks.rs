@@ -1,0 +1,190 @@
+//! The analytics SDKs teams already run, pointed at plutos with their own endpoint setting: Python
+//! segment-analytics-python, rudder-sdk-python, posthog and snowplow-tracker; Node @segment/analytics-node,
+//! posthog-node and @snowplow/node-tracker (installed, pinned, by scripts/sdks.sh; scripts in tests/sdk/). Each
+//! sends its kinds of events, flushes and must see success; the shipped output must hold every event exactly
+//! once, with its id and fields. Then DuckDB's `read_json_auto` over everything shipped (SDK events and plutos's
+//! own `/e` records) must infer one schema.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::sdks::sdks;
+use common::*;
+use serde_json::{Value, json};
+
+const SEGMENT_KEY: &str = "wk-segment";
+const POSTHOG_KEY: &str = "phc_plutos_test";
+/// Snowplow carries no key: a tracker's app id is its key.
+const SNOWPLOW_APP: &str = "wk-snowplow";
+
+/// Runs one SDK script against the collector and returns the events it says it sent.
+fn run(script: &str, url: &str, key: &str) -> Vec<Value> {
+    let (python, node_modules) = sdks();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script);
+    let mut command = if script.ends_with(".py") { Command::new(python) } else { Command::new("node") };
+    let output = command
+        .arg(&path)
+        .args([url, key])
+        .env("NODE_PATH", node_modules)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the SDK script starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{script} failed: {stderr}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{script}: {e}: {stderr}"))
+}
+
+/// Every event an SDK sent is in `records` exactly once, with its id, kind, name and user.
+fn assert_each_once(records: &[Value], protocol: &str, sent: &[Value]) {
+    let of_protocol: Vec<&Value> = records.iter().filter(|r| r["protocol"] == protocol).collect();
+    for event in sent {
+        let matching: Vec<&&Value> = of_protocol
+            .iter()
+            .filter(|r| match event["event_id"].as_str() {
+                Some(id) => r["event_id"] == id,
+                None => r["event_name"] == event["event_name"] && r["user_id"] == event["user_id"],
+            })
+            .collect();
+        assert_eq!(matching.len(), 1, "{protocol} {event}: {} records", matching.len());
+        let record = matching[0];
+        for field in ["event_type", "event_name", "user_id"] {
+            assert_eq!(record[field], event[field], "{protocol} {event}: {field} in {record}");
+        }
+        assert!(record["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert_ne!(record["client_ts"], Value::Null, "{record}: every SDK dates its events");
+    }
+}
+
+fn collector() -> TestServer {
+    TestServer::start(&["--write-keys", &[SEGMENT_KEY, POSTHOG_KEY, SNOWPLOW_APP].join(",")])
+}
+
+#[test]
+fn python_sdks_store_every_event_once() {
+    let server = collector();
+    let url = format!("http://{}", server.addr);
+    let sent: Vec<(&str, Vec<Value>)> = vec![
+        ("segment", run("send_segment.py", &url, SEGMENT_KEY)),
+        ("segment", run("send_rudder.py", &url, SEGMENT_KEY)),
+        ("posthog", run("send_posthog.py", &url, POSTHOG_KEY)),
+        ("snowplow", run("send_snowplow.py", &url, SNOWPLOW_APP)),
+    ];
+    let dir = server.stop();
+    let records = read_records(&dir.path().join("out"));
+    for (protocol, events) in &sent {
+        assert_each_once(&records, protocol, events);
+    }
+    assert_eq!(records.len(), sent.iter().map(|(_, e)| e.len()).sum::<usize>(), "nothing else");
+    let snowplow: Vec<&Value> = records.iter().filter(|r| r["protocol"] == "snowplow").collect();
+    assert!(snowplow.iter().all(|r| r["visitor_id"].is_string()), "a network user id for every event");
+    let rudder = records.iter().find(|r| r["event_id"] == "rudder-track").unwrap();
+    assert_eq!(rudder["raw_data"]["properties"], json!({"button": "buy"}), "gzip'd batches read");
+    assert!(!serde_json::to_string(&records).unwrap().contains(POSTHOG_KEY), "no key in any record");
+}
+
+#[test]
+fn node_sdks_store_every_event_once() {
+    let server = collector();
+    let url = format!("http://{}", server.addr);
+    let sent: Vec<(&str, Vec<Value>)> = vec![
+        ("segment", run("send_segment.cjs", &url, SEGMENT_KEY)),
+        ("posthog", run("send_posthog.cjs", &url, POSTHOG_KEY)),
+        ("snowplow", run("send_snowplow.cjs", &url, SNOWPLOW_APP)),
+    ];
+    let dir = server.stop();
+    let records = read_records(&dir.path().join("out"));
+    for (protocol, events) in &sent {
+        assert_each_once(&records, protocol, events);
+    }
+    assert_eq!(records.len(), sent.iter().map(|(_, e)| e.len()).sum::<usize>(), "nothing else");
+    let page = records.iter().find(|r| r["event_name"] == "page_view").unwrap();
+    let context = &page["raw_data"]["co"]["data"][0];
+    assert_eq!(context["data"], json!({"tier": 2}), "the base64 context decoded: {page}");
+}
+
+#[test]
+fn duckdb_infers_one_schema_over_every_protocol_and_plutos_own_records() {
+    let server = collector();
+    let url = format!("http://{}", server.addr);
+    run("send_segment.py", &url, SEGMENT_KEY);
+    run("send_posthog.cjs", &url, POSTHOG_KEY);
+    run("send_snowplow.py", &url, SNOWPLOW_APP);
+    let key = format!("write_key={SEGMENT_KEY}");
+    assert_eq!(get(server.addr, &format!("/e?page=home&{key}")).status, 200);
+    let body = br#"[{"kind":"fetch","n":1},{"kind":"beacon","n":2}]"#;
+    let mut client = server.client();
+    let head = format!("POST /e?{key} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
+    assert_eq!(client.request(&[head.as_bytes(), body].concat()).status, 200);
+    // A retried message with an anonymous id, so those columns hold values too.
+    let retried =
+        format!(r#"{{"event":"Retried","anonymousId":"a-1","messageId":"m-retried","writeKey":"{SEGMENT_KEY}"}}"#);
+    let head =
+        format!("POST /v1/track HTTP/1.1\r\nHost: t\r\nX-Retry-Count: 3\r\nContent-Length: {}\r\n\r\n", retried.len());
+    assert_eq!(client.request(&[head.as_bytes(), retried.as_bytes()].concat()).status, 200);
+    let dir = server.stop();
+    let out = dir.path().join("out");
+    let records = read_records(&out);
+    let (python, _) = sdks();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/duckdb_schema.py");
+    let output = Command::new(python).arg(script).arg(&out).output().unwrap();
+    assert!(output.status.success(), "DuckDB: {}", String::from_utf8_lossy(&output.stderr));
+    let inferred: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let columns: HashMap<String, String> = serde_json::from_value(inferred["columns"].clone()).unwrap();
+    // One column per record field (and the two of the Hive partition the object keys name), each of one
+    // scalar type however many protocols wrote it: text, or what DuckDB reads text as (UUIDs, times).
+    let mut names: Vec<&str> = columns.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut want = vec![
+        "anonymous_id",
+        "client_ts",
+        "created_date",
+        "event_id",
+        "event_name",
+        "event_type",
+        "hour",
+        "ip",
+        "method",
+        "path",
+        "protocol",
+        "raw_data",
+        "request_id",
+        "retry_count",
+        "sent_at",
+        "timestamp",
+        "user_agent",
+        "user_id",
+        "visitor_id",
+        "written_at",
+    ];
+    want.sort_unstable();
+    assert_eq!(names, want, "{inferred}");
+    for name in ["written_at", "timestamp"] {
+        assert_eq!(columns[name], "TIMESTAMP WITH TIME ZONE", "{name}: {inferred}");
+    }
+    assert_eq!(columns["retry_count"], "BIGINT", "{inferred}");
+    for name in [
+        "ip",
+        "user_agent",
+        "method",
+        "path",
+        "protocol",
+        "event_type",
+        "event_name",
+        "user_id",
+        "anonymous_id",
+        "client_ts",
+        "sent_at",
+    ] {
+        assert_eq!(columns[name], "VARCHAR", "{name}: {inferred}");
+    }
+    for name in ["request_id", "event_id", "visitor_id"] {
+        assert!(matches!(columns[name].as_str(), "VARCHAR" | "UUID"), "{name}: {inferred}");
+    }
+    assert_eq!(inferred["rows"], records.len());
+    let by_protocol = &inferred["protocols"];
+    assert_eq!((&by_protocol["plutos"], &by_protocol["segment"]), (&json!(3), &json!(4)), "{inferred}");
+    assert_eq!((&by_protocol["posthog"], &by_protocol["snowplow"]), (&json!(3), &json!(4)), "{inferred}");
+}
