@@ -45,6 +45,8 @@ SCENARIOS = {
     "get_pixel": (1, "GET /e with a 10-parameter pixel query and a browser User-Agent"),
     "post_json": (1, "POST /e, one ~300-byte JSON event"),
     "post_ndjson": (1, "POST /e, NDJSON batch of 100 events"),
+    "post_segment_batch": (1, "POST /v1/batch, a Segment batch of 100 events as segment-analytics-python sends them"),
+    "post_ndjson_sdk_events": (1, "POST /e, the same 100 events as post_segment_batch as NDJSON (like for like)"),
     "get_pipelined": (16, "GET /e?test=me pipelined 16 deep"),
     "get_close": (1, "GET /e?test=me, one request per connection (Connection: close)"),
 }
@@ -396,6 +398,16 @@ def write_results(args, scenarios, targets, results, idle):
             e = median(results, target, scenario, "eps")
             if e:
                 line(f"{scenario}: {target} ≥ {goal:,.0f} events/s", f"{e:,.0f}", e >= goal)
+    for target in targets:
+        segment = median(results, target, "post_segment_batch", "cpu_us_event")
+        ndjson = median(results, target, "post_ndjson", "cpu_us_event")
+        if target.startswith("plutos") and segment and ndjson:
+            line(f"post_segment_batch: {target} CPU/event ≤ 1.3× post_ndjson's", f"{segment:.3f} µs vs {ndjson:.3f} µs "
+                 f"(×{segment / ndjson:.2f})", segment <= 1.3 * ndjson)
+        same = median(results, target, "post_ndjson_sdk_events", "cpu_us_event")
+        if target.startswith("plutos") and segment and same:
+            w(f"| post_segment_batch: {target} CPU/event against the same events through /e (information) | "
+              f"{segment:.3f} µs vs {same:.3f} µs (×{segment / same:.2f}) | — |")
     for scenario in scenarios:
         for codec in ("gzip6", "gzip1", "zstd3"):
             s = median(results, f"plutos-{codec}-spool", scenario, "eps")

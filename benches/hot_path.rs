@@ -5,6 +5,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+#[path = "bodies.rs"]
+mod bodies;
+use bodies::{ndjson_100, post, segment_batch_100, segment_messages_as_ndjson};
 use plutos::event::body::{BodyKind, append_body_events};
 use plutos::event::clock::Clock;
 use plutos::event::ids::RequestIds;
@@ -98,19 +101,6 @@ fn record(c: &mut Criterion) {
     group.finish();
 }
 
-/// An NDJSON body of 100 events (the `post_ndjson` scenario's): validation, re-emission, records.
-fn ndjson_100() -> String {
-    (1..=100)
-        .map(|i| {
-            format!(
-                "{{\"event\":\"impression\",\"ad_id\":\"ad-{i:05}\",\"user_id\":\"u-8f14e45fceea167a5a36\",\"slot\":\"top-{}\",\"ts\":{}}}\n",
-                i % 4,
-                1_764_124_014_084u64 + i
-            )
-        })
-        .collect()
-}
-
 fn ndjson_body(c: &mut Criterion) {
     let body = ndjson_100();
     let mut records = PixelRecords::new();
@@ -163,18 +153,17 @@ fn pipelined_requests(c: &mut Criterion) {
     let mut conn =
         Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now());
     let burst = b"GET /e?test=me HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".repeat(16);
-    let body = ndjson_100();
-    let post = [
-        format!(
-            "POST /e HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-        body.as_bytes(),
-    ]
-    .concat();
+    let ndjson = post("/e", "application/x-ndjson", &ndjson_100());
+    let segment = post("/v1/batch", "application/json", &segment_batch_100());
+    let same_events = post("/e", "application/x-ndjson", &segment_messages_as_ndjson());
     let mut group = c.benchmark_group("process");
-    for (name, input, events) in [("pipelined_16", &burst, 16), ("post_ndjson_100", &post, 100)] {
+    let cases = [
+        ("pipelined_16", &burst, 16),
+        ("post_ndjson_100", &ndjson, 100),
+        ("post_segment_100", &segment, 100),
+        ("post_segment_events_as_ndjson_100", &same_events, 100),
+    ];
+    for (name, input, events) in cases {
         group.throughput(Throughput::Elements(events));
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -94,8 +94,8 @@ fn segment_batches_and_single_messages_become_one_record_each() {
     assert_eq!((&track["event_type"], &track["event_name"]), (&json!("track"), &json!("Order Completed")));
     assert_eq!(track["raw_data"]["context"], json!({"ip": "own", "library": {"name": "test"}}));
     assert_eq!(track["retry_count"], 2);
-    let written = plutos::event::timestamp::parse(track["written_at"].as_str().unwrap()).unwrap();
-    let corrected = plutos::event::timestamp::parse(track["timestamp"].as_str().unwrap()).unwrap();
+    let written = plutos::event::timestamp::parse(track["written_at"].as_str().unwrap().as_bytes()).unwrap();
+    let corrected = plutos::event::timestamp::parse(track["timestamp"].as_str().unwrap().as_bytes()).unwrap();
     assert_eq!(written - corrected, 2_000_000, "received − (sentAt − timestamp)");
     assert_eq!(segment["m-2"]["raw_data"]["context"], json!({"ip": "batch", "library": {"name": "test"}}));
     assert_eq!(segment["m-2"]["anonymous_id"], "a-1");
@@ -245,8 +245,8 @@ fn snowplow_posts_pixels_json_parameters_and_the_network_user_id_cookie() {
     );
     assert_eq!(pv["raw_data"]["co"], co, "cx decoded into co");
     assert!(pv["raw_data"].get("cx").is_none());
-    let written = plutos::event::timestamp::parse(pv["written_at"].as_str().unwrap()).unwrap();
-    let corrected = plutos::event::timestamp::parse(pv["timestamp"].as_str().unwrap()).unwrap();
+    let written = plutos::event::timestamp::parse(pv["written_at"].as_str().unwrap().as_bytes()).unwrap();
+    let corrected = plutos::event::timestamp::parse(pv["timestamp"].as_str().unwrap().as_bytes()).unwrap();
     assert_eq!(written - corrected, 28_000, "received − (stm − dtm)");
     for id in ["s-2", "s-3", "s-4"] {
         assert_eq!(snowplow[id]["raw_data"]["ue_pr"], ue, "{id}: the self-describing event as JSON");

@@ -151,8 +151,8 @@ static NUMBER: [bool; 256] = {
 /// every `\u` surrogate escape is half of a pair.
 pub(crate) fn string_end(text: &[u8], quote: usize) -> Result<usize, JsonError> {
     let mut i = quote + 1;
-    while let Some(at) = memchr::memchr2(b'"', b'\\', &text[i..]) {
-        i += at;
+    while let Some(at) = quote_or_escape(text, i) {
+        i = at;
         if text[i] == b'"' {
             return Ok(i + 1);
         }
@@ -167,6 +167,30 @@ pub(crate) fn string_end(text: &[u8], quote: usize) -> Result<usize, JsonError> 
         }
     }
     Ok(text.len())
+}
+
+/// Where the first `"` or `\\` at or after `from` is. Most strings of events are keys and short values, for which
+/// a call to memchr costs more than it finds: the first 32 bytes are searched a word (8 bytes) at a time, the
+/// rest by memchr.
+#[inline]
+fn quote_or_escape(text: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while i + 8 <= text.len() && i - from < 32 {
+        let word = u64::from_le_bytes(text[i..i + 8].try_into().unwrap_or_default());
+        let (quote, backslash) = (word ^ (ONES * u64::from(b'"')), word ^ (ONES * u64::from(b'\\')));
+        // A zero byte of either marks a match; the lowest one is exact (only bytes above it can be false).
+        let found = ((quote.wrapping_sub(ONES) & !quote) | (backslash.wrapping_sub(ONES) & !backslash)) & HIGHS;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    if i + 8 > text.len() {
+        return text[i..].iter().position(|&b| b == b'"' || b == b'\\').map(|at| i + at);
+    }
+    memchr::memchr2(b'"', b'\\', &text[i..]).map(|at| i + at)
 }
 
 /// The code unit of the `\uXXXX` escape at `at`, if there is one.
@@ -268,6 +292,28 @@ mod tests {
             minify_into(&mut out, input.as_bytes()).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), *want);
         }
+    }
+
+    #[test]
+    fn the_end_of_every_string_is_found_wherever_its_quote_falls() {
+        // Every position of the closing quote and of an escape, across the word-at-a-time part and memchr's.
+        for len in 0..80 {
+            for escape in [None, Some(0), Some(7), Some(8), Some(31), Some(32), Some(60)] {
+                let mut inner: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                if let Some(at) = escape.filter(|&at| at + 2 <= len) {
+                    inner[at] = b'\\';
+                    inner[at + 1] = b'"';
+                }
+                let text = [b"\"".as_slice(), &inner, b"\",1"].concat();
+                assert_eq!(string_end(&text, 0), Ok(len + 2), "{}", String::from_utf8_lossy(&text));
+                assert_eq!(
+                    quote_or_escape(&text, 1),
+                    Some(1 + inner.iter().position(|&b| b == b'"' || b == b'\\').unwrap_or(len))
+                );
+            }
+        }
+        assert_eq!(quote_or_escape(b"abc", 0), None);
+        assert_eq!(quote_or_escape(&[b'x'; 100], 0), None);
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Scratch {
     pub nested: Vec<u8>,
     pub more: Vec<u8>,
     pub query: QueryScratch,
+    /// The spans of a batch's events in `json`.
+    pub elements: Vec<(u32, u32)>,
 }
 
 /// Validates `text` as one JSON value and writes it minified into `out` (cleared first): the form every protocol

@@ -10,8 +10,7 @@
 //! retry it, and 413 says why).
 
 use super::{Scratch, minified_json};
-use crate::event::json;
-use crate::event::object::{Edit, Members, Text, decoded, text, write_object};
+use crate::event::object::{Edit, Members, Text, key, text, write_object};
 use crate::event::record::{Emitter, EventFields};
 use crate::event::timestamp::ClientTimes;
 use crate::http::HttpError;
@@ -45,38 +44,42 @@ pub fn ingest(
     if body.len() > MAX_BATCH_BYTES {
         return Err(HttpError::PayloadTooLarge("Segment batch over 500 KB"));
     }
-    super::with_buffer(&mut scratch.json, |json| {
-        minified_json(body, json)?;
-        match implied_type {
-            None => batch(json, gate, emit),
-            Some(kind) => message(json, &Batch::default(), Some(kind), gate, emit),
-        }
-    })
+    let Scratch { json, elements, .. } = scratch;
+    minified_json(body, json)?;
+    match implied_type {
+        None => batch(json, elements, gate, emit),
+        Some(kind) => message(json, &Batch::default(), Some(kind), gate, emit),
+    }
 }
 
-fn batch(envelope: &[u8], gate: KeyGate<'_>, emit: &mut Emitter<'_>) -> Result<(), HttpError> {
+fn batch(
+    envelope: &[u8],
+    elements: &mut Vec<(u32, u32)>,
+    gate: KeyGate<'_>,
+    emit: &mut Emitter<'_>,
+) -> Result<(), HttpError> {
     let mut batch = Batch::default();
     let mut messages = None;
-    for (key, value) in Members::of(envelope) {
-        match decoded(key).as_deref() {
-            Some("batch") => messages = Some(value),
-            Some("sentAt") => batch.sent_at = Some(value),
-            Some("context") if value.starts_with(b"{") => batch.context = Some(value),
-            Some("integrations") if value.starts_with(b"{") => batch.integrations = Some(value),
-            Some("writeKey") => batch.write_key = Some(value),
-            _ => {}
+    let mut members = Members::of(envelope);
+    // The messages are split in the scan that reads the envelope: the batch's other members (sentAt, writeKey,
+    // context) may come after it, and every message needs them.
+    while let Some(k) = members.next_key() {
+        match &*key(k) {
+            b"batch" => messages = Some(members.array_elements(elements)),
+            b"sentAt" => batch.sent_at = Some(members.value()),
+            b"context" => batch.context = Some(members.value()).filter(|v| v.starts_with(b"{")),
+            b"integrations" => batch.integrations = Some(members.value()).filter(|v| v.starts_with(b"{")),
+            b"writeKey" => batch.write_key = Some(members.value()),
+            _ => _ = members.value(),
         }
     }
-    let Some(messages) = messages.filter(|m| m.starts_with(b"[")) else {
+    if !messages.is_some_and(|m| m.starts_with(b"[")) {
         return Err(HttpError::BadRequest("expected a Segment batch: {\"batch\":[…]}"));
-    };
-    let mut result = Ok(());
-    json::for_each_array_element(messages, |m| {
-        if result.is_ok() {
-            result = message(m, &batch, None, gate, emit);
-        }
-    });
-    result
+    }
+    for &(start, end) in elements.iter() {
+        message(&envelope[start as usize..end as usize], &batch, None, gate, emit)?;
+    }
+    Ok(())
 }
 
 /// One message: checked, then one record.
@@ -94,27 +97,28 @@ fn message(
         return Err(HttpError::PayloadTooLarge("Segment message over 32 KB"));
     }
     let mut f = EventFields::default();
-    let (mut kind, mut event, mut name, mut original, mut sent_at, mut key) = (None, None, None, None, None, None);
+    let (mut kind, mut event, mut name, mut original, mut sent_at, mut write_key) =
+        (None, None, None, None, None, None);
     let (mut has_context, mut has_integrations) = (false, false);
     for (k, value) in Members::of(message) {
-        match decoded(k).as_deref() {
-            Some("messageId") => f.event_id = Text::of(value),
-            Some("type") => kind = Some(value),
-            Some("event") => event = Text::of(value),
-            Some("name") => name = Text::of(value),
-            Some("userId") => f.user_id = Text::of(value),
-            Some("anonymousId") => f.anonymous_id = Text::of(value),
-            Some("timestamp") => f.client_ts = Text::of(value),
-            Some("originalTimestamp") => original = Text::of(value),
-            Some("sentAt") => sent_at = Some(value),
-            Some("writeKey") => key = Some(value),
-            Some("context") => has_context = true,
-            Some("integrations") => has_integrations = true,
+        match &*key(k) {
+            b"messageId" => f.event_id = Text::of(value),
+            b"type" => kind = Some(value),
+            b"event" => event = Text::of(value),
+            b"name" => name = Text::of(value),
+            b"userId" => f.user_id = Text::of(value),
+            b"anonymousId" => f.anonymous_id = Text::of(value),
+            b"timestamp" => f.client_ts = Text::of(value),
+            b"originalTimestamp" => original = Text::of(value),
+            b"sentAt" => sent_at = Some(value),
+            b"writeKey" => write_key = Some(value),
+            b"context" => has_context = true,
+            b"integrations" => has_integrations = true,
             _ => {}
         }
     }
-    let key = key.or(batch.write_key).and_then(text);
-    gate.admit(key.as_deref())?;
+    let write_key_text = write_key.or(batch.write_key).and_then(text);
+    gate.admit(write_key_text.as_deref())?;
     let kind_text = kind.and_then(text);
     let kind_name = kind_text.as_deref().or(implied_type);
     f.event_type = kind.and_then(Text::of).or(implied_type.map(Text::Static));
@@ -136,11 +140,17 @@ fn message(
             extras += 1;
         }
     }
+    // Most messages need no edit (their SDK sent the key in the head or the batch, and no batch context):
+    // they are copied as they are.
+    let edited = write_key.is_some() || batch.context.is_some() || batch.integrations.is_some();
     emit.event(&f, |out| {
-        let edit = |k: &[u8], _: &[u8]| match decoded(k).as_deref() {
-            Some("writeKey") => Edit::Drop,
-            Some("context") => batch.context.map_or(Edit::Keep, Edit::MergeUnder),
-            Some("integrations") => batch.integrations.map_or(Edit::Keep, Edit::MergeUnder),
+        if !edited {
+            return out.extend_from_slice(message);
+        }
+        let edit = |k: &[u8], _: &[u8]| match &*key(k) {
+            b"writeKey" => Edit::Drop,
+            b"context" => batch.context.map_or(Edit::Keep, Edit::MergeUnder),
+            b"integrations" => batch.integrations.map_or(Edit::Keep, Edit::MergeUnder),
             _ => Edit::Keep,
         };
         write_object(out, message, edit, &extra[..extras]);
@@ -292,8 +302,8 @@ mod tests {
         let body = r#"{"batch":[{"timestamp":"2026-12-02T10:00:00Z"},{"timestamp":"garbage"}],
                       "sentAt":"2026-12-02T10:00:03Z"}"#;
         let records = records(None, body, &[]).unwrap();
-        let written = crate::event::timestamp::parse(records[0]["written_at"].as_str().unwrap()).unwrap();
-        let corrected = crate::event::timestamp::parse(records[0]["timestamp"].as_str().unwrap()).unwrap();
+        let written = crate::event::timestamp::parse(records[0]["written_at"].as_str().unwrap().as_bytes()).unwrap();
+        let corrected = crate::event::timestamp::parse(records[0]["timestamp"].as_str().unwrap().as_bytes()).unwrap();
         assert_eq!(written - corrected, 3_000_000, "3 s before it was received");
         assert_eq!(records[1]["timestamp"], records[1]["written_at"], "an unreadable time: received");
         assert_eq!(records[1]["client_ts"], "garbage", "raw values kept");

@@ -67,7 +67,7 @@ pub fn ingest_pixel(
     emit: &mut Emitter<'_>,
     scratch: &mut Scratch,
 ) -> Result<(), HttpError> {
-    let Scratch { json, decoded, nested, more, query: pairs } = scratch;
+    let Scratch { json, decoded, nested, more, query: pairs, .. } = scratch;
     json.clear();
     append_query_object(json, query, pairs)?;
     event(json, gate, emit, Buffers { base64: decoded, ue: nested, co: more })

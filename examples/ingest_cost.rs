@@ -1,0 +1,53 @@
+//! The ingest path of one POST scenario, run a fixed number of times through a worker's request handling
+//! (framing, routing, the protocol, records, answers; no socket I/O, no compression), for instruction counts:
+//! unlike wall-clock figures on a shared VM, callgrind's total is the same run after run.
+//!
+//! ```sh
+//! cargo build --release --example ingest_cost
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/ingest_cost segment 200
+//! ```
+//!
+//! Scenarios: `ndjson` (`post_ndjson`'s body to `/e`), `segment` (`post_segment_batch`'s to `/v1/batch`),
+//! `segment-as-ndjson` (the same 100 Segment messages as NDJSON to `/e`: the protocol's own cost, like for like).
+
+#[path = "../benches/bodies.rs"]
+mod bodies;
+
+use std::time::Instant;
+
+use clap::Parser;
+use plutos::spool::batch::Batch;
+use plutos::state::Shared;
+use plutos::worker::connection::Connection;
+use plutos::worker::request::Requests;
+
+fn main() {
+    let mut argv = std::env::args().skip(1);
+    let scenario = argv.next().unwrap_or_else(|| "segment".into());
+    let rounds: usize = argv.next().and_then(|n| n.parse().ok()).unwrap_or(200);
+    let request = match scenario.as_str() {
+        "ndjson" => bodies::post("/e", "application/x-ndjson", &bodies::ndjson_100()),
+        "segment" => bodies::post("/v1/batch", "application/json", &bodies::segment_batch_100()),
+        "segment-as-ndjson" => bodies::post("/e", "application/x-ndjson", &bodies::segment_messages_as_ndjson()),
+        other => panic!("no scenario {other:?}: ndjson, segment, segment-as-ndjson"),
+    };
+    let args = plutos::Args::try_parse_from(["plutos"]).unwrap();
+    let config = plutos::Config::from_args(&args, &[0]).unwrap();
+    let shared = std::sync::Arc::new(Shared::new(1, 0, u64::MAX));
+    let mut requests = Requests::new(config.http, &config.edge, shared, 0, 0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, peer) = listener.accept().unwrap();
+    let mut conn =
+        Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now());
+    let mut batch = Batch::default();
+    let mut events = 0;
+    for _ in 0..rounds {
+        requests.begin_iteration(Ok(()));
+        assert_eq!(requests.process(&mut conn, &request, &mut batch), request.len());
+        events += batch.events();
+        conn.out.clear();
+        batch.clear();
+    }
+    println!("{scenario}: {rounds} requests, {events} events");
+}
