@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(framing framing_vs_hyper query json_body body_decoding spool_repair)
+[ ${#targets[@]} -gt 0 ] || targets=(framing framing_vs_hyper query json_body body_decoding spool_repair protocols)
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "fuzz.sh: needs the nightly toolchain (rustup toolchain install nightly): libFuzzer's instrumentation" \
     "uses -Z flags that stable rustc refuses" >&2

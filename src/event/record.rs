@@ -132,7 +132,8 @@ impl RecordBuilder {
             t.clear();
             t.extend_from_slice(b",\"retry_count\":");
             match meta.retry_count {
-                Some(n) => t.extend_from_slice(n.to_string().as_bytes()),
+                // Formatting into a Vec cannot fail.
+                Some(n) => _ = std::io::Write::write_fmt(t, format_args!("{n}")),
                 None => t.extend_from_slice(b"null"),
             }
             t.extend_from_slice(b",\"visitor_id\":");

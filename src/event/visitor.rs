@@ -25,12 +25,32 @@ pub struct CookieConfig {
 
 /// One worker's visitor ids: its cookie settings, its id generator and the `Set-Cookie` line of the last answer.
 pub struct Visitors {
-    cookie: Option<CookieConfig>,
+    cookie: Option<Cookie>,
     state: u64,
     /// The id of the current request.
     id: String,
     /// `Set-Cookie: …\r\n` for the current request's answer (empty: none).
     set_cookie: Vec<u8>,
+}
+
+/// The cookie's settings, its `Set-Cookie` line rendered once but for the id.
+struct Cookie {
+    name: String,
+    /// `Set-Cookie: {name}=`
+    prefix: String,
+    /// `; Max-Age=…[; Domain=…]; Path=/; SameSite=None; Secure; HttpOnly\r\n`
+    attributes: String,
+}
+
+impl Cookie {
+    fn new(config: CookieConfig) -> Cookie {
+        let domain = config.domain.map(|d| format!("; Domain={d}")).unwrap_or_default();
+        // SameSite=None: the cookie travels with requests from the pages of other sites that embed the tracker,
+        // which browsers allow only for Secure cookies.
+        let attributes =
+            format!("; Max-Age={}{domain}; Path=/; SameSite=None; Secure; HttpOnly\r\n", config.max_age_seconds);
+        Cookie { prefix: format!("Set-Cookie: {}=", config.name), name: config.name, attributes }
+    }
 }
 
 /// Who the current request's visitor is: its id and the header line its answer carries.
@@ -43,7 +63,7 @@ pub struct Visitor<'a> {
 impl Visitors {
     /// `cookie`: `None` keeps no cookie (only `?nuid=` names a visitor). `seed`: random bits for the generator.
     pub fn new(cookie: Option<CookieConfig>, seed: u64) -> Visitors {
-        Visitors { cookie, state: seed, id: String::new(), set_cookie: Vec::new() }
+        Visitors { cookie: cookie.map(Cookie::new), state: seed, id: String::new(), set_cookie: Vec::new() }
     }
 
     /// The visitor of a request whose head is `head_raw`, naming itself `named` (the decoded `nuid` parameter) or
@@ -65,18 +85,9 @@ impl Visitors {
             None => return Visitor { id: None, set_cookie: b"" },
         }
         if let Some(cookie) = &self.cookie {
-            let s = &mut self.set_cookie;
-            for part in ["Set-Cookie: ", &cookie.name, "=", &self.id, "; Max-Age=", &cookie.max_age_seconds.to_string()]
-            {
-                s.extend_from_slice(part.as_bytes());
+            for part in [&cookie.prefix, &self.id, &cookie.attributes] {
+                self.set_cookie.extend_from_slice(part.as_bytes());
             }
-            if let Some(domain) = &cookie.domain {
-                s.extend_from_slice(b"; Domain=");
-                s.extend_from_slice(domain.as_bytes());
-            }
-            // SameSite=None: the cookie travels with requests from the pages of other sites that embed the
-            // tracker, which browsers allow only for Secure cookies.
-            s.extend_from_slice(b"; Path=/; SameSite=None; Secure; HttpOnly\r\n");
         }
         Visitor { id: Some(&self.id), set_cookie: &self.set_cookie }
     }

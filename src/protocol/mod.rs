@@ -43,6 +43,22 @@ pub fn minified_json(text: &[u8], out: &mut Vec<u8>) -> Result<(), HttpError> {
     Ok(())
 }
 
+/// Decodes base64 of either alphabet (`+/` or `-_`), padded or not — trackers differ — onto `out` (cleared).
+pub fn unbase64(text: &[u8], out: &mut Vec<u8>) -> Result<(), base64::DecodeError> {
+    use base64::Engine;
+    out.clear();
+    let url_safe = text.iter().any(|&b| b == b'-' || b == b'_');
+    let engine = if url_safe { &URL_SAFE } else { &STANDARD };
+    engine.decode_vec(text.trim_ascii(), out)
+}
+
+const PADDING_EITHER: base64::engine::GeneralPurposeConfig = base64::engine::GeneralPurposeConfig::new()
+    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+const STANDARD: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, PADDING_EITHER);
+const URL_SAFE: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, PADDING_EITHER);
+
 /// Runs `f` with a buffer taken out of `slot` and puts it back, so `f` can borrow the rest of the scratch.
 pub fn with_buffer<T>(slot: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
     let mut buffer = std::mem::take(slot);

@@ -13,8 +13,6 @@
 //! `properties`). The key is the envelope's `api_key`, else the event's `api_key`, `token` or `properties.token`.
 //! Success is `200 {"status":1}`: posthog-js and RudderStack take any other 2xx for a failure.
 
-use base64::Engine;
-
 use super::{Scratch, minified_json};
 use crate::event::body;
 use crate::event::json;
@@ -101,12 +99,15 @@ fn payload<'a>(
         };
         form_data.clear();
         percent::decode_into(form_data, raw);
-        data = form_data;
-        let json_as_is = matches!(data.trim_ascii_start().first(), Some(b'{' | b'['));
+        let json_as_is = matches!(form_data.trim_ascii_start().first(), Some(b'{' | b'['));
         if wrapping == Wrapping::Base64
-            || (wrapping == Wrapping::Detect && !json_as_is && !data.starts_with(GZIP_MAGIC))
+            || (wrapping == Wrapping::Detect && !json_as_is && !form_data.starts_with(GZIP_MAGIC))
         {
-            data = unbase64_into(data, unbase64)?;
+            // A `+` of base64 sent unescaped in a form arrives as a space.
+            form_data.iter_mut().filter(|b| **b == b' ').for_each(|b| *b = b'+');
+            data = unbase64_into(form_data, unbase64)?;
+        } else {
+            data = form_data;
         }
     } else if wrapping == Wrapping::Base64 {
         data = unbase64_into(data, unbase64)?;
@@ -119,26 +120,11 @@ fn payload<'a>(
     Ok(data)
 }
 
-/// Base64 of either alphabet, padded or not (a form's `+` may arrive as a space).
+/// `data` out of base64 into `out`.
 fn unbase64_into<'a>(data: &[u8], out: &'a mut Vec<u8>) -> Result<&'a [u8], HttpError> {
-    out.clear();
-    let text: Vec<u8> = data.trim_ascii().iter().map(|&b| if b == b' ' { b'+' } else { b }).collect();
-    let engine = if text.iter().any(|&b| b == b'-' || b == b'_') { &URL_SAFE } else { &STANDARD };
-    engine.decode_vec(&text, out).map_err(|_| HttpError::BadRequest("data is neither JSON nor base64"))?;
+    super::unbase64(data, out).map_err(|_| HttpError::BadRequest("data is neither JSON nor base64"))?;
     Ok(out)
 }
-
-/// Either padding accepted: trackers differ.
-const STANDARD: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
-pub(super) const URL_SAFE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
 
 /// The envelope's part of every event.
 #[derive(Default, Clone, Copy)]

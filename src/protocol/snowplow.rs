@@ -15,9 +15,6 @@
 //! answer 413: a body over the limit becomes a bad-row record (`bad_row`: the reason, its size, its first bytes)
 //! and the answer is 200.
 
-use base64::Engine;
-
-use super::posthog::URL_SAFE;
 use super::{Scratch, minified_json};
 use crate::event::json::{self, escape_lossy_into};
 use crate::event::object::{Edit, Members, Text, decoded, get, text, write_object};
@@ -191,16 +188,7 @@ fn json_parameter<'o>(
     out.clear();
     if let Some(value) = encoded {
         let text = text(value).filter(|_| value.starts_with(b"\"")).ok_or(HttpError::BadRequest(bad_encoded))?;
-        scratch.clear();
-        let alphabet_fixed: Vec<u8> = text
-            .bytes()
-            .map(|b| match b {
-                b'+' => b'-',
-                b'/' => b'_',
-                b => b,
-            })
-            .collect();
-        URL_SAFE.decode_vec(alphabet_fixed.trim_ascii(), scratch).map_err(|_| HttpError::BadRequest(bad_encoded))?;
+        super::unbase64(text.as_bytes(), scratch).map_err(|_| HttpError::BadRequest(bad_encoded))?;
         minified_json(scratch, out).map_err(|_| HttpError::BadRequest(bad_encoded))?;
         return Ok(Some(out));
     }

@@ -1,0 +1,98 @@
+//! (g) The SDK protocols: whatever bytes arrive on a Segment, PostHog or Snowplow route (a batch, one message,
+//! a capture body in any wrapping, a tp2 envelope, a pixel's query), either an error with nothing emitted, or one
+//! record per event, each a JSON object serde_json reads, with every stable field of every record, and no member
+//! that carries a key in any record.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use plutos::event::clock::Clock;
+use plutos::event::ids::RequestIds;
+use plutos::event::record::{Emitter, Protocol, RecordBuilder, RequestMeta};
+use plutos::http::Method;
+use plutos::http::write_key::{KeyGate, WriteKeys};
+use plutos::protocol::posthog::{self, Capture};
+use plutos::protocol::{Scratch, segment, snowplow};
+
+/// Every field of every record, whichever protocol brought it.
+const FIELDS: [&str; 18] = [
+    "raw_data", "written_at", "request_id", "ip", "user_agent", "method", "path", "protocol", "event_id",
+    "event_type", "event_name", "user_id", "anonymous_id", "client_ts", "sent_at", "timestamp", "retry_count",
+    "visitor_id",
+];
+const KEY: &str = "fuzz-key-9f2c";
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    // The second byte, when there is one, splits the rest into a query and a body.
+    let (query, body) = match rest.split_first() {
+        Some((&at, rest)) => rest.split_at(usize::from(at).min(rest.len())),
+        None => (&b""[..], rest),
+    };
+    let protocol = match selector % 5 {
+        0 | 1 => Protocol::Segment,
+        2 => Protocol::PostHog,
+        _ => Protocol::Snowplow,
+    };
+    let clock = Clock::new();
+    let mut builder = RecordBuilder::default();
+    let meta = RequestMeta {
+        ip: "203.0.113.7",
+        user_agent: b"fuzz",
+        method: Method::Post,
+        path: b"/fuzz",
+        headers: b"",
+        protocol,
+        retry_count: None,
+        visitor_id: None,
+    };
+    builder.start_request(&meta, &clock);
+    let keys = WriteKeys::new(&[KEY.to_string()]);
+    let gate = if selector & 0x80 != 0 { KeyGate::BodyKeys(&keys) } else { KeyGate::Open };
+    let (mut ids, mut scratch) = (RequestIds::new(0, 1), Scratch::default());
+    let mut out = b"previous\n".to_vec();
+    let mut emit = Emitter::new(&mut out, &builder, &mut ids);
+    let result = match selector % 5 {
+        0 => segment::ingest(None, body, gate, &mut emit, &mut scratch),
+        1 => segment::ingest(Some("track"), body, gate, &mut emit, &mut scratch),
+        2 => {
+            let method = if selector & 0x40 != 0 { Method::Get } else { Method::Post };
+            let content_type = (selector & 0x20 != 0).then_some(&b"application/x-www-form-urlencoded"[..]);
+            let capture = Capture { method, body, query, content_type, max_decompressed: 1 << 16 };
+            posthog::ingest(&capture, gate, &mut emit, &mut scratch)
+        }
+        3 => snowplow::ingest_post(body, gate, &mut emit, &mut scratch),
+        _ => snowplow::ingest_pixel(query, gate, &mut emit, &mut scratch),
+    };
+    let events = emit.events();
+    if result.is_err() {
+        emit.abandon();
+        assert_eq!(out, b"previous\n", "a refused request leaves nothing behind");
+        return;
+    }
+    let lines = &out[b"previous\n".len()..];
+    assert!(lines.is_empty() || lines.ends_with(b"\n"));
+    let records: Vec<&[u8]> = lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    assert_eq!(records.len() as u64, events);
+    for record in records {
+        let value: serde_json::Value = serde_json::from_slice(record).expect("a record serde_json reads");
+        let object = value.as_object().expect("an object");
+        assert_eq!(object.len(), FIELDS.len(), "{value}");
+        for field in FIELDS {
+            assert!(object.contains_key(field), "{field} in {value}");
+        }
+        assert_eq!(value["protocol"], protocol.name());
+        assert!(value["event_id"].is_string() && value["timestamp"].is_string(), "{value}");
+        for field in ["event_type", "event_name", "user_id", "anonymous_id", "client_ts", "sent_at"] {
+            assert!(value[field].is_string() || value[field].is_null(), "{field} in {value}");
+        }
+        // The members that carry a key are left out (Snowplow's key is its app id, which stays in the event).
+        let raw = &value["raw_data"];
+        let carried = match protocol {
+            Protocol::Segment => raw.get("writeKey").is_some(),
+            Protocol::PostHog => ["api_key", "token"].iter().any(|k| raw.get(k).is_some()) || raw["properties"].get("token").is_some(),
+            _ => false,
+        };
+        assert!(!carried, "a key member in {value}");
+    }
+});
