@@ -95,12 +95,18 @@ fn parse_rfc3339(s: &[u8]) -> Option<i64> {
     let offset_seconds = match rest {
         [] | [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), zone @ ..] => {
-            let digits: Vec<u8> = zone.iter().copied().filter(|&b| b != b':').collect();
-            if digits.len() != 2 && digits.len() != 4 || !digits.iter().all(u8::is_ascii_digit) || zone.len() > 5 {
-                return None;
-            }
-            let h = i64::from(digits[0] - b'0') * 10 + i64::from(digits[1] - b'0');
-            let m = if digits.len() == 4 { i64::from(digits[2] - b'0') * 10 + i64::from(digits[3] - b'0') } else { 0 };
+            let two = |d: &[u8]| match d {
+                [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+                    Some(i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+                }
+                _ => None,
+            };
+            // ±HH, ±HHMM or ±HH:MM
+            let (h, m) = match zone {
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => (two(&[*h1, *h2])?, two(&[*m1, *m2])?),
+                [h1, h2] => (two(&[*h1, *h2])?, 0),
+                _ => return None,
+            };
             if h > 23 || m > 59 {
                 return None;
             }
