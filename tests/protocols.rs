@@ -125,12 +125,11 @@ fn posthog_events_in_every_wrapping_its_clients_use() {
                    "properties": {"$device_id": "dev-1", "$set": {"email": "x@y"}}}]});
     let gz = gzip(envelope.to_string().as_bytes());
     accepted(client.request(&post("/batch", "Content-Encoding: gzip\r\n", &gz)));
-    // gzip named by ?compression=gzip-js.
-    accepted(client.request(&post(
-        "/i/v0/e/?compression=gzip-js",
-        "",
-        &gzip(event("p-5", json!({})).to_string().as_bytes()),
-    )));
+    // gzip named by ?compression=gzip-js, and the same with its Content-Encoding saying so too.
+    let gz = gzip(event("p-5", json!({})).to_string().as_bytes());
+    accepted(client.request(&post("/i/v0/e/?compression=gzip-js", "", &gz)));
+    let gz = gzip(event("p-5b", json!({})).to_string().as_bytes());
+    accepted(client.request(&post("/i/v0/e/?compression=gzip-js", "Content-Encoding: gzip\r\n", &gz)));
     // A form's data=, base64 (an old posthog-js), and the same in a GET's query.
     let b64 = base64::engine::general_purpose::STANDARD.encode(event("p-6", json!({})).to_string());
     let form = format!("data={}&compression=base64", b64.replace('+', "%2B").replace('=', "%3D"));
@@ -153,7 +152,7 @@ fn posthog_events_in_every_wrapping_its_clients_use() {
     let records = read_records(&dir.path().join("out"));
     assert_stable_fields(&records);
     let posthog = by_event_id(&records, "posthog");
-    assert_eq!(posthog.keys().collect::<Vec<_>>(), ["p-1", "p-2", "p-3", "p-4", "p-5", "p-6", "p-7"]);
+    assert_eq!(posthog.keys().collect::<Vec<_>>(), ["p-1", "p-2", "p-3", "p-4", "p-5", "p-5b", "p-6", "p-7"]);
     assert_eq!((&posthog["p-3"]["event_type"], &posthog["p-3"]["event_name"]), (&json!("page"), &json!("$pageview")));
     let identify = posthog["p-4"];
     assert_eq!(identify["event_type"], "identify");

@@ -2,12 +2,12 @@
 //! trailing slash, as PostHog's own server takes them): a single event, an array of events, or an envelope
 //! `{"api_key":…,"batch":[…],"sent_at":…}`.
 //!
-//! How the payload is wrapped is decided once, before it is read, the way PostHog's server decides it: gzip by
-//! `Content-Encoding` (undone before this module), by `?compression=gzip-js` / `gzip`, or by the gzip magic bytes
-//! (posthog-js sends gzip as `text/plain` without a header; posthog-node and RudderStack gzip by default); a form
-//! body or a GET query carries it as `data=`, base64-encoded when `compression=base64` says so or when it is not
-//! JSON as it stands. lz-string (`compression=lz64`, posthog-js before 2020) is refused with 415. Every inflation
-//! is capped at `MAX_DECOMPRESSED_BYTES`.
+//! How the payload is wrapped is decided once, before it is read, as PostHog's server decides it: gzip by
+//! `Content-Encoding` (undone before this module), else by the magic bytes every gzip stream opens with, which is
+//! what `?compression=gzip-js` announces (posthog-js sends gzip as `text/plain` without a header; posthog-node and
+//! RudderStack gzip by default); a form body or a GET query carries it as `data=`, base64-encoded when
+//! `compression=base64` says so or when it is not JSON as it stands. lz-string (`compression=lz64`, posthog-js
+//! before 2020) is refused with 415. Every inflation is capped at `MAX_DECOMPRESSED_BYTES`.
 //!
 //! Each event is one record; its `raw_data` is the event without its key (`api_key`, `token`, and `token` in its
 //! `properties`). The key is the envelope's `api_key`, else the event's `api_key`, `token` or `properties.token`.
@@ -37,12 +37,12 @@ pub struct Capture<'a> {
     pub max_decompressed: usize,
 }
 
-/// How the payload says it is wrapped.
+/// How the payload says it is wrapped. gzip needs no word: a gzip stream opens with its magic bytes, and those
+/// decide (`?compression=gzip-js` over a body whose `Content-Encoding: gzip` was already undone is JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wrapping {
-    /// Whatever it looks like: gzip by its magic bytes, base64 when a form's `data` is not JSON as it stands.
+    /// Whatever it looks like: base64 when a form's `data` is not JSON as it stands.
     Detect,
-    Gzip,
     Base64,
 }
 
@@ -85,7 +85,6 @@ fn payload<'a>(
         .or_else(|| form.and_then(|f| percent::find_param(f, b"compression")))
         .unwrap_or(b"");
     let wrapping = match hint {
-        b"gzip" | b"gzip-js" => Wrapping::Gzip,
         b"base64" => Wrapping::Base64,
         b"lz64" | b"lz-string" => {
             return Err(HttpError::UnsupportedMediaType("lz64 compression is not supported: use gzip-js"));
@@ -112,7 +111,7 @@ fn payload<'a>(
     } else if wrapping == Wrapping::Base64 {
         data = unbase64_into(data, unbase64)?;
     }
-    if wrapping == Wrapping::Gzip || data.starts_with(GZIP_MAGIC) {
+    if data.starts_with(GZIP_MAGIC) {
         inflated.clear();
         body::gunzip(data, capture.max_decompressed, inflated)?;
         data = inflated;
