@@ -16,7 +16,7 @@
 use super::{Scratch, minified_json};
 use crate::event::body;
 use crate::event::json;
-use crate::event::object::{Edit, Members, Text, decoded, get, text, write_object};
+use crate::event::object::{Edit, Members, Text, key, text, write_object};
 use crate::event::record::{Emitter, EventFields};
 use crate::event::timestamp::ClientTimes;
 use crate::http::write_key::KeyGate;
@@ -53,13 +53,13 @@ pub fn ingest(
     emit: &mut Emitter<'_>,
     scratch: &mut Scratch,
 ) -> Result<(), HttpError> {
-    let Scratch { json, decoded, nested, more, .. } = scratch;
+    let Scratch { json, decoded, nested, more, elements, .. } = scratch;
     let payload = payload(capture, decoded, more, nested)?;
     minified_json(payload, json)?;
     // posthog-js before 1.0 named the send time in the query, in milliseconds.
     let query_sent_at =
         percent::find_param(capture.query, b"_").filter(|t| !t.is_empty() && t.iter().all(u8::is_ascii_digit));
-    events(json, query_sent_at.map(Text::Number), gate, emit)
+    events(json, elements, query_sent_at.map(Text::Number), gate, emit)
 }
 
 /// The payload's JSON text: out of a form or the query, out of base64, out of gzip, as it says or looks.
@@ -134,36 +134,48 @@ struct Envelope<'a> {
 
 fn events(
     json: &[u8],
+    elements: &mut Vec<(u32, u32)>,
     query_sent_at: Option<Text<'_>>,
     gate: KeyGate<'_>,
     emit: &mut Emitter<'_>,
 ) -> Result<(), HttpError> {
     let mut envelope = Envelope { key: None, sent_at: query_sent_at };
-    let list = match json.first() {
-        Some(b'{') => match get(json, "batch") {
-            Some(batch) if batch.starts_with(b"[") => {
-                for (key, value) in Members::of(json) {
-                    match decoded(key).as_deref() {
-                        Some("api_key" | "token") => envelope.key = envelope.key.or(Some(value)),
-                        Some("sent_at") => envelope.sent_at = Text::of(value).or(envelope.sent_at),
-                        _ => {}
-                    }
+    match json.first() {
+        Some(b'{') => {
+            // The events of an envelope are split in the scan that reads it: its api_key and sent_at may come
+            // after them.
+            let mut batch = None;
+            let mut members = Members::of(json);
+            while let Some(k) = members.next_key() {
+                match &*key(k) {
+                    b"batch" => batch = Some(members.array_elements(elements)),
+                    b"api_key" | b"token" => envelope.key = envelope.key.or(Some(members.value())),
+                    b"sent_at" => envelope.sent_at = Text::of(members.value()).or(envelope.sent_at),
+                    _ => _ = members.value(),
                 }
-                batch
             }
-            Some(_) => return Err(HttpError::BadRequest("expected \"batch\" to be an array of events")),
-            None => return event(json, envelope, gate, emit),
-        },
-        Some(b'[') => json,
-        _ => return Err(HttpError::BadRequest("expected a PostHog event, an array of events or {\"batch\":[…]}")),
-    };
-    let mut result = Ok(());
-    json::for_each_array_element(list, |e| {
-        if result.is_ok() {
-            result = event(e, envelope, gate, emit);
+            match batch {
+                Some(batch) if batch.starts_with(b"[") => {}
+                Some(_) => return Err(HttpError::BadRequest("expected \"batch\" to be an array of events")),
+                // A single event: the members read were its own.
+                None => return event(json, Envelope { key: None, ..envelope }, gate, emit),
+            }
+            for &(start, end) in elements.iter() {
+                event(&json[start as usize..end as usize], envelope, gate, emit)?;
+            }
+            Ok(())
         }
-    });
-    result
+        Some(b'[') => {
+            let mut result = Ok(());
+            json::for_each_array_element(json, |e| {
+                if result.is_ok() {
+                    result = event(e, envelope, gate, emit);
+                }
+            });
+            result
+        }
+        _ => Err(HttpError::BadRequest("expected a PostHog event, an array of events or {\"batch\":[…]}")),
+    }
 }
 
 /// One event: checked, then one record.
@@ -172,16 +184,16 @@ fn event(event: &[u8], envelope: Envelope<'_>, gate: KeyGate<'_>, emit: &mut Emi
         return Err(HttpError::BadRequest("a PostHog event must be a JSON object"));
     }
     let mut f = EventFields::default();
-    let (mut key, mut properties, mut sent_at) = (None, None, None);
+    let (mut own_key, mut properties, mut sent_at) = (None, None, None);
     for (k, value) in Members::of(event) {
-        match decoded(k).as_deref() {
-            Some("uuid") => f.event_id = Text::of(value),
-            Some("event") => f.event_name = Text::of(value).filter(|_| value.starts_with(b"\"")),
-            Some("distinct_id") => f.user_id = Text::of(value),
-            Some("timestamp") => f.client_ts = Text::of(value),
-            Some("sent_at") => sent_at = Text::of(value),
-            Some("api_key" | "token") => key = key.or(Some(value)),
-            Some("properties") if value.starts_with(b"{") => properties = Some(value),
+        match &*key(k) {
+            b"uuid" => f.event_id = Text::of(value),
+            b"event" => f.event_name = Text::of(value).filter(|_| value.starts_with(b"\"")),
+            b"distinct_id" => f.user_id = Text::of(value),
+            b"timestamp" => f.client_ts = Text::of(value),
+            b"sent_at" => sent_at = Text::of(value),
+            b"api_key" | b"token" => own_key = own_key.or(Some(value)),
+            b"properties" if value.starts_with(b"{") => properties = Some(value),
             _ => {}
         }
     }
@@ -190,23 +202,29 @@ fn event(event: &[u8], envelope: Envelope<'_>, gate: KeyGate<'_>, emit: &mut Emi
     };
     let mut token = None;
     for (k, value) in properties.map(Members::of).into_iter().flatten() {
-        match decoded(k).as_deref() {
-            Some("distinct_id" | "$distinct_id") => f.user_id = f.user_id.or(Text::of(value)),
-            Some("$device_id") => f.anonymous_id = Text::of(value).or(f.anonymous_id),
-            Some("$anon_distinct_id") => f.anonymous_id = f.anonymous_id.or(Text::of(value)),
-            Some("token") => token = Some(value),
+        match &*key(k) {
+            b"distinct_id" | b"$distinct_id" => f.user_id = f.user_id.or(Text::of(value)),
+            b"$device_id" => f.anonymous_id = Text::of(value).or(f.anonymous_id),
+            b"$anon_distinct_id" => f.anonymous_id = f.anonymous_id.or(Text::of(value)),
+            b"token" => token = Some(value),
             _ => {}
         }
     }
-    let key = envelope.key.or(key).or(token).and_then(text);
-    gate.admit(key.as_deref())?;
+    let found = envelope.key.or(own_key).or(token).and_then(text);
+    gate.admit(found.as_deref())?;
     f.event_type = Some(Text::Static(kind(name)));
     f.sent_at = envelope.sent_at.or(sent_at);
     f.times = ClientTimes { client: f.client_ts.and_then(Text::time), sent: f.sent_at.and_then(Text::time) };
+    // An event without a key of its own (posthog-python and posthog-node put it in the envelope) is copied as it
+    // stands.
+    let edited = own_key.is_some() || token.is_some();
     emit.event(&f, |out| {
-        let edit = |k: &[u8], _: &[u8]| match decoded(k).as_deref() {
-            Some("api_key" | "token") => Edit::Drop,
-            Some("properties") => Edit::Without(&["token"]),
+        if !edited {
+            return out.extend_from_slice(event);
+        }
+        let edit = |k: &[u8], _: &[u8]| match &*key(k) {
+            b"api_key" | b"token" => Edit::Drop,
+            b"properties" => Edit::Without(&["token"]),
             _ => Edit::Keep,
         };
         write_object(out, event, edit, &[]);

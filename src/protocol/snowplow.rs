@@ -17,7 +17,7 @@
 
 use super::{Scratch, minified_json};
 use crate::event::json::{self, escape_lossy_into};
-use crate::event::object::{Edit, Members, Text, decoded, get, text, write_object};
+use crate::event::object::{Edit, Members, Text, get, key, text, write_object};
 use crate::event::query::append_query_object;
 use crate::event::record::{Emitter, EventFields};
 use crate::event::timestamp::ClientTimes;
@@ -105,19 +105,19 @@ fn event(event: &[u8], gate: KeyGate<'_>, emit: &mut Emitter<'_>, buffers: Buffe
     let (mut e, mut aid, mut action) = (None, None, None);
     let (mut ue_px, mut ue_pr, mut cx, mut co) = (None, None, None, None);
     for (k, value) in Members::of(event) {
-        match decoded(k).as_deref() {
-            Some("e") => e = text(value),
-            Some("eid") => f.event_id = Text::of(value),
-            Some("aid") => aid = Some(value),
-            Some("uid") => f.user_id = Text::of(value),
-            Some("duid") => f.anonymous_id = Text::of(value),
-            Some("dtm") => f.client_ts = Text::of(value),
-            Some("stm") => f.sent_at = Text::of(value),
-            Some("se_ac") => action = Text::of(value),
-            Some("ue_px") => ue_px = Some(value),
-            Some("ue_pr") => ue_pr = Some(value),
-            Some("cx") => cx = Some(value),
-            Some("co") => co = Some(value),
+        match &*key(k) {
+            b"e" => e = text(value),
+            b"eid" => f.event_id = Text::of(value),
+            b"aid" => aid = Some(value),
+            b"uid" => f.user_id = Text::of(value),
+            b"duid" => f.anonymous_id = Text::of(value),
+            b"dtm" => f.client_ts = Text::of(value),
+            b"stm" => f.sent_at = Text::of(value),
+            b"se_ac" => action = Text::of(value),
+            b"ue_px" => ue_px = Some(value),
+            b"ue_pr" => ue_pr = Some(value),
+            b"cx" => cx = Some(value),
+            b"co" => co = Some(value),
             _ => {}
         }
     }
@@ -127,21 +127,25 @@ fn event(event: &[u8], gate: KeyGate<'_>, emit: &mut Emitter<'_>, buffers: Buffe
     let co = json_parameter(cx, co, base64, contexts, "cx is not base64-encoded JSON", "co is not JSON")?;
     let schema_name = ue.and_then(|ue| get(ue, "data")).and_then(|data| get(data, "schema")).and_then(text);
     let name = schema_name.as_deref().and_then(|schema| schema.split('/').nth(1));
-    let (kind, event_name) = match e.as_deref() {
-        Some("pv") => (Text::Static("page"), Some(Text::Static("page_view"))),
-        Some("pp") => (Text::Static("page_ping"), Some(Text::Static("page_ping"))),
-        Some("se") => (Text::Static("track"), action),
-        Some("ue") if name == Some("screen_view") => (Text::Static("screen"), name.map(Text::Plain)),
-        Some("ue") => (Text::Static("track"), name.map(Text::Plain)),
-        Some("tr") => (Text::Static("transaction"), Some(Text::Static("transaction"))),
-        Some("ti") => (Text::Static("transaction_item"), Some(Text::Static("transaction_item"))),
-        Some(other) => (Text::Plain(other), None),
-        None => (Text::Static("unknown"), None),
+    let known = |kind, name: &'static str| (Some(Text::Static(kind)), Some(Text::Static(name)));
+    (f.event_type, f.event_name) = match e.as_deref() {
+        Some("pv") => known("page", "page_view"),
+        Some("pp") => known("page_ping", "page_ping"),
+        Some("se") => (Some(Text::Static("track")), action),
+        Some("ue") if name == Some("screen_view") => (Some(Text::Static("screen")), name.map(Text::Plain)),
+        Some("ue") => (Some(Text::Static("track")), name.map(Text::Plain)),
+        Some("tr") => known("transaction", "transaction"),
+        Some("ti") => known("transaction_item", "transaction_item"),
+        // Another kind is named as the tracker named it.
+        Some(other) => (Some(Text::Plain(other)), None),
+        None => (None, None),
     };
-    f.event_type = Some(kind);
-    f.event_name = event_name;
     f.times = ClientTimes { client: f.client_ts.and_then(Text::time), sent: f.sent_at.and_then(Text::time) };
+    let edited = ue_px.is_some() || ue_pr.is_some() || cx.is_some() || co.is_some();
     emit.event(&f, |out| {
+        if !edited {
+            return out.extend_from_slice(event);
+        }
         let edit = |k: &[u8], _: &[u8]| match decoded_key(k) {
             Key::UePx => ue.map_or(Edit::Keep, |json| Edit::Rename("ue_pr", json)),
             Key::UePr if ue_px.is_some() => Edit::Drop,
@@ -166,11 +170,11 @@ enum Key {
 }
 
 fn decoded_key(k: &[u8]) -> Key {
-    match decoded(k).as_deref() {
-        Some("ue_px") => Key::UePx,
-        Some("ue_pr") => Key::UePr,
-        Some("cx") => Key::Cx,
-        Some("co") => Key::Co,
+    match &*key(k) {
+        b"ue_px" => Key::UePx,
+        b"ue_pr" => Key::UePr,
+        b"cx" => Key::Cx,
+        b"co" => Key::Co,
         _ => Key::Other,
     }
 }
