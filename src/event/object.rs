@@ -286,14 +286,34 @@ fn without(out: &mut Vec<u8>, object: &[u8], names: &[&str]) {
 }
 
 /// `own`'s members, then those of `defaults` whose keys `own` does not have (the object's own values win). Keys
-/// are compared decoded, through a hash set: linear in the members of both, however many a client sends.
+/// are compared decoded. Linear in the members of both however many a client sends: a few own keys without
+/// escapes (a message's `context` has a handful) are held in place and each compared with every default; more,
+/// or escaped ones, go through a hash set.
 fn merge(out: &mut Vec<u8>, own: &[u8], defaults: &[u8]) {
+    /// Up to this many own keys, comparing costs less than building a set.
+    const FEW: usize = 16;
     let start = out.len();
     out.extend_from_slice(&own[..own.len() - 1]);
     let mut any = own.len() > 2;
-    let own_keys: HashSet<Cow<'_, str>> = Members::of(own).filter_map(|(key, _)| decoded(key)).collect();
-    for (key, value) in Members::of(defaults) {
-        if decoded(key).is_none_or(|key| own_keys.contains(&key)) {
+    let mut few: [&[u8]; FEW] = [b""; FEW];
+    let mut held = 0;
+    let mut simple = true;
+    for (k, _) in Members::of(own) {
+        if held == FEW || has_escape(k) {
+            simple = false;
+            break;
+        }
+        few[held] = k;
+        held += 1;
+    }
+    let set: Option<HashSet<Cow<'_, [u8]>>> = (!simple).then(|| Members::of(own).map(|(k, _)| key(k)).collect());
+    for (raw, value) in Members::of(defaults) {
+        let name = key(raw);
+        let taken = match &set {
+            Some(set) => set.contains(&name),
+            None => few[..held].iter().any(|k| **k == *name),
+        };
+        if taken {
             continue;
         }
         if any {
@@ -301,7 +321,7 @@ fn merge(out: &mut Vec<u8>, own: &[u8], defaults: &[u8]) {
         }
         any = true;
         out.push(b'"');
-        out.extend_from_slice(key);
+        out.extend_from_slice(raw);
         out.extend_from_slice(b"\":");
         out.extend_from_slice(value);
     }

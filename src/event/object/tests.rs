@@ -141,4 +141,17 @@ fn objects_are_rewritten_with_members_dropped_replaced_and_merged() {
     let mut out = Vec::new();
     write_object(&mut out, br#"{"only":"x"}"#, |_, _| Edit::Drop, &[]);
     assert_eq!(out, b"{}");
+    // Many own keys, or an escaped one, are compared through a set: the same result.
+    let many: String = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect::<Vec<_>>().join(",");
+    for own in [format!("{{{many}}}"), format!(r#"{{"\u006b7":7,{}}}"#, &many[..many.len()])] {
+        let object = minified(&format!(r#"{{"c":{own}}}"#));
+        let defaults = minified(r#"{"k7":"default","k39":"default","new":true}"#);
+        let mut out = Vec::new();
+        write_object(&mut out, &object, |_, _| Edit::MergeUnder(&defaults), &[]);
+        let merged: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(merged["c"]["k7"], 7, "{own:.40}");
+        assert_eq!(merged["c"]["k39"], 39);
+        assert_eq!(merged["c"]["new"], true);
+        assert_eq!(merged["c"].as_object().unwrap().len(), 41);
+    }
 }
