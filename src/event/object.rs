@@ -236,53 +236,69 @@ pub fn write_object<'a>(
     mut edit: impl FnMut(&'a [u8], &'a [u8]) -> Edit<'a>,
     extra: &[(&str, &[u8])],
 ) {
-    out.push(b'{');
-    let mut first = true;
-    let mut member = |out: &mut Vec<u8>, key: &[u8], value: &dyn Fn(&mut Vec<u8>)| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.push(b'"');
-        out.extend_from_slice(key);
-        out.extend_from_slice(b"\":");
-        value(out);
-    };
+    let mut w = ObjectWriter::open(out);
     for (key, value) in Members::of(object) {
+        let is_object = value.first() == Some(&b'{');
         match edit(key, value) {
-            Edit::Keep => member(out, key, &|out| out.extend_from_slice(value)),
             Edit::Drop => {}
-            Edit::Replace(with) => member(out, key, &|out| out.extend_from_slice(with)),
-            Edit::MergeUnder(defaults) if value.first() == Some(&b'{') => {
-                member(out, key, &|out| merge(out, value, defaults));
-            }
-            Edit::MergeUnder(_) => member(out, key, &|out| out.extend_from_slice(value)),
-            Edit::Without(names) if value.first() == Some(&b'{') => member(out, key, &|out| without(out, value, names)),
-            Edit::Without(_) => member(out, key, &|out| out.extend_from_slice(value)),
-            Edit::Rename(name, with) => member(out, name.as_bytes(), &|out| out.extend_from_slice(with)),
+            Edit::Replace(with) => w.member(key, with),
+            Edit::Rename(name, with) => w.member(name.as_bytes(), with),
+            Edit::MergeUnder(defaults) if is_object => w.member_with(key, |out| merge(out, value, defaults)),
+            Edit::Without(names) if is_object => w.member_with(key, |out| without(out, value, names)),
+            Edit::Keep | Edit::MergeUnder(_) | Edit::Without(_) => w.member(key, value),
         }
     }
     for (key, value) in extra {
-        member(out, key.as_bytes(), &|out| out.extend_from_slice(value));
+        w.member(key.as_bytes(), value);
     }
-    out.push(b'}');
+    w.close();
+}
+
+/// An object being written member by member: the commas and the quotes around keys in one place.
+struct ObjectWriter<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> ObjectWriter<'o> {
+    fn open(out: &'o mut Vec<u8>) -> ObjectWriter<'o> {
+        out.push(b'{');
+        ObjectWriter { out, first: true }
+    }
+
+    /// Goes on with `object`'s members already in `out`: all of it but its closing brace.
+    fn resume(out: &'o mut Vec<u8>, object: &[u8]) -> ObjectWriter<'o> {
+        out.extend_from_slice(&object[..object.len() - 1]);
+        ObjectWriter { out, first: object.len() <= 2 }
+    }
+
+    /// `key` (the inside of its string literal) and `value` (JSON text).
+    fn member(&mut self, key: &[u8], value: &[u8]) {
+        self.member_with(key, |out| out.extend_from_slice(value));
+    }
+
+    fn member_with(&mut self, key: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out.extend_from_slice(key);
+        self.out.extend_from_slice(b"\":");
+        value(self.out);
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
 }
 
 /// `object` without its members named any of `names`.
 fn without(out: &mut Vec<u8>, object: &[u8], names: &[&str]) {
-    out.push(b'{');
-    let mut first = true;
+    let mut w = ObjectWriter::open(out);
     for (key, value) in Members::of(object).filter(|(key, _)| !names.iter().any(|name| key_is(key, name))) {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.push(b'"');
-        out.extend_from_slice(key);
-        out.extend_from_slice(b"\":");
-        out.extend_from_slice(value);
+        w.member(key, value);
     }
-    out.push(b'}');
+    w.close();
 }
 
 /// `own`'s members, then those of `defaults` whose keys `own` does not have (the object's own values win). Keys
@@ -292,9 +308,6 @@ fn without(out: &mut Vec<u8>, object: &[u8], names: &[&str]) {
 fn merge(out: &mut Vec<u8>, own: &[u8], defaults: &[u8]) {
     /// Up to this many own keys, comparing costs less than building a set.
     const FEW: usize = 16;
-    let start = out.len();
-    out.extend_from_slice(&own[..own.len() - 1]);
-    let mut any = own.len() > 2;
     let mut few: [&[u8]; FEW] = [b""; FEW];
     let mut held = 0;
     let mut simple = true;
@@ -307,26 +320,18 @@ fn merge(out: &mut Vec<u8>, own: &[u8], defaults: &[u8]) {
         held += 1;
     }
     let set: Option<HashSet<Cow<'_, [u8]>>> = (!simple).then(|| Members::of(own).map(|(k, _)| key(k)).collect());
+    let mut w = ObjectWriter::resume(out, own);
     for (raw, value) in Members::of(defaults) {
         let name = key(raw);
         let taken = match &set {
             Some(set) => set.contains(&name),
             None => few[..held].iter().any(|k| **k == *name),
         };
-        if taken {
-            continue;
+        if !taken {
+            w.member(raw, value);
         }
-        if any {
-            out.push(b',');
-        }
-        any = true;
-        out.push(b'"');
-        out.extend_from_slice(raw);
-        out.extend_from_slice(b"\":");
-        out.extend_from_slice(value);
     }
-    out.push(b'}');
-    debug_assert!(out[start..].ends_with(b"}"));
+    w.close();
 }
 
 #[cfg(test)]
