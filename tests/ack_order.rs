@@ -1,5 +1,5 @@
 //! Guarantee 1 under output back-pressure, on the real binary: one connection pipelines tens of thousands of
-//! GETs and reads its answers slowly, so the server pauses reading (too much unsent output) and resumes when the
+//! requests (each trial another route: `/e`, Snowplow's pixel, a Segment message) and reads its answers slowly, so the server pauses reading (too much unsent output) and resumes when the
 //! client catches up. The server is stopped (SIGSTOP) the moment the first byte of each batch of answers reaches
 //! the client; every 200 the client holds by then must already be in the spool. Once every answer arrived, the
 //! stopped server is killed with SIGKILL and restarted on the same spool: every 200 must be shipped. The same
@@ -80,8 +80,20 @@ fn take_answers(buf: &mut Vec<u8>) -> Vec<u16> {
     statuses
 }
 
-/// One connection of a collector (WORKERS=1, no compression, nothing sealed by age) that pipelines GETs
-/// `id=bp-{trial}-{i}` without reading until the server stops reading it.
+/// The request of event `id` on the route of `trial`: plutos's own GET, Snowplow's pixel, a Segment message.
+fn request(trial: usize, id: &str) -> Vec<u8> {
+    match trial % 3 {
+        0 => format!("GET /e?id={id} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes(),
+        1 => format!("GET /i?e=pv&eid={id}&id={id} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes(),
+        _ => {
+            let body = format!(r#"{{"event":"e","messageId":"{id}","id":"{id}"}}"#);
+            format!("POST /v1/t HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+        }
+    }
+}
+
+/// One connection of a collector (WORKERS=1, no compression, nothing sealed by age) that pipelines requests of
+/// events `bp-{trial}-{i}` without reading until the server stops reading it.
 struct Pipeline {
     collector: Collector,
     dir: tempfile::TempDir,
@@ -105,9 +117,8 @@ impl Pipeline {
         let start = Instant::now();
         while metric(collector.addr, "plutos_read_pauses_total") == 0 {
             assert!(start.elapsed() < DEADLINE, "trial {trial}: the server never paused reading");
-            let piece: Vec<u8> = (sent..sent + PIECE)
-                .flat_map(|i| format!("GET /e?id=bp-{trial}-{i} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes())
-                .collect();
+            let piece: Vec<u8> =
+                (sent..sent + PIECE).flat_map(|i| request(trial, &format!("bp-{trial}-{i}"))).collect();
             stream.write_all(&piece).unwrap();
             sent += PIECE;
             while unsent_bytes(&stream) > 0 {
