@@ -68,8 +68,6 @@ pub struct EventFields<'a> {
     pub client_ts: Option<Text<'a>>,
     /// When the client sent it, as the client wrote it.
     pub sent_at: Option<Text<'a>>,
-    /// The two times as parsed, for `timestamp`.
-    pub times: ClientTimes,
 }
 
 #[derive(Default)]
@@ -226,7 +224,9 @@ impl RecordBuilder {
             write_or_null(out, value);
         }
         out.extend_from_slice(b",\"timestamp\":");
-        timestamp::append_json(out, fields.times.timestamp(self.micros.unwrap_or_default()));
+        let times =
+            ClientTimes { client: fields.client_ts.and_then(Text::time), sent: fields.sent_at.and_then(Text::time) };
+        timestamp::append_json(out, times.timestamp(self.micros.unwrap_or_default()));
         out.extend_from_slice(&self.tail);
     }
 

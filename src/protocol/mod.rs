@@ -58,11 +58,3 @@ const STANDARD: base64::engine::GeneralPurpose =
     base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, PADDING_EITHER);
 const URL_SAFE: base64::engine::GeneralPurpose =
     base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, PADDING_EITHER);
-
-/// Runs `f` with a buffer taken out of `slot` and puts it back, so `f` can borrow the rest of the scratch.
-pub fn with_buffer<T>(slot: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
-    let mut buffer = std::mem::take(slot);
-    let result = f(&mut buffer);
-    *slot = buffer;
-    result
-}

@@ -18,7 +18,6 @@ use crate::event::body;
 use crate::event::json;
 use crate::event::object::{Edit, Members, Text, key, text, write_object};
 use crate::event::record::{Emitter, EventFields};
-use crate::event::timestamp::ClientTimes;
 use crate::http::write_key::KeyGate;
 use crate::http::{HttpError, Method, percent};
 
@@ -214,7 +213,6 @@ fn event(event: &[u8], envelope: Envelope<'_>, gate: KeyGate<'_>, emit: &mut Emi
     gate.admit(found.as_deref())?;
     f.event_type = Some(Text::Static(kind(name)));
     f.sent_at = envelope.sent_at.or(sent_at);
-    f.times = ClientTimes { client: f.client_ts.and_then(Text::time), sent: f.sent_at.and_then(Text::time) };
     // An event without a key of its own (posthog-python and posthog-node put it in the envelope) is copied as it
     // stands.
     let edited = own_key.is_some() || token.is_some();

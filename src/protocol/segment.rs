@@ -12,7 +12,6 @@
 use super::{Scratch, minified_json};
 use crate::event::object::{Edit, Members, Text, key, text, write_object};
 use crate::event::record::{Emitter, EventFields};
-use crate::event::timestamp::ClientTimes;
 use crate::http::HttpError;
 use crate::http::write_key::KeyGate;
 
@@ -129,7 +128,6 @@ fn message(
     };
     f.client_ts = f.client_ts.or(original);
     f.sent_at = sent_at.or(batch.sent_at).and_then(Text::of);
-    f.times = ClientTimes { client: f.client_ts.and_then(Text::time), sent: f.sent_at.and_then(Text::time) };
     let mut extra: [(&str, &[u8]); 2] = [("", b""), ("", b"")];
     let mut extras = 0;
     for (name, own, defaults) in

@@ -20,7 +20,6 @@ use crate::event::json::{self, escape_lossy_into};
 use crate::event::object::{Edit, Members, Text, get, key, text, write_object};
 use crate::event::query::append_query_object;
 use crate::event::record::{Emitter, EventFields};
-use crate::event::timestamp::ClientTimes;
 use crate::http::HttpError;
 use crate::http::write_key::KeyGate;
 
@@ -140,7 +139,6 @@ fn event(event: &[u8], gate: KeyGate<'_>, emit: &mut Emitter<'_>, buffers: Buffe
         Some(other) => (Some(Text::Plain(other)), None),
         None => (None, None),
     };
-    f.times = ClientTimes { client: f.client_ts.and_then(Text::time), sent: f.sent_at.and_then(Text::time) };
     let edited = ue_px.is_some() || ue_pr.is_some() || cx.is_some() || co.is_some();
     emit.event(&f, |out| {
         if !edited {

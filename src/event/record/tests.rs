@@ -104,7 +104,6 @@ fn an_sdk_event_brings_its_own_fields() {
         anonymous_id: None,
         client_ts: Some(Text::Literal(client_literal.as_bytes())),
         sent_at: Some(Text::Literal(sent_literal.as_bytes())),
-        times: ClientTimes { client: timestamp::parse(client.as_bytes()), sent: timestamp::parse(sent.as_bytes()) },
     };
     let mut ids = RequestIds::new(0, 1);
     let mut out = Vec::new();
