@@ -53,13 +53,6 @@ impl Cookie {
     }
 }
 
-/// Who the current request's visitor is: its id and the header line its answer carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Visitor<'a> {
-    pub id: Option<&'a str>,
-    pub set_cookie: &'a [u8],
-}
-
 impl Visitors {
     /// `cookie`: `None` keeps no cookie (only `?nuid=` names a visitor). `seed`: random bits for the generator.
     pub fn new(cookie: Option<CookieConfig>, seed: u64) -> Visitors {
@@ -68,11 +61,12 @@ impl Visitors {
 
     /// The visitor of a request whose head is `head_raw`, naming itself `named` (the decoded `nuid` parameter) or
     /// not, opting out (`anonymous`) or not.
-    pub fn identify(&mut self, head_raw: &[u8], named: Option<&[u8]>, anonymous: bool) -> Visitor<'_> {
+    /// Returns the visitor's id; `set_cookie` is then the line its answer carries.
+    pub fn identify(&mut self, head_raw: &[u8], named: Option<&[u8]>, anonymous: bool) -> Option<&str> {
         self.id.clear();
         self.set_cookie.clear();
         if anonymous {
-            return Visitor { id: None, set_cookie: b"" };
+            return None;
         }
         let from_cookie = || {
             let name = self.cookie.as_ref()?.name.as_bytes();
@@ -82,14 +76,14 @@ impl Visitors {
             // An id is ASCII (checked by `is_id`).
             Some(id) => self.id.push_str(std::str::from_utf8(id).unwrap_or_default()),
             None if self.cookie.is_some() => self.new_id(),
-            None => return Visitor { id: None, set_cookie: b"" },
+            None => return None,
         }
         if let Some(cookie) = &self.cookie {
             for part in [&cookie.prefix, &self.id, &cookie.attributes] {
                 self.set_cookie.extend_from_slice(part.as_bytes());
             }
         }
-        Visitor { id: Some(&self.id), set_cookie: &self.set_cookie }
+        Some(&self.id)
     }
 
     /// The `Set-Cookie` line for the answer to the request last identified (empty: none).
@@ -151,17 +145,16 @@ mod tests {
     fn the_id_is_the_named_one_then_the_cookies_then_a_new_one() {
         let mut v = visitors(None);
         let with_cookie = head("Cookie: a=1; sp=5f0c1d2e-aaaa-4bbb-8ccc-0123456789ab; b=2\r\n");
-        let named = v.identify(&with_cookie, Some(b"nuid-from-tracker"), false);
-        assert_eq!(named.id, Some("nuid-from-tracker"));
+        assert_eq!(v.identify(&with_cookie, Some(b"nuid-from-tracker"), false), Some("nuid-from-tracker"));
         assert_eq!(
-            named.set_cookie,
+            v.set_cookie(),
             b"Set-Cookie: sp=nuid-from-tracker; Max-Age=31536000; Path=/; SameSite=None; Secure; HttpOnly\r\n"
         );
-        assert_eq!(v.identify(&with_cookie, None, false).id, Some("5f0c1d2e-aaaa-4bbb-8ccc-0123456789ab"));
+        assert_eq!(v.identify(&with_cookie, None, false), Some("5f0c1d2e-aaaa-4bbb-8ccc-0123456789ab"));
         let second_line = head("Cookie: a=1\r\nCookie: sp=\"quoted-id\"\r\n");
-        assert_eq!(v.identify(&second_line, None, false).id, Some("quoted-id"));
-        let fresh = v.identify(&head(""), None, false).id.unwrap().to_string();
-        let another = v.identify(&head("Cookie: xsp=1; sp=\r\n"), None, false).id.unwrap().to_string();
+        assert_eq!(v.identify(&second_line, None, false), Some("quoted-id"));
+        let fresh = v.identify(&head(""), None, false).unwrap().to_string();
+        let another = v.identify(&head("Cookie: xsp=1; sp=\r\n"), None, false).unwrap().to_string();
         for id in [&fresh, &another] {
             assert_eq!(id.len(), 36, "{id}");
             assert_eq!((&id[14..15], &id[8..9]), ("4", "-"), "UUIDv4 text: {id}");
@@ -174,14 +167,15 @@ mod tests {
     fn unusable_ids_are_replaced_and_an_opt_out_gets_none() {
         let mut v = visitors(Some(".example.com"));
         for bad in ["Cookie: sp=a b\r\n", "Cookie: sp=<script>\r\n", &format!("Cookie: sp={}\r\n", "x".repeat(129))] {
-            let visitor = v.identify(&head(bad), Some(b"has space"), false);
-            assert_eq!(visitor.id.unwrap().len(), 36, "{bad:?}");
-            let line = String::from_utf8(visitor.set_cookie.to_vec()).unwrap();
+            assert_eq!(v.identify(&head(bad), Some(b"has space"), false).unwrap().len(), 36, "{bad:?}");
+            let line = String::from_utf8(v.set_cookie().to_vec()).unwrap();
             assert!(line.contains("; Domain=.example.com; Path=/;"), "{line}");
         }
-        assert_eq!(v.identify(&head("Cookie: sp=abc\r\n"), None, true), Visitor { id: None, set_cookie: b"" });
+        assert_eq!(v.identify(&head("Cookie: sp=abc\r\n"), None, true), None);
+        assert_eq!(v.set_cookie(), b"");
         let mut cookieless = Visitors::new(None, 1);
-        assert_eq!(cookieless.identify(&head("Cookie: sp=abc\r\n"), None, false).id, None);
-        assert_eq!(cookieless.identify(&head(""), Some(b"n-1"), false), Visitor { id: Some("n-1"), set_cookie: b"" });
+        assert_eq!(cookieless.identify(&head("Cookie: sp=abc\r\n"), None, false), None);
+        assert_eq!(cookieless.identify(&head(""), Some(b"n-1"), false), Some("n-1"));
+        assert_eq!(cookieless.set_cookie(), b"");
     }
 }

@@ -129,7 +129,7 @@ impl Requests {
         let nuid = percent::find_param(head.query, b"nuid").map(|raw| percent::decode_into(named, raw));
         let nuid = nuid.map(|range| &named[range]);
         let visitor_id = match snowplow {
-            true => self.visitors.identify(head.raw, nuid, anonymous).id,
+            true => self.visitors.identify(head.raw, nuid, anonymous),
             false => None,
         };
         let sender = Sender { protocol, retry_count, visitor_id, anonymous };
