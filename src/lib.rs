@@ -8,6 +8,7 @@
 //!   connections' state, and the handling of the requests in their bytes.
 //! - `http`: request heads, chunked bodies, framing across reads, routes, error kinds, response encoding.
 //! - `event`: queries, forms and bodies into JSON events, and the record line of each.
+//! - `enrich`: what a record adds about its client (GeoIP, user agent, bots), with the databases' reload.
 //! - `spool`: the per-worker chunk writer, its gzip/zstd streams, and the durable directory of chunks.
 //! - `ship`: the uploader thread and the sinks it ships to (S3, file, stdout).
 //! - `state` and `metrics`: the few atomics everything shares.
@@ -18,6 +19,7 @@
 
 pub mod config;
 pub mod cost;
+pub mod enrich;
 pub mod event;
 pub mod http;
 pub mod listener;

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::{Poll, Waker};
 
 use crate::config::{Config, ShutdownConfig};
+use crate::enrich::{self, EnrichError, Enrichment};
 use crate::event::ids::{host_name, new_boot_id, random_u64};
 use crate::listener::Listeners;
 use crate::ship::Uploader;
@@ -38,6 +39,8 @@ pub enum RunError {
     Panicked(&'static str),
     #[error("{0}")]
     Sink(String),
+    #[error(transparent)]
+    Enrich(#[from] EnrichError),
 }
 
 /// Serves until `shutdown` yields (or its sender is dropped), then shuts down gracefully. Returns once every
@@ -52,7 +55,12 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
         tracing::info!(chunks = recovered.len(), "queued sealed chunks from the spool");
     }
     let workers = listeners.sockets.len();
-    let shared = Arc::new(Shared::new(workers, spool_bytes, config.spool.max_bytes));
+    let enrichment = match config.edge.enrich.enabled() {
+        true => Some(Arc::new(Enrichment::new(&config.edge.enrich, config.edge.ip_mode)?)),
+        false => None,
+    };
+    let shared =
+        Arc::new(Shared::new(workers, spool_bytes, config.spool.max_bytes).with_enrichment(enrichment.clone()));
     let boot = new_boot_id();
     tracing::info!(boot = %boot, workers, "starting");
 
@@ -70,6 +78,15 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
         .spawn(move || uploader.run(jobs_rx, recovered, checked_tx))
         .map_err(RunError::Thread)?;
     let (workers, wakers) = start_workers(&config, listeners, &boot, &dirs, jobs, &shared)?;
+    // SIGHUP reloads what can be reloaded (its default action would end the process).
+    let hangup = Arc::new(AtomicBool::new(false));
+    let hangup_signal =
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone()).map_err(RunError::Thread)?;
+    let (stop_reload, reload_stopped) = crossbeam_channel::bounded::<()>(1);
+    let reload = match enrichment {
+        Some(enrichment) => Some(enrich::reload::spawn(enrichment, hangup, reload_stopped).map_err(RunError::Thread)?),
+        None => None,
+    };
 
     // Ready once the sink was checked (or the check gave up): a sink that is down still lets ingest run into
     // the spool, but the operator hears of it before the service reports ready.
@@ -88,6 +105,11 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     }
     if uploader.join().is_err() {
         panicked = Some("the uploader");
+    }
+    signal_hook::low_level::unregister(hangup_signal);
+    drop(stop_reload);
+    if reload.is_some_and(|thread| thread.join().is_err()) {
+        panicked = Some("the reload thread");
     }
     if let Some(thread) = panicked {
         return Err(RunError::Panicked(thread));

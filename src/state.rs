@@ -1,11 +1,16 @@
-//! The little that workers, the uploader and the control thread share: the shutdown phase, the spool size
-//! and the counters. All atomics; nothing here is ever locked.
+//! The little that workers, the uploader and the control thread share: the shutdown phase, the spool size,
+//! the counters — all atomics — and the enrichment data (read-only; a reload publishes a new set of databases
+//! that workers pick up between requests, `enrich/geo.rs`).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use crossbeam_utils::CachePadded;
+
+use crate::enrich::Enrichment;
 
 use crate::metrics::{UploaderMetrics, WorkerMetrics};
 
@@ -32,6 +37,8 @@ pub struct Shared {
     pub upload_deadline: OnceLock<Instant>,
     /// When the process started (`/ready` counts the time without a successful upload from here).
     started: Instant,
+    /// `None`: no enrichment configured.
+    pub enrichment: Option<Arc<Enrichment>>,
 }
 
 impl Shared {
@@ -44,7 +51,12 @@ impl Shared {
             uploader: UploaderMetrics::default(),
             upload_deadline: OnceLock::new(),
             started: Instant::now(),
+            enrichment: None,
         }
+    }
+
+    pub fn with_enrichment(self, enrichment: Option<Arc<Enrichment>>) -> Shared {
+        Shared { enrichment, ..self }
     }
 
     /// The uploader calls this when the sink confirmed an upload.
@@ -111,6 +123,8 @@ impl Shared {
     }
 
     pub fn metrics_text(&self) -> String {
-        crate::metrics::render(&self.workers, &self.uploader, self.spool_bytes.load(Ordering::Relaxed))
+        let mut text = crate::metrics::render(&self.workers, &self.uploader, self.spool_bytes.load(Ordering::Relaxed));
+        crate::metrics::render_enrichment(&mut text, &self.workers, self.enrichment.as_deref());
+        text
     }
 }

@@ -42,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
         method: Method::Post,
         path: b"/fuzz",
         headers: b"",
+        enrichment: b"",
         protocol,
         retry_count: None,
         visitor_id: None,

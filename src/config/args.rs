@@ -10,6 +10,7 @@ use clap::builder::RangedU64ValueParser;
 
 use super::values;
 use super::{LogFormat, S3Checksum};
+use crate::enrich::{BotPolicy, GeoPrecision};
 use crate::event::client::IpMode;
 use crate::http::cors::{self, Origins};
 use crate::http::response::ResponseKind;
@@ -163,6 +164,18 @@ pub struct Args {
     /// Domain= of that cookie, e.g. `.example.com` so every subdomain shares it; default: this host only.
     #[arg(long, env = "SNOWPLOW_COOKIE_DOMAIN")]
     pub snowplow_cookie_domain: Option<String>,
+    /// MaxMind-format databases (City, Country, ASN: any, comma-separated) that give each record its "geo".
+    #[arg(long, env = "GEOIP_DB", default_value = "", value_parser = values::words)]
+    pub geoip_db: values::Words,
+    /// How fine "geo" is: auto (city with IP_MODE=full, else region) | country | region | city.
+    #[arg(long, env = "GEO_PRECISION", value_enum, default_value = "auto")]
+    pub geo_precision: GeoPrecision,
+    /// on: each record's "agent" (browser, OS, device from the user agent).
+    #[arg(long, env = "UA_PARSE", default_value = "off", value_parser = values::switch, action = clap::ArgAction::Set)]
+    pub ua_parse: bool,
+    /// Events from bots: keep (not looked for) | flag ("bot":true) | drop (answered, counted, not stored).
+    #[arg(long, env = "BOTS", value_enum, default_value = "keep")]
+    pub bots: BotPolicy,
     /// error | warn | info | debug | trace
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: tracing::Level,

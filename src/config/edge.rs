@@ -1,11 +1,14 @@
 //! The edge part of the configuration: what request handling decides about who may send (CORS origins, write
 //! keys) and what a record keeps of who sent (trusted proxies, IP mode, captured headers).
 
+use std::path::PathBuf;
+
 use ipnet::IpNet;
 
 use super::args::Args;
 use super::values::{CidrList, Words};
 use super::{ConfigError, invalid};
+use crate::enrich::EnrichConfig;
 use crate::event::client::IpMode;
 use crate::event::visitor::CookieConfig;
 use crate::http::cors::Origins;
@@ -35,6 +38,7 @@ pub struct EdgeConfig {
     pub capture_headers: Vec<String>,
     /// The cookie of Snowplow's network user id; `None`: no cookie.
     pub snowplow_cookie: Option<CookieConfig>,
+    pub enrich: EnrichConfig,
 }
 
 /// A visitor cookie lives a year, as Snowplow's collector sets it.
@@ -66,6 +70,12 @@ pub(super) fn edge(args: &Args) -> Result<EdgeConfig, ConfigError> {
         ip_hash_key: ip_hash_key.map(|k| Secret(k.to_string())),
         capture_headers: capture.clone(),
         snowplow_cookie,
+        enrich: EnrichConfig {
+            geoip_db: args.geoip_db.0.iter().map(PathBuf::from).collect(),
+            geo_precision: args.geo_precision,
+            ua_parse: args.ua_parse,
+            bots: args.bots,
+        },
     })
 }
 

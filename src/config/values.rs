@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::enrich::{BotPolicy, GeoPrecision};
 use crate::event::client::IpMode;
 use crate::http::response::ResponseKind;
 use crate::spool::{Codec, Durability, Fsync};
@@ -138,6 +139,15 @@ pub fn flag(value: &str) -> Result<bool, String> {
     }
 }
 
+/// `on` / `off` (and Plutos's boolean words).
+pub fn switch(value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => flag(other).map_err(|_| format!("expected on or off, got {other:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,3 +227,5 @@ value_enum!(Codec { Codec::Gzip => "gzip", Codec::Zstd => "zstd", Codec::None =>
 value_enum!(Durability { Durability::Spool => "spool", Durability::Memory => "memory" });
 value_enum!(ResponseKind { ResponseKind::Empty => "empty", ResponseKind::Pixel => "pixel", ResponseKind::NoContent => "no-content" });
 value_enum!(IpMode { IpMode::Full => "full", IpMode::Truncate => "truncate", IpMode::Hash => "hash", IpMode::Drop => "drop" });
+value_enum!(GeoPrecision { GeoPrecision::Auto => "auto", GeoPrecision::Country => "country", GeoPrecision::Region => "region", GeoPrecision::City => "city" });
+value_enum!(BotPolicy { BotPolicy::Keep => "keep", BotPolicy::Flag => "flag", BotPolicy::Drop => "drop" });

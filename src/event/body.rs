@@ -210,6 +210,7 @@ mod tests {
             method: Method::Post,
             path: b"/e",
             headers: b"",
+            enrichment: b"",
             protocol: Protocol::Plutos,
             retry_count: None,
             visitor_id: None,

@@ -1,7 +1,8 @@
 //! One event → one JSON line, Plutos's fields first, then the fields every route fills the same way:
 //!
 //! ```text
-//! {"raw_data":…,"written_at":"…","request_id":"…","ip":"…","user_agent":"…","method":"GET","path":"/e"[,"headers":{…}],
+//! {"raw_data":…,"written_at":"…","request_id":"…","ip":"…","user_agent":"…"[,"geo":…][,"agent":…][,"bot":…,"bot_match":…],
+//!  "method":"GET","path":"/e"[,"headers":{…}],
 //!  "protocol":"plutos","event_id":"…","event_type":…,"event_name":…,"user_id":…,"anonymous_id":…,
 //!  "client_ts":…,"sent_at":…,"timestamp":"…","retry_count":…,"visitor_id":…}
 //! ```
@@ -48,6 +49,8 @@ pub struct RequestMeta<'a> {
     pub path: &'a [u8],
     /// `,"headers":{…}` (JSON, rendered by the caller) or empty.
     pub headers: &'a [u8],
+    /// `,"geo":…,"agent":…,"bot":…,"bot_match":…` (JSON, rendered by the enricher) or empty.
+    pub enrichment: &'a [u8],
     pub protocol: Protocol,
     /// How many times the client says it sent this request before (`X-Retry-Count`).
     pub retry_count: Option<u32>,
@@ -74,7 +77,7 @@ pub struct EventFields<'a> {
 pub struct RecordBuilder {
     /// `,"written_at":"…","request_id":"`
     before_id: Vec<u8>,
-    /// `","ip":"…","user_agent":"…","method":"…","path":"…"[,"headers":{…}],"protocol":"…","event_id":`
+    /// `","ip":"…","user_agent":"…"[,"geo":…,…],"method":"…","path":"…"[,"headers":{…}],"protocol":"…","event_id":`
     after_id: Vec<u8>,
     /// `,"event_type":null,…,"sent_at":null,"timestamp":"{written_at}"`: the fields of an event that brings none.
     no_fields: Vec<u8>,
@@ -87,6 +90,7 @@ pub struct RecordBuilder {
     rendered_method: Option<Method>,
     rendered_path: Vec<u8>,
     rendered_headers: Vec<u8>,
+    rendered_enrichment: Vec<u8>,
     rendered_protocol: Option<Protocol>,
     rendered_retry_count: Option<u32>,
     rendered_visitor_id: Option<Vec<u8>>,
@@ -151,6 +155,7 @@ impl RecordBuilder {
             && same(&self.rendered_user_agent, meta.user_agent)
             && same(&self.rendered_path, meta.path)
             && same(&self.rendered_headers, meta.headers)
+            && same(&self.rendered_enrichment, meta.enrichment)
         {
             return;
         }
@@ -164,13 +169,17 @@ impl RecordBuilder {
         self.rendered_path.extend_from_slice(meta.path);
         self.rendered_headers.clear();
         self.rendered_headers.extend_from_slice(meta.headers);
+        self.rendered_enrichment.clear();
+        self.rendered_enrichment.extend_from_slice(meta.enrichment);
         let t = &mut self.after_id;
         t.clear();
         t.extend_from_slice(b"\",\"ip\":\"");
         escape_into(t, meta.ip.as_bytes());
         t.extend_from_slice(b"\",\"user_agent\":\"");
         escape_lossy_into(t, meta.user_agent);
-        t.extend_from_slice(b"\",\"method\":\"");
+        t.push(b'"');
+        t.extend_from_slice(meta.enrichment);
+        t.extend_from_slice(b",\"method\":\"");
         t.extend_from_slice(meta.method.as_str().as_bytes());
         t.extend_from_slice(b"\",\"path\":\"");
         escape_lossy_into(t, meta.path);

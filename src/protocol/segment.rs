@@ -176,6 +176,7 @@ mod tests {
             method: Method::Post,
             path: b"/v1/batch",
             headers: b"",
+            enrichment: b"",
             protocol: Protocol::Segment,
             retry_count: None,
             visitor_id: None,

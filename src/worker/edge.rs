@@ -2,8 +2,10 @@
 //! its records say about who sent it (the client's address under `IP_MODE`, the captured headers).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::config::EdgeConfig;
+use crate::enrich::{Enricher, Enrichment};
 use crate::event::client::ClientIp;
 use crate::event::json::escape_lossy_into;
 use crate::http::cors::{Cors, Grant, Preflight, Verdict};
@@ -21,10 +23,23 @@ pub struct Edge {
     forwarded_ip: String,
     /// `,"headers":{…}` of the current request, or empty when no header is captured.
     headers: Vec<u8>,
+    pub enricher: Enricher,
+}
+
+/// What the records of one request say about who sent it.
+pub struct Identity<'a> {
+    /// The `ip` text.
+    pub ip: &'a str,
+    /// The `headers` fragment.
+    pub headers: &'a [u8],
+    /// The enrichment fragment (`geo`, `agent`, `bot`).
+    pub enrichment: &'a [u8],
+    /// From a bot under `BOTS=drop`: answered, not stored.
+    pub drop: bool,
 }
 
 impl Edge {
-    pub fn new(config: &EdgeConfig) -> Edge {
+    pub fn new(config: &EdgeConfig, enrichment: Option<Arc<Enrichment>>) -> Edge {
         let keys: Vec<String> = config.write_keys.iter().map(|k| k.0.clone()).collect();
         let hash_key = config.ip_hash_key.as_ref().map(|k| k.0.as_bytes());
         Edge {
@@ -34,6 +49,7 @@ impl Edge {
             capture: config.capture_headers.clone(),
             forwarded_ip: String::new(),
             headers: Vec::new(),
+            enricher: Enricher::new(enrichment),
         }
     }
 
@@ -86,23 +102,24 @@ impl Edge {
         self.cors.preflight(request, allow, sdk, out);
     }
 
-    /// What the records of this request say about who sent it: the `ip` text and the `headers` fragment.
-    /// `anonymous`: the client asked not to be tracked (Snowplow's `SP-Anonymous`), so no address is kept.
+    /// What the records of this request say about who sent it. `anonymous`: the client asked not to be
+    /// tracked (Snowplow's `SP-Anonymous`), so no address is kept and none is located.
     #[inline]
-    pub fn identify<'a>(&'a mut self, peer: &'a Peer, head: &RequestHead<'_>, anonymous: bool) -> (&'a str, &'a [u8]) {
-        let ip = if anonymous {
-            ""
+    pub fn identify<'a>(&'a mut self, peer: &'a Peer, head: &RequestHead<'_>, anonymous: bool) -> Identity<'a> {
+        let (ip, client) = if anonymous {
+            ("", None)
         } else if peer.proxy && head.forwarded {
             let client = self.client.forwarded_client(peer.addr, head.raw);
             self.client.render(client, &mut self.forwarded_ip);
-            &self.forwarded_ip
+            (&*self.forwarded_ip, Some(client))
         } else {
-            &*peer.ip
+            (&*peer.ip, Some(peer.addr))
         };
         if !self.capture.is_empty() {
             render_headers(&self.capture, head.raw, &mut self.headers);
         }
-        (ip, &self.headers)
+        let enriched = self.enricher.enrich(client, head.user_agent);
+        Identity { ip, headers: &self.headers, enrichment: enriched.fragment, drop: enriched.drop }
     }
 }
 

@@ -93,7 +93,7 @@ impl Requests {
         boot_random: u32,
     ) -> Requests {
         let visitors = Visitors::new(edge.snowplow_cookie.clone(), random_u64() ^ worker as u64);
-        let edge = Edge::new(edge);
+        let edge = Edge::new(edge, shared.enrichment.clone());
         let mut query = QueryScratch::default();
         let mut protocols = protocol::Scratch::default();
         if edge.hides_write_key() {
@@ -126,6 +126,7 @@ impl Requests {
     /// reason of its 503).
     pub fn begin_iteration(&mut self, accepting: Result<(), HttpError>) {
         self.clock.refresh();
+        self.edge.enricher.refresh();
         self.accepting = accepting;
     }
 
@@ -140,7 +141,9 @@ impl Requests {
 
     /// Publishes the answers counted since the last call; returns how many requests were answered.
     pub fn publish_counts(&mut self) -> u64 {
-        self.tally.publish(&self.shared.workers[self.worker]);
+        let metrics = &self.shared.workers[self.worker];
+        self.tally.publish(metrics);
+        metrics.add_enrichment(self.edge.enricher.take_counts());
         std::mem::take(&mut self.answered)
     }
 

@@ -31,6 +31,7 @@ fn meta<'a>(ip: &'a str, user_agent: &'a [u8], protocol: Protocol) -> RequestMet
         method: Method::Get,
         path: b"/e",
         headers: b"",
+        enrichment: b"",
         protocol,
         retry_count: None,
         visitor_id: None,

@@ -27,25 +27,36 @@ struct Sender<'a> {
 }
 
 /// The per-request parts of a request's records (fields of `Requests`, borrowed apart so a visitor id can be
-/// lent from `Requests::visitors` meanwhile).
+/// lent from `Requests::visitors` meanwhile). Returns whether its events are kept: a bot's are not under
+/// `BOTS=drop` (they are still read, so a bot gets the answer its request deserves, then taken back).
 fn start_request(
     (edge, records, clock): (&mut Edge, &mut RecordBuilder, &Clock),
     conn: &Connection,
     head: &RequestHead<'_>,
     sender: &Sender<'_>,
-) {
-    let (ip, headers) = edge.identify(&conn.peer, head, sender.anonymous);
+) -> Keep {
+    let identity = edge.identify(&conn.peer, head, sender.anonymous);
     let meta = RequestMeta {
-        ip,
+        ip: identity.ip,
         user_agent: head.user_agent,
         method: head.method,
         path: head.path,
-        headers,
+        headers: identity.headers,
+        enrichment: identity.enrichment,
         protocol: sender.protocol,
         retry_count: sender.retry_count,
         visitor_id: sender.visitor_id,
     };
     records.start_request(&meta, clock);
+    if identity.drop { Keep::No } else { Keep::Yes }
+}
+
+/// Whether a request's events are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Yes,
+    /// From a bot under `BOTS=drop`.
+    No,
 }
 
 impl Requests {
@@ -58,7 +69,7 @@ impl Requests {
         batch: &mut Batch,
     ) -> Result<(), HttpError> {
         self.accepting?;
-        start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &PLUTOS);
+        let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &PLUTOS);
         let mark = batch.mark();
         self.records.begin_record(batch.lines_mut());
         if let Err(e) = append_query_object(batch.lines_mut(), head.query, &mut self.query) {
@@ -66,6 +77,11 @@ impl Requests {
             return Err(e.into());
         }
         self.records.finish_record(batch.lines_mut(), &mut self.ids);
+        if keep == Keep::No {
+            batch.rollback(mark);
+            self.edge.enricher.bots_dropped += 1;
+            return Ok(());
+        }
         batch.add_events(1);
         conn.mark_ingest(route);
         Ok(())
@@ -82,9 +98,10 @@ impl Requests {
     ) -> Result<u64, HttpError> {
         self.accepting?;
         let kind = body::body_kind(head.content_type)?;
-        start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &PLUTOS);
+        let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &PLUTOS);
         let max = self.config.max_decompressed_bytes;
         let body = body::decode_content(head.content_encoding, body, max, &mut self.body.decompressed)?;
+        let mark = batch.mark();
         let events = body::append_body_events(
             kind,
             body,
@@ -94,6 +111,11 @@ impl Requests {
             &mut self.body.minified,
             &mut self.query,
         )?;
+        if keep == Keep::No {
+            batch.rollback(mark);
+            self.edge.enricher.bots_dropped += events;
+            return Ok(events);
+        }
         if events > 0 {
             batch.add_events(events);
             conn.mark_ingest(route);
@@ -133,10 +155,11 @@ impl Requests {
             false => None,
         };
         let sender = Sender { protocol, retry_count, visitor_id, anonymous };
-        start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &sender);
+        let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &sender);
         let max = self.config.max_decompressed_bytes;
         let body = match payload {
             Payload::Whole(body) => body,
+            Payload::Oversized { .. } if keep == Keep::No => return Ok(()),
             Payload::Oversized { declared, first } => {
                 return self.store_bad_row(conn, route, admission, declared, first, batch);
             }
@@ -144,6 +167,7 @@ impl Requests {
         let body = match body::decode_content(head.content_encoding, body, max, &mut self.body.decompressed) {
             Ok(body) => body,
             // Never 413 on Snowplow's routes: its trackers would send the payload again forever.
+            Err(HttpError::PayloadTooLarge(_)) if snowplow && keep == Keep::No => return Ok(()),
             Err(HttpError::PayloadTooLarge(_)) if snowplow => {
                 return self.store_bad_row(conn, route, admission, None, body, batch);
             }
@@ -171,6 +195,11 @@ impl Requests {
         if let Err(e) = result {
             emit.abandon();
             return Err(e);
+        }
+        if keep == Keep::No {
+            emit.abandon();
+            self.edge.enricher.bots_dropped += events;
+            return Ok(());
         }
         if events > 0 {
             batch.add_events(events);

@@ -1,0 +1,238 @@
+//! Enrichment at the edge: what a record says about where its client is (`geo`, from `GEOIP_DB`) and what it
+//! runs (`agent`, `bot`, from the user agent), decided per request while the full address is still known,
+//! before `IP_MODE` truncates, hashes or drops it.
+//!
+//! - `geo`: the MaxMind-format databases and their reload (`Geo`, shared; replaced whole, never locked on the
+//!   request path).
+//! - `agent`: the uap-core and isbot lists, compiled once and shared.
+//! - `cache`: each worker's bounded memo of rendered fragments, so the lookups' decoding and the regexes run
+//!   once per distinct network record and user agent per core.
+//! - `reload`: the thread that reloads the databases on SIGHUP and when their files are replaced.
+//!
+//! A worker's `Enricher` renders one fragment per request, spliced into each record after `user_agent`.
+
+pub mod agent;
+pub mod cache;
+pub mod geo;
+pub mod reload;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::event::client::IpMode;
+use agent::Agents;
+use cache::{Bounds, Cache};
+use geo::{Geo, GeoSet, Precision};
+
+/// `BOTS`: what becomes of events from bots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BotPolicy {
+    /// Not looked for.
+    #[default]
+    Keep,
+    /// Stored with `"bot":true` and the pattern that matched.
+    Flag,
+    /// Answered as if stored, counted, not stored.
+    Drop,
+}
+
+/// `GEO_PRECISION`: how fine a `geo` object may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GeoPrecision {
+    /// `city` with `IP_MODE=full`, `region` otherwise: a record never locates its client more finely than its
+    /// `ip` field does.
+    #[default]
+    Auto,
+    Country,
+    Region,
+    City,
+}
+
+impl GeoPrecision {
+    fn resolve(self, ip_mode: IpMode) -> Precision {
+        match self {
+            GeoPrecision::Auto if ip_mode == IpMode::Full => Precision::City,
+            GeoPrecision::Auto | GeoPrecision::Region => Precision::Region,
+            GeoPrecision::Country => Precision::Country,
+            GeoPrecision::City => Precision::City,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnrichConfig {
+    /// `GEOIP_DB`: empty, no `geo`.
+    pub geoip_db: Vec<PathBuf>,
+    pub geo_precision: GeoPrecision,
+    /// `UA_PARSE=on`.
+    pub ua_parse: bool,
+    pub bots: BotPolicy,
+}
+
+impl EnrichConfig {
+    pub fn enabled(&self) -> bool {
+        !self.geoip_db.is_empty() || self.ua_parse || self.bots != BotPolicy::Keep
+    }
+}
+
+/// What every worker's enricher shares: the databases and the compiled lists.
+pub struct Enrichment {
+    pub geo: Option<Geo>,
+    agents: Option<Agents>,
+    precision: Precision,
+    bots: BotPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    #[error(transparent)]
+    Geo(#[from] geo::LoadError),
+    #[error(transparent)]
+    Agents(#[from] agent::AgentsError),
+}
+
+impl Enrichment {
+    /// Loads the databases and compiles the lists `config` asks for.
+    pub fn new(config: &EnrichConfig, ip_mode: IpMode) -> Result<Enrichment, EnrichError> {
+        let geo = match config.geoip_db.is_empty() {
+            true => None,
+            false => Some(Geo::load(&config.geoip_db)?),
+        };
+        let wants_agents = config.ua_parse || config.bots != BotPolicy::Keep;
+        let agents = match wants_agents {
+            true => Some(Agents::new(config.ua_parse, config.bots != BotPolicy::Keep)?),
+            false => None,
+        };
+        Ok(Enrichment { geo, agents, precision: config.geo_precision.resolve(ip_mode), bots: config.bots })
+    }
+}
+
+impl Enrichment {
+    /// Whether the user agent is looked at (`UA_PARSE=on` or `BOTS` not `keep`).
+    pub fn parses_agents(&self) -> bool {
+        self.agents.is_some()
+    }
+}
+
+/// A geo cache generation: this many networks' renderings (a few hundred bytes each).
+const GEO_CACHE: Bounds = Bounds { entries: 16_384, bytes: 4 << 20 };
+/// A user-agent cache generation: this many user agents, or this many bytes of them and their renderings.
+const AGENT_CACHE: Bounds = Bounds { entries: 8_192, bytes: 4 << 20 };
+
+/// Counts a worker adds to its metrics once per loop iteration.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EnrichCounts {
+    pub geo_hits: u64,
+    pub geo_misses: u64,
+    /// Lookups no database held anything for (private ranges, unknown networks).
+    pub geo_unmatched: u64,
+    pub agent_hits: u64,
+    pub agent_misses: u64,
+    pub bots_dropped: u64,
+}
+
+/// One worker's enrichment: the shared data, the databases it uses now, its caches and the current request's
+/// fragment.
+pub struct Enricher {
+    shared: Option<Arc<Enrichment>>,
+    /// The geo set in use and the generation it came with.
+    set: Option<(Arc<GeoSet>, u64)>,
+    geo_cache: Cache,
+    agent_cache: Cache,
+    key: Vec<u8>,
+    /// The current request's fragment.
+    fragment: Vec<u8>,
+    geo_unmatched: u64,
+    pub bots_dropped: u64,
+}
+
+/// The enrichment of one request.
+pub struct Enriched<'a> {
+    /// Spliced into its records after `user_agent` (empty: nothing configured).
+    pub fragment: &'a [u8],
+    /// Its events are from a bot and `BOTS=drop`: answered, not stored.
+    pub drop: bool,
+}
+
+impl Enricher {
+    pub fn new(shared: Option<Arc<Enrichment>>) -> Enricher {
+        let set = shared.as_ref().and_then(|s| s.geo.as_ref()).map(|g| (g.current(), g.generation()));
+        Enricher {
+            shared,
+            set,
+            geo_cache: Cache::new(GEO_CACHE),
+            agent_cache: Cache::new(AGENT_CACHE),
+            key: Vec::new(),
+            fragment: Vec::new(),
+            geo_unmatched: 0,
+            bots_dropped: 0,
+        }
+    }
+
+    /// Once per loop iteration: takes the databases a reload published, if any.
+    pub fn refresh(&mut self) {
+        let Some(geo) = self.shared.as_ref().and_then(|s| s.geo.as_ref()) else {
+            return;
+        };
+        let generation = geo.generation();
+        if self.set.as_ref().is_some_and(|(_, seen)| *seen != generation) {
+            self.set = Some((geo.current(), generation));
+            self.geo_cache.clear();
+        }
+    }
+
+    /// The fragment for a request from `client` (`None`: its sender declined tracking, so no location) with
+    /// `user_agent`.
+    pub fn enrich(&mut self, client: Option<IpAddr>, user_agent: &[u8]) -> Enriched<'_> {
+        self.fragment.clear();
+        let Some(shared) = &self.shared else {
+            return Enriched { fragment: &self.fragment, drop: false };
+        };
+        if let Some((set, _)) = &self.set {
+            match client {
+                Some(addr) => set.key(addr, &mut self.key),
+                None => self.key.clear(),
+            }
+            if self.key.is_empty() {
+                self.geo_unmatched += 1;
+                self.fragment.extend_from_slice(b",\"geo\":null");
+            } else {
+                let precision = shared.precision;
+                let entry = self.geo_cache.get_or_render(&self.key, |out| {
+                    if let Some(addr) = client {
+                        set.render(addr, precision, out);
+                    }
+                    false
+                });
+                self.fragment.extend_from_slice(&entry.fragment);
+            }
+        }
+        let mut drop = false;
+        if let Some(agents) = &shared.agents {
+            let entry = self.agent_cache.get_or_render(user_agent, |out| agents.render(user_agent, out));
+            self.fragment.extend_from_slice(&entry.fragment);
+            drop = entry.flag && shared.bots == BotPolicy::Drop;
+        }
+        Enriched { fragment: &self.fragment, drop }
+    }
+
+    /// The counts since the last call.
+    pub fn take_counts(&mut self) -> EnrichCounts {
+        let counts = EnrichCounts {
+            geo_hits: self.geo_cache.hits,
+            geo_misses: self.geo_cache.misses,
+            geo_unmatched: self.geo_unmatched,
+            agent_hits: self.agent_cache.hits,
+            agent_misses: self.agent_cache.misses,
+            bots_dropped: self.bots_dropped,
+        };
+        self.geo_cache.hits = 0;
+        self.geo_cache.misses = 0;
+        self.agent_cache.hits = 0;
+        self.agent_cache.misses = 0;
+        self.geo_unmatched = 0;
+        self.bots_dropped = 0;
+        counts
+    }
+}
