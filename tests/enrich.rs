@@ -363,3 +363,72 @@ fn databases_reload_under_load_on_rename_in_place_writes_and_sighup() {
     assert_eq!(load_records, total, "every load request stored once");
     eprintln!("reload under load: {total} keep-alive GETs, 0 failed, 3 reloads and 1+ refused file");
 }
+
+#[test]
+fn the_visitor_cookie_names_a_visitor_across_requests_unless_it_declines() {
+    let server = TestServer::start(&[
+        "--visitor-cookie",
+        "vid",
+        "--visitor-cookie-domain",
+        ".shop.example",
+        "--honor-gpc",
+        "on",
+        "--cors-origins",
+        "https://shop.example",
+    ]);
+    let mut client = server.client();
+    let first = client.request(b"GET /e?tag=first HTTP/1.1\r\nHost: t\r\nOrigin: https://shop.example\r\n\r\n");
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("access-control-allow-origin"), Some("https://shop.example"));
+    let cookie = first.header("set-cookie").expect("a new visitor gets the cookie").to_string();
+    let id = cookie.strip_prefix("vid=").unwrap().split(';').next().unwrap().to_string();
+    assert_eq!(
+        cookie,
+        format!("vid={id}; Max-Age=31536000; Domain=.shop.example; Path=/; SameSite=None; Secure; HttpOnly")
+    );
+    assert_eq!(id.len(), 36);
+
+    // The cookie comes back: the same id, and the cookie set again (its year starts over).
+    let again =
+        client.request(format!("GET /e?tag=again HTTP/1.1\r\nHost: t\r\nCookie: a=1; vid={id}\r\n\r\n").as_bytes());
+    assert_eq!(again.header("set-cookie"), Some(cookie.as_str()));
+    let body = b"{\"tag\":\"post\"}";
+    let post = format!(
+        "POST /e HTTP/1.1\r\nHost: t\r\nCookie: vid={id}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    assert_eq!(client.request(&[post.as_bytes(), body].concat()).header("set-cookie"), Some(cookie.as_str()));
+    let segment =
+        br#"{"type":"track","event":"Viewed","messageId":"m-1","anonymousId":"a-1","properties":{"tag":"segment"}}"#;
+    let sdk = format!(
+        "POST /v1/track HTTP/1.1\r\nHost: t\r\nCookie: vid={id}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        segment.len()
+    );
+    assert_eq!(client.request(&[sdk.as_bytes(), segment].concat()).header("set-cookie"), Some(cookie.as_str()));
+
+    // Declined by Global Privacy Control or Do Not Track: no id, no cookie, even with the cookie sent.
+    for (tag, line) in [("gpc", "Sec-GPC: 1"), ("dnt", "DNT: 1")] {
+        let head = format!("GET /e?tag={tag} HTTP/1.1\r\nHost: t\r\nCookie: vid={id}\r\n{line}\r\n\r\n");
+        let answer = client.request(head.as_bytes());
+        assert_eq!((answer.status, answer.header("set-cookie")), (200, None), "{tag}");
+    }
+    let pixel = client.request(b"GET /i?e=pv&tv=js-3&p=web&aid=app HTTP/1.1\r\nHost: t\r\nSec-GPC: 1\r\n\r\n");
+    assert_eq!((pixel.status, pixel.header("set-cookie")), (200, None), "Snowplow's cookie is declined too");
+
+    let records = read_records(&server.stop().path().join("out"));
+    let visitor = |tag: &str| {
+        let record = records
+            .iter()
+            .find(|r| r["raw_data"]["tag"] == tag || r["raw_data"]["properties"]["tag"] == tag)
+            .unwrap_or_else(|| panic!("no record tagged {tag}"));
+        record["visitor_id"].clone()
+    };
+    for tag in ["first", "again", "post", "segment"] {
+        assert_eq!(visitor(tag), json!(id), "{tag}");
+    }
+    for tag in ["gpc", "dnt"] {
+        assert_eq!(visitor(tag), Value::Null, "{tag}");
+    }
+    let snowplow = records.iter().find(|r| r["protocol"] == "snowplow").unwrap();
+    assert_eq!(snowplow["visitor_id"], Value::Null);
+}

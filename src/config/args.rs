@@ -164,6 +164,19 @@ pub struct Args {
     /// Domain= of that cookie, e.g. `.example.com` so every subdomain shares it; default: this host only.
     #[arg(long, env = "SNOWPLOW_COOKIE_DOMAIN")]
     pub snowplow_cookie_domain: Option<String>,
+    /// A first-party cookie that names each visitor (`visitor_id`) on /e and the Segment and PostHog routes; empty:
+    /// none.
+    #[arg(long, env = "VISITOR_COOKIE", default_value = "")]
+    pub visitor_cookie: String,
+    /// Domain= of that cookie, e.g. `.example.com`; default: this host only.
+    #[arg(long, env = "VISITOR_COOKIE_DOMAIN")]
+    pub visitor_cookie_domain: Option<String>,
+    /// Max-Age= of that cookie, in seconds.
+    #[arg(long, env = "VISITOR_COOKIE_MAX_AGE_SECONDS", default_value = "31536000", value_parser = range(1, 1 << 31))]
+    pub visitor_cookie_max_age_seconds: u64,
+    /// on: a request with `DNT: 1` or `Sec-GPC: 1` gets no visitor id and no cookie (either cookie).
+    #[arg(long, env = "HONOR_GPC", default_value = "off", value_parser = values::switch, action = clap::ArgAction::Set)]
+    pub honor_gpc: bool,
     /// MaxMind-format databases (City, Country, ASN: any, comma-separated) that give each record its "geo".
     #[arg(long, env = "GEOIP_DB", default_value = "", value_parser = values::words)]
     pub geoip_db: values::Words,

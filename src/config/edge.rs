@@ -38,6 +38,10 @@ pub struct EdgeConfig {
     pub capture_headers: Vec<String>,
     /// The cookie of Snowplow's network user id; `None`: no cookie.
     pub snowplow_cookie: Option<CookieConfig>,
+    /// The first-party visitor cookie of the other ingest routes (`VISITOR_COOKIE`); `None`: none.
+    pub visitor_cookie: Option<CookieConfig>,
+    /// `HONOR_GPC=on`: `DNT: 1` / `Sec-GPC: 1` decline the visitor id.
+    pub honor_gpc: bool,
     pub enrich: EnrichConfig,
 }
 
@@ -61,7 +65,16 @@ pub(super) fn edge(args: &Args) -> Result<EdgeConfig, ConfigError> {
         ));
     }
     let CidrList(trusted) = &args.trusted_proxies;
-    let snowplow_cookie = snowplow_cookie(args)?;
+    let snowplow_cookie = cookie(
+        ("SNOWPLOW_COOKIE (--snowplow-cookie)", &args.snowplow_cookie),
+        ("SNOWPLOW_COOKIE_DOMAIN (--snowplow-cookie-domain)", args.snowplow_cookie_domain.as_deref()),
+        COOKIE_MAX_AGE_SECONDS,
+    )?;
+    let visitor_cookie = cookie(
+        ("VISITOR_COOKIE (--visitor-cookie)", &args.visitor_cookie),
+        ("VISITOR_COOKIE_DOMAIN (--visitor-cookie-domain)", args.visitor_cookie_domain.as_deref()),
+        args.visitor_cookie_max_age_seconds,
+    )?;
     Ok(EdgeConfig {
         cors_origins: args.cors_origins.clone(),
         write_keys: keys.iter().map(|k| Secret(k.clone())).collect(),
@@ -70,6 +83,8 @@ pub(super) fn edge(args: &Args) -> Result<EdgeConfig, ConfigError> {
         ip_hash_key: ip_hash_key.map(|k| Secret(k.to_string())),
         capture_headers: capture.clone(),
         snowplow_cookie,
+        visitor_cookie,
+        honor_gpc: args.honor_gpc,
         enrich: EnrichConfig {
             geoip_db: args.geoip_db.0.iter().map(PathBuf::from).collect(),
             geo_precision: args.geo_precision,
@@ -79,29 +94,28 @@ pub(super) fn edge(args: &Args) -> Result<EdgeConfig, ConfigError> {
     })
 }
 
-fn snowplow_cookie(args: &Args) -> Result<Option<CookieConfig>, ConfigError> {
-    let name = args.snowplow_cookie.trim();
+/// A visitor cookie's settings from its name (empty: no cookie) and domain settings, each with its setting's name
+/// for the error.
+fn cookie(
+    (name_setting, name): (&'static str, &str),
+    (domain_setting, domain): (&'static str, Option<&str>),
+    max_age_seconds: u64,
+) -> Result<Option<CookieConfig>, ConfigError> {
+    let name = name.trim();
     if name.is_empty() {
         return Ok(None);
     }
     if !name.bytes().all(crate::http::is_token) {
-        return Err(invalid("SNOWPLOW_COOKIE (--snowplow-cookie)", format!("{name:?} is not a cookie name")));
+        return Err(invalid(name_setting, format!("{name:?} is not a cookie name")));
     }
-    let domain = args.snowplow_cookie_domain.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    let domain = domain.map(str::trim).filter(|d| !d.is_empty());
     if let Some(domain) = domain {
         let host_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-';
         if !domain.chars().all(host_char)
             || !domain.trim_start_matches('.').contains(|c: char| c.is_ascii_alphanumeric())
         {
-            return Err(invalid(
-                "SNOWPLOW_COOKIE_DOMAIN (--snowplow-cookie-domain)",
-                format!("{domain:?} is not a domain"),
-            ));
+            return Err(invalid(domain_setting, format!("{domain:?} is not a domain")));
         }
     }
-    Ok(Some(CookieConfig {
-        name: name.to_string(),
-        domain: domain.map(str::to_ascii_lowercase),
-        max_age_seconds: COOKIE_MAX_AGE_SECONDS,
-    }))
+    Ok(Some(CookieConfig { name: name.to_string(), domain: domain.map(str::to_ascii_lowercase), max_age_seconds }))
 }

@@ -70,6 +70,11 @@ pub struct Requests {
     protocols: protocol::Scratch,
     /// Snowplow's network user ids (the `sp` cookie).
     visitors: Visitors,
+    /// The first-party visitor ids of the other ingest routes (`VISITOR_COOKIE`): the same mechanism, its own
+    /// cookie.
+    first_party: Visitors,
+    /// `HONOR_GPC=on`.
+    honor_gpc: bool,
     /// Requests answered since the worker last counted them (once per iteration, not per request).
     answered: u64,
     tally: Tally,
@@ -92,7 +97,10 @@ impl Requests {
         worker: usize,
         boot_random: u32,
     ) -> Requests {
-        let visitors = Visitors::new(edge.snowplow_cookie.clone(), random_u64() ^ worker as u64);
+        let seed = random_u64() ^ worker as u64;
+        let visitors = Visitors::new(edge.snowplow_cookie.clone(), seed);
+        let first_party = Visitors::new(edge.visitor_cookie.clone(), seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
+        let honor_gpc = edge.honor_gpc;
         let edge = Edge::new(edge, shared.enrichment.clone());
         let mut query = QueryScratch::default();
         let mut protocols = protocol::Scratch::default();
@@ -112,6 +120,8 @@ impl Requests {
             query,
             protocols,
             visitors,
+            first_party,
+            honor_gpc,
             answered: 0,
             tally: Tally::default(),
             accepting: Ok(()),
@@ -356,7 +366,8 @@ impl Requests {
 
     /// The answer to an accepted POST.
     fn accept_batch(&mut self, conn: &mut Connection, events: u64, answer: Answer) {
-        let delivery = answer.delivery(&self.edge.cors);
+        let lines = accepted_lines(&self.edge.cors, answer, self.first_party.set_cookie(), &mut self.extra);
+        let delivery = Delivery { body: answer.body, connection: answer.connection, cors: lines };
         response::write_batch_accepted(&mut conn.out, self.clock.http_date(), events, delivery);
         self.tally.response(answer.route, 200);
     }
@@ -364,19 +375,19 @@ impl Requests {
     /// The answer to an accepted GET/HEAD: the common keep-alive one is copied from a per-second cache.
     fn accept_event(&mut self, conn: &mut Connection, answer: Answer) {
         let kind = self.config.response;
-        let cors = self.edge.cors.headers(answer.grant);
+        let lines = accepted_lines(&self.edge.cors, answer, self.first_party.set_cookie(), &mut self.extra);
         if answer.body == Body::Omit || answer.connection != ConnectionHeader::Omit {
-            let delivery = answer.delivery(&self.edge.cors);
+            let delivery = Delivery { body: answer.body, connection: answer.connection, cors: lines };
             response::write_event_accepted(&mut conn.out, self.clock.http_date(), kind, delivery);
         } else {
-            self.event_ok.write(&mut conn.out, &self.clock, kind, cors);
+            self.event_ok.write(&mut conn.out, &self.clock, kind, lines);
         }
         let status = if kind == ResponseKind::NoContent { 204 } else { 200 };
         self.tally.response(answer.route, status);
     }
 
-    /// The answer to an accepted SDK request: exactly 200, with the body its SDK expects (and, for Snowplow,
-    /// the visitor's cookie).
+    /// The answer to an accepted SDK request: exactly 200, with the body its SDK expects (and the visitor's
+    /// cookie: Snowplow's, or the first-party one).
     fn accept_sdk(&mut self, conn: &mut Connection, endpoint: Endpoint, answer: Answer) {
         let (content_type, body, cache) = match endpoint {
             Endpoint::Segment(_) => ("application/json", segment::ACCEPTED, ""),
@@ -388,9 +399,8 @@ impl Requests {
         let mut extra = std::mem::take(&mut self.extra);
         extra.clear();
         extra.extend_from_slice(cache.as_bytes());
-        if snowplow {
-            extra.extend_from_slice(self.visitors.set_cookie());
-        }
+        let visitors = if snowplow { &self.visitors } else { &self.first_party };
+        extra.extend_from_slice(visitors.set_cookie());
         let accepted = Response { status: (200, "OK"), content_type: Some(content_type), extra_headers: &extra, body };
         self.send(conn, &accepted, answer);
         self.extra = extra;
@@ -406,6 +416,19 @@ impl Requests {
             conn.life.end_after_answer();
         }
     }
+}
+
+/// The header lines an accepted `/e` request's answer adds: the CORS lines of its origin and the visitor's
+/// cookie. Borrowed from the CORS table when there is no cookie (the common case: no copy).
+fn accepted_lines<'a>(cors: &'a Cors, answer: Answer, cookie: &[u8], extra: &'a mut Vec<u8>) -> &'a [u8] {
+    let cors = cors.headers(answer.grant);
+    if cookie.is_empty() {
+        return cors;
+    }
+    extra.clear();
+    extra.extend_from_slice(cors);
+    extra.extend_from_slice(cookie);
+    extra
 }
 
 fn plain_text<'a>(status: (u16, &'static str), text: &'a [u8]) -> Response<'a> {

@@ -69,7 +69,10 @@ impl Requests {
         batch: &mut Batch,
     ) -> Result<(), HttpError> {
         self.accepting?;
-        let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &PLUTOS);
+        let declined = self.declines_tracking(head);
+        let visitor_id = self.first_party.identify(head.raw, None, declined);
+        let sender = Sender { visitor_id, ..PLUTOS };
+        let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &sender);
         let mark = batch.mark();
         self.records.begin_record(batch.lines_mut());
         if let Err(e) = append_query_object(batch.lines_mut(), head.query, &mut self.query) {
@@ -98,7 +101,10 @@ impl Requests {
     ) -> Result<u64, HttpError> {
         self.accepting?;
         let kind = body::body_kind(head.content_type)?;
-        let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &PLUTOS);
+        let declined = self.declines_tracking(head);
+        let visitor_id = self.first_party.identify(head.raw, None, declined);
+        let sender = Sender { visitor_id, ..PLUTOS };
+        let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &sender);
         let max = self.config.max_decompressed_bytes;
         let body = body::decode_content(head.content_encoding, body, max, &mut self.body.decompressed)?;
         let mark = batch.mark();
@@ -146,13 +152,14 @@ impl Requests {
             _ => Protocol::Snowplow,
         };
         // Snowplow's network user id: the tracker's `nuid`, the cookie, or a new one (none when declined).
+        let declined = self.declines_tracking(head);
         let named = &mut self.protocols.decoded;
         named.clear();
         let nuid = percent::find_param(head.query, b"nuid").map(|raw| percent::decode_into(named, raw));
         let nuid = nuid.map(|range| &named[range]);
         let visitor_id = match snowplow {
-            true => self.visitors.identify(head.raw, nuid, anonymous),
-            false => None,
+            true => self.visitors.identify(head.raw, nuid, anonymous || declined),
+            false => self.first_party.identify(head.raw, None, declined),
         };
         let sender = Sender { protocol, retry_count, visitor_id, anonymous };
         let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &sender);
@@ -206,6 +213,14 @@ impl Requests {
             conn.mark_ingest(route);
         }
         Ok(())
+    }
+
+    /// `HONOR_GPC=on` and the request says `DNT: 1` or `Sec-GPC: 1`: no visitor id, no cookie.
+    fn declines_tracking(&self, head: &RequestHead<'_>) -> bool {
+        self.honor_gpc
+            && [&b"dnt"[..], b"sec-gpc"]
+                .iter()
+                .any(|name| field(head.raw, name).is_some_and(|v| v.trim_ascii() == b"1"))
     }
 
     /// A Snowplow payload over the body limit: one bad-row record instead of its events (`declared`: the
