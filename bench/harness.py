@@ -36,6 +36,10 @@ PLUTOS_TARGETS = {
     "plutos-zstd3-spool": {"COMPRESSION_TYPE": "zstd", "COMPRESSION_LEVEL": "3", "DURABILITY": "spool"},
     "plutos-zstd3-memory": {"COMPRESSION_TYPE": "zstd", "COMPRESSION_LEVEL": "3", "DURABILITY": "memory"},
     "plutos-none-spool": {"COMPRESSION_TYPE": "none", "DURABILITY": "spool"},
+    # Enrichment on: GeoIP (GeoLite2 City, scripts/geo-data.sh --city), user-agent parsing and bot flags. Its
+    # counterpart without them is plutos-gzip6-spool; both trust 127.0.0.1's X-Forwarded-For (every target does).
+    "plutos-gzip6-spool-enriched": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool",
+                                    "GEOIP_DB": "@CITY_MMDB@", "UA_PARSE": "on", "BOTS": "flag"},
 }
 TARGETS = list(PLUTOS_TARGETS) + ["nginx", "floor"]
 FLOOR = ROOT / "target" / "release" / "examples" / "floor"
@@ -49,7 +53,10 @@ SCENARIOS = {
     "post_ndjson_sdk_events": (1, "POST /e, the same 100 events as post_segment_batch as NDJSON (like for like)"),
     "get_pipelined": (16, "GET /e?test=me pipelined 16 deep"),
     "get_close": (1, "GET /e?test=me, one request per connection (Connection: close)"),
+    "get_simple_varied": (1, "get_simple from 10,000 clients (X-Forwarded-For) with 1,000 real user agents, Zipf-like"),
+    "post_ndjson_varied": (1, "post_ndjson from 10,000 clients (X-Forwarded-For) with 1,000 real user agents, Zipf-like"),
 }
+ENRICHED = "plutos-gzip6-spool-enriched"
 IDLE_CONNECTIONS = 10_000
 
 
@@ -83,6 +90,22 @@ def wait_port(port, proc, timeout=20):
     raise RuntimeError("server did not start listening")
 
 
+def wait_serving(port, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("server did not start serving")
+
+
 class Plutos:
     def __init__(self, name, args, work, binary=BIN):
         self.name, self.args = name, args
@@ -96,13 +119,17 @@ class Plutos:
             "DRAIN_SECONDS": "0",
             "LOG_LEVEL": "warn",
             "MAX_CONNECTIONS": "200000",
+            "TRUSTED_PROXIES": "127.0.0.1/32",
         }
-        env.update(PLUTOS_TARGETS[name])
+        env.update({k: v.replace("@CITY_MMDB@", args.city_mmdb or "") for k, v in PLUTOS_TARGETS[name].items()})
         self.env = env
         self.command = ["taskset", "-c", args.server_cpus, str(binary)]
         self.proc = subprocess.Popen(self.command, env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "stderr", "w"))
         wait_port(args.port, self.proc)
+        # The port is bound before the start-up work (the spool's recovery, GeoIP databases, the user-agent
+        # lists); its CPU must not count in the run.
+        wait_serving(args.port, self.proc)
 
     def pids(self):
         return [self.proc.pid]
@@ -110,6 +137,14 @@ class Plutos:
     def describe(self):
         settings = " ".join(f"{k}={v}" for k, v in self.env.items() if k not in ("PATH", "SPOOL_DIR", "OUT_DIR"))
         return f"{settings} {' '.join(self.command)}"
+
+    def metrics(self):
+        """The enrichment counters of /metrics: {(kind, result): n}."""
+        with socket.create_connection(("127.0.0.1", self.args.port)) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
+        found = re.findall(r'plutos_enrich_lookups_total\{kind="(\w+)",result="(\w+)"\} (\d+)', text)
+        return {(kind, result): int(n) for kind, result, n in found}
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -219,6 +254,7 @@ def run_one(args, work, target, scenario):
         after = cpu_ticks(pids)
         rss_kib = sum(status_kib(p, "VmHWM") for p in pids)
         describe = server.describe()
+        lookups = server.metrics() if isinstance(server, Plutos) else {}
     finally:
         shipped = server.stop()
     report = dict(re.findall(r"(\w+)=(\d+)", out.split("REPORT", 1)[1]))
@@ -236,7 +272,7 @@ def run_one(args, work, target, scenario):
         "p50_ms": report["p50_us"] / 1000 or None, "p99_ms": report["p99_us"] / 1000 or None, "non2xx": report["non2xx"],
         "socket_errors": report["socket_errors"], "cpu_us_req": cpu_s * 1e6 / requests,
         "cpu_us_event": cpu_s * 1e6 / (requests * per_request), "rss_mib": rss_kib / 1024,
-        "ok_events": ok_events, "shipped": shipped, "server": describe,
+        "ok_events": ok_events, "shipped": shipped, "server": describe, "lookups": lookups,
     }
     if shipped is not None:
         result["shipped_ok"] = ok_events <= shipped <= ok_events + in_flight
@@ -291,6 +327,8 @@ def main():
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s")
     parser.add_argument("--results", default=None, help="results file (default bench/results/<date>-<host>.md)")
+    parser.add_argument("--city-mmdb", default=os.environ.get("PLUTOS_GEO_CITY_MMDB"),
+                        help="the GeoIP database of the enriched target (bench.sh: scripts/geo-data.sh --city)")
     parser.add_argument("--compare", default=None, metavar="BIN",
                         help="also run every plutos target with this binary (as TARGET@base), interleaved: before/after")
     args = parser.parse_args()
@@ -415,6 +453,21 @@ def write_results(args, scenarios, targets, results, idle):
             m = median(results, f"plutos-{codec}-memory", scenario, "eps")
             if s and m:
                 line(f"{scenario} {codec}: spool ≥ 90% of memory", f"{100 * s / m:.0f}%", s >= 0.9 * m)
+    for scenario in ("get_simple_varied", "post_ndjson_varied"):
+        on, off = median(results, ENRICHED, scenario, "cpu_us_req"), median(results, "plutos-gzip6-spool", scenario, "cpu_us_req")
+        if on and off:
+            per_event = (median(results, ENRICHED, scenario, "cpu_us_event") - median(results, "plutos-gzip6-spool", scenario, "cpu_us_event"))
+            line(f"{scenario}: enriched (geo + UA + bots) CPU/req ≤ 1.10× without", f"{on:.2f} µs vs {off:.2f} µs "
+                 f"(×{on / off:.2f}; +{1000 * (on - off):.0f} ns/request, +{1000 * per_event:.0f} ns/event)", on <= 1.10 * off)
+            runs = [r for r in results if r["target"] == ENRICHED and r["scenario"] == scenario]
+            for kind in ("geo", "user_agent"):
+                hit = sum(r["lookups"].get((kind, "hit"), 0) for r in runs)
+                miss = sum(r["lookups"].get((kind, "miss"), 0) for r in runs)
+                internal = sum(r["lookups"].get((kind, "internal"), 0) for r in runs)
+                if hit + miss + internal:
+                    w(f"| {scenario}: {kind} lookups, all rounds (information) | {hit:,} hits, {miss:,} misses"
+                      f"{f', {internal:,} internal' if kind == 'geo' else ''}: cache hit ratio "
+                      f"{100 * hit / max(1, hit + miss):.2f}% | — |")
     if idle:
         line(f"RSS with {IDLE_CONNECTIONS:,} idle keep-alive connections ≤ 64 MiB",
              f"{idle[0]:.1f} MiB (peak {idle[1]:.1f} MiB)", idle[0] <= 64)

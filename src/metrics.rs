@@ -91,16 +91,16 @@ pub struct WorkerMetrics {
     pub bot_events_dropped: AtomicU64,
 }
 
-/// The `result` labels of `geo_lookups`: a worker's cache held the rendering, or the database was read, or no
-/// database holds the address.
-const GEO_RESULTS: [&str; 3] = ["hit", "miss", "unmatched"];
+/// The `result` labels of `geo_lookups`: the worker's address cache held the rendering, or the databases were
+/// read, or the address is internal (private, loopback, …) and was not looked up.
+const GEO_RESULTS: [&str; 3] = ["hit", "miss", "internal"];
 /// The `result` labels of `agent_lookups`.
 const AGENT_RESULTS: [&str; 2] = ["hit", "miss"];
 
 impl WorkerMetrics {
     /// Adds a worker's enrichment counts.
     pub fn add_enrichment(&self, c: EnrichCounts) {
-        for (counter, n) in self.geo_lookups.iter().zip([c.geo_hits, c.geo_misses, c.geo_unmatched]) {
+        for (counter, n) in self.geo_lookups.iter().zip([c.geo_hits, c.geo_misses, c.geo_internal]) {
             if n > 0 {
                 add(counter, n);
             }
@@ -369,7 +369,8 @@ pub fn render_enrichment(out: &mut String, workers: &[CachePadded<WorkerMetrics>
     let _ = writeln!(
         out,
         "# HELP plutos_enrich_lookups_total enrichment lookups by kind and result: hit (the worker's cache held \
-         the rendering), miss (database or regexes consulted), unmatched (no database holds the address)\n\
+         the rendering), miss (databases or regexes consulted), internal (a private or loopback address, not \
+         looked up)\n\
          # TYPE plutos_enrich_lookups_total counter"
     );
     let sum = |f: &dyn Fn(&WorkerMetrics) -> &AtomicU64| workers.iter().map(|w| f(w).load(Relaxed)).sum::<u64>();

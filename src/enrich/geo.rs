@@ -127,9 +127,6 @@ impl GeoSet {
     pub fn key(&self, addr: IpAddr, key: &mut Vec<u8>) {
         key.clear();
         let addr = addr.to_canonical();
-        if is_internal(addr) {
-            return;
-        }
         let mut found = false;
         for db in &self.dbs {
             let offset = db.offset(addr).and_then(|o| u32::try_from(o).ok());
@@ -156,8 +153,8 @@ impl GeoSet {
 
 /// Addresses that name no place: private, loopback, link-local, shared (CGNAT) and unspecified ones. They are
 /// never looked up — some published databases map private ranges to a country.
-fn is_internal(addr: IpAddr) -> bool {
-    match addr {
+pub fn is_internal(addr: IpAddr) -> bool {
+    match addr.to_canonical() {
         IpAddr::V4(v4) => {
             let cgnat = v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64;
             v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || cgnat
@@ -202,8 +199,11 @@ impl Fields {
         let location = p.location.as_ref();
         first(&mut self.tz, location.and_then(|l| l.time_zone).or(p.timezone));
         if self.lat.is_none() && self.lon.is_none() {
-            self.lat = location.and_then(|l| l.latitude).or(p.latitude).filter(|v| v.is_finite());
-            self.lon = location.and_then(|l| l.longitude).or(p.longitude).filter(|v| v.is_finite());
+            // Four decimals (about 11 m): finer than any database is right, and what a float32 database holds
+            // prints without its binary noise (37.751, not 37.750999450683594).
+            let degrees = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| (v * 1e4).round() / 1e4);
+            self.lat = degrees(location.and_then(|l| l.latitude).or(p.latitude));
+            self.lon = degrees(location.and_then(|l| l.longitude).or(p.longitude));
         }
         self.asn = self.asn.or(p.autonomous_system_number);
         first(&mut self.as_org, p.autonomous_system_organization);

@@ -115,8 +115,11 @@ impl Enrichment {
     }
 }
 
-/// A geo cache generation: this many networks' renderings (a few hundred bytes each).
-const GEO_CACHE: Bounds = Bounds { entries: 16_384, bytes: 4 << 20 };
+/// A generation of the address cache: this many client addresses' renderings (a tree walk spared each).
+const GEO_ADDRESS_CACHE: Bounds = Bounds { entries: 16_384, bytes: 4 << 20 };
+/// A generation of the record cache: this many database records' renderings (a decoding spared each, for
+/// addresses not in the address cache that share a network with one seen before).
+const GEO_RECORD_CACHE: Bounds = Bounds { entries: 16_384, bytes: 4 << 20 };
 /// A user-agent cache generation: this many user agents, or this many bytes of them and their renderings.
 const AGENT_CACHE: Bounds = Bounds { entries: 8_192, bytes: 4 << 20 };
 
@@ -125,8 +128,8 @@ const AGENT_CACHE: Bounds = Bounds { entries: 8_192, bytes: 4 << 20 };
 pub struct EnrichCounts {
     pub geo_hits: u64,
     pub geo_misses: u64,
-    /// Lookups no database held anything for (private ranges, unknown networks).
-    pub geo_unmatched: u64,
+    /// Internal addresses (private, loopback, …): never looked up.
+    pub geo_internal: u64,
     pub agent_hits: u64,
     pub agent_misses: u64,
     pub bots_dropped: u64,
@@ -138,12 +141,15 @@ pub struct Enricher {
     shared: Option<Arc<Enrichment>>,
     /// The geo set in use and the generation it came with.
     set: Option<(Arc<GeoSet>, u64)>,
-    geo_cache: Cache,
+    /// Client address → `geo` fragment.
+    geo_addresses: Cache,
+    /// The databases' record offsets (`GeoSet::key`) → `geo` fragment.
+    geo_records: Cache,
     agent_cache: Cache,
     key: Vec<u8>,
     /// The current request's fragment.
     fragment: Vec<u8>,
-    geo_unmatched: u64,
+    geo_internal: u64,
     pub bots_dropped: u64,
 }
 
@@ -161,11 +167,12 @@ impl Enricher {
         Enricher {
             shared,
             set,
-            geo_cache: Cache::new(GEO_CACHE),
+            geo_addresses: Cache::new(GEO_ADDRESS_CACHE),
+            geo_records: Cache::new(GEO_RECORD_CACHE),
             agent_cache: Cache::new(AGENT_CACHE),
             key: Vec::new(),
             fragment: Vec::new(),
-            geo_unmatched: 0,
+            geo_internal: 0,
             bots_dropped: 0,
         }
     }
@@ -178,7 +185,8 @@ impl Enricher {
         let generation = geo.generation();
         if self.set.as_ref().is_some_and(|(_, seen)| *seen != generation) {
             self.set = Some((geo.current(), generation));
-            self.geo_cache.clear();
+            self.geo_addresses.clear();
+            self.geo_records.clear();
         }
     }
 
@@ -190,22 +198,34 @@ impl Enricher {
             return Enriched { fragment: &self.fragment, drop: false };
         };
         if let Some((set, _)) = &self.set {
-            match client {
-                Some(addr) => set.key(addr, &mut self.key),
-                None => self.key.clear(),
-            }
-            if self.key.is_empty() {
-                self.geo_unmatched += 1;
-                self.fragment.extend_from_slice(b",\"geo\":null");
-            } else {
-                let precision = shared.precision;
-                let entry = self.geo_cache.get_or_render(&self.key, |out| {
-                    if let Some(addr) = client {
-                        set.render(addr, precision, out);
-                    }
-                    false
-                });
-                self.fragment.extend_from_slice(&entry.fragment);
+            match client.filter(|addr| !geo::is_internal(*addr)) {
+                None => {
+                    self.geo_internal += 1;
+                    self.fragment.extend_from_slice(b",\"geo\":null");
+                }
+                Some(addr) => {
+                    let addr = addr.to_canonical();
+                    let octets = match addr {
+                        IpAddr::V4(v4) => &v4.octets()[..],
+                        IpAddr::V6(v6) => &v6.octets()[..],
+                    };
+                    let (key, records) = (&mut self.key, &mut self.geo_records);
+                    let precision = shared.precision;
+                    let entry = self.geo_addresses.get_or_render(octets, |out| {
+                        set.key(addr, key);
+                        if key.is_empty() {
+                            out.extend_from_slice(b",\"geo\":null");
+                        } else {
+                            let record = records.get_or_render(key, |out| {
+                                set.render(addr, precision, out);
+                                false
+                            });
+                            out.extend_from_slice(&record.fragment);
+                        }
+                        false
+                    });
+                    self.fragment.extend_from_slice(&entry.fragment);
+                }
             }
         }
         let mut drop = false;
@@ -220,18 +240,20 @@ impl Enricher {
     /// The counts since the last call.
     pub fn take_counts(&mut self) -> EnrichCounts {
         let counts = EnrichCounts {
-            geo_hits: self.geo_cache.hits,
-            geo_misses: self.geo_cache.misses,
-            geo_unmatched: self.geo_unmatched,
+            geo_hits: self.geo_addresses.hits,
+            geo_misses: self.geo_addresses.misses,
+            geo_internal: self.geo_internal,
             agent_hits: self.agent_cache.hits,
             agent_misses: self.agent_cache.misses,
             bots_dropped: self.bots_dropped,
         };
-        self.geo_cache.hits = 0;
-        self.geo_cache.misses = 0;
+        self.geo_addresses.hits = 0;
+        self.geo_addresses.misses = 0;
+        self.geo_records.hits = 0;
+        self.geo_records.misses = 0;
         self.agent_cache.hits = 0;
         self.agent_cache.misses = 0;
-        self.geo_unmatched = 0;
+        self.geo_internal = 0;
         self.bots_dropped = 0;
         counts
     }

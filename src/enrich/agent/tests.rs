@@ -89,3 +89,11 @@ fn a_dash_after_a_class_escape_is_a_literal_as_in_javascript() {
     assert_eq!(literal_class_dashes(r"[\w\d-.]+"), r"[\w\d\-.]+");
     assert_eq!(literal_class_dashes(r"a\d-b[a-z]"), r"a\d-b[a-z]");
 }
+
+#[test]
+fn look_arounds_come_off_whole_and_nothing_else_does() {
+    assert_eq!(without_lookarounds(r"(?<! channel/|google/)google(?!(?:wv|app|/google| pixel))"), "google");
+    assert_eq!(without_lookarounds(r"(?<! cu)bots?(?:\b|_)"), r"bots?(?:\b|_)");
+    assert_eq!(without_lookarounds(r"a\(?!b)c"), r"a\(?!b)c", "an escaped parenthesis opens no group");
+    assert_eq!(without_lookarounds(r"java(?!;)"), "java");
+}
