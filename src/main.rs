@@ -82,6 +82,14 @@ fn parse_config(args: &Args) -> Result<Option<Config>, ExitCode> {
         }
     };
     if args.check_config {
+        // The GeoIP databases are part of the configuration an operator gives: a missing or broken file is
+        // found here, before the old instance is stopped.
+        if config.edge.enrich.enabled() {
+            if let Err(e) = plutos::enrich::Enrichment::new(&config.edge.enrich, config.edge.ip_mode) {
+                eprintln!("plutos: {e}");
+                return Err(ExitCode::from(2));
+            }
+        }
         println!("plutos: configuration ok: {config:?}");
         return Ok(None);
     }

@@ -279,6 +279,16 @@ fn a_database_that_does_not_load_stops_the_start_with_one_line() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let last = stderr.trim().lines().last().unwrap_or_default();
     assert!(last.contains("GEOIP_DB") && last.contains("broken.mmdb"), "{stderr}");
+    // --check-config (the unit's ExecStartPre) finds it before a restart.
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))
+        .env_clear()
+        .env("GEOIP_DB", &broken)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "{stderr}");
+    assert!(stderr.trim().lines().count() == 1 && stderr.contains("broken.mmdb"), "{stderr}");
 }
 
 #[test]
