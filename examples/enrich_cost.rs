@@ -1,10 +1,15 @@
 //! What enrichment costs per request, by part: a user agent's parse on a cache miss (first pass: the regexes'
 //! lazy DFAs are cold; second pass: warm), a GeoIP tree walk and a record's decoding, and a whole request's
-//! enrichment when the worker's caches hit. Wall clock per operation; run it under callgrind for instruction
-//! counts.
+//! enrichment when the worker's caches hit. Then `post_ndjson_varied`'s requests (100 events each, from 500
+//! clients through a trusted proxy with 100 real user agents) through a worker's request handling with
+//! enrichment off and on, and their records through the chunk encoder (gzip 6, flushed per request as the group
+//! commit does): where the cost of the larger records goes. Wall clock per operation; run it under callgrind for instruction counts.
 //!
 //!   cargo build --release --example enrich_cost
 //!   taskset -c 0 target/release/examples/enrich_cost $(scripts/geo-data.sh --city | cut -d= -f2)
+//!
+//! With a second argument `off` or `on`, only the requests and their records with enrichment so (for
+//! `valgrind --tool=callgrind`: the difference of the two totals over 200,000 records is the cost per record).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,6 +30,7 @@ fn main() {
     let city = PathBuf::from(std::env::args().nth(1).expect("a GeoIP database"));
     let agents: Vec<String> =
         std::fs::read_to_string("bench/wrk/user_agents.txt").unwrap().lines().map(String::from).collect();
+    let only = std::env::args().nth(2);
     let mut state = 12345u64;
     let addresses: Vec<IpAddr> = (0..10_000)
         .map(|_| {
@@ -33,6 +39,15 @@ fn main() {
         })
         .collect();
 
+    if let Some(label) = only {
+        let db = city.to_string_lossy().into_owned();
+        let flags = match label.as_str() {
+            "on" => vec!["--geoip-db", &*db, "--ua-parse", "on", "--bots", "flag"],
+            _ => vec![],
+        };
+        records_through_the_encoder(&label, &flags, &addresses[..500], &agents[..100]);
+        return;
+    }
     let mut out = Vec::new();
     for (label, parse, bots) in [("parse only", true, false), ("bot check only", false, true)] {
         let agents_only = Agents::new(parse, bots).unwrap();
@@ -89,4 +104,83 @@ fn main() {
     per_op("whole request, both caches hit", rounds * addresses.len(), start);
     let counts = enricher.take_counts();
     println!("{counts:?}");
+
+    for (label, flags) in [
+        ("off", vec![]),
+        ("on", vec!["--geoip-db", &*config.geoip_db[0].to_string_lossy(), "--ua-parse", "on", "--bots", "flag"]),
+    ] {
+        records_through_the_encoder(label, &flags, &addresses[..500], &agents[..100]);
+    }
+}
+
+/// 2,000 `post_ndjson` requests from `clients` with `agents` through request handling, then their records
+/// through gzip 6.
+fn records_through_the_encoder(label: &str, flags: &[&str], clients: &[IpAddr], agents: &[String]) {
+    use clap::Parser;
+    use plutos::spool::batch::Batch;
+    use plutos::spool::encoder::Encoder;
+    use plutos::spool::{Codec, Compression};
+    use plutos::state::Shared;
+    use plutos::worker::connection::Connection;
+    use plutos::worker::request::Requests;
+
+    let mut argv = vec!["plutos", "--trusted-proxies", "127.0.0.1/32"];
+    argv.extend_from_slice(flags);
+    let config = plutos::Config::from_args(&plutos::Args::try_parse_from(argv).unwrap(), &[0]).unwrap();
+    let enrichment = config
+        .edge
+        .enrich
+        .enabled()
+        .then(|| Arc::new(Enrichment::new(&config.edge.enrich, config.edge.ip_mode).unwrap()));
+    let shared = Arc::new(Shared::new(1, 0, u64::MAX).with_enrichment(enrichment));
+    let mut requests = Requests::new(config.http, &config.edge, shared, 0, 0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, peer) = listener.accept().unwrap();
+    let mut conn =
+        Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now());
+    let body: String = (1..=100)
+        .map(|i| {
+            format!(
+                "{{\"event\":\"impression\",\"ad_id\":\"ad-{i:05}\",\"user_id\":\"u-8f14e45fceea167a5a36\",\
+                 \"slot\":\"top-{}\",\"ts\":{}}}\n",
+                i % 4,
+                1764124014084u64 + i
+            )
+        })
+        .collect();
+    let rounds = 2_000;
+    let requests_sent: Vec<String> = (0..rounds)
+        .map(|i| {
+            format!(
+                "POST /e HTTP/1.1\r\nHost: bench\r\nX-Forwarded-For: {}\r\nUser-Agent: {}\r\n\
+                 Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+                clients[i * 7919 % clients.len()],
+                agents[i * 104_729 % agents.len()],
+                body.len()
+            )
+        })
+        .collect();
+    let mut batches = Vec::with_capacity(rounds);
+    let mut batch = Batch::default();
+    let start = Instant::now();
+    for request in &requests_sent {
+        requests.begin_iteration(Ok(()));
+        requests.process(&mut conn, request.as_bytes(), &mut batch);
+        conn.out.clear();
+        batches.push(batch.lines().to_vec());
+        batch.clear();
+    }
+    let records = rounds * 100;
+    per_op(&format!("post_ndjson request handling, enrichment {label}, per record"), records, start);
+    let mut encoder = Encoder::new(Compression { codec: Codec::Gzip, level: 6 }).unwrap();
+    let start = Instant::now();
+    for lines in &batches {
+        encoder.write(lines).unwrap();
+        encoder.flush().unwrap();
+        encoder.output().clear();
+    }
+    per_op(&format!("post_ndjson records through gzip 6, enrichment {label}, per record"), records, start);
+    let bytes: usize = batches.iter().map(Vec::len).sum();
+    println!("  records: {} bytes each on average", bytes / records);
 }

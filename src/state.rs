@@ -2,16 +2,13 @@
 //! the counters — all atomics — and the enrichment data (read-only; a reload publishes a new set of databases
 //! that workers pick up between requests, `enrich/geo.rs`).
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-
-use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
 use crate::enrich::Enrichment;
-
 use crate::metrics::{UploaderMetrics, WorkerMetrics};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

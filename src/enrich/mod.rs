@@ -230,9 +230,15 @@ impl Enricher {
         }
         let mut drop = false;
         if let Some(agents) = &shared.agents {
-            let entry = self.agent_cache.get_or_render(user_agent, |out| agents.render(user_agent, out));
-            self.fragment.extend_from_slice(&entry.fragment);
-            drop = entry.flag && shared.bots == BotPolicy::Drop;
+            let bot = if user_agent.len() > agent::MAX_CLASSIFIED {
+                // Not classified, so not worth a place in the cache (a flood of long ones would fill it).
+                agents.render(user_agent, &mut self.fragment)
+            } else {
+                let entry = self.agent_cache.get_or_render(user_agent, |out| agents.render(user_agent, out));
+                self.fragment.extend_from_slice(&entry.fragment);
+                entry.flag
+            };
+            drop = bot && shared.bots == BotPolicy::Drop;
         }
         Enriched { fragment: &self.fragment, drop }
     }
@@ -256,5 +262,51 @@ impl Enricher {
         self.geo_internal = 0;
         self.bots_dropped = 0;
         counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agents_only(ua_parse: bool) -> Enricher {
+        let config = EnrichConfig { ua_parse, bots: BotPolicy::Flag, ..EnrichConfig::default() };
+        Enricher::new(Some(Arc::new(Enrichment::new(&config, IpMode::Full).unwrap())))
+    }
+
+    #[test]
+    fn the_cache_answers_what_the_parser_answers() {
+        #[derive(serde::Deserialize)]
+        struct Case {
+            ua: String,
+        }
+        let cases: Vec<Case> = serde_json::from_str(include_str!("../../tests/data/ua_reference.json")).unwrap();
+        let parser = Agents::new(true, true).unwrap();
+        let mut enricher = agents_only(true);
+        for pass in 0..2 {
+            for case in &cases {
+                let mut direct = Vec::new();
+                parser.render(case.ua.as_bytes(), &mut direct);
+                assert_eq!(enricher.enrich(None, case.ua.as_bytes()).fragment, direct, "pass {pass}: {}", case.ua);
+            }
+        }
+        let counts = enricher.take_counts();
+        assert_eq!((counts.agent_misses, counts.agent_hits), (cases.len() as u64, cases.len() as u64));
+    }
+
+    #[test]
+    fn a_flood_of_distinct_user_agents_keeps_the_cache_bounded() {
+        let mut enricher = agents_only(false);
+        for i in 0..20_000 {
+            let ua = format!("Mozilla/5.0 (X11; Linux x86_64; flood {i}) Gecko/20100101 Firefox/{}.0", i % 150);
+            enricher.enrich(None, ua.as_bytes());
+            assert!(enricher.agent_cache.len() <= 2 * AGENT_CACHE.entries);
+            assert!(enricher.agent_cache.bytes() <= 2 * AGENT_CACHE.bytes);
+        }
+        // Long ones are not classified and not cached.
+        let long = "x".repeat(agent::MAX_CLASSIFIED + 1);
+        let before = enricher.agent_cache.len();
+        assert_eq!(enricher.enrich(None, long.as_bytes()).fragment, b",\"bot\":false,\"bot_match\":null");
+        assert_eq!(enricher.agent_cache.len(), before);
     }
 }

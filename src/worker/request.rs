@@ -8,8 +8,6 @@
 mod answer;
 mod ingest;
 
-use answer::{CachedAnswer, plain_text};
-
 use std::sync::Arc;
 
 use crate::config::{EdgeConfig, HttpConfig};
@@ -31,6 +29,7 @@ use crate::spool::batch::Batch;
 use crate::state::{Phase, Shared};
 use crate::worker::connection::{Connection, Peer};
 use crate::worker::edge::Edge;
+use answer::{CachedAnswer, plain_text};
 
 /// How one answer goes out, decided before it is encoded; borrows nothing, so handling can go on meanwhile.
 #[derive(Debug, Clone, Copy)]
