@@ -198,11 +198,10 @@ impl Enricher {
             return Enriched { fragment: &self.fragment, drop: false };
         };
         if let Some((set, _)) = &self.set {
-            match client.filter(|addr| !geo::is_internal(*addr)) {
-                None => {
-                    self.geo_internal += 1;
-                    self.fragment.extend_from_slice(b",\"geo\":null");
-                }
+            let internal = client.is_some_and(geo::is_internal);
+            self.geo_internal += u64::from(internal);
+            match client.filter(|_| !internal) {
+                None => self.fragment.extend_from_slice(b",\"geo\":null"),
                 Some(addr) => {
                     let addr = addr.to_canonical();
                     let octets = match addr {
