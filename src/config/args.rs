@@ -9,7 +9,7 @@ use clap::Parser;
 use clap::builder::RangedU64ValueParser;
 
 use super::values;
-use super::{LogFormat, S3Checksum};
+use super::{KafkaCompression, LogFormat, S3Checksum};
 use crate::enrich::{BotPolicy, GeoPrecision};
 use crate::event::client::IpMode;
 use crate::http::cors::{self, Origins};
@@ -24,7 +24,7 @@ pub enum Driver {
     Stdout,
     /// Benchmarks only: accepts and forgets.
     Discard,
-    /// Not built yet: refused with a clear line.
+    /// One Kafka message per event (the KAFKA_* settings).
     Kafka,
 }
 
@@ -137,6 +137,43 @@ pub struct Args {
     /// Chunks larger than this are uploaded in parts of this size (at least 5 MiB, S3's smallest part).
     #[arg(long, env = "S3_MULTIPART_BYTES", default_value = "16MiB", value_parser = values::bytes)]
     pub s3_multipart_bytes: u64,
+    /// Kafka bootstrap brokers, `host:port` comma-separated; required with DRIVER=kafka.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The topic every event is produced to; required with DRIVER=kafka.
+    #[arg(long, env = "KAFKA_TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// Each message's key: none | event_id | a raw_data field path such as `user_id` or `user.id`.
+    #[arg(long, env = "KAFKA_KEY", default_value = "none")]
+    pub kafka_key: String,
+    /// Compression of the producer's batches: none | gzip | lz4 | zstd.
+    #[arg(long, env = "KAFKA_COMPRESSION", value_enum, default_value = "zstd")]
+    pub kafka_compression: KafkaCompression,
+    /// Milliseconds the producer waits to fill a batch.
+    #[arg(long, env = "KAFKA_LINGER_MS", default_value = "5", value_parser = range(0, 900_000))]
+    pub kafka_linger_ms: u64,
+    /// The largest message the producer sends (the broker's message.max.bytes or the topic's max.message.bytes
+    /// must allow it); an event over it goes to the dead-letter file instead.
+    #[arg(long, env = "KAFKA_MESSAGE_MAX_BYTES", default_value = "1MiB", value_parser = values::bytes)]
+    pub kafka_message_max_bytes: u64,
+    /// SASL mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (with KAFKA_SASL_USERNAME and _PASSWORD).
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+    /// on: TLS to the brokers (with the system's CAs, or KAFKA_TLS_CA).
+    #[arg(long, env = "KAFKA_TLS", default_value = "off", value_parser = values::switch, action = clap::ArgAction::Set)]
+    pub kafka_tls: bool,
+    /// A PEM file of the CAs that sign the brokers' certificates.
+    #[arg(long, env = "KAFKA_TLS_CA")]
+    pub kafka_tls_ca: Option<PathBuf>,
+    /// A PEM client certificate and its key, for brokers that require one.
+    #[arg(long, env = "KAFKA_TLS_CERT")]
+    pub kafka_tls_cert: Option<PathBuf>,
+    #[arg(long, env = "KAFKA_TLS_KEY")]
+    pub kafka_tls_key: Option<PathBuf>,
     /// Seconds /ready waits for a successful upload while chunks wait to ship, before it answers 503.
     #[arg(long, env = "READY_SINK_WINDOW_SECONDS", default_value = "120", value_parser = range(1, 86_400))]
     pub ready_sink_window_seconds: u64,

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 mod args;
 mod edge;
+mod kafka;
 mod sink;
 mod values;
 
 pub use args::{Args, Command, Driver};
 pub use edge::{EdgeConfig, Secret};
+pub use kafka::{KafkaCompression, KafkaConfig, KafkaKey, OWNED_PROPERTIES};
 pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig, s3_bucket};
 pub use values::parse_cidrs;
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::args::{Args, Driver};
+use super::kafka::{KafkaConfig, kafka};
 use super::{ConfigError, invalid};
 
 /// S3's smallest part (all but the last part of a multipart upload).
@@ -14,6 +15,7 @@ pub enum SinkConfig {
     File { root: PathBuf },
     Stdout,
     S3(S3Config),
+    Kafka(KafkaConfig),
     Discard,
 }
 
@@ -52,12 +54,7 @@ pub(super) fn sink(args: &Args) -> Result<SinkConfig, ConfigError> {
         Driver::Stdout => SinkConfig::Stdout,
         Driver::Discard => SinkConfig::Discard,
         Driver::S3 => SinkConfig::S3(s3(args)?),
-        Driver::Kafka => {
-            return Err(invalid(
-                "DRIVER (--driver)",
-                "kafka is not available in this build yet; use s3, file or stdout",
-            ));
-        }
+        Driver::Kafka => SinkConfig::Kafka(kafka(args)?),
     })
 }
 

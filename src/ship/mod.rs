@@ -17,6 +17,7 @@
 //!   confirmed stays in the spool for the next start.
 
 pub mod file;
+pub mod kafka;
 pub mod object;
 pub mod s3;
 pub mod sink;

@@ -67,6 +67,11 @@ impl Cancel {
         Cancel(receiver)
     }
 
+    /// Whether the deadline passed (for work on the blocking pool, which cannot await).
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
     pub async fn cancelled(&mut self) {
         // An error means the sender is gone: nobody can cancel any more, so wait forever.
         if self.0.wait_for(|&cancelled| cancelled).await.is_err() {

@@ -8,6 +8,7 @@
 //! says what to do next (`SinkError`).
 
 use super::file::FileSink;
+use super::kafka::KafkaSink;
 use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
 use super::s3::S3Sink;
 use super::stdout::StdoutSink;
@@ -17,6 +18,7 @@ pub enum Sink {
     File(FileSink),
     Stdout(StdoutSink),
     S3(S3Sink),
+    Kafka(KafkaSink),
     /// Benchmarks only: accepts and forgets.
     Discard,
     /// The uploader's unit tests: does what each test scripts.
@@ -25,12 +27,14 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// Builds the sink; only S3 can fail here (its settings are checked, not its bucket).
-    pub fn from_config(config: &SinkConfig, key_prefix: &str) -> Result<Sink, String> {
+    /// Builds the sink; S3 and Kafka can fail here (their settings are checked, not the service).
+    /// `spool`: the spool directory (Kafka's dead-letter files go next to its chunks).
+    pub fn from_config(config: &SinkConfig, key_prefix: &str, spool: &std::path::Path) -> Result<Sink, String> {
         Ok(match config {
             SinkConfig::File { root } => Sink::File(FileSink::new(root.clone())),
             SinkConfig::Stdout => Sink::Stdout(StdoutSink),
             SinkConfig::S3(s3) => Sink::S3(S3Sink::new(s3, key_prefix)?),
+            SinkConfig::Kafka(kafka) => Sink::Kafka(KafkaSink::new(kafka, spool.join("dead-letter"))?),
             SinkConfig::Discard => Sink::Discard,
         })
     }
@@ -48,6 +52,7 @@ impl Sink {
                 blocking(move || sink.put(&chunk)).await
             }
             Sink::S3(sink) => sink.put(object, chunk, cancel.clone()).await,
+            Sink::Kafka(sink) => sink.put(object, chunk, cancel).await,
             Sink::Discard => Ok(()),
             #[cfg(test)]
             Sink::Scripted(sink) => sink.put(object, chunk, cancel).await,
@@ -60,6 +65,7 @@ impl Sink {
             Sink::File(sink) => Ok(format!("file sink under {}", sink.root().display())),
             Sink::Stdout(_) => Ok("stdout sink".into()),
             Sink::S3(sink) => sink.check().await,
+            Sink::Kafka(sink) => sink.check().await,
             Sink::Discard => Ok("discard sink".into()),
             #[cfg(test)]
             Sink::Scripted(_) => Ok("scripted sink".into()),

@@ -1,0 +1,191 @@
+//! The Kafka sink's part of the configuration: brokers, topic, key, compression, the producer settings an
+//! operator tunes, SASL and TLS, and the `KAFKA_PRODUCER_*` passthrough to librdkafka — without the properties
+//! plutos owns, because its delivery promise rests on them.
+
+use std::path::PathBuf;
+
+use super::args::Args;
+use super::edge::Secret;
+use super::{ConfigError, invalid};
+
+/// librdkafka properties plutos sets itself and refuses from `KAFKA_PRODUCER_*`: the idempotent, acks=all
+/// producer with a finite timeout is what lets a chunk leave the spool only once every event is acknowledged.
+pub const OWNED_PROPERTIES: [&str; 10] = [
+    "bootstrap.servers",
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "max.in.flight.requests.per.connection",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "compression.type",
+    "compression.codec",
+    "message.max.bytes",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KafkaCompression {
+    None,
+    Gzip,
+    Lz4,
+    Zstd,
+}
+
+impl KafkaCompression {
+    pub fn name(self) -> &'static str {
+        match self {
+            KafkaCompression::None => "none",
+            KafkaCompression::Gzip => "gzip",
+            KafkaCompression::Lz4 => "lz4",
+            KafkaCompression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Each message's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaKey {
+    None,
+    /// The record's `event_id`.
+    EventId,
+    /// A member of `raw_data`, by its path (`user.id`: `raw_data.user.id`); a message without it has no key.
+    Field(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub key: KafkaKey,
+    pub compression: KafkaCompression,
+    pub linger_ms: u64,
+    pub message_max_bytes: u64,
+    /// `security.protocol`, `sasl.*` and `ssl.*` properties from the SASL and TLS settings.
+    pub security: Vec<(String, Secret)>,
+    /// `KAFKA_PRODUCER_*`: other librdkafka properties, as given.
+    pub passthrough: Vec<(String, String)>,
+}
+
+pub(super) fn kafka(args: &Args) -> Result<KafkaConfig, ConfigError> {
+    let required = |value: &Option<String>, setting: &'static str| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+            .ok_or_else(|| invalid(setting, "required with DRIVER=kafka"))
+    };
+    let brokers = required(&args.kafka_brokers, "KAFKA_BROKERS (--kafka-brokers)")?;
+    let topic = required(&args.kafka_topic, "KAFKA_TOPIC (--kafka-topic)")?;
+    let topic_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.len() > 249 || !topic.chars().all(topic_char) {
+        return Err(invalid("KAFKA_TOPIC (--kafka-topic)", format!("{topic:?} is not a Kafka topic name")));
+    }
+    let key = match args.kafka_key.trim() {
+        "" | "none" => KafkaKey::None,
+        "event_id" => KafkaKey::EventId,
+        path if path.split('.').all(|part| !part.is_empty()) => {
+            KafkaKey::Field(path.split('.').map(String::from).collect())
+        }
+        path => return Err(invalid("KAFKA_KEY (--kafka-key)", format!("{path:?}: none, event_id or a field path"))),
+    };
+    if args.kafka_message_max_bytes < 1024 || args.kafka_message_max_bytes > 1_000_000_000 {
+        return Err(invalid("KAFKA_MESSAGE_MAX_BYTES (--kafka-message-max-bytes)", "between 1KiB and 1000000000"));
+    }
+    Ok(KafkaConfig {
+        brokers,
+        topic,
+        key,
+        compression: args.kafka_compression,
+        linger_ms: args.kafka_linger_ms,
+        message_max_bytes: args.kafka_message_max_bytes,
+        security: security(args)?,
+        passthrough: passthrough(std::env::vars())?,
+    })
+}
+
+/// `security.protocol` and its `sasl.*` / `ssl.*` properties.
+fn security(args: &Args) -> Result<Vec<(String, Secret)>, ConfigError> {
+    let mut properties = Vec::new();
+    let mut set = |name: &str, value: &str| properties.push((name.to_string(), Secret(value.to_string())));
+    let sasl = match args.kafka_sasl_mechanism.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        None => false,
+        Some(mechanism @ ("PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512")) => {
+            let (Some(user), Some(password)) = (&args.kafka_sasl_username, &args.kafka_sasl_password) else {
+                return Err(invalid(
+                    "KAFKA_SASL_MECHANISM (--kafka-sasl-mechanism)",
+                    "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+                ));
+            };
+            set("sasl.mechanism", mechanism);
+            set("sasl.username", user);
+            set("sasl.password", password);
+            true
+        }
+        Some(other) => {
+            return Err(invalid(
+                "KAFKA_SASL_MECHANISM (--kafka-sasl-mechanism)",
+                format!("{other:?}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+            ));
+        }
+    };
+    let tls = args.kafka_tls || args.kafka_tls_ca.is_some() || args.kafka_tls_cert.is_some();
+    let protocol = match (sasl, tls) {
+        (false, false) => "plaintext",
+        (false, true) => "ssl",
+        (true, false) => "sasl_plaintext",
+        (true, true) => "sasl_ssl",
+    };
+    set("security.protocol", protocol);
+    let path = |p: &PathBuf| p.display().to_string();
+    if let Some(ca) = &args.kafka_tls_ca {
+        set("ssl.ca.location", &path(ca));
+    }
+    match (&args.kafka_tls_cert, &args.kafka_tls_key) {
+        (Some(cert), Some(key)) => {
+            set("ssl.certificate.location", &path(cert));
+            set("ssl.key.location", &path(key));
+        }
+        (None, None) => {}
+        _ => return Err(invalid("KAFKA_TLS_CERT (--kafka-tls-cert)", "KAFKA_TLS_CERT and KAFKA_TLS_KEY go together")),
+    }
+    Ok(properties)
+}
+
+/// `KAFKA_PRODUCER_BATCH_NUM_MESSAGES=10000` → `batch.num.messages=10000`; the owned properties and the
+/// security ones (they have their own settings) are refused.
+fn passthrough(vars: impl Iterator<Item = (String, String)>) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut properties = Vec::new();
+    for (name, value) in vars {
+        let Some(rest) = name.strip_prefix("KAFKA_PRODUCER_") else { continue };
+        let property = rest.to_ascii_lowercase().replace('_', ".");
+        let security = ["security.", "sasl.", "ssl."].iter().any(|p| property.starts_with(p));
+        if OWNED_PROPERTIES.contains(&property.as_str()) || security {
+            return Err(invalid(
+                "KAFKA_PRODUCER_*",
+                format!("{name} sets {property}, which plutos owns (README \"Kafka\")"),
+            ));
+        }
+        properties.push((property, value));
+    }
+    properties.sort();
+    Ok(properties)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passthrough_names_map_to_properties_and_owned_ones_are_refused() {
+        let vars = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+        };
+        let given = vars(&[("KAFKA_PRODUCER_BATCH_NUM_MESSAGES", "5000"), ("PATH", "/bin"), ("KAFKA_TOPIC", "t")]);
+        assert_eq!(passthrough(given).unwrap(), [("batch.num.messages".to_string(), "5000".to_string())]);
+        for owned in ["KAFKA_PRODUCER_ACKS", "KAFKA_PRODUCER_ENABLE_IDEMPOTENCE", "KAFKA_PRODUCER_SASL_PASSWORD"] {
+            let error = passthrough(vars(&[(owned, "x")])).unwrap_err().to_string();
+            assert!(error.contains(owned) && error.contains("owns"), "{error}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The Kafka sink against a real Kafka-protocol broker (tansu, started per test on a free loopback port):
+//! every acknowledged event read back from the topic once, as its record line, with its headers and key.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use common::kafka::Broker;
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn every_acknowledged_event_is_one_message_with_its_headers_and_key() {
+    let broker = Broker::start();
+    broker.create_topic("events", 3);
+    let brokers = broker.addr.to_string();
+    let server = TestServer::start(&[
+        "--driver",
+        "kafka",
+        "--kafka-brokers",
+        &brokers,
+        "--kafka-topic",
+        "events",
+        "--kafka-key",
+        "event_id",
+    ]);
+    let mut client = server.client();
+    for i in 0..50 {
+        assert_eq!(client.request(format!("GET /e?tag=get-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
+    }
+    let body: String = (0..50).map(|i| format!("{{\"tag\":\"post-{i}\"}}\n")).collect();
+    let post = format!(
+        "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(client.request(post.as_bytes()).text(), "{\"accepted\":50}");
+    let segment = br#"{"batch":[{"type":"track","event":"Bought","messageId":"seg-1","anonymousId":"a","properties":{"tag":"segment"}}]}"#;
+    let sdk = format!(
+        "POST /v1/batch HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        segment.len()
+    );
+    assert_eq!(client.request(&[sdk.as_bytes(), segment].concat()).status, 200);
+    drop(server.stop());
+
+    let messages = broker.read_all("events");
+    assert_eq!(messages.len(), 101, "every acknowledged event once");
+    let mut tags = HashMap::new();
+    let mut seqs: BTreeMap<(String, String, String), Vec<u64>> = BTreeMap::new();
+    for message in &messages {
+        let record: Value = serde_json::from_slice(&message.payload).expect("a message is a record line");
+        let tag = record["raw_data"]["tag"].as_str().or(record["raw_data"]["properties"]["tag"].as_str()).unwrap();
+        *tags.entry(tag.to_string()).or_insert(0) += 1;
+        assert_eq!(message.key.as_deref(), record["event_id"].as_str().map(str::as_bytes), "key = event_id");
+        assert_eq!(message.header("protocol"), record["protocol"].as_str());
+        let writer = (
+            message.header("host").unwrap().to_string(),
+            message.header("boot").unwrap().to_string(),
+            message.header("worker").unwrap().to_string(),
+        );
+        seqs.entry(writer).or_default().push(message.header("seq").unwrap().parse().unwrap());
+    }
+    assert_eq!(tags.len(), 101);
+    assert!(tags.values().all(|&n| n == 1));
+    assert_eq!(tags.get("segment"), Some(&1));
+    for (writer, mut seq) in seqs {
+        seq.sort();
+        assert_eq!(seq, (0..seq.len() as u64).collect::<Vec<_>>(), "{writer:?}: sequence numbers tile from 0");
+    }
+}
+
+#[test]
+fn an_event_over_the_message_limit_goes_to_the_dead_letter_file_and_the_rest_ship() {
+    let broker = Broker::start();
+    broker.create_topic("events", 1);
+    let brokers = broker.addr.to_string();
+    let server = TestServer::start(&[
+        "--driver",
+        "kafka",
+        "--kafka-brokers",
+        &brokers,
+        "--kafka-topic",
+        "events",
+        "--kafka-message-max-bytes",
+        "4KiB",
+    ]);
+    let mut client = server.client();
+    let big = "x".repeat(6000);
+    let body = format!("{{\"tag\":\"small-1\"}}\n{{\"tag\":\"big\",\"pad\":\"{big}\"}}\n{{\"tag\":\"small-2\"}}\n");
+    let post = format!(
+        "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(client.request(post.as_bytes()).text(), "{\"accepted\":3}");
+    let spool = server.spool_dir();
+    let _dir = server.stop();
+    let tags: Vec<String> = broker
+        .read_all("events")
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap()["raw_data"]["tag"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tags, ["small-1", "small-2"]);
+    let dead: Vec<_> = std::fs::read_dir(spool.join("dead-letter")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dead.len(), 1);
+    let text = std::fs::read_to_string(&dead[0]).unwrap();
+    let record: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!((record["raw_data"]["tag"].as_str(), text.lines().count()), (Some("big"), 1));
+}
+
+#[test]
+fn a_missing_topic_keeps_every_chunk_in_the_spool_and_says_so_in_one_line() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = broker.addr.to_string();
+    let collector = common::collector::Collector::spawn(
+        dir.path(),
+        &[
+            ("DRIVER", "kafka"),
+            ("KAFKA_BROKERS", &brokers),
+            ("KAFKA_TOPIC", "absent"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "1"),
+        ],
+    );
+    assert_eq!(get(collector.addr, "/e?tag=kept").status, 200);
+    wait_until("the chunk to be sealed and tried", || {
+        metric(collector.addr, "plutos_upload_failures_total{kind=\"permanent\"}") > 0
+    });
+    collector.signal(libc::SIGTERM);
+    let (status, stderr) = collector.wait_with_stderr();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("kafka topic absent does not exist"), "{stderr}");
+    let sealed = std::fs::read_dir(dir.path().join("spool/sealed")).unwrap().count();
+    assert!(sealed >= 1, "the chunk stays in the spool");
+}
