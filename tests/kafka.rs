@@ -66,6 +66,17 @@ fn every_acknowledged_event_is_one_message_with_its_headers_and_key() {
         seq.sort();
         assert_eq!(seq, (0..seq.len() as u64).collect::<Vec<_>>(), "{writer:?}: sequence numbers tile from 0");
     }
+    // The same audit as for S3 and directories.
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))
+        .arg("verify")
+        .arg(format!("kafka://{brokers}/events"))
+        .env_clear()
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    assert!(report.contains("plutos verify: 101 messages, 101 events from "), "{report}");
+    assert!(report.contains("0 gaps (0 events missing), 0 duplicated ranges, 0 bad messages"), "{report}");
 }
 
 #[test]

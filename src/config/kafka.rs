@@ -104,8 +104,8 @@ pub(super) fn kafka(args: &Args) -> Result<KafkaConfig, ConfigError> {
     })
 }
 
-/// `security.protocol` and its `sasl.*` / `ssl.*` properties.
-fn security(args: &Args) -> Result<Vec<(String, Secret)>, ConfigError> {
+/// `security.protocol` and its `sasl.*` / `ssl.*` properties (also what `plutos verify kafka://` connects with).
+pub fn security(args: &Args) -> Result<Vec<(String, Secret)>, ConfigError> {
     let mut properties = Vec::new();
     let mut set = |name: &str, value: &str| properties.push((name.to_string(), Secret(value.to_string())));
     let sasl = match args.kafka_sasl_mechanism.as_deref().map(str::trim).filter(|m| !m.is_empty()) {

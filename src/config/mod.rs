@@ -14,7 +14,7 @@ mod values;
 
 pub use args::{Args, Command, Driver};
 pub use edge::{EdgeConfig, Secret};
-pub use kafka::{KafkaCompression, KafkaConfig, KafkaKey, OWNED_PROPERTIES};
+pub use kafka::{KafkaCompression, KafkaConfig, KafkaKey, OWNED_PROPERTIES, security as kafka_security};
 pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig, s3_bucket};
 pub use values::parse_cidrs;
 

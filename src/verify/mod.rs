@@ -1,4 +1,4 @@
-//! `plutos verify <dir | s3://bucket/prefix>`: reads what a sink holds and says whether it is every event the
+//! `plutos verify <dir | s3://bucket/prefix | kafka://brokers/topic>` (Kafka: `kafka.rs`): reads what a sink holds and says whether it is every event the
 //! writers numbered, once. Each object is checked against its metadata (the file sink's `.meta.json`, S3's
 //! `x-amz-meta-*`): sha256 of the bytes, a stream that decodes to the end, one JSON object per line, as many
 //! lines as `events`, `last-seq - first-seq + 1 = events`, the object's own key, and a key naming the same
@@ -17,6 +17,7 @@
 //! Exit code 1 when there is a gap or a bad object, 0 otherwise (duplicates are listed, not failed: shipping is
 //! at-least-once). Events after a writer's last shipped object cannot be told from events not shipped yet.
 
+pub mod kafka;
 pub mod source;
 
 use std::collections::BTreeMap;
@@ -81,9 +82,15 @@ pub struct Report {
     pub missing_events: u64,
     pub duplicates: u64,
     pub bad_objects: u64,
+    /// What `objects` counts: objects (file, S3) or messages (Kafka).
+    pub unit: &'static str,
 }
 
 impl Report {
+    fn unit_name(&self) -> &'static str {
+        if self.unit.is_empty() { "objects" } else { self.unit }
+    }
+
     /// Exit code 1 on a gap or a bad object.
     pub fn failed(&self) -> bool {
         self.gaps > 0 || self.bad_objects > 0
@@ -97,9 +104,17 @@ impl std::fmt::Display for Report {
         }
         write!(
             f,
-            "plutos verify: {} objects, {} events from {} writers; {} gaps ({} events missing), {} duplicated \
-             ranges, {} bad objects",
-            self.objects, self.events, self.writers, self.gaps, self.missing_events, self.duplicates, self.bad_objects
+            "plutos verify: {} {}, {} events from {} writers; {} gaps ({} events missing), {} duplicated ranges, {} \
+             bad {}",
+            self.objects,
+            self.unit_name(),
+            self.events,
+            self.writers,
+            self.gaps,
+            self.missing_events,
+            self.duplicates,
+            self.bad_objects,
+            self.unit_name()
         )
     }
 }
@@ -107,6 +122,11 @@ impl std::fmt::Display for Report {
 /// Reads the target (a directory, or `s3://bucket/prefix` with the S3 settings in `args`) and checks it. An
 /// error means the target could not be listed at all.
 pub fn run(args: &Args, target: &str) -> Result<Report, String> {
+    if let Some((brokers, topic)) = kafka::parse_url(target) {
+        let security = crate::config::kafka_security(args).map_err(|e| e.to_string())?;
+        let security: Vec<(String, String)> = security.into_iter().map(|(name, value)| (name, value.0)).collect();
+        return kafka::verify(brokers, topic, &security);
+    }
     match source::parse_s3_url(target) {
         Some((bucket, prefix)) => {
             let config = s3_bucket(args, bucket).map_err(|e| e.to_string())?;
@@ -142,6 +162,14 @@ pub fn verify(found: impl IntoIterator<Item = Found>) -> Report {
         }
     }
     report.writers = ranges.len() as u64;
+    tile(ranges, &mut report);
+    report.findings.extend(others);
+    report
+}
+
+/// Per writer, the `[first, last]` ranges (each with the name of where it is) must tile `0..`: a hole is a gap,
+/// an overlap a duplicated range.
+fn tile(ranges: BTreeMap<Writer, Vec<(u64, u64, String)>>, report: &mut Report) {
     for (writer, mut objects) in ranges {
         objects.sort();
         let mut next = 0u64; // the first sequence number not covered yet
@@ -163,8 +191,6 @@ pub fn verify(found: impl IntoIterator<Item = Found>) -> Report {
             }
         }
     }
-    report.findings.extend(others);
-    report
 }
 
 /// Every way the object disagrees with its metadata or with the record format; empty when it is sound.
