@@ -1,8 +1,8 @@
 //! Crash trials on the real binary (also `scripts/crash-test.sh [TRIALS]`): keep-alive clients and pipelining
 //! clients deep into a slow-reading socket record every event answered 2xx; the collector is killed with
 //! SIGKILL at a random moment, restarted on the same spool and stopped gracefully; then every acknowledged event
-//! must have been shipped and `plutos verify` must find no gap and no bad object. The file sink, and S3 with
-//! small chunks so the kill lands during uploads. Each trial prints acked / lost / duplicates, then a total;
+//! must have been shipped and `plutos verify` must find no gap and no bad object. The file sink, S3 with
+//! small chunks so the kill lands during uploads, and Kafka (tansu) the same way, read back from every partition. Each trial prints acked / lost / duplicates, then a total;
 //! `PLUTOS_CRASH_TRIALS` sets the number of trials per sink (default 3).
 
 mod common;
@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::collector::*;
+use common::kafka::Broker;
 use common::s3::*;
 use common::*;
 
@@ -112,4 +113,36 @@ fn s3_sigkill_during_uploads_loses_no_acknowledged_event() {
         outcomes.push(outcome(&acked, &shipped, &mut verify, &tag));
     }
     conclude("S3 sink", &outcomes);
+}
+
+#[test]
+fn kafka_sigkill_during_production_loses_no_acknowledged_event() {
+    let mut outcomes = Vec::new();
+    for trial in 0..trials() {
+        let broker = Broker::start();
+        broker.create_topic("events", 3);
+        let brokers = broker.addr.to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("kafka trial {trial}");
+        let env = [
+            ("DRIVER", "kafka"),
+            ("KAFKA_BROKERS", brokers.as_str()),
+            ("KAFKA_TOPIC", "events"),
+            // Many small chunks, produced four at a time: the kill lands while messages are in flight.
+            ("MAX_CHUNK_EVENTS", "500"),
+            ("UPLOAD_CONCURRENCY", "4"),
+        ];
+        let acked = kill_and_restart(dir.path(), &env, &format!("k{trial}"));
+        let mut shipped = HashMap::new();
+        for message in broker.read_all("events") {
+            let record: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+            *shipped.entry(record["raw_data"]["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        }
+        let mut verify = Command::new(env!("CARGO_BIN_EXE_plutos"));
+        verify.arg("verify").arg(format!("kafka://{brokers}/events")).env_clear();
+        outcomes.push(outcome(&acked, &shipped, &mut verify, &tag));
+        let left = std::fs::read_dir(dir.path().join("spool/sealed")).unwrap().count();
+        assert_eq!(left, 0, "{tag}: everything produced, spool empty");
+    }
+    conclude("Kafka sink", &outcomes);
 }
