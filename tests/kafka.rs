@@ -142,3 +142,67 @@ fn a_missing_topic_keeps_every_chunk_in_the_spool_and_says_so_in_one_line() {
     let sealed = std::fs::read_dir(dir.path().join("spool/sealed")).unwrap().count();
     assert!(sealed >= 1, "the chunk stays in the spool");
 }
+
+#[test]
+fn a_broker_that_is_down_fills_the_spool_to_503_and_every_ack_ships_once_it_is_up() {
+    let port = Broker::free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let collector = common::collector::Collector::spawn(
+        dir.path(),
+        &[
+            ("DRIVER", "kafka"),
+            ("KAFKA_BROKERS", &brokers),
+            ("KAFKA_TOPIC", "events"),
+            ("COMPRESSION_TYPE", "none"),
+            ("MAX_SPOOL_BYTES", "256KiB"),
+            ("MAX_BUFFER_TIME_MILLISECONDS", "100"),
+        ],
+    );
+    let mut client = Client::connect(collector.addr);
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    // The broker is down from the start: 2xx until the spool is at its cap, then 503.
+    for i in 0..20_000 {
+        let head = format!("GET /e?id=down-{i}&pad={} HTTP/1.1\r\nHost: t\r\n\r\n", "p".repeat(100));
+        match client.try_request(head.as_bytes()).expect("an answer").status {
+            200 => acked.push(format!("down-{i}")),
+            503 => {
+                refused += 1;
+                break;
+            }
+            other => panic!("answered {other}"),
+        }
+    }
+    assert_eq!(refused, 1, "the spool reached its cap within 20,000 events");
+    let broker = Broker::start_on(port);
+    broker.create_topic("events", 2);
+    wait_until("the spool to drain", || metric(collector.addr, "plutos_chunks_queued") == 0);
+    wait_until("ingest to resume", || {
+        let head = format!("GET /e?id=up-{} HTTP/1.1\r\nHost: t\r\n\r\n", acked.len());
+        let ok = client.try_request(head.as_bytes()).expect("an answer").status == 200;
+        if ok {
+            acked.push(format!("up-{}", acked.len()));
+        }
+        ok
+    });
+    collector.signal(libc::SIGTERM);
+    assert!(collector.wait().success());
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for message in broker.read_all("events") {
+        let record: Value = serde_json::from_slice(&message.payload).unwrap();
+        *counts.entry(record["raw_data"]["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    let missing = acked.iter().filter(|id| !counts.contains_key(*id)).count();
+    assert_eq!(missing, 0, "of {} acked events", acked.len());
+    assert!(counts.values().all(|&n| n == 1), "every event once");
+    assert_eq!(counts.len(), acked.len(), "nothing refused was produced");
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))
+        .arg("verify")
+        .arg(format!("kafka://{brokers}/events"))
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    println!("broker down from the start: {} acked, then 503; after it came up every ack produced once", acked.len());
+}

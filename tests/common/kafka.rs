@@ -51,8 +51,16 @@ impl Read {
 
 impl Broker {
     pub fn start() -> Broker {
-        // tansu advertises the address it is given, so the port is chosen first.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Broker::start_on(Broker::free_port())
+    }
+
+    /// A loopback port nothing listens on now (tansu advertises the address it is given, so the port is chosen
+    /// before it starts).
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    pub fn start_on(port: u16) -> Broker {
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu())
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
