@@ -135,7 +135,25 @@ pub struct UploaderMetrics {
     pub last_success_ms: AtomicU64,
     /// The last failed upload was refused for good (credentials, bucket, policy) and no upload succeeded since.
     pub permanent_error: AtomicBool,
+    /// The Kafka sink's counters (rendered only with `DRIVER=kafka`).
+    pub kafka: KafkaMetrics,
 }
+
+/// The Kafka sink's own counters; a chunk's produce latency is `plutos_upload_duration_seconds`.
+#[derive(Default)]
+pub struct KafkaMetrics {
+    pub enabled: AtomicBool,
+    /// Messages produced and not acknowledged yet.
+    pub in_flight: AtomicI64,
+    pub acknowledged: AtomicU64,
+    /// Events over `KAFKA_MESSAGE_MAX_BYTES`, written to the dead-letter file.
+    pub dead_lettered: AtomicU64,
+    /// Failed messages and metadata requests by `KAFKA_ERROR_KINDS`.
+    pub errors: [AtomicU64; KAFKA_ERROR_KINDS.len()],
+}
+
+/// The `kind` labels of `plutos_kafka_errors_total`.
+pub const KAFKA_ERROR_KINDS: [&str; 5] = ["unreachable", "topic", "authorization", "fatal", "other"];
 
 /// A worker's answers and refusals since it last published them: plain counts, added to the shared atomics
 /// once per event-loop iteration, not once per request.
@@ -331,6 +349,27 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
         "plutos_upload_duration_seconds",
         "time from the start of an upload to the sink's confirmation, successful uploads",
     );
+    let kafka = &uploader.kafka;
+    if kafka.enabled.load(Relaxed) {
+        let _ = writeln!(
+            out,
+            "# HELP plutos_kafka_messages_in_flight messages produced and not acknowledged yet\n\
+             # TYPE plutos_kafka_messages_in_flight gauge\nplutos_kafka_messages_in_flight {}\n\
+             # HELP plutos_kafka_messages_acknowledged_total messages the brokers acknowledged\n\
+             # TYPE plutos_kafka_messages_acknowledged_total counter\nplutos_kafka_messages_acknowledged_total {}\n\
+             # HELP plutos_kafka_dead_letter_events_total events over KAFKA_MESSAGE_MAX_BYTES, in the dead-letter \
+             file instead\n# TYPE plutos_kafka_dead_letter_events_total counter\n\
+             plutos_kafka_dead_letter_events_total {}\n\
+             # HELP plutos_kafka_errors_total failed messages and metadata requests by kind (the chunk is produced \
+             again)\n# TYPE plutos_kafka_errors_total counter",
+            kafka.in_flight.load(Relaxed).max(0),
+            kafka.acknowledged.load(Relaxed),
+            kafka.dead_lettered.load(Relaxed),
+        );
+        for (kind, count) in KAFKA_ERROR_KINDS.iter().zip(&kafka.errors) {
+            let _ = writeln!(out, "plutos_kafka_errors_total{{kind=\"{kind}\"}} {}", count.load(Relaxed));
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP plutos_spool_bytes bytes in the spool (open and sealed chunks)\n# TYPE plutos_spool_bytes gauge\nplutos_spool_bytes {spool_bytes}"

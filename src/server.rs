@@ -67,7 +67,8 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     let (jobs, jobs_rx) = crossbeam_channel::bounded(UPLOAD_QUEUE);
     let (checked_tx, checked) = crossbeam_channel::bounded(1);
     let uploader = Uploader {
-        sink: Sink::from_config(&config.sink, &config.upload.key_prefix, &config.spool.dir).map_err(RunError::Sink)?,
+        sink: Sink::from_config(&config.sink, &config.upload.key_prefix, &config.spool.dir, &shared)
+            .map_err(RunError::Sink)?,
         dirs: dirs.clone(),
         host: host_name(),
         shared: shared.clone(),

@@ -175,9 +175,14 @@ fn a_broker_that_is_down_fills_the_spool_to_503_and_every_ack_ships_once_it_is_u
         }
     }
     assert_eq!(refused, 1, "the spool reached its cap within 20,000 events");
+    wait_until("the outage to be counted", || {
+        metric(collector.addr, "plutos_kafka_errors_total{kind=\"unreachable\"}") > 0
+    });
     let broker = Broker::start_on(port);
     broker.create_topic("events", 2);
     wait_until("the spool to drain", || metric(collector.addr, "plutos_chunks_queued") == 0);
+    assert_eq!(metric(collector.addr, "plutos_kafka_messages_in_flight"), 0);
+    assert_eq!(metric(collector.addr, "plutos_kafka_messages_acknowledged_total"), acked.len() as u64);
     wait_until("ingest to resume", || {
         let head = format!("GET /e?id=up-{} HTTP/1.1\r\nHost: t\r\n\r\n", acked.len());
         let ok = client.try_request(head.as_bytes()).expect("an answer").status == 200;

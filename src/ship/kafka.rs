@@ -14,8 +14,8 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -26,7 +26,9 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
 use crate::config::{KafkaConfig, KafkaKey};
+use crate::metrics::{KAFKA_ERROR_KINDS, KafkaMetrics};
 use crate::spool::Codec;
+use crate::state::Shared;
 
 /// Messages of one chunk that may wait for their acknowledgement at once.
 const MAX_PENDING: usize = 50_000;
@@ -38,18 +40,14 @@ pub struct KafkaSink {
     producer: Mutex<FutureProducer>,
     /// Where oversize events go (`{spool}/dead-letter`).
     dead_letters: PathBuf,
-    pub dead_lettered: AtomicU64,
+    shared: Arc<Shared>,
 }
 
 impl KafkaSink {
-    pub fn new(config: &KafkaConfig, dead_letters: PathBuf) -> Result<KafkaSink, String> {
+    pub fn new(config: &KafkaConfig, dead_letters: PathBuf, shared: Arc<Shared>) -> Result<KafkaSink, String> {
         let producer = producer(config)?;
-        Ok(KafkaSink {
-            config: config.clone(),
-            producer: Mutex::new(producer),
-            dead_letters,
-            dead_lettered: AtomicU64::new(0),
-        })
+        shared.uploader.kafka.enabled.store(true, Relaxed);
+        Ok(KafkaSink { config: config.clone(), producer: Mutex::new(producer), dead_letters, shared })
     }
 
     fn producer(&self) -> FutureProducer {
@@ -58,8 +56,8 @@ impl KafkaSink {
 
     /// At start: the topic's metadata (does it exist, with partitions).
     pub async fn check(&self) -> Result<String, SinkError> {
-        let (producer, config) = (self.producer(), self.config.clone());
-        blocking(move || topic_exists(&producer, &config)).await
+        let (producer, config, shared) = (self.producer(), self.config.clone(), self.shared.clone());
+        blocking(move || topic_exists(&producer, &config, &shared.uploader.kafka)).await
     }
 
     /// Produces every event of `chunk` and waits until the broker acknowledged each one.
@@ -73,15 +71,14 @@ impl KafkaSink {
             cancel: cancel.clone(),
             dead_letters: self.dead_letters.clone(),
             handle: tokio::runtime::Handle::current(),
+            shared: self.shared.clone(),
         };
         let result = blocking(move || job.run()).await;
         match result {
-            Ok(dead) => {
-                self.dead_lettered.fetch_add(dead, Ordering::Relaxed);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) => {
                 if let Some((code, reason)) = producer.client().fatal_error() {
+                    count(&self.shared.uploader.kafka, "fatal");
                     tracing::warn!(?code, reason, "kafka producer hit a fatal error; building a new one");
                     if let Ok(fresh) = self::producer(&self.config) {
                         *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
@@ -95,17 +92,49 @@ impl KafkaSink {
 
 /// Whether the topic exists (a broker with in-memory storage that restarted has lost it; producing would wait
 /// out librdkafka's metadata timeouts before saying so).
-fn topic_exists(producer: &FutureProducer, config: &KafkaConfig) -> Result<String, SinkError> {
+fn topic_exists(producer: &FutureProducer, config: &KafkaConfig, metrics: &KafkaMetrics) -> Result<String, SinkError> {
     let (topic, brokers) = (&config.topic, &config.brokers);
-    let metadata = producer
-        .client()
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .map_err(|e| SinkError::Retryable(format!("kafka {brokers}: {e}")))?;
+    let metadata = producer.client().fetch_metadata(Some(topic), Duration::from_secs(5)).map_err(|e| {
+        count(metrics, kind(&e));
+        SinkError::Retryable(format!("kafka {brokers}: {e}"))
+    })?;
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
             Ok(format!("kafka topic {topic} on {brokers}, {} partitions", t.partitions().len()))
         }
-        _ => Err(SinkError::Permanent(format!("kafka topic {topic} does not exist on {brokers}"))),
+        _ => {
+            count(metrics, "topic");
+            Err(SinkError::Permanent(format!("kafka topic {topic} does not exist on {brokers}")))
+        }
+    }
+}
+
+fn count(metrics: &KafkaMetrics, kind: &str) {
+    let index = KAFKA_ERROR_KINDS.iter().position(|k| *k == kind).unwrap_or(KAFKA_ERROR_KINDS.len() - 1);
+    metrics.errors[index].fetch_add(1, Relaxed);
+}
+
+/// The `kind` label of an error.
+fn kind(e: &KafkaError) -> &'static str {
+    use RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic) => "topic",
+        Some(
+            C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication,
+        ) => "authorization",
+        Some(C::Fatal) => "fatal",
+        Some(
+            C::AllBrokersDown
+            | C::BrokerTransportFailure
+            | C::MessageTimedOut
+            | C::RequestTimedOut
+            | C::OperationTimedOut
+            | C::NetworkException,
+        ) => "unreachable",
+        _ => "other",
     }
 }
 
@@ -141,40 +170,60 @@ struct Job {
     cancel: Cancel,
     dead_letters: PathBuf,
     handle: tokio::runtime::Handle,
+    shared: Arc<Shared>,
 }
 
 impl Job {
-    /// Returns how many events went to the dead-letter file.
-    fn run(self) -> Result<u64, SinkError> {
-        let name = self.chunk.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    fn metrics(&self) -> &KafkaMetrics {
+        &self.shared.uploader.kafka
+    }
+
+    fn run(self) -> Result<(), SinkError> {
+        let pending = VecDeque::new();
+        let mut job = Running { job: self, pending };
+        let result = job.produce();
+        // Messages still waiting when the chunk failed are no longer counted in flight (their acknowledgements
+        // are not awaited; the chunk goes again).
+        job.job.metrics().in_flight.fetch_sub(job.pending.len() as i64, Relaxed);
+        result
+    }
+}
+
+/// A chunk being produced, with its messages awaiting acknowledgement.
+struct Running {
+    job: Job,
+    pending: VecDeque<DeliveryFuture>,
+}
+
+impl Running {
+    fn produce(&mut self) -> Result<(), SinkError> {
+        let job = &self.job;
+        let name = job.chunk.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let codec = Codec::from_file_name(&name)
             .ok_or_else(|| SinkError::Permanent(format!("{name}: not a chunk file name")))?;
-        let file = File::open(&self.chunk.path)?;
+        let file = File::open(&job.chunk.path)?;
         let lines: Box<dyn BufRead> = match codec {
             Codec::Gzip => Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file))),
             Codec::Zstd => Box::new(BufReader::new(zstd::stream::read::Decoder::new(file)?)),
             Codec::None => Box::new(BufReader::new(file)),
         };
-        let (host, boot, worker) =
-            (self.object.host.as_str(), self.object.boot.as_str(), self.object.worker.to_string());
+        let (host, boot, worker) = (job.object.host.as_str(), job.object.boot.as_str(), job.object.worker.to_string());
         // A topic that is gone (deleted, or lost by a broker with in-memory storage) is said at once: producing
         // to it would wait out librdkafka's message timeout first.
-        topic_exists(&self.producer, &self.config)?;
-        let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
-        let mut dead = 0;
+        topic_exists(&job.producer, &job.config, job.metrics())?;
         let mut key = Vec::new();
         for (i, line) in lines.split(b'\n').enumerate() {
             let line = line?;
             if line.is_empty() {
                 continue;
             }
-            if self.cancel.is_cancelled() {
+            if job.cancel.is_cancelled() {
                 return Err(SinkError::Cancelled);
             }
-            let seq = (self.object.first_seq + i as u64).to_string();
-            if line.len() as u64 > self.config.message_max_bytes {
-                self.dead_letter(&line)?;
-                dead += 1;
+            let seq = (job.object.first_seq + i as u64).to_string();
+            if line.len() as u64 > job.config.message_max_bytes {
+                job.dead_letter(&line)?;
+                job.metrics().dead_lettered.fetch_add(1, Relaxed);
                 continue;
             }
             let headers = OwnedHeaders::new_with_capacity(5)
@@ -183,46 +232,60 @@ impl Job {
                 .insert(Header { key: "worker", value: Some(worker.as_str()) })
                 .insert(Header { key: "seq", value: Some(seq.as_str()) })
                 .insert(Header { key: "protocol", value: record_protocol(&line) });
-            let has_key = message_key(&self.config.key, &line, &mut key);
-            let mut record = FutureRecord::to(&self.config.topic).payload(&line[..]).headers(headers);
+            let has_key = message_key(&job.config.key, &line, &mut key);
+            let mut record = FutureRecord::to(&job.config.topic).payload(&line[..]).headers(headers);
             if has_key {
                 record = record.key(&key[..]);
             }
             loop {
-                match self.producer.send_result(record) {
+                match job.producer.send_result(record) {
                     Ok(delivery) => {
-                        pending.push_back(delivery);
+                        self.pending.push_back(delivery);
+                        self.job.metrics().in_flight.fetch_add(1, Relaxed);
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         // librdkafka's queue is full: wait for the oldest message, then try again.
                         record = back;
-                        match pending.pop_front() {
-                            Some(oldest) => self.acknowledged(oldest)?,
-                            None => self.producer.poll(Duration::from_millis(100)),
+                        match self.pending.pop_front() {
+                            Some(oldest) => self.job.acknowledged(oldest)?,
+                            None => self.job.producer.poll(Duration::from_millis(100)),
                         }
                     }
-                    Err((e, _)) => return Err(classify(&e)),
+                    Err((e, _)) => return Err(self.job.failed(&e)),
                 }
             }
-            if pending.len() >= MAX_PENDING {
-                let oldest = pending.pop_front().unwrap_or_else(|| unreachable!("pending is not empty"));
-                self.acknowledged(oldest)?;
+            if self.pending.len() >= MAX_PENDING {
+                let oldest = self.pending.pop_front().unwrap_or_else(|| unreachable!("pending is not empty"));
+                self.job.acknowledged(oldest)?;
             }
         }
-        while let Some(delivery) = pending.pop_front() {
-            self.acknowledged(delivery)?;
+        while let Some(delivery) = self.pending.pop_front() {
+            self.job.acknowledged(delivery)?;
         }
-        Ok(dead)
+        Ok(())
     }
+}
 
+impl Job {
     /// Waits for one message's acknowledgement.
     fn acknowledged(&self, delivery: DeliveryFuture) -> Result<(), SinkError> {
+        let metrics = self.metrics();
+        metrics.in_flight.fetch_sub(1, Relaxed);
         match self.handle.block_on(delivery) {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((e, _))) => Err(classify(&e)),
+            Ok(Ok(_)) => {
+                metrics.acknowledged.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Ok(Err((e, _))) => Err(self.failed(&e)),
             Err(_) => Err(SinkError::Retryable("kafka producer went away before the acknowledgement".into())),
         }
+    }
+
+    /// Counts a failed message by kind and says what the chunk does next.
+    fn failed(&self, e: &KafkaError) -> SinkError {
+        count(self.metrics(), kind(e));
+        classify(e)
     }
 
     /// Appends an oversize event to `dead-letter/{object key}.ndjson` (durably: it is not produced).

@@ -28,13 +28,19 @@ pub enum Sink {
 
 impl Sink {
     /// Builds the sink; S3 and Kafka can fail here (their settings are checked, not the service).
-    /// `spool`: the spool directory (Kafka's dead-letter files go next to its chunks).
-    pub fn from_config(config: &SinkConfig, key_prefix: &str, spool: &std::path::Path) -> Result<Sink, String> {
+    /// `spool`: the spool directory (Kafka's dead-letter files go next to its chunks); `shared`: where Kafka
+    /// counts its messages.
+    pub fn from_config(
+        config: &SinkConfig,
+        key_prefix: &str,
+        spool: &std::path::Path,
+        shared: &std::sync::Arc<crate::state::Shared>,
+    ) -> Result<Sink, String> {
         Ok(match config {
             SinkConfig::File { root } => Sink::File(FileSink::new(root.clone())),
             SinkConfig::Stdout => Sink::Stdout(StdoutSink),
             SinkConfig::S3(s3) => Sink::S3(S3Sink::new(s3, key_prefix)?),
-            SinkConfig::Kafka(kafka) => Sink::Kafka(KafkaSink::new(kafka, spool.join("dead-letter"))?),
+            SinkConfig::Kafka(kafka) => Sink::Kafka(KafkaSink::new(kafka, spool.join("dead-letter"), shared.clone())?),
             SinkConfig::Discard => Sink::Discard,
         })
     }
