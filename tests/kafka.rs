@@ -157,6 +157,9 @@ fn a_broker_that_is_down_fills_the_spool_to_503_and_every_ack_ships_once_it_is_u
             ("COMPRESSION_TYPE", "none"),
             ("MAX_SPOOL_BYTES", "256KiB"),
             ("MAX_BUFFER_TIME_MILLISECONDS", "100"),
+            // Between the broker's start and the topic's creation an attempt finds no topic: a permanent
+            // failure, tried again at this cadence (60 s by default).
+            ("UPLOAD_PERMANENT_RETRY_MS", "200"),
         ],
     );
     let mut client = Client::connect(collector.addr);

@@ -144,6 +144,9 @@ fn producer(config: &KafkaConfig) -> Result<FutureProducer, String> {
     // A topic is the operator's to create (partitions, retention): producing must not create one with the
     // broker's defaults. `KAFKA_PRODUCER_ALLOW_AUTO_CREATE_TOPICS=true` allows it.
     client.set("allow.auto.create.topics", "false");
+    // librdkafka's own queue: 64 MiB of messages waiting for the brokers (its default is 1 GiB), so a broker
+    // that pushes back slows the uploader (QueueFull) long before memory grows. An operator may change it.
+    client.set("queue.buffering.max.kbytes", "65536");
     for (name, value) in &config.passthrough {
         client.set(name, value);
     }
