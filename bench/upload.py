@@ -10,6 +10,11 @@ S3 API server on loopback, and whether it keeps up with what the workers seal.
    shipped, and plutos's CPU seconds (all its threads: the uploader's runtime and its blocking pool; the idle
    workers add next to nothing) per GB shipped.
 The number of cores one uploader follows = MB/s shipped / MB/s sealed per core.
+
+With `--sink kafka` the ship step produces to tansu (scripts/tansu.sh, pinned to the load CPUs, memory storage, a
+3-partition topic) instead: events/s produced and plutos's CPU µs per event (every event becomes a message), and
+the cores one uploader follows = events/s produced / events/s a server core accepted while filling. Keep the
+backlog small (`--backlog-mb 8`): the broker holds every message in memory.
 """
 
 import argparse
@@ -130,15 +135,33 @@ def s3s_fs(args, root):
     return proc, f"http://127.0.0.1:{port}"
 
 
+def tansu(args):
+    """tansu on a free port of the load CPUs with a 3-partition topic `events`; returns (process, brokers)."""
+    binary = subprocess.run([str(ROOT / "scripts" / "tansu.sh")], capture_output=True, text=True, check=True).stdout.strip()
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(["taskset", "-c", args.load_cpus, binary, "broker", "--listener-url", url,
+                             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    subprocess.run([binary, "topic", "create", "events", "--broker", url, "--partitions", "3"], check=True,
+                   capture_output=True)
+    return proc, f"127.0.0.1:{port}"
+
+
 def ship(args, work, filled, concurrency, round_no):
     """Ships a copy of the filled spool with UPLOAD_CONCURRENCY=concurrency; returns its figures."""
     base = work / f"ship-c{concurrency}-r{round_no}"
     spool = base / "spool"
     shutil.copytree(filled, spool)
-    server, endpoint = s3s_fs(args, base / "s3")
     chunks = len(list((spool / "sealed").iterdir()))
-    proc = plutos(args, spool, {"S3_ENDPOINT": endpoint, "UPLOAD_CONCURRENCY": str(concurrency),
-                                "S3_MULTIPART_BYTES": args.multipart_bytes})
+    if args.sink == "kafka":
+        server, brokers = tansu(args)
+        sink_env = {"DRIVER": "kafka", "KAFKA_BROKERS": brokers, "KAFKA_TOPIC": "events"}
+    else:
+        server, endpoint = s3s_fs(args, base / "s3")
+        sink_env = {"S3_ENDPOINT": endpoint, "S3_MULTIPART_BYTES": args.multipart_bytes}
+    proc = plutos(args, spool, {**sink_env, "UPLOAD_CONCURRENCY": str(concurrency)})
     try:
         ticks, server_ticks, start = cpu_ticks([proc.pid]), cpu_ticks([server.pid]), time.monotonic()
         deadline = start + 600
@@ -150,6 +173,7 @@ def ship(args, work, filled, concurrency, round_no):
         cpu_s = (cpu_ticks([proc.pid]) - ticks) / CLK_TCK
         server_cpu_s = (cpu_ticks([server.pid]) - server_ticks) / CLK_TCK
         shipped = metric(args.port, "plutos_bytes_shipped_total")
+        events = metric(args.port, "plutos_events_shipped_total")
         failures = metric(args.port, 'plutos_upload_failures_total{kind="retryable"}')
     finally:
         stop(proc)
@@ -158,7 +182,8 @@ def ship(args, work, filled, concurrency, round_no):
         shutil.rmtree(base, ignore_errors=True)
     return {"concurrency": concurrency, "seconds": seconds, "mb_per_s": shipped / seconds / 1e6,
             "chunks_per_s": chunks / seconds, "cpu_s_per_gb": cpu_s / (shipped / 1e9), "cpu_share": cpu_s / seconds,
-            "server_cpu_share": server_cpu_s / seconds, "failures": failures}
+            "server_cpu_share": server_cpu_s / seconds, "failures": failures, "events_per_s": events / seconds,
+            "cpu_us_per_event": cpu_s * 1e6 / events}
 
 
 def main():
@@ -177,6 +202,7 @@ def main():
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--results", default=None)
+    parser.add_argument("--sink", default="s3", choices=["s3", "kafka"], help="where the ship step sends chunks")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory(prefix="plutos-upload-", dir=os.environ.get("TMPDIR", "/var/tmp")) as work:
@@ -190,9 +216,10 @@ def main():
             for c in concurrencies:
                 r = ship(args, work, spool, c, round_no)
                 results.append(r)
-                print(f"round {round_no} concurrency {c}: {r['mb_per_s']:.1f} MB/s, {r['chunks_per_s']:.1f} chunks/s, "
+                print(f"round {round_no} concurrency {c}: {r['events_per_s']:,.0f} events/s, "
+                      f"{r['cpu_us_per_event']:.3f} plutos CPU µs/event, {r['mb_per_s']:.1f} MB/s, {r['chunks_per_s']:.1f} chunks/s, "
                       f"{r['cpu_s_per_gb']:.2f} CPU s/GB, plutos CPU {100 * r['cpu_share']:.0f}%, "
-                      f"s3s-fs CPU {100 * r['server_cpu_share']:.0f}%, "
+                      f"{args.sink} server CPU {100 * r['server_cpu_share']:.0f}%, "
                       f"retryable failures {r['failures']:.0f}", flush=True)
     write(args, filled, results, concurrencies)
 
@@ -206,7 +233,8 @@ def write(args, filled, results, concurrencies):
     now = datetime.now(timezone.utc)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    path = Path(args.results) if args.results else ROOT / "bench" / "results" / f"{now:%Y-%m-%d}-upload-{platform.node()}.md"
+    name = f"{now:%Y-%m-%d}-upload{'-kafka' if args.sink == 'kafka' else ''}-{platform.node()}.md"
+    path = Path(args.results) if args.results else ROOT / "bench" / "results" / name
     out = [f"# plutos upload benchmark, {now:%Y-%m-%d %H:%M} UTC\n",
            f"- command: `scripts/bench.sh --upload {' '.join(sys.argv[1:])}`",
            f"- commit `{commit}`; CPU {cpu_model}; {os.cpu_count()} CPUs; kernel {platform.release()}",
@@ -220,6 +248,23 @@ def write(args, filled, results, concurrencies):
            f"chunks are).\n",
            "| UPLOAD_CONCURRENCY | MB/s shipped | chunks/s | plutos CPU s per GB shipped | plutos CPU (share of one core) | s3s-fs CPU | cores one uploader follows |",
            "|---:|---:|---:|---:|---:|---:|---:|"]
+    if args.sink == "kafka":
+        out[3] = out[3].replace("s3s-fs 0.14.1", "tansu 0.6.0 (memory storage, 3 partitions)")
+        out[-2:] = ["| UPLOAD_CONCURRENCY | events/s produced | plutos CPU µs per event | plutos CPU (share of one core) "
+                    "| tansu CPU | cores one uploader follows | target ≤ 0.3 µs/event and ≥ 4 cores |",
+                    "|---:|---:|---:|---:|---:|---:|---|"]
+        per_core = filled["events_per_s"] / len(cpu_list(args.server_cpus))
+        for c in concurrencies:
+            runs = [r for r in results if r["concurrency"] == c]
+            eps, us = median([r["events_per_s"] for r in runs]), median([r["cpu_us_per_event"] for r in runs])
+            out.append(f"| {c} | {eps:,.0f} | {us:.3f} | {100 * median([r['cpu_share'] for r in runs]):.0f}% | "
+                       f"{100 * median([r['server_cpu_share'] for r in runs]):.0f}% | {eps / per_core:.2f} | "
+                       f"{'met' if us <= 0.3 and eps / per_core >= 4 else '**missed**'} |")
+        out.append(f"\n\"Cores one uploader follows\" = events/s produced ÷ events/s one server core accepted under "
+                   f"`{args.fill_scenario}` ({per_core:,.0f}).")
+        path.write_text("\n".join(out) + "\n")
+        print(f"results written to {path}")
+        return
     for c in concurrencies:
         runs = [r for r in results if r["concurrency"] == c]
         mbps = median([r["mb_per_s"] for r in runs])

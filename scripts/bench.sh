@@ -9,6 +9,8 @@
 #   scripts/bench.sh --upload [--concurrency 1,4] [--codec gzip6] [--fill-seconds 5] [--rounds 3] ...
 #                    the upload scenario (bench/upload.py): MB/s and chunks/s shipped to s3s-fs on loopback,
 #                    CPU per GB, and how many cores one uploader follows
+#   scripts/bench.sh --upload --sink kafka --backlog-mb 8 [...]
+#                    the same with the Kafka sink producing to tansu: events/s, plutos CPU µs per event
 #
 # The article's 4+4 split on an 8-thread host: scripts/bench.sh --server-cpus 0-3 --load-cpus 4-7
 set -euo pipefail
