@@ -72,7 +72,7 @@ def plutos(args, spool, env_extra):
         "MAX_BUFFER_TIME_SECONDS": "3600",
     }
     env.update(env_extra)
-    proc = subprocess.Popen(["taskset", "-c", args.server_cpus, str(BIN)], env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(["taskset", "-c", args.server_cpus, str(args.binary)], env=env, stdout=subprocess.DEVNULL,
                             stderr=open(spool.parent / "plutos.stderr", "a"))
     wait_port(args.port, proc)
     return proc
@@ -202,6 +202,7 @@ def main():
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--results", default=None)
+    parser.add_argument("--binary", default=str(BIN), help="the plutos binary that fills and ships (default: this build)")
     parser.add_argument("--sink", default="s3", choices=["s3", "kafka"], help="where the ship step sends chunks")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]

@@ -6,23 +6,25 @@
 //!
 //! A chunk is decoded and produced on tokio's blocking pool, streaming: at most `MAX_PENDING` messages of one
 //! chunk wait for their acknowledgement at a time, and librdkafka's own queue is bounded, so a broker that
-//! pushes back slows the uploader instead of filling memory. An event larger than `KAFKA_MESSAGE_MAX_BYTES`
+//! pushes back slows the uploader instead of filling memory. Acknowledgements are counted per chunk by the
+//! producer's delivery callback (each message carries its chunk's counters), served by the producing threads'
+//! own polls: no future, channel or thread per message. An event larger than `KAFKA_MESSAGE_MAX_BYTES`
 //! is written to a dead-letter file next to the spool (`dead-letter/{key}.ndjson`) and counted, so it never
 //! blocks its chunk. A fatal producer error (librdkafka's idempotence state broken) rebuilds the producer.
 
-use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext};
 
 use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
 use crate::config::{KafkaConfig, KafkaKey};
@@ -35,9 +37,11 @@ const MAX_PENDING: usize = 50_000;
 /// How long librdkafka keeps trying one message before it reports it failed (the chunk is then sent again).
 const MESSAGE_TIMEOUT_MS: u64 = 60_000;
 
+type Kafka = BaseProducer<Deliveries>;
+
 pub struct KafkaSink {
     config: KafkaConfig,
-    producer: Mutex<FutureProducer>,
+    producer: Mutex<Arc<Kafka>>,
     /// Where oversize events go (`{spool}/dead-letter`).
     dead_letters: PathBuf,
     shared: Arc<Shared>,
@@ -45,12 +49,12 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     pub fn new(config: &KafkaConfig, dead_letters: PathBuf, shared: Arc<Shared>) -> Result<KafkaSink, String> {
-        let producer = producer(config)?;
+        let producer = producer(config, &shared)?;
         shared.uploader.kafka.enabled.store(true, Relaxed);
         Ok(KafkaSink { config: config.clone(), producer: Mutex::new(producer), dead_letters, shared })
     }
 
-    fn producer(&self) -> FutureProducer {
+    fn producer(&self) -> Arc<Kafka> {
         self.producer.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -70,7 +74,6 @@ impl KafkaSink {
             chunk: chunk.clone(),
             cancel: cancel.clone(),
             dead_letters: self.dead_letters.clone(),
-            handle: tokio::runtime::Handle::current(),
             shared: self.shared.clone(),
         };
         let result = blocking(move || job.run()).await;
@@ -80,7 +83,7 @@ impl KafkaSink {
                 if let Some((code, reason)) = producer.client().fatal_error() {
                     count(&self.shared.uploader.kafka, "fatal");
                     tracing::warn!(?code, reason, "kafka producer hit a fatal error; building a new one");
-                    if let Ok(fresh) = self::producer(&self.config) {
+                    if let Ok(fresh) = self::producer(&self.config, &self.shared) {
                         *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
                     }
                 }
@@ -92,7 +95,7 @@ impl KafkaSink {
 
 /// Whether the topic exists (a broker with in-memory storage that restarted has lost it; producing would wait
 /// out librdkafka's metadata timeouts before saying so).
-fn topic_exists(producer: &FutureProducer, config: &KafkaConfig, metrics: &KafkaMetrics) -> Result<String, SinkError> {
+fn topic_exists(producer: &Kafka, config: &KafkaConfig, metrics: &KafkaMetrics) -> Result<String, SinkError> {
     let (topic, brokers) = (&config.topic, &config.brokers);
     let metadata = producer.client().fetch_metadata(Some(topic), Duration::from_secs(5)).map_err(|e| {
         count(metrics, kind(&e));
@@ -138,8 +141,44 @@ fn kind(e: &KafkaError) -> &'static str {
     }
 }
 
+/// A chunk's acknowledgements, counted by the delivery callback.
+#[derive(Default)]
+struct ChunkAcks {
+    /// Messages the brokers acknowledged, and messages that failed.
+    done: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<KafkaError>>,
+}
+
+/// The producer's context: where a delivery report goes (the message's chunk, the metrics).
+struct Deliveries {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Arc<ChunkAcks>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, chunk: Arc<ChunkAcks>) {
+        let metrics = &self.shared.uploader.kafka;
+        metrics.in_flight.fetch_sub(1, Relaxed);
+        match result {
+            Ok(_) => {
+                metrics.acknowledged.fetch_add(1, Relaxed);
+            }
+            Err((e, _)) => {
+                count(metrics, kind(e));
+                chunk.first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| e.clone());
+                chunk.failed.fetch_add(1, Release);
+            }
+        }
+        chunk.done.fetch_add(1, Release);
+    }
+}
+
 /// A producer as plutos needs it: idempotent, `acks=all`, a finite message timeout.
-fn producer(config: &KafkaConfig) -> Result<FutureProducer, String> {
+fn producer(config: &KafkaConfig, shared: &Arc<Shared>) -> Result<Arc<Kafka>, String> {
     let mut client = ClientConfig::new();
     // A topic is the operator's to create (partitions, retention): producing must not create one with the
     // broker's defaults. `KAFKA_PRODUCER_ALLOW_AUTO_CREATE_TOPICS=true` allows it.
@@ -161,18 +200,18 @@ fn producer(config: &KafkaConfig) -> Result<FutureProducer, String> {
     for (name, value) in &config.security {
         client.set(name, &value.0);
     }
-    client.create().map_err(|e| format!("kafka producer: {e}"))
+    let context = Deliveries { shared: shared.clone() };
+    client.create_with_context(context).map(Arc::new).map_err(|e| format!("kafka producer: {e}"))
 }
 
 /// One chunk's production, on the blocking pool.
 struct Job {
-    producer: FutureProducer,
+    producer: Arc<Kafka>,
     config: KafkaConfig,
     object: ObjectMeta,
     chunk: ChunkFile,
     cancel: Cancel,
     dead_letters: PathBuf,
-    handle: tokio::runtime::Handle,
     shared: Arc<Shared>,
 }
 
@@ -182,113 +221,87 @@ impl Job {
     }
 
     fn run(self) -> Result<(), SinkError> {
-        let pending = VecDeque::new();
-        let mut job = Running { job: self, pending };
-        let result = job.produce();
-        // Messages still waiting when the chunk failed are no longer counted in flight (their acknowledgements
-        // are not awaited; the chunk goes again).
-        job.job.metrics().in_flight.fetch_sub(job.pending.len() as i64, Relaxed);
-        result
-    }
-}
-
-/// A chunk being produced, with its messages awaiting acknowledgement.
-struct Running {
-    job: Job,
-    pending: VecDeque<DeliveryFuture>,
-}
-
-impl Running {
-    fn produce(&mut self) -> Result<(), SinkError> {
-        let job = &self.job;
-        let name = job.chunk.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = self.chunk.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let codec = Codec::from_file_name(&name)
             .ok_or_else(|| SinkError::Permanent(format!("{name}: not a chunk file name")))?;
-        let file = File::open(&job.chunk.path)?;
+        let file = File::open(&self.chunk.path)?;
         let lines: Box<dyn BufRead> = match codec {
             Codec::Gzip => Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file))),
             Codec::Zstd => Box::new(BufReader::new(zstd::stream::read::Decoder::new(file)?)),
             Codec::None => Box::new(BufReader::new(file)),
         };
-        let (host, boot, worker) = (job.object.host.as_str(), job.object.boot.as_str(), job.object.worker.to_string());
         // A topic that is gone (deleted, or lost by a broker with in-memory storage) is said at once: producing
         // to it would wait out librdkafka's message timeout first.
-        topic_exists(&job.producer, &job.config, job.metrics())?;
+        topic_exists(&self.producer, &self.config, self.metrics())?;
+        let acks = Arc::new(ChunkAcks::default());
+        let (host, boot, worker) = (self.object.host.as_str(), self.object.boot.as_str(), self.object.worker.to_string());
         let mut key = Vec::new();
+        let mut seq = String::new();
+        let mut sent = 0u64;
         for (i, line) in lines.split(b'\n').enumerate() {
             let line = line?;
             if line.is_empty() {
                 continue;
             }
-            if job.cancel.is_cancelled() {
+            if self.cancel.is_cancelled() {
                 return Err(SinkError::Cancelled);
             }
-            let seq = (job.object.first_seq + i as u64).to_string();
-            if line.len() as u64 > job.config.message_max_bytes {
-                job.dead_letter(&line)?;
-                job.metrics().dead_lettered.fetch_add(1, Relaxed);
+            if acks.failed.load(Acquire) > 0 {
+                break;
+            }
+            if line.len() as u64 > self.config.message_max_bytes {
+                self.dead_letter(&line)?;
+                self.metrics().dead_lettered.fetch_add(1, Relaxed);
                 continue;
             }
+            seq.clear();
+            let _ = std::fmt::Write::write_fmt(&mut seq, format_args!("{}", self.object.first_seq + i as u64));
             let headers = OwnedHeaders::new_with_capacity(5)
                 .insert(Header { key: "host", value: Some(host) })
                 .insert(Header { key: "boot", value: Some(boot) })
                 .insert(Header { key: "worker", value: Some(worker.as_str()) })
                 .insert(Header { key: "seq", value: Some(seq.as_str()) })
                 .insert(Header { key: "protocol", value: record_protocol(&line) });
-            let has_key = message_key(&job.config.key, &line, &mut key);
-            let mut record = FutureRecord::to(&job.config.topic).payload(&line[..]).headers(headers);
+            let has_key = message_key(&self.config.key, &line, &mut key);
+            let mut record =
+                BaseRecord::with_opaque_to(&self.config.topic, acks.clone()).payload(&line[..]).headers(headers);
             if has_key {
                 record = record.key(&key[..]);
             }
             loop {
-                match job.producer.send_result(record) {
-                    Ok(delivery) => {
-                        self.pending.push_back(delivery);
-                        self.job.metrics().in_flight.fetch_add(1, Relaxed);
-                        break;
-                    }
+                match self.producer.send(record) {
+                    Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        // librdkafka's queue is full: wait for the oldest message, then try again.
+                        // librdkafka's queue is full: serve delivery reports until it has room.
                         record = back;
-                        match self.pending.pop_front() {
-                            Some(oldest) => self.job.acknowledged(oldest)?,
-                            None => self.job.producer.poll(Duration::from_millis(100)),
-                        }
+                        self.producer.poll(Duration::from_millis(100));
                     }
-                    Err((e, _)) => return Err(self.job.failed(&e)),
+                    Err((e, _)) => {
+                        count(self.metrics(), kind(&e));
+                        return Err(classify(&e));
+                    }
                 }
             }
-            if self.pending.len() >= MAX_PENDING {
-                let oldest = self.pending.pop_front().unwrap_or_else(|| unreachable!("pending is not empty"));
-                self.job.acknowledged(oldest)?;
+            sent += 1;
+            self.metrics().in_flight.fetch_add(1, Relaxed);
+            if sent % 1024 == 0 {
+                self.producer.poll(Duration::ZERO);
+            }
+            while sent - acks.done.load(Acquire) >= MAX_PENDING as u64 {
+                self.producer.poll(Duration::from_millis(10));
             }
         }
-        while let Some(delivery) = self.pending.pop_front() {
-            self.job.acknowledged(delivery)?;
-        }
-        Ok(())
-    }
-}
-
-impl Job {
-    /// Waits for one message's acknowledgement.
-    fn acknowledged(&self, delivery: DeliveryFuture) -> Result<(), SinkError> {
-        let metrics = self.metrics();
-        metrics.in_flight.fetch_sub(1, Relaxed);
-        match self.handle.block_on(delivery) {
-            Ok(Ok(_)) => {
-                metrics.acknowledged.fetch_add(1, Relaxed);
-                Ok(())
+        // Every message's report comes within librdkafka's message timeout.
+        while acks.done.load(Acquire) < sent {
+            if self.cancel.is_cancelled() {
+                return Err(SinkError::Cancelled);
             }
-            Ok(Err((e, _))) => Err(self.failed(&e)),
-            Err(_) => Err(SinkError::Retryable("kafka producer went away before the acknowledgement".into())),
+            self.producer.poll(Duration::from_millis(50));
         }
-    }
-
-    /// Counts a failed message by kind and says what the chunk does next.
-    fn failed(&self, e: &KafkaError) -> SinkError {
-        count(self.metrics(), kind(e));
-        classify(e)
+        match acks.first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(e) => Err(classify(&e)),
+            None => Ok(()),
+        }
     }
 
     /// Appends an oversize event to `dead-letter/{object key}.ndjson` (durably: it is not produced).
