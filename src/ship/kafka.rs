@@ -234,7 +234,8 @@ impl Job {
         // to it would wait out librdkafka's message timeout first.
         topic_exists(&self.producer, &self.config, self.metrics())?;
         let acks = Arc::new(ChunkAcks::default());
-        let (host, boot, worker) = (self.object.host.as_str(), self.object.boot.as_str(), self.object.worker.to_string());
+        let (host, boot, worker) =
+            (self.object.host.as_str(), self.object.boot.as_str(), self.object.worker.to_string());
         let mut key = Vec::new();
         let mut seq = String::new();
         let mut sent = 0u64;
