@@ -9,21 +9,19 @@ use common::kafka::Broker;
 use common::*;
 use serde_json::Value;
 
+/// The in-process server producing to the topic `events` on `brokers`, with `flags` added.
+fn shipping_to(brokers: &str, flags: &[&str]) -> TestServer {
+    let mut all = vec!["--driver", "kafka", "--kafka-brokers", brokers, "--kafka-topic", "events"];
+    all.extend_from_slice(flags);
+    TestServer::start(&all)
+}
+
 #[test]
 fn every_acknowledged_event_is_one_message_with_its_headers_and_key() {
     let broker = Broker::start();
     broker.create_topic("events", 3);
     let brokers = broker.addr.to_string();
-    let server = TestServer::start(&[
-        "--driver",
-        "kafka",
-        "--kafka-brokers",
-        &brokers,
-        "--kafka-topic",
-        "events",
-        "--kafka-key",
-        "event_id",
-    ]);
+    let server = shipping_to(&brokers, &["--kafka-key", "event_id"]);
     let mut client = server.client();
     for i in 0..50 {
         assert_eq!(client.request(format!("GET /e?tag=get-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
@@ -84,16 +82,7 @@ fn an_event_over_the_message_limit_goes_to_the_dead_letter_file_and_the_rest_shi
     let broker = Broker::start();
     broker.create_topic("events", 1);
     let brokers = broker.addr.to_string();
-    let server = TestServer::start(&[
-        "--driver",
-        "kafka",
-        "--kafka-brokers",
-        &brokers,
-        "--kafka-topic",
-        "events",
-        "--kafka-message-max-bytes",
-        "4KiB",
-    ]);
+    let server = shipping_to(&brokers, &["--kafka-message-max-bytes", "4KiB"]);
     let mut client = server.client();
     let big = "x".repeat(6000);
     let body = format!("{{\"tag\":\"small-1\"}}\n{{\"tag\":\"big\",\"pad\":\"{big}\"}}\n{{\"tag\":\"small-2\"}}\n");

@@ -30,6 +30,7 @@ use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
 use crate::config::{KafkaConfig, KafkaKey};
 use crate::metrics::{KAFKA_ERROR_KINDS, KafkaMetrics};
 use crate::spool::Codec;
+use crate::spool::encoder::decoder;
 use crate::state::Shared;
 
 /// Messages of one chunk that may wait for their acknowledgement at once.
@@ -224,12 +225,7 @@ impl Job {
         let name = self.chunk.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let codec = Codec::from_file_name(&name)
             .ok_or_else(|| SinkError::Permanent(format!("{name}: not a chunk file name")))?;
-        let file = File::open(&self.chunk.path)?;
-        let lines: Box<dyn BufRead> = match codec {
-            Codec::Gzip => Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file))),
-            Codec::Zstd => Box::new(BufReader::new(zstd::stream::read::Decoder::new(file)?)),
-            Codec::None => Box::new(BufReader::new(file)),
-        };
+        let lines = BufReader::new(decoder(codec, File::open(&self.chunk.path)?)?);
         // A topic that is gone (deleted, or lost by a broker with in-memory storage) is said at once: producing
         // to it would wait out librdkafka's message timeout first.
         topic_exists(&self.producer, &self.config, self.metrics())?;
@@ -309,10 +305,15 @@ impl Job {
     fn dead_letter(&self, line: &[u8]) -> Result<(), SinkError> {
         let path = self.dead_letters.join(format!("{}.ndjson", self.object.key.replace('/', "_")));
         fs::create_dir_all(&self.dead_letters)?;
+        let created = !path.exists();
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         file.write_all(line)?;
         file.write_all(b"\n")?;
         file.sync_data()?;
+        if created {
+            // The chunk leaves the spool once this returns: the new file's name must be as durable as its bytes.
+            File::open(&self.dead_letters)?.sync_all()?;
+        }
         tracing::warn!(
             path = %path.display(),
             bytes = line.len(),

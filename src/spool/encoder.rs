@@ -118,13 +118,22 @@ impl Encoder {
 pub fn decode(codec: Codec, compressed: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     use std::io::Read;
     match codec {
-        Codec::Gzip => flate2::read::MultiGzDecoder::new(compressed).read_to_end(out).map(drop),
-        Codec::Zstd => zstd::stream::read::Decoder::new(compressed)?.read_to_end(out).map(drop),
         Codec::None => {
             out.extend_from_slice(compressed);
             Ok(())
         }
+        _ => decoder(codec, compressed)?.read_to_end(out).map(drop),
     }
+}
+
+/// A chunk stream's records as they are read from `compressed` (a file, an object's body), without holding the
+/// chunk decoded in memory.
+pub fn decoder<'a>(codec: Codec, compressed: impl io::Read + 'a) -> io::Result<Box<dyn io::Read + 'a>> {
+    Ok(match codec {
+        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
+        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(compressed)?),
+        Codec::None => Box::new(compressed),
+    })
 }
 
 #[cfg(test)]

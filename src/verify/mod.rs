@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Args, s3_bucket};
 use crate::ship::object::{ObjectMeta, sha256_of};
 use crate::spool::Codec;
+use crate::spool::encoder::decoder;
 
 /// A line longer than this is reported, not read on (a record is at most a request body plus its fields).
 const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
@@ -277,12 +278,7 @@ impl Content {
 /// Decodes the stream line by line (a 64 MiB chunk may hold gigabytes of records: never held whole) and checks
 /// that each line is one JSON object ending in `\n`.
 fn read_lines(codec: Codec, compressed: impl Read) -> io::Result<Content> {
-    let decoded: Box<dyn Read> = match codec {
-        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
-        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(compressed)?),
-        Codec::None => Box::new(compressed),
-    };
-    let mut reader = BufReader::with_capacity(256 * 1024, decoded);
+    let mut reader = BufReader::with_capacity(256 * 1024, decoder(codec, compressed)?);
     let mut content = Content::default();
     let mut line = Vec::new();
     loop {
