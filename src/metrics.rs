@@ -153,7 +153,7 @@ pub struct KafkaMetrics {
 }
 
 /// The `kind` labels of `plutos_kafka_errors_total`.
-pub const KAFKA_ERROR_KINDS: [&str; 5] = ["unreachable", "topic", "authorization", "fatal", "other"];
+pub const KAFKA_ERROR_KINDS: [&str; 6] = ["unreachable", "topic", "authorization", "tls", "fatal", "other"];
 
 /// A worker's answers and refusals since it last published them: plain counts, added to the shared atomics
 /// once per event-loop iteration, not once per request.

@@ -203,3 +203,93 @@ fn a_broker_that_is_down_fills_the_spool_to_503_and_every_ack_ships_once_it_is_u
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
     println!("broker down from the start: {} acked, then 503; after it came up every ack produced once", acked.len());
 }
+
+#[test]
+fn tls_to_the_broker_through_a_private_ca_ships_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::pki::Pki::new(dir.path(), "kafka");
+    let broker = Broker::start_tls(&pki, false);
+    broker.create_topic("events", 2);
+    let front = broker.tls_addr.unwrap().to_string();
+    let server = shipping_to(&front, &["--kafka-tls-ca", pki.ca.to_str().unwrap()]);
+    let mut client = server.client();
+    for i in 0..20 {
+        assert_eq!(client.request(format!("GET /e?tag=tls-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
+    }
+    drop(server.stop());
+    let mut tags: Vec<String> = broker
+        .read_all("events")
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap()["raw_data"]["tag"].as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    let mut sent: Vec<String> = (0..20).map(|i| format!("tls-{i}")).collect();
+    sent.sort();
+    assert_eq!(tags, sent);
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))
+        .arg("verify")
+        .arg(format!("kafka://{front}/events"))
+        .env_clear()
+        .env("KAFKA_TLS_CA", &pki.ca)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    assert!(report.contains("plutos verify: 20 messages, 20 events from "), "{report}");
+}
+
+/// A broker behind a TLS front that refuses the collector's connection (with `broker_auth`, it requires SASL and
+/// knows no user); the collector's stderr and `plutos_kafka_errors_total{kind}` for `kind`. The chunk stays.
+fn refused(broker_auth: bool, env: &[(&str, &str)], kind: &str) -> (String, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::pki::Pki::new(dir.path(), "kafka");
+    let broker = Broker::start_tls(&pki, broker_auth);
+    let front = broker.tls_addr.unwrap().to_string();
+    let ca = pki.ca.to_str().unwrap();
+    let mut all = vec![("DRIVER", "kafka"), ("KAFKA_BROKERS", front.as_str()), ("KAFKA_TOPIC", "events")];
+    all.push(("SHUTDOWN_TIMEOUT_SECONDS", "1"));
+    all.extend(env.iter().map(|&(k, v)| (k, if v == "{ca}" { ca } else { v })));
+    let collector = common::collector::Collector::spawn(dir.path(), &all);
+    assert_eq!(get(collector.addr, "/e?tag=kept").status, 200);
+    let failures = |kind: &str| metric(collector.addr, &format!("plutos_upload_failures_total{{kind=\"{kind}\"}}"));
+    wait_until("the chunk to be sealed and tried", || failures("retryable") + failures("permanent") > 0);
+    let errors = metric(collector.addr, &format!("plutos_kafka_errors_total{{kind=\"{kind}\"}}"));
+    collector.signal(libc::SIGTERM);
+    let (status, stderr) = collector.wait_with_stderr();
+    assert!(status.success(), "{stderr}");
+    let sealed = std::fs::read_dir(dir.path().join("spool/sealed")).unwrap().count();
+    assert!(sealed >= 1, "the chunk stays in the spool");
+    (stderr, errors)
+}
+
+/// The lines of `stderr` that contain `text`.
+fn lines_with<'a>(stderr: &'a str, text: &str) -> Vec<&'a str> {
+    stderr.lines().filter(|line| line.contains(text)).collect()
+}
+
+#[test]
+fn a_broker_certificate_from_an_unknown_ca_is_refused_and_named() {
+    // KAFKA_TLS=on without KAFKA_TLS_CA: the system's CAs, which do not know the test CA.
+    let (stderr, tls_errors) = refused(false, &[("KAFKA_TLS", "on")], "tls");
+    let said = lines_with(&stderr, "certificate verify failed");
+    assert!(said[0].contains("the sink cannot take objects: kafka 127.0.0.1:"), "{stderr}");
+    // The start-up check's line, then the first failed upload's; repeats are not logged again.
+    assert!(said.len() <= 2, "{stderr}");
+    assert!(tls_errors > 0);
+}
+
+#[test]
+fn wrong_sasl_credentials_are_refused_as_permanent_and_named() {
+    let sasl = [
+        ("KAFKA_TLS_CA", "{ca}"),
+        ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        ("KAFKA_SASL_USERNAME", "alice"),
+        ("KAFKA_SASL_PASSWORD", "wrong"),
+    ];
+    let (stderr, auth_errors) = refused(true, &sasl, "authorization");
+    let said = lines_with(&stderr, "SASL authentication error");
+    assert!(said[0].contains("the sink cannot take objects: kafka 127.0.0.1:"), "{stderr}");
+    assert!(said.len() <= 2, "{stderr}");
+    assert!(said.iter().skip(1).all(|line| line.contains("upload refused; retrying slowly")), "{stderr}");
+    assert!(auth_errors > 0);
+}

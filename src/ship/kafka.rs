@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -98,10 +99,21 @@ impl KafkaSink {
 /// out librdkafka's metadata timeouts before saying so).
 fn topic_exists(producer: &Kafka, config: &KafkaConfig, metrics: &KafkaMetrics) -> Result<String, SinkError> {
     let (topic, brokers) = (&config.topic, &config.brokers);
-    let metadata = producer.client().fetch_metadata(Some(topic), Duration::from_secs(5)).map_err(|e| {
+    // Within the uploader's start-up check (5 s), so that its line names this failure.
+    let context = producer.context();
+    let metadata = producer.client().fetch_metadata(Some(topic), Duration::from_secs(4)).map_err(|e| {
         count(metrics, kind(&e));
-        SinkError::Retryable(format!("kafka {brokers}: {e}"))
+        // rdkafka queues librdkafka's log lines to the main queue: serve them, so `log` has seen the failures.
+        producer.poll(Duration::ZERO);
+        match context.last_connection_failure() {
+            // Refused credentials stay refused until a setting changes: a permanent failure.
+            Some(("authorization", reason)) => SinkError::Permanent(format!("kafka {brokers}: {reason}")),
+            Some((_, reason)) => SinkError::Retryable(format!("kafka {brokers}: {reason}")),
+            None => SinkError::Retryable(format!("kafka {brokers}: {e}")),
+        }
     })?;
+    // Connected: an old connection failure no longer explains the next one.
+    context.last_connection_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
             Ok(format!("kafka topic {topic} on {brokers}, {} partitions", t.partitions().len()))
@@ -129,6 +141,7 @@ fn kind(e: &KafkaError) -> &'static str {
             | C::SaslAuthenticationFailed
             | C::Authentication,
         ) => "authorization",
+        Some(C::SSL) => "tls",
         Some(C::Fatal) => "fatal",
         Some(
             C::AllBrokersDown
@@ -151,12 +164,60 @@ struct ChunkAcks {
     first_error: Mutex<Option<KafkaError>>,
 }
 
-/// The producer's context: where a delivery report goes (the message's chunk, the metrics).
+/// The producer's context: where a delivery report goes (the message's chunk, the metrics), and why the last
+/// broker connection failed.
 struct Deliveries {
     shared: Arc<Shared>,
+    /// librdkafka's own line for the failing broker connections (a TLS handshake, SASL, a refused connection),
+    /// with its error kind: a request that fails meanwhile says only "transport failure".
+    last_connection_failure: Mutex<Option<(&'static str, String)>>,
 }
 
-impl ClientContext for Deliveries {}
+impl Deliveries {
+    fn last_connection_failure(&self) -> Option<(&'static str, String)> {
+        self.last_connection_failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl ClientContext for Deliveries {
+    /// librdkafka logs each failed broker connection (facility `FAIL`, with identical repeats suppressed),
+    /// served by the producer's polls; the error event for it comes later, if at all. The line is kept for the failure
+    /// it causes (the uploader logs that once per change) and counted by kind; other warnings go to the log.
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "FAIL" {
+            // "[thrd:sasl_ssl://host:port/bootstrap]: sasl_ssl://host:port/bootstrap: SASL authentication error: …"
+            // "… (after 21ms in state AUTH_REQ, 1 identical error(s) suppressed)": the same failure, said once.
+            let reason = message.split_once("]: ").map_or(message, |(_, rest)| rest);
+            let reason = reason.split_once(" (after ").map_or(reason, |(reason, _)| reason);
+            let kind = if reason.contains("SASL") {
+                "authorization"
+            } else if reason.contains("SSL") {
+                "tls"
+            } else {
+                "unreachable"
+            };
+            count(&self.shared.uploader.kafka, kind);
+            // librdkafka words one failure in more than one way; the first line of a kind stays until the kind
+            // changes or a connection succeeds, so the uploader's once-per-change log says it once.
+            let mut last = self.last_connection_failure.lock().unwrap_or_else(|e| e.into_inner());
+            if last.as_ref().is_none_or(|(said, _)| *said != kind) {
+                *last = Some((kind, reason.to_string()));
+            }
+        } else if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            tracing::warn!(facility, "librdkafka: {message}");
+        }
+    }
+
+    /// Error events that are not a broker connection's (those are `log`ged with their reason first).
+    fn error(&self, error: KafkaError, reason: &str) {
+        use RDKafkaErrorCode as C;
+        let connection = [C::BrokerTransportFailure, C::AllBrokersDown, C::Authentication, C::SSL];
+        if !error.rdkafka_error_code().is_some_and(|code| connection.contains(&code)) {
+            count(&self.shared.uploader.kafka, kind(&error));
+            tracing::warn!(%error, "kafka: {reason}");
+        }
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = Arc<ChunkAcks>;
@@ -201,7 +262,7 @@ fn producer(config: &KafkaConfig, shared: &Arc<Shared>) -> Result<Arc<Kafka>, St
     for (name, value) in &config.security {
         client.set(name, &value.0);
     }
-    let context = Deliveries { shared: shared.clone() };
+    let context = Deliveries { shared: shared.clone(), last_connection_failure: Mutex::new(None) };
     client.create_with_context(context).map(Arc::new).map_err(|e| format!("kafka producer: {e}"))
 }
 

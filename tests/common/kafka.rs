@@ -2,6 +2,7 @@
 //! loopback port with in-memory storage and stopped when dropped, and a reader of a topic's partitions (no
 //! consumer group: each partition assigned directly, read from the start to its end).
 
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::DEADLINE;
+use super::pki::Pki;
 
 fn tansu() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -31,7 +33,13 @@ fn tansu() -> &'static PathBuf {
 
 pub struct Broker {
     child: Child,
+    /// The broker's own plaintext listener.
     pub addr: SocketAddr,
+    /// With `start_tls`: the TLS front that the broker advertises, and the front's process.
+    pub tls_addr: Option<SocketAddr>,
+    front: Option<Child>,
+    /// The CA the front's certificate chains to.
+    ca: Option<PathBuf>,
 }
 
 /// One message as read back.
@@ -61,10 +69,39 @@ impl Broker {
     }
 
     pub fn start_on(port: u16) -> Broker {
+        Broker::launch(port, port, false)
+    }
+
+    /// A broker reached through a TLS front holding `pki`'s server certificate (the broker advertises the
+    /// front). With `authentication` the broker requires SASL and knows no user, so every credential is wrong.
+    pub fn start_tls(pki: &Pki, authentication: bool) -> Broker {
+        let port = Broker::free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/tls_front.py");
+        let mut front = Command::new("python3")
+            .arg(script)
+            .args([&pki.cert, &pki.key])
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the TLS front");
+        let mut line = String::new();
+        BufReader::new(front.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let front_port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("the TLS front's port, not {line:?}"));
+        let mut broker = Broker::launch(port, front_port, authentication);
+        broker.tls_addr = Some(SocketAddr::from(([127, 0, 0, 1], front_port)));
+        broker.front = Some(front);
+        broker.ca = Some(pki.ca.clone());
+        broker
+    }
+
+    fn launch(port: u16, advertised: u16, authentication: bool) -> Broker {
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{advertised}");
         let child = Command::new(tansu())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
             .args(["--storage-engine", "memory://tansu/"])
+            .args(authentication.then_some("--authentication"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -76,7 +113,7 @@ impl Broker {
             assert!(start.elapsed() < DEADLINE, "tansu did not listen on {addr}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Broker { child, addr }
+        Broker { child, addr, tls_addr: None, front: None, ca: None }
     }
 
     pub fn url(&self) -> String {
@@ -95,13 +132,18 @@ impl Broker {
     /// Every message of `topic`: each partition assigned directly from its start and read until librdkafka
     /// reports its end (tansu's watermarks count batches, not messages, so they cannot tell the end).
     pub fn read_all(&self, topic: &str) -> Vec<Read> {
-        let consumer: BaseConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", self.addr.to_string())
             .set("group.id", "plutos-tests-unused")
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create()
-            .unwrap();
+            .set("enable.partition.eof", "true");
+        if let Some(ca) = &self.ca {
+            // The broker advertises its TLS front: every connection after the first goes there.
+            config.set("bootstrap.servers", self.tls_addr.unwrap().to_string());
+            config.set("security.protocol", "ssl").set("ssl.ca.location", ca.display().to_string());
+        }
+        let consumer: BaseConsumer = config.create().unwrap();
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
         let partitions: Vec<i32> =
             metadata.topics().iter().find(|t| t.name() == topic).unwrap().partitions().iter().map(|p| p.id()).collect();
@@ -150,7 +192,9 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in std::iter::once(&mut self.child).chain(self.front.as_mut()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
