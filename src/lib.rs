@@ -8,7 +8,8 @@
 //!   connections' state, and the handling of the requests in their bytes.
 //! - `http`: request heads, chunked bodies, framing across reads, routes, error kinds, response encoding.
 //! - `event`: queries, forms and bodies into JSON events, and the record line of each.
-//! - `enrich`: what a record adds about its client (GeoIP, user agent, bots), with the databases' reload.
+//! - `enrich`: what a record adds about its client (GeoIP, user agent, bots).
+//! - `reload`: files served from (GeoIP databases, the TLS certificate) read again on SIGHUP or when replaced.
 //! - `spool`: the per-worker chunk writer, its gzip/zstd streams, and the durable directory of chunks.
 //! - `ship`: the uploader thread and the sinks it ships to (S3, file, stdout).
 //! - `state` and `metrics`: the few atomics everything shares.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod listener;
 pub mod metrics;
 pub mod protocol;
+pub mod reload;
 pub mod ship;
 pub mod spool;
 pub mod state;

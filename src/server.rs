@@ -11,9 +11,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::{Poll, Waker};
 
 use crate::config::{Config, ShutdownConfig};
-use crate::enrich::{self, EnrichError, Enrichment};
+use crate::enrich::{EnrichError, Enrichment};
 use crate::event::ids::{host_name, new_boot_id, random_u64};
 use crate::listener::Listeners;
+use crate::reload::{self, Reloadable};
 use crate::ship::Uploader;
 use crate::ship::sink::Sink;
 use crate::spool::chunk::ChunkWriter;
@@ -84,10 +85,11 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     let hangup_signal =
         signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone()).map_err(RunError::Thread)?;
     let (stop_reload, reload_stopped) = crossbeam_channel::bounded::<()>(1);
-    let reload = match enrichment {
-        Some(enrichment) => Some(enrich::reload::spawn(enrichment, hangup, reload_stopped).map_err(RunError::Thread)?),
-        None => None,
-    };
+    let mut reloadable: Vec<Arc<dyn Reloadable>> = Vec::new();
+    if let Some(geo) = enrichment.as_ref().and_then(|e| e.geo.clone()) {
+        reloadable.push(geo);
+    }
+    let reload = reload::spawn(reloadable, hangup, reload_stopped).map_err(RunError::Thread)?;
 
     // Ready once the sink was checked (or the check gave up): a sink that is down still lets ingest run into
     // the spool, but the operator hears of it before the service reports ready.
@@ -109,7 +111,7 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     }
     signal_hook::low_level::unregister(hangup_signal);
     drop(stop_reload);
-    if reload.is_some_and(|thread| thread.join().is_err()) {
+    if reload.join().is_err() {
         panicked = Some("the reload thread");
     }
     if let Some(thread) = panicked {

@@ -3,7 +3,7 @@
 //!
 //! Each database is read whole into memory (never mapped: a file replaced in place under a mapping is the
 //! classic SIGBUS) and verified before it serves. Workers share one `GeoSet` behind an `Arc`; a reload builds a
-//! new set on the reload thread and publishes it (`Geo::generation`), and each worker takes it at the start of
+//! new set on the reload thread and publishes it (`Geo::published`), and each worker takes it at the start of
 //! its next loop iteration, so no lookup waits on a lock.
 //!
 //! Both layouts in use are read: MaxMind's (`country.iso_code`, `subdivisions[0].iso_code`, `city.names.en`,
@@ -13,17 +13,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use maxminddb::Reader;
 use serde::Deserialize;
 
 use crate::event::json::escape_into;
+use crate::reload::{FileIdentity, Published, Reloadable};
 
 /// More databases than City + Country + ASN and a spare are a configuration mistake.
 pub const MAX_DATABASES: usize = 4;
@@ -44,23 +43,6 @@ pub struct GeoDb {
     path: PathBuf,
     reader: Reader<Vec<u8>>,
     identity: FileIdentity,
-}
-
-/// What tells a replaced file from the one loaded: a rename brings a new inode, an overwrite a new mtime/size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileIdentity {
-    dev: u64,
-    ino: u64,
-    mtime_nanos: i128,
-    len: u64,
-}
-
-impl FileIdentity {
-    pub fn of(path: &Path) -> io::Result<FileIdentity> {
-        let m = std::fs::metadata(path)?;
-        let mtime_nanos = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-        Ok(FileIdentity { dev: m.dev(), ino: m.ino(), mtime_nanos, len: m.len() })
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -300,9 +282,7 @@ struct Location<'a> {
 
 /// The databases of `GEOIP_DB`, shared by the workers and replaced by the reload thread.
 pub struct Geo {
-    current: Mutex<Arc<GeoSet>>,
-    /// Bumped after each new set is in `current`: a worker whose copy is older takes the new one.
-    generation: AtomicU64,
+    pub published: Published<GeoSet>,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
 }
@@ -312,25 +292,35 @@ impl Geo {
     pub fn load(paths: &[PathBuf]) -> Result<Geo, LoadError> {
         let dbs = paths.iter().map(|p| GeoDb::load(p).map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
         Ok(Geo {
-            current: Mutex::new(Arc::new(GeoSet { dbs })),
-            generation: AtomicU64::new(0),
+            published: Published::new(GeoSet { dbs }),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
         })
     }
 
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// The set in service.
+    pub fn current(&self) -> Arc<GeoSet> {
+        self.published.current()
     }
 
-    /// The set in service (a lock held for one `Arc` clone; workers take it only when the generation moved).
-    pub fn current(&self) -> Arc<GeoSet> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The files of the databases in service, in `GEOIP_DB`'s order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.current().dbs.iter().map(|db| db.path.clone()).collect()
+    }
+}
+
+impl Reloadable for Geo {
+    fn what(&self) -> &'static str {
+        "the GeoIP databases"
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        self.paths()
     }
 
     /// Reads again each database whose file changed (all of them when `forced`, a SIGHUP). A file that fails
     /// to load keeps its old database in service and is logged in one line; the others switch.
-    pub fn reload(&self, forced: bool) {
+    fn reload(&self, forced: bool) {
         let old = self.current();
         let mut changed = false;
         let mut dbs = Vec::with_capacity(old.dbs.len());
@@ -354,15 +344,8 @@ impl Geo {
             }
         }
         if changed {
-            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(GeoSet { dbs });
-            // The generation first: once the counter shows a reload, every worker's next iteration has it.
-            self.generation.fetch_add(1, Ordering::Release);
+            self.published.publish(GeoSet { dbs });
             self.reloads.fetch_add(1, Ordering::Release);
         }
-    }
-
-    /// The files of the databases in service, in `GEOIP_DB`'s order.
-    pub fn paths(&self) -> Vec<PathBuf> {
-        self.current().dbs.iter().map(|db| db.path.clone()).collect()
     }
 }

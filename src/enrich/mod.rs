@@ -7,20 +7,21 @@
 //! - `agent`: the uap-core and isbot lists, compiled once and shared.
 //! - `cache`: each worker's bounded memo of rendered fragments, so the lookups' decoding and the regexes run
 //!   once per distinct network record and user agent per core.
-//! - `reload`: the thread that reloads the databases on SIGHUP and when their files are replaced.
+//!
+//! The databases are reloaded on SIGHUP and when their files are replaced by `crate::reload`'s thread.
 //!
 //! A worker's `Enricher` renders one fragment per request, spliced into each record after `user_agent`.
 
 pub mod agent;
 pub mod cache;
 pub mod geo;
-pub mod reload;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::event::client::IpMode;
+use crate::reload::Follower;
 use agent::Agents;
 use cache::{Bounds, Cache};
 use geo::{Geo, GeoSet, Precision};
@@ -78,7 +79,7 @@ impl EnrichConfig {
 
 /// What every worker's enricher shares: the databases and the compiled lists.
 pub struct Enrichment {
-    pub geo: Option<Geo>,
+    pub geo: Option<Arc<Geo>>,
     agents: Option<Agents>,
     precision: Precision,
     bots: BotPolicy,
@@ -97,7 +98,7 @@ impl Enrichment {
     pub fn new(config: &EnrichConfig, ip_mode: IpMode) -> Result<Enrichment, EnrichError> {
         let geo = match config.geoip_db.is_empty() {
             true => None,
-            false => Some(Geo::load(&config.geoip_db)?),
+            false => Some(Arc::new(Geo::load(&config.geoip_db)?)),
         };
         let wants_agents = config.ua_parse || config.bots != BotPolicy::Keep;
         let agents = match wants_agents {
@@ -139,8 +140,8 @@ pub struct EnrichCounts {
 /// fragment.
 pub struct Enricher {
     shared: Option<Arc<Enrichment>>,
-    /// The geo set in use and the generation it came with.
-    set: Option<(Arc<GeoSet>, u64)>,
+    /// The geo set in use.
+    set: Option<Follower<GeoSet>>,
     /// Client address → `geo` fragment.
     geo_addresses: Cache,
     /// The databases' record offsets (`GeoSet::key`) → `geo` fragment.
@@ -163,7 +164,7 @@ pub struct Enriched<'a> {
 
 impl Enricher {
     pub fn new(shared: Option<Arc<Enrichment>>) -> Enricher {
-        let set = shared.as_ref().and_then(|s| s.geo.as_ref()).map(|g| (g.current(), g.generation()));
+        let set = shared.as_ref().and_then(|s| s.geo.as_ref()).map(|g| g.published.follow());
         Enricher {
             shared,
             set,
@@ -179,12 +180,10 @@ impl Enricher {
 
     /// Once per loop iteration: takes the databases a reload published, if any.
     pub fn refresh(&mut self) {
-        let Some(geo) = self.shared.as_ref().and_then(|s| s.geo.as_ref()) else {
+        let (Some(geo), Some(set)) = (self.shared.as_ref().and_then(|s| s.geo.as_ref()), self.set.as_mut()) else {
             return;
         };
-        let generation = geo.generation();
-        if self.set.as_ref().is_some_and(|(_, seen)| *seen != generation) {
-            self.set = Some((geo.current(), generation));
+        if set.refresh(&geo.published) {
             self.geo_addresses.clear();
             self.geo_records.clear();
         }
@@ -197,7 +196,7 @@ impl Enricher {
         let Some(shared) = &self.shared else {
             return Enriched { fragment: &self.fragment, drop: false };
         };
-        if let Some((set, _)) = &self.set {
+        if let Some(Follower { value: set, .. }) = &self.set {
             let internal = client.is_some_and(geo::is_internal);
             self.geo_internal += u64::from(internal);
             match client.filter(|_| !internal) {
