@@ -153,7 +153,7 @@ fn pipelined_requests(c: &mut Criterion) {
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, peer) = listener.accept().unwrap();
     let mut conn =
-        Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now());
+        Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now(), None);
     let burst = b"GET /e?test=me HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".repeat(16);
     let ndjson = post("/e", "application/x-ndjson", &ndjson_100());
     let segment = post("/v1/batch", "application/json", &segment_batch_100());

@@ -62,8 +62,13 @@ impl Trickle {
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let requests = Requests::new(config, &plutos::config::EdgeConfig::default(), shared, 0, 0);
-        let conn =
-            Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now());
+        let conn = Connection::new(
+            mio::net::TcpStream::from_std(server),
+            requests.peer(peer.ip()),
+            false,
+            Instant::now(),
+            None,
+        );
         Trickle { requests, batch: Batch::default(), conn, client, read_buf: vec![0; 64 * 1024] }
     }
 
@@ -73,7 +78,7 @@ impl Trickle {
             self.client.write_all(piece).unwrap();
             let (requests, batch) = (&mut self.requests, &mut self.batch);
             let handle = |conn: &mut Connection, data: &[u8]| requests.process(conn, data, batch);
-            self.conn.receive(&mut self.read_buf, Instant::now(), handle).unwrap();
+            self.conn.receive(&mut self.read_buf, &mut Vec::new(), Instant::now(), handle).unwrap();
         }
         let answered = self.conn.out.len();
         assert!(answered > 0 && self.conn.out.starts_with(b"HTTP/1.1 200"), "one whole request answered 200");

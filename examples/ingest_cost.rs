@@ -39,7 +39,7 @@ fn main() {
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, peer) = listener.accept().unwrap();
     let mut conn =
-        Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now());
+        Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now(), None);
     let mut batch = Batch::default();
     let mut events = 0;
     for _ in 0..rounds {

@@ -3,7 +3,8 @@
 //!
 //! Modules in the order a request meets them:
 //! - `config`: the one validated configuration (flags + env, Plutos's names), in parts.
-//! - `listener`: one SO_REUSEPORT listening socket per worker.
+//! - `listener`: one SO_REUSEPORT listening socket per worker (and one more for HTTPS).
+//! - `tls`: the certificate pair HTTPS connections are served with, reloaded without a restart.
 //! - `worker`: the pinned per-core event loop (accept, read, group commit, flush, seal, timeouts), its
 //!   connections' state, and the handling of the requests in their bytes.
 //! - `http`: request heads, chunked bodies, framing across reads, routes, error kinds, response encoding.
@@ -30,6 +31,7 @@ pub mod reload;
 pub mod ship;
 pub mod spool;
 pub mod state;
+pub mod tls;
 pub mod verify;
 pub mod worker;
 

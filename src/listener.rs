@@ -7,26 +7,57 @@ use std::net::{SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// The bound listeners, one per worker.
+/// The bound listeners: one per worker for HTTP (`PORT`) and one per worker for HTTPS (`TLS_PORT`), either
+/// of them possibly absent.
 pub struct Listeners {
-    pub(crate) sockets: Vec<TcpListener>,
+    pub(crate) http: Vec<TcpListener>,
+    pub(crate) https: Vec<TcpListener>,
+    workers: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub source: io::Error,
 }
 
 impl Listeners {
+    /// The HTTP listeners' address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sockets[0].local_addr()
+        self.http.first().ok_or_else(|| io::Error::other("no HTTP listener (PORT=off)"))?.local_addr()
+    }
+
+    /// The HTTPS listeners' address.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.https.first().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Each worker's HTTP and HTTPS listener.
+    pub(crate) fn into_workers(self) -> impl Iterator<Item = (Option<TcpListener>, Option<TcpListener>)> {
+        let (mut http, mut https) = (self.http.into_iter(), self.https.into_iter());
+        (0..self.workers).map(move |_| (http.next(), https.next()))
     }
 }
 
-/// Binds `count` SO_REUSEPORT listeners on `addr`. Port 0 picks one port, shared by all of them.
-pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Listeners> {
-    let first = bind_one(addr)?;
-    let addr = first.local_addr()?;
-    let mut sockets = vec![first];
-    for _ in 1..count {
-        sockets.push(bind_one(addr)?);
-    }
-    Ok(Listeners { sockets })
+/// Binds `workers` SO_REUSEPORT listeners on each address given. Port 0 picks one port, shared by all of them.
+pub fn bind(http: Option<SocketAddr>, https: Option<SocketAddr>, workers: usize) -> Result<Listeners, BindError> {
+    let group = |addr: Option<SocketAddr>| -> Result<Vec<TcpListener>, BindError> {
+        let Some(addr) = addr else { return Ok(Vec::new()) };
+        let error = |source| BindError { addr, source };
+        let first = bind_one(addr).map_err(error)?;
+        let addr = first.local_addr().map_err(error)?;
+        let mut sockets = vec![first];
+        for _ in 1..workers {
+            sockets.push(bind_one(addr).map_err(error)?);
+        }
+        Ok(sockets)
+    };
+    Ok(Listeners { http: group(http)?, https: group(https)?, workers })
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -90,6 +90,13 @@ fn parse_config(args: &Args) -> Result<Option<Config>, ExitCode> {
                 return Err(ExitCode::from(2));
             }
         }
+        // So are the TLS certificate and key: they must load and match.
+        if let Some(tls) = &config.tls {
+            if let Err(e) = plutos::tls::Tls::load(&tls.cert, &tls.key) {
+                eprintln!("plutos: {e}");
+                return Err(ExitCode::from(2));
+            }
+        }
         println!("plutos: configuration ok: {config:?}");
         return Ok(None);
     }
@@ -153,11 +160,16 @@ fn serve(config: Config, shutdown: Receiver<()>) -> Result<(), String> {
     if fd_limit < max_connections as u64 + 64 {
         tracing::warn!(fd_limit, max_connections, "descriptor limit below MAX_CONNECTIONS");
     }
-    let listeners =
-        plutos::bind(config.listen, config.workers).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    match listeners.local_addr() {
-        Ok(addr) => tracing::info!("listening on {addr}"),
-        Err(e) => tracing::warn!(error = %e, "bound, but cannot read the local address"),
+    let tls_listen = config.tls.as_ref().map(|tls| tls.listen);
+    let listeners = plutos::bind(config.listen, tls_listen, config.workers).map_err(|e| e.to_string())?;
+    if config.listen.is_some() {
+        match listeners.local_addr() {
+            Ok(addr) => tracing::info!("listening on {addr}"),
+            Err(e) => tracing::warn!(error = %e, "bound, but cannot read the local address"),
+        }
+    }
+    if let Some(addr) = listeners.tls_local_addr() {
+        tracing::info!("listening for HTTPS on {addr}");
     }
     plutos::run(config, listeners, shutdown).map_err(|e| e.to_string())
 }

@@ -11,8 +11,10 @@ use crate::http::HttpError;
 use crate::http::route::{self, Route};
 
 mod enrichment;
+mod tls;
 
 pub use enrichment::render_enrichment;
+pub use tls::render_tls;
 
 /// Rows of the response counters: one per route of the table, then one for answers to requests that matched no
 /// route (refused before a route was known), labelled `unrouted`.
@@ -80,6 +82,8 @@ pub struct WorkerMetrics {
     pub connections_accepted: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// TLS connections closed on a failed handshake, a bad record or a handshake timeout.
+    pub tls_failures: AtomicU64,
     /// Times a connection stopped being read because its client was not taking its answers.
     pub read_pauses: AtomicU64,
     pub spool_writes: AtomicU64,
@@ -105,6 +109,7 @@ impl Default for WorkerMetrics {
             connections_accepted: zero(),
             connections_open: zero(),
             connections_refused: zero(),
+            tls_failures: zero(),
             read_pauses: zero(),
             spool_writes: zero(),
             spool_write_errors: zero(),

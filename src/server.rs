@@ -20,6 +20,7 @@ use crate::ship::sink::Sink;
 use crate::spool::chunk::ChunkWriter;
 use crate::spool::{SpoolDirs, UploadJob, recover};
 use crate::state::{Phase, Shared};
+use crate::tls::{Tls, TlsError};
 use crate::worker::request::Requests;
 use crate::worker::{WAKER, Worker, WorkerSettings, WorkerSetup};
 
@@ -42,6 +43,8 @@ pub enum RunError {
     Sink(String),
     #[error(transparent)]
     Enrich(#[from] EnrichError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Serves until `shutdown` yields (or its sender is dropped), then shuts down gracefully. Returns once every
@@ -55,13 +58,20 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     if !recovered.is_empty() {
         tracing::info!(chunks = recovered.len(), "queued sealed chunks from the spool");
     }
-    let workers = listeners.sockets.len();
+    let workers = listeners.workers();
     let enrichment = match config.edge.enrich.enabled() {
         true => Some(Arc::new(Enrichment::new(&config.edge.enrich, config.edge.ip_mode)?)),
         false => None,
     };
-    let shared =
-        Arc::new(Shared::new(workers, spool_bytes, config.spool.max_bytes).with_enrichment(enrichment.clone()));
+    let tls = match &config.tls {
+        Some(tls) => Some(Arc::new(Tls::load(&tls.cert, &tls.key)?)),
+        None => None,
+    };
+    let shared = Arc::new(
+        Shared::new(workers, spool_bytes, config.spool.max_bytes)
+            .with_enrichment(enrichment.clone())
+            .with_tls(tls.clone()),
+    );
     let boot = new_boot_id();
     tracing::info!(boot = %boot, workers, "starting");
 
@@ -88,6 +98,9 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     let mut reloadable: Vec<Arc<dyn Reloadable>> = Vec::new();
     if let Some(geo) = enrichment.as_ref().and_then(|e| e.geo.clone()) {
         reloadable.push(geo);
+    }
+    if let Some(tls) = tls {
+        reloadable.push(tls);
     }
     let reload = reload::spawn(reloadable, hangup, reload_stopped).map_err(RunError::Thread)?;
 
@@ -130,7 +143,7 @@ fn start_workers(
     jobs: Sender<UploadJob>,
     shared: &Arc<Shared>,
 ) -> Result<(Vec<thread::JoinHandle<()>>, Vec<Waker>), RunError> {
-    let count = listeners.sockets.len();
+    let count = listeners.workers();
     let boot_random = random_u64() as u32;
     let settings = WorkerSettings {
         max_connections: config.http.max_connections.div_ceil(count),
@@ -141,13 +154,14 @@ fn start_workers(
     };
     let mut wakers = Vec::with_capacity(count);
     let mut handles = Vec::with_capacity(count);
-    for (index, socket) in listeners.sockets.into_iter().enumerate() {
+    for (index, (http, https)) in listeners.into_workers().enumerate() {
         let poll = Poll::new().map_err(RunError::Poll)?;
         wakers.push(Waker::new(poll.registry(), WAKER).map_err(RunError::Poll)?);
         let worker = Worker::new(WorkerSetup {
             index,
             poll,
-            listener: mio::net::TcpListener::from_std(socket),
+            listener: http.map(mio::net::TcpListener::from_std),
+            tls_listener: https.map(mio::net::TcpListener::from_std).zip(shared.tls.clone()),
             settings,
             requests: Requests::new(config.http, &config.edge, shared.clone(), index, boot_random),
             chunk: ChunkWriter::new(index, boot.to_string(), dirs.clone(), config.spool.chunk),

@@ -10,6 +10,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::enrich::Enrichment;
 use crate::metrics::{UploaderMetrics, WorkerMetrics};
+use crate::tls::Tls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -36,6 +37,8 @@ pub struct Shared {
     started: Instant,
     /// `None`: no enrichment configured.
     pub enrichment: Option<Arc<Enrichment>>,
+    /// `None`: no HTTPS listener.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Shared {
@@ -49,11 +52,16 @@ impl Shared {
             upload_deadline: OnceLock::new(),
             started: Instant::now(),
             enrichment: None,
+            tls: None,
         }
     }
 
     pub fn with_enrichment(self, enrichment: Option<Arc<Enrichment>>) -> Shared {
         Shared { enrichment, ..self }
+    }
+
+    pub fn with_tls(self, tls: Option<Arc<Tls>>) -> Shared {
+        Shared { tls, ..self }
     }
 
     /// The uploader calls this when the sink confirmed an upload.
@@ -122,6 +130,7 @@ impl Shared {
     pub fn metrics_text(&self) -> String {
         let mut text = crate::metrics::render(&self.workers, &self.uploader, self.spool_bytes.load(Ordering::Relaxed));
         crate::metrics::render_enrichment(&mut text, &self.workers, self.enrichment.as_deref());
+        crate::metrics::render_tls(&mut text, &self.workers, self.tls.as_deref());
         text
     }
 }

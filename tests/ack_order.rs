@@ -4,7 +4,8 @@
 //! the client; every 200 the client holds by then must already be in the spool. Once every answer arrived, the
 //! stopped server is killed with SIGKILL and restarted on the same spool: every 200 must be shipped. The same
 //! with the spool write failing (the file-size limit lowered) just when the server resumes reading: the answers
-//! that wait for that write become one 503, and none of their events is stored.
+//! that wait for that write become one 503, and none of their events is stored. The first trials run over HTTPS
+//! too: an answer is encrypted only when it may be written.
 
 mod common;
 
@@ -98,35 +99,89 @@ struct Pipeline {
     collector: Collector,
     dir: tempfile::TempDir,
     stream: TcpStream,
+    /// Over HTTPS: the client's TLS session (answers are decrypted before they are counted).
+    tls: Option<rustls::ClientConnection>,
     trial: usize,
     sent: u64,
 }
 
 impl Pipeline {
-    fn fill(trial: usize) -> Pipeline {
+    /// `https`: the connection goes to the HTTPS listener.
+    fn fill(trial: usize, https: bool) -> Pipeline {
         let dir = tempfile::tempdir().unwrap();
-        let env = [("WORKERS", "1"), ("COMPRESSION_TYPE", "none"), ("MAX_BUFFER_TIME_MILLISECONDS", "3600000")];
+        let pki = common::pki::Pki::new(dir.path(), "ack");
+        let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+        let mut env = vec![("WORKERS", "1"), ("COMPRESSION_TYPE", "none"), ("MAX_BUFFER_TIME_MILLISECONDS", "3600000")];
+        if https {
+            env.extend([("TLS_PORT", "127.0.0.1:0"), ("TLS_CERT", cert), ("TLS_KEY", key)]);
+        }
         // A file-size limit far away, so that SIGXFSZ is ignored when a test lowers it.
         let collector = Collector::spawn_with(dir.path(), &env, Some(1 << 40));
-        let mut stream = TcpStream::connect(collector.addr).unwrap();
+        let mut stream = TcpStream::connect(if https { collector.tls_addr() } else { collector.addr }).unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let tls = https.then(|| {
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = rustls::ClientConnection::new(pki.client(&[&rustls::version::TLS13], &[]), name).unwrap();
+            while tls.is_handshaking() {
+                tls.complete_io(&mut stream).unwrap();
+            }
+            tls
+        });
+        let mut pipeline = Pipeline { collector, dir, stream, tls, trial, sent: 0 };
+        pipeline.pause_the_server();
+        pipeline
+    }
+
+    /// Writes `bytes` (encrypted, over HTTPS).
+    fn send(&mut self, bytes: &[u8]) {
+        match &mut self.tls {
+            None => self.stream.write_all(bytes).unwrap(),
+            Some(tls) => {
+                // The session takes what fits under its buffer limit; the records go out, then the rest.
+                let mut rest = bytes;
+                while !rest.is_empty() {
+                    rest = &rest[tls.writer().write(rest).unwrap()..];
+                    while tls.wants_write() {
+                        tls.write_tls(&mut self.stream).unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The plaintext of `raw` (as is, or decrypted) appended to `out`.
+    fn plaintext(&mut self, mut raw: &[u8], out: &mut Vec<u8>) {
+        let Some(tls) = &mut self.tls else {
+            out.extend_from_slice(raw);
+            return;
+        };
+        while !raw.is_empty() {
+            tls.read_tls(&mut raw).unwrap();
+            let available = tls.process_new_packets().unwrap().plaintext_bytes_to_read();
+            let start = out.len();
+            out.resize(start + available, 0);
+            tls.reader().read_exact(&mut out[start..]).unwrap();
+        }
+    }
+
+    fn pause_the_server(&mut self) {
+        let (addr, trial) = (self.collector.addr, self.trial);
         // One piece at a time, each waiting until the server's kernel took it, until the server pauses this
         // connection (its unsent answers passed the high-water mark). The piece that arrived after the pause
         // waits in the server's receive queue: the resumed read takes it.
-        let mut sent = 0;
         let start = Instant::now();
-        while metric(collector.addr, "plutos_read_pauses_total") == 0 {
+        while metric(addr, "plutos_read_pauses_total") == 0 {
             assert!(start.elapsed() < DEADLINE, "trial {trial}: the server never paused reading");
+            let sent = self.sent;
             let piece: Vec<u8> =
                 (sent..sent + PIECE).flat_map(|i| request(trial, &format!("bp-{trial}-{i}"))).collect();
-            stream.write_all(&piece).unwrap();
-            sent += PIECE;
-            while unsent_bytes(&stream) > 0 {
+            self.send(&piece);
+            self.sent += PIECE;
+            while unsent_bytes(&self.stream) > 0 {
                 assert!(start.elapsed() < DEADLINE, "trial {trial}: requests stuck in the client");
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        Pipeline { collector, dir, stream, trial, sent }
     }
 
     /// Reads slowly: stops the server at the first byte of each batch of answers, takes everything it wrote
@@ -137,21 +192,24 @@ impl Pipeline {
         let mut pending = Vec::new();
         let mut statuses = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
+        let mut raw = Vec::new();
         loop {
             // Peek: taking bytes would open the receive window and wake the server before it is stopped.
             let n = self.stream.peek(&mut buf[..1]).expect("answers");
             freeze(pid);
             let mut closed = n == 0;
             self.stream.set_nonblocking(true).unwrap();
+            raw.clear();
             while !closed {
                 match self.stream.read(&mut buf) {
                     Ok(0) => closed = true,
-                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    Ok(n) => raw.extend_from_slice(&buf[..n]),
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) => panic!("{e}"),
                 }
             }
             self.stream.set_nonblocking(false).unwrap();
+            self.plaintext(&raw, &mut pending);
             statuses.extend(take_answers(&mut pending));
             let acked = statuses.iter().filter(|&&s| s == 200).count() as u64;
             let stored = stored_events(self.dir.path());
@@ -181,8 +239,17 @@ impl Pipeline {
 
 #[test]
 fn no_200_reaches_a_slow_pipelining_client_before_its_spool_write() {
+    answers_wait_for_the_spool_write(false);
+}
+
+#[test]
+fn no_200_reaches_a_slow_pipelining_https_client_before_its_spool_write() {
+    answers_wait_for_the_spool_write(true);
+}
+
+fn answers_wait_for_the_spool_write(https: bool) {
     for trial in 0..TRIALS {
-        let mut pipeline = Pipeline::fill(trial);
+        let mut pipeline = Pipeline::fill(trial, https);
         let statuses = pipeline.read_slowly();
         assert!(statuses.iter().all(|&s| s == 200), "trial {trial}: {statuses:?}");
         assert_eq!(statuses.len() as u64, pipeline.sent);
@@ -195,7 +262,7 @@ fn no_200_reaches_a_slow_pipelining_client_before_its_spool_write() {
 
 #[test]
 fn a_spool_write_failing_when_reading_resumes_takes_back_every_waiting_200() {
-    let mut pipeline = Pipeline::fill(0);
+    let mut pipeline = Pipeline::fill(0, false);
     // The open chunk may not grow any more: the group commit of the resumed read fails with EFBIG.
     let open_chunk = std::fs::read_dir(pipeline.dir.path().join("spool/open")).unwrap().next().unwrap().unwrap();
     let size = open_chunk.metadata().unwrap().len();

@@ -2,7 +2,8 @@
 //! clients deep into a slow-reading socket record every event answered 2xx; the collector is killed with
 //! SIGKILL at a random moment, restarted on the same spool and stopped gracefully; then every acknowledged event
 //! must have been shipped and `plutos verify` must find no gap and no bad object. The file sink, S3 with
-//! small chunks so the kill lands during uploads, and Kafka (tansu) the same way, read back from every partition. Each trial prints acked / lost / duplicates, then a total;
+//! small chunks so the kill lands during uploads, and Kafka (tansu) the same way, read back from every partition;
+//! and the file sink with the clients over HTTPS (answers encrypted only after the spool write). Each trial prints acked / lost / duplicates, then a total;
 //! `PLUTOS_CRASH_TRIALS` sets the number of trials per sink (default 3).
 
 mod common;
@@ -30,10 +31,22 @@ struct Outcome {
 }
 
 /// Kills a collector under load at a random moment, restarts it on the same spool, stops it; returns every
-/// acknowledged event id.
+/// acknowledged event id. With `tls`, the clients send over HTTPS (the env must set TLS_PORT and the pair).
 fn kill_and_restart(dir: &Path, env: &[(&str, &str)], tag: &str) -> Vec<String> {
+    kill_and_restart_over(dir, env, None, tag)
+}
+
+fn kill_and_restart_over(
+    dir: &Path,
+    env: &[(&str, &str)],
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    tag: &str,
+) -> Vec<String> {
     let collector = Collector::spawn(dir, env);
-    let load = Load::start_with(collector.addr, 4, 2, tag);
+    let load = match tls {
+        Some(config) => Load::start_tls(collector.tls_addr(), config, 4, tag),
+        None => Load::start_with(collector.addr, 4, 2, tag),
+    };
     load.wait_for(random_in(500..20_000));
     collector.signal(libc::SIGKILL);
     assert!(!collector.wait().success());
@@ -75,11 +88,29 @@ fn conclude(sink: &str, outcomes: &[Outcome]) {
 
 #[test]
 fn file_sink_sigkill_at_random_moments_loses_no_acknowledged_event() {
+    file_sink_trials(None, "file sink", "file");
+}
+
+#[test]
+fn https_clients_sigkill_at_random_moments_lose_no_acknowledged_event() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = common::pki::Pki::new(certs.path(), "crash");
+    file_sink_trials(Some(&pki), "file sink over HTTPS", "https");
+}
+
+/// The file sink's trials; with `pki`, the clients send over HTTPS to a listener with its certificate.
+fn file_sink_trials(pki: Option<&common::pki::Pki>, sink: &str, name: &str) {
+    let mut env = vec![("MAX_CHUNK_EVENTS", "2000")];
+    if let Some(pki) = pki {
+        let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+        env.extend([("TLS_PORT", "127.0.0.1:0"), ("TLS_CERT", cert), ("TLS_KEY", key)]);
+    }
     let mut outcomes = Vec::new();
     for trial in 0..trials() {
         let dir = tempfile::tempdir().unwrap();
-        let tag = format!("file trial {trial}");
-        let acked = kill_and_restart(dir.path(), &[("MAX_CHUNK_EVENTS", "2000")], &format!("f{trial}"));
+        let tag = format!("{name} trial {trial}");
+        let client = pki.map(|pki| pki.client(&[&rustls::version::TLS13], &[]));
+        let acked = kill_and_restart_over(dir.path(), &env, client, &format!("{}{trial}", &name[..1]));
         let out = dir.path().join("out");
         let mut shipped = HashMap::new();
         for record in read_shipped(&out).into_iter().flat_map(|s| s.records) {
@@ -92,7 +123,7 @@ fn file_sink_sigkill_at_random_moments_loses_no_acknowledged_event() {
             + std::fs::read_dir(dir.path().join("spool/open")).unwrap().count();
         assert_eq!(left, 0, "{tag}: everything shipped, spool empty");
     }
-    conclude("file sink", &outcomes);
+    conclude(sink, &outcomes);
 }
 
 #[test]

@@ -35,9 +35,18 @@ fn range(min: u64, max: u64) -> RangedU64ValueParser<u64> {
 #[derive(Parser, Debug, Clone)]
 #[command(name = "plutos", version, about = "HTTP events collector", args_override_self = true)]
 pub struct Args {
-    /// Listen address: `:8080`, `127.0.0.1:8080`, `[::1]:8080` or a bare port.
-    #[arg(long, env = "PORT", default_value = ":8080", value_parser = values::listen)]
-    pub port: SocketAddr,
+    /// Listen address: `:8080`, `127.0.0.1:8080`, `[::1]:8080` or a bare port; `off` with TLS_PORT: HTTPS only.
+    #[arg(long, env = "PORT", default_value = ":8080", value_parser = values::listen_or_off)]
+    pub port: values::Listen,
+    /// HTTPS listen address (like PORT), next to PORT or instead of it; needs TLS_CERT and TLS_KEY.
+    #[arg(long, env = "TLS_PORT", value_parser = values::listen)]
+    pub tls_port: Option<SocketAddr>,
+    /// PEM certificate chain for TLS_PORT (server certificate first); reloaded on SIGHUP and when replaced.
+    #[arg(long, env = "TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of TLS_CERT (PKCS#8, PKCS#1 or SEC1; ECDSA or RSA).
+    #[arg(long, env = "TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Where sealed chunks go.
     #[arg(long, env = "DRIVER", value_enum, default_value = "file")]
     pub driver: Driver,

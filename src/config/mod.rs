@@ -4,6 +4,7 @@
 //! (README "Configuration"): Plutos's env vars are honoured so a deployment can switch binaries.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 mod args;
@@ -29,7 +30,10 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// The HTTP listener (`PORT`; none with `PORT=off`).
+    pub listen: Option<SocketAddr>,
+    /// The HTTPS listener and its certificate.
+    pub tls: Option<TlsListen>,
     pub workers: usize,
     /// CPU ids to pin to; worker i gets `cpus[i % len]`. Empty: no pinning.
     pub cpus: Vec<usize>,
@@ -41,6 +45,14 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub log_level: tracing::Level,
     pub log_format: LogFormat,
+}
+
+/// `TLS_PORT` with the files of its certificate and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListen {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// What request handling needs: limits, timeouts, the answer to an accepted GET.
@@ -115,7 +127,8 @@ impl Config {
             None => available_cpus.to_vec(),
         };
         Ok(Config {
-            listen: args.port,
+            listen: args.port.0,
+            tls: tls(args)?,
             workers: args.workers.map_or(cpus.len().max(1), |w| w as usize),
             cpus,
             http: http(args)?,
@@ -130,6 +143,17 @@ impl Config {
             log_level: args.log_level,
             log_format: args.log_format,
         })
+    }
+}
+
+fn tls(args: &Args) -> Result<Option<TlsListen>, ConfigError> {
+    let files = (args.tls_cert.clone(), args.tls_key.clone());
+    match (args.tls_port, files) {
+        (Some(listen), (Some(cert), Some(key))) => Ok(Some(TlsListen { listen, cert, key })),
+        (Some(_), _) => Err(invalid("TLS_PORT (--tls-port)", "needs TLS_CERT and TLS_KEY")),
+        (None, (None, None)) if args.port.0.is_none() => Err(invalid("PORT (--port)", "off needs TLS_PORT")),
+        (None, (None, None)) => Ok(None),
+        (None, _) => Err(invalid("TLS_CERT (--tls-cert)", "TLS_CERT and TLS_KEY need TLS_PORT")),
     }
 }
 

@@ -27,6 +27,17 @@ pub fn listen(value: &str) -> Result<SocketAddr, String> {
     value.to_socket_addrs().ok().and_then(|mut addrs| addrs.next()).ok_or_else(bad)
 }
 
+/// A listen address, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+pub fn listen_or_off(value: &str) -> Result<Listen, String> {
+    match value.trim() {
+        "off" => Ok(Listen(None)),
+        value => listen(value).map(|addr| Listen(Some(addr))),
+    }
+}
+
 /// `1048576`, `64KiB`, `64MiB`, `4GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB`, all binary).
 pub fn bytes(value: &str) -> Result<u64, String> {
     let bad = || format!("expected bytes like 1048576 or 64MiB, got {value:?}");

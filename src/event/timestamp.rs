@@ -121,7 +121,7 @@ fn parse_rfc3339(s: &[u8]) -> Option<i64> {
     Some(seconds * 1_000_000 + micros.max(leap))
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
+pub(crate) fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
         2 => 28,
@@ -132,7 +132,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 
 /// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm; the inverse of
 /// `Civil::from_unix`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let yoe = year - era * 400;

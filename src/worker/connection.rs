@@ -1,12 +1,19 @@
 //! One client connection's state inside a worker. Buffers are reused across requests; an idle connection
 //! holds no input buffer (reads land in the worker's shared read buffer and only an incomplete request is
 //! copied here).
+//!
+//! A connection from the HTTPS listener carries its rustls `ServerConnection`, driven sans-IO here: what the
+//! socket gives is fed to it and the plaintext it yields (into the worker's shared plaintext buffer) is handled
+//! like a plain connection's bytes; committed output is encrypted only when it is written, so the durability
+//! order does not move. An error in the peer's records sends rustls's alert before the connection closes; the
+//! last answer is followed by close_notify.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+use rustls::ServerConnection;
 
 use crate::http::framing::Progress;
 use crate::http::route::Route;
@@ -30,6 +37,8 @@ pub struct Peer {
 
 pub struct Connection {
     pub stream: TcpStream,
+    /// The TLS session of a connection from the HTTPS listener.
+    tls: Option<Box<ServerConnection>>,
     pub peer: Peer,
     /// Where it is in its life: open, ending, lingering; paused, queued for the flush.
     pub life: Lifecycle,
@@ -55,9 +64,18 @@ pub struct Connection {
 
 impl Connection {
     /// `over_limit`: accepted over MAX_CONNECTIONS only to answer its first request with 503 and close.
-    pub fn new(stream: TcpStream, peer: Peer, over_limit: bool, now: Instant) -> Connection {
+    /// `tls`: from the HTTPS listener; its handshake must end within the header timeout, like a request.
+    pub fn new(
+        stream: TcpStream,
+        peer: Peer,
+        over_limit: bool,
+        now: Instant,
+        tls: Option<Box<ServerConnection>>,
+    ) -> Connection {
         Connection {
+            request_started: tls.is_some().then_some(now),
             stream,
+            tls,
             peer,
             life: Lifecycle::new(over_limit),
             pending: Vec::new(),
@@ -66,13 +84,22 @@ impl Connection {
             out_sent: 0,
             out_committed: 0,
             ingest_mark: None,
-            request_started: None,
             last_active: now,
         }
     }
 
     pub fn unsent(&self) -> usize {
         self.out.len() - self.out_sent
+    }
+
+    /// A TLS connection whose handshake has not ended.
+    pub fn handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
+    /// A TLS connection with records to send that are not answers (handshake, session tickets, alerts).
+    pub fn tls_wants_write(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
     /// Has bytes of a request that is not complete yet.
@@ -90,9 +117,11 @@ impl Connection {
     /// bytes so far, then what was read — to `handle`, which returns how many bytes it used; only the rest is
     /// kept. Stops once the socket is drained, the client closed, or too much output waits (reading pauses:
     /// `Ok(true)` when it paused now). An error means the connection is gone.
+    /// A TLS connection's plaintext goes through `plain` (the worker's, shared by its connections).
     pub fn receive(
         &mut self,
         read_buf: &mut [u8],
+        plain: &mut Vec<u8>,
         now: Instant,
         mut handle: impl FnMut(&mut Connection, &[u8]) -> usize,
     ) -> io::Result<bool> {
@@ -113,10 +142,25 @@ impl Connection {
                 Err(e) => return Err(e),
             };
             self.last_active = now;
+            let data = match self.tls.as_deref_mut() {
+                None => &read_buf[..n],
+                Some(tls) => {
+                    plain.clear();
+                    match decrypt(tls, &read_buf[..n], plain) {
+                        Ok(true) => self.life.peer_closed(), // close_notify
+                        Ok(false) => {}
+                        Err(e) => {
+                            // rustls queued the alert that says why: it goes out before the close.
+                            let _ = tls.write_tls(&mut self.stream);
+                            return Err(e);
+                        }
+                    }
+                    &plain[..]
+                }
+            };
             if !self.life.takes_requests() {
                 continue; // the last answer is decided; input after it is dropped
             }
-            let data = &read_buf[..n];
             if self.pending.is_empty() {
                 let used = handle(self, data);
                 self.pending.extend_from_slice(&data[used..]);
@@ -139,7 +183,7 @@ impl Connection {
                 break;
             }
         }
-        self.request_started = match self.pending.is_empty() {
+        self.request_started = match self.pending.is_empty() && !self.handshaking() {
             true => None,
             false => self.request_started.or(Some(now)),
         };
@@ -172,18 +216,15 @@ impl Connection {
         self.out.len() - self.out_committed
     }
 
-    /// Writes committed output; `Ok(true)` once all output is out.
+    /// Writes committed output (through TLS, encrypted now); `Ok(true)` once all output is out.
     pub fn write_out(&mut self, now: Instant) -> io::Result<bool> {
-        while self.out_sent < self.out_committed {
-            match self.stream.write(&self.out[self.out_sent..self.out_committed]) {
-                Ok(n) => {
-                    self.out_sent += n;
-                    self.last_active = now;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let out = &self.out[..self.out_committed];
+        let written = match self.tls.as_deref_mut() {
+            None => write_plain(&mut self.stream, out, &mut self.out_sent, &mut self.last_active, now)?,
+            Some(tls) => write_tls(tls, &mut self.stream, out, &mut self.out_sent, &mut self.last_active, now)?,
+        };
+        if !written {
+            return Ok(false); // the writable edge brings it back
         }
         if self.out_sent < self.out.len() {
             return Ok(false); // the rest waits for the next group commit
@@ -201,8 +242,87 @@ impl Connection {
     /// does not answer unread input with a RST that could destroy the response in flight.
     pub fn linger(&mut self, now: Instant) {
         if self.life.lingering_until().is_none() {
+            if let Some(tls) = self.tls.as_deref_mut() {
+                tls.send_close_notify();
+                let _ = tls.write_tls(&mut self.stream);
+            }
             let _ = self.stream.shutdown(Shutdown::Write);
             self.life.linger(now + LINGER);
+        }
+    }
+}
+
+/// Feeds `cipher` to the TLS session and appends the plaintext it yields to `plain`; true once the peer sent
+/// close_notify. An error is the peer's (a bad record, a failed handshake, not TLS at all).
+fn decrypt(tls: &mut ServerConnection, mut cipher: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
+    let mut closed = false;
+    while !cipher.is_empty() {
+        tls.read_tls(&mut cipher)?;
+        let state = tls.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let available = state.plaintext_bytes_to_read();
+        if available > 0 {
+            let start = plain.len();
+            plain.resize(start + available, 0);
+            tls.reader().read_exact(&mut plain[start..])?;
+        }
+        closed |= state.peer_has_closed();
+    }
+    Ok(closed)
+}
+
+/// Writes `out[*sent..]` to the socket; false when the socket is full.
+fn write_plain(
+    stream: &mut TcpStream,
+    out: &[u8],
+    sent: &mut usize,
+    last_active: &mut Instant,
+    now: Instant,
+) -> io::Result<bool> {
+    while *sent < out.len() {
+        match stream.write(&out[*sent..]) {
+            Ok(n) => {
+                *sent += n;
+                *last_active = now;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Encrypts `out[*sent..]` and writes every record rustls holds (the handshake's and tickets' too) to the
+/// socket, until nothing is left; false when the socket is full.
+fn write_tls(
+    tls: &mut ServerConnection,
+    stream: &mut TcpStream,
+    out: &[u8],
+    sent: &mut usize,
+    last_active: &mut Instant,
+    now: Instant,
+) -> io::Result<bool> {
+    loop {
+        let mut took = 0;
+        if *sent < out.len() {
+            // rustls takes what fits under its buffer limit; the rest once records went out.
+            took = tls.writer().write(&out[*sent..])?;
+            *sent += took;
+        }
+        if !tls.wants_write() {
+            if *sent == out.len() {
+                return Ok(true);
+            }
+            if took == 0 {
+                return Ok(false); // nothing can be encrypted before the handshake ends
+            }
+            continue;
+        }
+        match tls.write_tls(stream) {
+            Ok(_) => *last_active = now,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
+use rustls::ServerConnection;
 
 use super::connection::Connection;
 use super::{HOUSEKEEPING, Worker};
@@ -17,8 +18,13 @@ fn overflow(max_connections: usize) -> usize {
 }
 
 impl Worker {
-    pub(super) fn accept(&mut self, now: Instant) {
-        let Some(listener) = self.listener.as_ref() else {
+    /// Accepts what the HTTP listener, or with `https` the HTTPS one, has waiting.
+    pub(super) fn accept(&mut self, now: Instant, https: bool) {
+        let listener = match https {
+            false => self.listener.as_ref(),
+            true => self.tls_listener.as_ref(),
+        };
+        let Some(listener) = listener else {
             return;
         };
         loop {
@@ -38,7 +44,18 @@ impl Worker {
                         tracing::warn!(error = %e, "cannot register connection");
                         continue;
                     }
-                    entry.insert(Connection::new(stream, self.requests.peer(peer.ip()), over_limit, now));
+                    let tls = match (&self.tls, https) {
+                        (Some((_, served)), true) => match ServerConnection::new(served.value.config.clone()) {
+                            Ok(tls) => Some(Box::new(tls)),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot start a TLS session");
+                                continue;
+                            }
+                        },
+                        _ => None,
+                    };
+                    let peer = self.requests.peer(peer.ip());
+                    entry.insert(Connection::new(stream, peer, over_limit, now, tls));
                     add(&self.metrics().connections_accepted, 1);
                     add(&self.metrics().connections_open, 1);
                 }
@@ -59,16 +76,20 @@ impl Worker {
             return;
         };
         let (requests, batch) = (&mut self.requests, &mut self.batch);
-        let received = conn.receive(&mut self.read_buf, now, |conn, data| requests.process(conn, data, batch));
+        let received = conn
+            .receive(&mut self.read_buf, &mut self.plain_buf, now, |conn, data| requests.process(conn, data, batch));
         match received {
-            Err(_) => {
+            Err(e) => {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    add(&self.shared.workers[self.index].tls_failures, 1); // the peer's TLS records
+                }
                 self.close(i);
                 return;
             }
             Ok(true) => add(&self.shared.workers[self.index].read_pauses, 1),
             Ok(false) => {}
         }
-        if conn.unsent() > 0 || conn.life.must_flush() {
+        if conn.unsent() > 0 || conn.life.must_flush() || conn.tls_wants_write() {
             self.queue_flush(i);
         }
     }
@@ -93,7 +114,8 @@ impl Worker {
         for job in pending {
             self.send_job(job);
         }
-        self.accept(now);
+        self.accept(now, false);
+        self.accept(now, true);
         let (header_timeout, idle_timeout) = (self.settings.header_timeout, self.settings.idle_timeout);
         let mut expired = Vec::new();
         let mut timed_out = Vec::new();
@@ -116,6 +138,13 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(i) else {
                 continue;
             };
+            if conn.handshaking() {
+                // A TLS handshake that did not end in time (a slowloris on the handshake): no HTTP answer
+                // can reach it.
+                add(&self.shared.workers[self.index].tls_failures, 1);
+                self.close(i);
+                continue;
+            }
             conn.drop_input();
             conn.request_started = None;
             self.requests.refuse(conn, None, HttpError::RequestTimeout);
@@ -125,7 +154,7 @@ impl Worker {
 
     /// The drain is over: stop accepting; idle connections close now, the others finish their request.
     pub(super) fn begin_closing(&mut self, now: Instant) {
-        if let Some(mut listener) = self.listener.take() {
+        for mut listener in [self.listener.take(), self.tls_listener.take()].into_iter().flatten() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         let settings = &self.settings;

@@ -32,17 +32,20 @@ use slab::Slab;
 
 use crate::http::HttpError;
 use crate::metrics::{WorkerMetrics, add};
+use crate::reload::Follower;
 use crate::spool::Fsync;
 use crate::spool::UploadJob;
 use crate::spool::batch::Batch;
 use crate::spool::chunk::{ChunkWriter, SpoolWriteError};
 use crate::state::{Phase, Shared};
+use crate::tls::{Served, Tls};
 use crate::worker::connection::Connection;
 use crate::worker::lifecycle::AfterWrite;
 use crate::worker::request::Requests;
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
+pub const TLS_LISTENER: Token = Token(usize::MAX - 3);
 
 const READ_BUFFER: usize = 64 * 1024;
 pub(super) const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -65,7 +68,9 @@ pub struct WorkerSettings {
 pub struct WorkerSetup {
     pub index: usize,
     pub poll: Poll,
-    pub listener: TcpListener,
+    /// The HTTP listener (`PORT`) and the HTTPS one (`TLS_PORT`, with its certificate).
+    pub listener: Option<TcpListener>,
+    pub tls_listener: Option<(TcpListener, Arc<Tls>)>,
     pub settings: WorkerSettings,
     pub requests: Requests,
     pub chunk: ChunkWriter,
@@ -77,6 +82,9 @@ pub struct Worker {
     index: usize,
     poll: Poll,
     listener: Option<TcpListener>,
+    tls_listener: Option<TcpListener>,
+    /// The certificate new TLS connections get (taken again when a reload published one).
+    tls: Option<(Arc<Tls>, Follower<Served>)>,
     settings: WorkerSettings,
     conns: Slab<Connection>,
     requests: Requests,
@@ -87,6 +95,8 @@ pub struct Worker {
     shared: Arc<Shared>,
     unsent_jobs: Vec<UploadJob>,
     read_buf: Vec<u8>,
+    /// TLS connections' plaintext, decrypted from `read_buf` (empty without HTTPS).
+    plain_buf: Vec<u8>,
     /// Connections with output to commit and write this iteration.
     flush_list: Vec<usize>,
     /// Connections whose output drained while their reading was paused: read them next iteration.
@@ -98,11 +108,21 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(setup: WorkerSetup) -> Worker {
-        let WorkerSetup { index, poll, listener, settings, requests, chunk, jobs, shared } = setup;
+        let WorkerSetup { index, poll, listener, tls_listener, settings, requests, chunk, jobs, shared } = setup;
+        let (tls_listener, tls) = match tls_listener {
+            Some((listener, tls)) => {
+                let follower = tls.published.follow();
+                (Some(listener), Some((tls, follower)))
+            }
+            None => (None, None),
+        };
         Worker {
             index,
             poll,
-            listener: Some(listener),
+            plain_buf: if tls.is_some() { Vec::with_capacity(READ_BUFFER) } else { Vec::new() },
+            listener,
+            tls_listener,
+            tls,
             settings,
             conns: Slab::new(),
             requests,
@@ -128,6 +148,9 @@ impl Worker {
         if let Some(listener) = self.listener.as_mut() {
             self.poll.registry().register(listener, LISTENER, Interest::READABLE)?;
         }
+        if let Some(listener) = self.tls_listener.as_mut() {
+            self.poll.registry().register(listener, TLS_LISTENER, Interest::READABLE)?;
+        }
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout(Instant::now());
@@ -140,9 +163,13 @@ impl Worker {
             add(&self.metrics().loop_iterations, 1);
             let accepting = self.accepting(now);
             self.requests.begin_iteration(accepting);
+            if let Some((tls, served)) = self.tls.as_mut() {
+                served.refresh(&tls.published);
+            }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept(now, false),
+                    TLS_LISTENER => self.accept(now, true),
                     WAKER => {}
                     Token(i) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {

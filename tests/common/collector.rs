@@ -16,6 +16,8 @@ use super::*;
 pub struct Collector {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The HTTPS listener's address, when started with `TLS_PORT`.
+    tls_addr: Arc<Mutex<Option<SocketAddr>>>,
     /// Everything the collector wrote to stderr, complete once it exited and `stderr_reader` ended.
     stderr: Arc<Mutex<String>>,
     stderr_reader: JoinHandle<()>,
@@ -64,13 +66,21 @@ impl Collector {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let text = Arc::new(Mutex::new(String::new()));
         let kept = text.clone();
+        let tls_addr = Arc::new(Mutex::new(None));
+        let tls_said = tls_addr.clone();
         let stderr_reader = std::thread::spawn(move || {
             // Keep draining stderr so the collector never blocks on a full pipe.
             for line in stderr.lines().map_while(Result::ok) {
                 // A text line ends with the address; a JSON line (LOG_FORMAT=json) goes on after it.
-                if let Some(rest) = line.split("listening on ").nth(1) {
+                let address = |rest: &str| {
                     let addr = rest.split(|c: char| !(c.is_ascii_hexdigit() || ".:[]".contains(c))).next();
-                    let _ = tx.try_send(addr.unwrap_or("").parse::<SocketAddr>().unwrap());
+                    addr.unwrap_or("").parse::<SocketAddr>().unwrap()
+                };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.try_send(address(rest));
+                }
+                if let Some(rest) = line.split("listening for HTTPS on ").nth(1) {
+                    *tls_said.lock().unwrap() = Some(address(rest));
                 }
                 let mut kept = kept.lock().unwrap();
                 kept.push_str(&line);
@@ -78,7 +88,13 @@ impl Collector {
             }
         });
         let addr = rx.recv_timeout(DEADLINE).expect("the collector to report its address");
-        Collector { child, addr, stderr: text, stderr_reader }
+        Collector { child, addr, tls_addr, stderr: text, stderr_reader }
+    }
+
+    /// The HTTPS listener's address (said right after the HTTP one).
+    pub fn tls_addr(&self) -> SocketAddr {
+        wait_until("the collector to report its HTTPS address", || self.tls_addr.lock().unwrap().is_some());
+        self.tls_addr.lock().unwrap().unwrap()
     }
 
     pub fn signal(&self, signal: i32) {
@@ -124,6 +140,21 @@ impl Load {
     /// thousands of GETs ahead of the answers they read, into a small receive buffer: the server's output backs
     /// up and it pauses reading them (the shape of the acked-before-written race).
     pub fn start_with(addr: SocketAddr, clients: usize, pipelining: usize, tag: &str) -> Load {
+        Self::start_over(addr, None, clients, pipelining, tag)
+    }
+
+    /// Keep-alive `clients` over TLS with `config`.
+    pub fn start_tls(addr: SocketAddr, config: Arc<rustls::ClientConfig>, clients: usize, tag: &str) -> Load {
+        Self::start_over(addr, Some(config), clients, 0, tag)
+    }
+
+    fn start_over(
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        clients: usize,
+        pipelining: usize,
+        tag: &str,
+    ) -> Load {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -140,8 +171,12 @@ impl Load {
         threads.extend((0..clients)
             .map(|c| {
                 let (acked, count, stop, tag) = (acked.clone(), count.clone(), stop.clone(), tag.to_string());
+                let tls = tls.clone();
                 std::thread::spawn(move || {
-                    let mut client = Client::connect(addr);
+                    let mut client = match &tls {
+                        Some(config) => Client::connect_tls(addr, config),
+                        None => Client::connect(addr),
+                    };
                     for i in 0..200_000u64 {
                         if stop.load(Ordering::Relaxed) {
                             return;

@@ -26,6 +26,8 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTPS listener's, when started with `--tls-port`.
+    pub tls_addr: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     trigger: Sender<()>,
     handle: JoinHandle<Result<(), plutos::RunError>>,
@@ -61,11 +63,12 @@ impl TestServer {
         argv.extend(flags.iter().map(|s| s.to_string()));
         let args = plutos::Args::try_parse_from(argv).unwrap();
         let config = plutos::Config::from_args(&args, &plutos::available_cpus()).unwrap();
-        let listeners = plutos::bind(config.listen, config.workers).unwrap();
+        let listeners = plutos::bind(config.listen, config.tls.as_ref().map(|t| t.listen), config.workers).unwrap();
         let addr = listeners.local_addr().unwrap();
+        let tls_addr = listeners.tls_local_addr();
         let (trigger, shutdown) = crossbeam_channel::bounded(1);
         let handle = std::thread::spawn(move || plutos::run(config, listeners, shutdown));
-        TestServer { addr, dir, trigger, handle }
+        TestServer { addr, tls_addr, dir, trigger, handle }
     }
 
     pub fn out_dir(&self) -> PathBuf {
@@ -121,17 +124,64 @@ impl Response {
     }
 }
 
+/// A client's connection: plain TCP, or TLS (rustls) over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// A raw HTTP/1.1 client over one connection.
 pub struct Client {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Stream>,
 }
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        Client { reader: BufReader::new(stream) }
+        Client { reader: BufReader::new(Stream::Plain(tcp(addr))) }
+    }
+
+    /// Over TLS with `config` (the handshake happens with the first request).
+    pub fn connect_tls(addr: SocketAddr, config: &std::sync::Arc<rustls::ClientConfig>) -> Client {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = rustls::ClientConnection::new(config.clone(), name).unwrap();
+        Client { reader: BufReader::new(Stream::Tls(Box::new(rustls::StreamOwned::new(tls, tcp(addr))))) }
+    }
+
+    pub fn stream(&mut self) -> &mut Stream {
+        self.reader.get_mut()
+    }
+
+    /// The TLS session, for a client over TLS.
+    pub fn tls(&mut self) -> &mut rustls::ClientConnection {
+        match self.reader.get_mut() {
+            Stream::Tls(s) => &mut s.conn,
+            Stream::Plain(_) => panic!("not a TLS client"),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -206,9 +256,22 @@ impl Client {
         match self.reader.read(&mut byte) {
             Ok(0) => true,
             Ok(_) => false,
-            Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted),
+            // Over TLS, a close without close_notify.
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+            ),
         }
     }
+}
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
 }
 
 /// One request on a fresh connection.

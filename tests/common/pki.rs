@@ -36,3 +36,51 @@ impl Pki {
         }
     }
 }
+
+impl Pki {
+    /// A rustls client that trusts this CA (TLS 1.3 and 1.2, or only `versions`), offering `alpn`.
+    pub fn client(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        alpn: &[&[u8]],
+    ) -> std::sync::Arc<rustls::ClientConfig> {
+        client_trusting(&[self], versions, alpn)
+    }
+
+    /// The certificate and key in one PEM file (`TLS_CERT` and `TLS_KEY` may name the same file, so one rename
+    /// replaces both).
+    pub fn combined(&self, path: &Path) {
+        let pem = [std::fs::read(&self.cert).unwrap(), std::fs::read(&self.key).unwrap()].concat();
+        std::fs::write(path, pem).unwrap();
+    }
+
+    /// The server certificate, DER.
+    pub fn cert_der(&self) -> Vec<u8> {
+        let pem = std::fs::read(&self.cert).unwrap();
+        let cert: rustls::pki_types::CertificateDer = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+        cert.to_vec()
+    }
+}
+
+/// A rustls client that trusts every CA of `pkis`.
+pub fn client_trusting(
+    pkis: &[&Pki],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for pki in pkis {
+        let ca = std::fs::read(&pki.ca).unwrap();
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    std::sync::Arc::new(config)
+}
