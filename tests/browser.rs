@@ -4,12 +4,13 @@
 //! that CORS_ORIGINS does not list tries the same fetch. The shipped output must hold the four events with the
 //! right fields, and nothing of the other page. Then a page that runs the browser SDKs — posthog-js and
 //! Snowplow's browser tracker, from their npm packages' built files — sends their events to plutos, and the
-//! Snowplow cookie plutos sets comes back with the tracker's later requests.
+//! Snowplow cookie plutos sets comes back with the tracker's later requests. And a page on an `https://` origin
+//! sends the same events to plutos's HTTPS listener (both certificates from a test CA that Chromium trusts).
 
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -19,8 +20,8 @@ use serde_json::{Value, json};
 
 const KEY: &str = "wk-browser";
 
-fn answer(stream: TcpStream, page: &str, files: &[(String, Vec<u8>)], reports: &Sender<String>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+fn answer(stream: impl Read + Write, page: &str, files: &[(String, Vec<u8>)], reports: &Sender<String>) {
+    let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
@@ -50,12 +51,13 @@ fn answer(stream: TcpStream, page: &str, files: &[(String, Vec<u8>)], reports: &
     } else {
         ("404 Not Found", "text/plain", &b""[..])
     };
-    let mut stream = stream;
+    let stream = reader.get_mut();
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         text.len()
     );
     let _ = stream.write_all(&[head.as_bytes(), text].concat());
+    let _ = stream.flush();
 }
 
 /// The page: each way a browser sends an event, the outcome of each written to `/report` on its own origin.
@@ -96,9 +98,10 @@ run();
     )
 }
 
-/// Headless Chromium on `url`, with the flags this machine's closed network needs.
-fn chromium(url: &str, profile: &std::path::Path) -> Child {
+/// Headless Chromium on `url`, with the flags this machine's closed network needs and `extra`.
+fn chromium(url: &str, profile: &std::path::Path, extra: &[String]) -> Child {
     Command::new("chromium")
+        .args(extra)
         .args([
             "--headless",
             "--no-sandbox",
@@ -119,8 +122,12 @@ fn chromium(url: &str, profile: &std::path::Path) -> Child {
 }
 
 fn report_of(url: &str, reports: &Receiver<String>) -> Value {
+    report_with(url, reports, &[])
+}
+
+fn report_with(url: &str, reports: &Receiver<String>, flags: &[String]) -> Value {
     let profile = tempfile::tempdir().unwrap();
-    let mut browser = chromium(url, profile.path());
+    let mut browser = chromium(url, profile.path(), flags);
     let report = reports.recv_timeout(DEADLINE);
     let _ = browser.kill();
     let _ = browser.wait();
@@ -168,10 +175,61 @@ fn a_page_on_another_origin_sends_events_four_ways_and_a_foreign_page_cannot() {
     assert!(!serde_json::to_string(&records).unwrap().contains(KEY), "the key is in no record");
 }
 
+#[test]
+fn a_page_on_an_https_origin_sends_pixel_beacon_and_fetch_to_plutos_over_https() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = common::pki::Pki::new(certs.path(), "browser");
+    let (page_tx, page_rx) = crossbeam_channel::bounded::<String>(1);
+    let (page_port, reports) = serve_page_over(page_rx, Vec::new(), Some(pki.server()));
+    let origin = format!("https://127.0.0.1:{page_port}");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let server = TestServer::start(&[
+        "--cors-origins",
+        &origin,
+        "--write-keys",
+        KEY,
+        "--response",
+        "pixel",
+        "--tls-port",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ]);
+    let collector = format!("https://127.0.0.1:{}", server.tls_addr.unwrap().port());
+    page_tx.send(page(&collector, false)).unwrap();
+    // Chromium trusts chains through the test CA (its key's hash), nothing else.
+    let trust = format!("--ignore-certificate-errors-spki-list={}", pki.ca_spki_sha256);
+    let report = report_with(&format!("{origin}/"), &reports, &[trust]);
+    assert_eq!(report["img"], "load 1x1", "{report}");
+    assert_eq!(report["beacon"], true, "{report}");
+    assert_eq!(report["fetch_json"], r#"200 {"accepted":1}"#, "{report}");
+    assert_eq!(report["fetch_key"], r#"200 {"accepted":1}"#, "{report}");
+    wait_until("the four events", || server.metric("plutos_events_accepted_total") >= 4);
+    assert_eq!(server.metric("plutos_tls_failures_total"), 0);
+    let dir = server.stop();
+    let mut kinds: Vec<String> = read_records(&dir.path().join("out"))
+        .iter()
+        .map(|r| r["raw_data"]["kind"].as_str().unwrap_or("?").to_string())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["beacon", "fetch-json", "fetch-key", "img"]);
+}
+
 /// A page server on its own port (its own origin): serves the page at `/` and hands each `POST /report` body to
 /// the channel it returns. The page names the collector, which starts only once the page's port (its origin)
 /// is known, so the page text arrives later, on `page`.
 fn serve_page(page: Receiver<String>, files: Vec<(String, Vec<u8>)>) -> (u16, Receiver<String>) {
+    serve_page_over(page, files, None)
+}
+
+/// The same, over HTTPS with `tls` (an `https://` origin).
+fn serve_page_over(
+    page: Receiver<String>,
+    files: Vec<(String, Vec<u8>)>,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> (u16, Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (reports, received) = crossbeam_channel::unbounded();
@@ -179,8 +237,14 @@ fn serve_page(page: Receiver<String>, files: Vec<(String, Vec<u8>)>) -> (u16, Re
     std::thread::spawn(move || {
         let page = page.recv_timeout(DEADLINE + Duration::from_secs(30)).unwrap_or_default();
         for stream in listener.incoming().map_while(Result::ok) {
-            let (page, files, reports) = (page.clone(), files.clone(), reports.clone());
-            std::thread::spawn(move || answer(stream, &page, &files, &reports));
+            let (page, files, reports, tls) = (page.clone(), files.clone(), reports.clone(), tls.clone());
+            std::thread::spawn(move || match tls {
+                None => answer(stream, &page, &files, &reports),
+                Some(config) => {
+                    let Ok(session) = rustls::ServerConnection::new(config) else { return };
+                    answer(rustls::StreamOwned::new(session, stream), &page, &files, &reports);
+                }
+            });
         }
     });
     (port, received)

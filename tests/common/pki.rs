@@ -8,6 +8,9 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 pub struct Pki {
     /// The CA certificate a client trusts.
     pub ca: PathBuf,
+    /// base64(sha256(the CA's SubjectPublicKeyInfo)): what Chromium's `--ignore-certificate-errors-spki-list`
+    /// takes to trust a chain through this CA.
+    pub ca_spki_sha256: String,
     /// The server's certificate and its private key (PKCS#8).
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -19,7 +22,14 @@ impl Pki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_spki_sha256 = {
+            use base64::Engine;
+            use sha2::Digest;
+            base64::engine::general_purpose::STANDARD
+                .encode(sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&ca_key)))
+        };
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
         let mut server_params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         server_params.distinguished_name.push(DnType::CommonName, "localhost");
         let server_key = KeyPair::generate().unwrap();
@@ -30,8 +40,10 @@ impl Pki {
             path
         };
         Pki {
+            ca_spki_sha256,
             ca: write("ca.pem", ca.pem()),
-            cert: write("cert.pem", server.pem()),
+            // The chain as servers serve it: the server certificate, then the CA.
+            cert: write("cert.pem", server.pem() + &ca.pem()),
             key: write("key.pem", server_key.serialize_pem()),
         }
     }
@@ -52,6 +64,21 @@ impl Pki {
     pub fn combined(&self, path: &Path) {
         let pem = [std::fs::read(&self.cert).unwrap(), std::fs::read(&self.key).unwrap()].concat();
         std::fs::write(path, pem).unwrap();
+    }
+
+    /// A rustls server with this server certificate (for test servers other than plutos).
+    pub fn server(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(&self.cert).unwrap().map(Result::unwrap).collect();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&self.key).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        std::sync::Arc::new(config)
     }
 
     /// The server certificate, DER.
