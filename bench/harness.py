@@ -16,6 +16,7 @@ import platform
 import re
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,7 @@ PLUTOS_TARGETS = {
 }
 TARGETS = list(PLUTOS_TARGETS) + ["nginx", "floor"]
 FLOOR = ROOT / "target" / "release" / "examples" / "floor"
+TLS_LOAD = ROOT / "target" / "release" / "examples" / "tls_load"
 # scenario -> (requests pipelined per write, description)
 SCENARIOS = {
     "get_simple": (1, "GET /e?test=me (the article's request)"),
@@ -55,9 +57,25 @@ SCENARIOS = {
     "get_close": (1, "GET /e?test=me, one request per connection (Connection: close)"),
     "get_simple_varied": (1, "get_simple from 10,000 clients (X-Forwarded-For) with 1,000 real user agents, Zipf-like"),
     "post_ndjson_varied": (1, "post_ndjson from 10,000 clients (X-Forwarded-For) with 1,000 real user agents, Zipf-like"),
+    "get_simple_tls": (1, "get_simple over HTTPS (TLS 1.3, ECDSA P-256, keep-alive)"),
+    "get_close_tls": (1, "get_close over HTTPS: a TLS handshake per request, resumed (wrk offers the last session)"),
+    "get_close_tls_full": (1, "get_close over HTTPS: a full TLS 1.3 handshake per request (examples/tls_load, no resumption)"),
 }
 ENRICHED = "plutos-gzip6-spool-enriched"
 IDLE_CONNECTIONS = 10_000
+
+
+def tls_scenario(scenario):
+    return "_tls" in scenario
+
+
+def make_certificate(work):
+    """An ECDSA P-256 certificate for 127.0.0.1 (openssl), the same for plutos and nginx."""
+    cert, key = Path(work) / "tls.pem", Path(work) / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
 
 
 def cpu_ticks(pids):
@@ -107,7 +125,7 @@ def wait_serving(port, proc, timeout=60):
 
 
 class Plutos:
-    def __init__(self, name, args, work, binary=BIN):
+    def __init__(self, name, args, work, binary=BIN, tls=False):
         self.name, self.args = name, args
         self.dir = Path(tempfile.mkdtemp(dir=work, prefix=name + "-"))
         env = {
@@ -122,6 +140,9 @@ class Plutos:
             "TRUSTED_PROXIES": "127.0.0.1/32",
         }
         env.update({k: v.replace("@CITY_MMDB@", args.city_mmdb or "") for k, v in PLUTOS_TARGETS[name].items()})
+        if tls:
+            # HTTPS on the next port; the plain one stays for the start-up checks and /metrics.
+            env.update({"TLS_PORT": f"127.0.0.1:{args.port + 1}", "TLS_CERT": str(args.cert), "TLS_KEY": str(args.key)})
         self.env = env
         self.command = ["taskset", "-c", args.server_cpus, str(binary)]
         self.proc = subprocess.Popen(self.command, env=env, stdout=subprocess.DEVNULL,
@@ -135,7 +156,8 @@ class Plutos:
         return [self.proc.pid]
 
     def describe(self):
-        settings = " ".join(f"{k}={v}" for k, v in self.env.items() if k not in ("PATH", "SPOOL_DIR", "OUT_DIR"))
+        hidden = ("PATH", "SPOOL_DIR", "OUT_DIR", "TLS_CERT", "TLS_KEY")
+        settings = " ".join(f"{k}={v}" for k, v in self.env.items() if k not in hidden)
         return f"{settings} {' '.join(self.command)}"
 
     def metrics(self):
@@ -161,6 +183,7 @@ class Nginx:
         conf = (ROOT / "bench" / "nginx" / "nginx.conf.template").read_text()
         conf = conf.replace("@DIR@", str(self.dir)).replace("@PORT@", str(args.port))
         conf = conf.replace("@WORKERS@", str(len(cpus))).replace("@CPU_MASK@", masks)
+        conf = conf.replace("@TLS_PORT@", str(args.port + 1)).replace("@CERT@", str(args.cert)).replace("@KEY@", str(args.key))
         (self.dir / "nginx.conf").write_text(conf)
         self.command = ["taskset", "-c", args.server_cpus, "/usr/sbin/nginx", "-c", str(self.dir / "nginx.conf"),
                         "-p", str(self.dir)]
@@ -184,6 +207,15 @@ class Nginx:
         self.proc.send_signal(signal.SIGQUIT)
         self.proc.wait(timeout=60)
         return None
+
+    def sessions_reused(self):
+        """Of the HTTPS requests nginx logged, how many came on a resumed TLS session: (reused, all)."""
+        path = self.dir / "events-tls.log.gz"
+        if not path.exists():
+            return None
+        with gzip.open(path, "rt") as f:
+            lines = f.read().splitlines()
+        return sum(1 for l in lines if l.endswith('"reused":"r"}')), len(lines)
 
 
 class Floor:
@@ -234,19 +266,26 @@ def cpu_list(spec):
 
 def wrk_command(args, scenario):
     threads = len(cpu_list(args.load_cpus))
+    if scenario == "get_close_tls_full":
+        seconds = str(int(args.duration.rstrip("s")))
+        return ["taskset", "-c", args.load_cpus, str(TLS_LOAD), f"127.0.0.1:{args.port + 1}", str(args.connections), seconds]
+    url = f"https://127.0.0.1:{args.port + 1}" if tls_scenario(scenario) else f"http://127.0.0.1:{args.port}"
     return ["taskset", "-c", args.load_cpus, "wrk", f"-t{threads}", f"-c{args.connections}", f"-d{args.duration}",
-            "-s", f"bench/wrk/{scenario}.lua", f"http://127.0.0.1:{args.port}"]
+            "-s", f"bench/wrk/{scenario}.lua", url]
 
 
 def run_one(args, work, target, scenario):
+    tls = tls_scenario(scenario)
     if target == "nginx":
         server = Nginx(args, work)
     elif target == "floor":
+        if tls:
+            return None  # the floor speaks no TLS
         server = Floor(args, work)
     elif target.endswith("@base"):
-        server = Plutos(target.removesuffix("@base"), args, work, binary=Path(args.compare).resolve())
+        server = Plutos(target.removesuffix("@base"), args, work, binary=Path(args.compare).resolve(), tls=tls)
     else:
-        server = Plutos(target, args, work)
+        server = Plutos(target, args, work, tls=tls)
     try:
         pids = server.pids()
         before = cpu_ticks(pids)
@@ -257,6 +296,7 @@ def run_one(args, work, target, scenario):
         lookups = server.metrics() if isinstance(server, Plutos) else {}
     finally:
         shipped = server.stop()
+    reused = server.sessions_reused() if isinstance(server, Nginx) and tls else None
     report = dict(re.findall(r"(\w+)=(\d+)", out.split("REPORT", 1)[1]))
     report = {k: int(v) for k, v in report.items()}
     requests, seconds = report["requests"], report["duration_us"] / 1e6
@@ -272,21 +312,28 @@ def run_one(args, work, target, scenario):
         "p50_ms": report["p50_us"] / 1000 or None, "p99_ms": report["p99_us"] / 1000 or None, "non2xx": report["non2xx"],
         "socket_errors": report["socket_errors"], "cpu_us_req": cpu_s * 1e6 / requests,
         "cpu_us_event": cpu_s * 1e6 / (requests * per_request), "rss_mib": rss_kib / 1024,
-        "ok_events": ok_events, "shipped": shipped, "server": describe, "lookups": lookups,
+        "ok_events": ok_events, "shipped": shipped, "server": describe, "lookups": lookups, "reused": reused,
+        # Connections opened per second of server CPU (one per request with Connection: close).
+        "handshakes_per_cpu_s": requests / cpu_s if cpu_s else None,
     }
     if shipped is not None:
         result["shipped_ok"] = ok_events <= shipped <= ok_events + in_flight
     return result
 
 
-def idle_rss(args, work):
-    """plutos (gzip6, spool) RSS after 10,000 keep-alive connections each made one request and went idle."""
-    server = Plutos("plutos-gzip6-spool", args, work)
+def idle_rss(args, work, tls=False):
+    """plutos (gzip6, spool) RSS after 10,000 keep-alive connections (with `tls`, HTTPS ones: TLS 1.3, each with
+    its handshake done) each made one request and went idle."""
+    server = Plutos("plutos-gzip6-spool", args, work, tls=tls)
     conns = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     try:
         request = b"GET /e?idle=1 HTTP/1.1\r\nHost: bench\r\n\r\n"
         for _ in range(IDLE_CONNECTIONS):
-            s = socket.create_connection(("127.0.0.1", args.port))
+            s = socket.create_connection(("127.0.0.1", args.port + 1 if tls else args.port))
+            if tls:
+                s = context.wrap_socket(s)
             s.sendall(request)
             conns.append(s)
         for s in conns:
@@ -346,15 +393,22 @@ def main():
 
     results = []
     with tempfile.TemporaryDirectory(prefix="plutos-bench-") as work:
+        args.cert, args.key = make_certificate(work)
         for round_no in range(1, args.rounds + 1):
             for scenario in scenarios:
                 for target in targets:
                     r = run_one(args, work, target, scenario)
+                    if r is None:
+                        continue
                     results.append(r)
                     print(f"round {round_no} {scenario:14} {target:20} {r['rps']:>11.0f} req/s {r['eps']:>11.0f} ev/s "
                           f"{r['cpu_us_req']:6.2f} us/req p99 {r['p99_ms'] or 0:6.2f} ms rss {r['rss_mib']:6.1f} MiB "
                           f"shipped {r.get('shipped_ok', '-')}", flush=True)
         idle = idle_rss(args, work) if "plutos-gzip6-spool" in targets else None
+        tls_scenarios = any(tls_scenario(sc) for sc in scenarios)
+        idle_tls = idle_rss(args, work, tls=True) if "plutos-gzip6-spool" in targets and tls_scenarios else None
+        if idle_tls:
+            idle = idle + idle_tls if idle else (None, None) + idle_tls
     write_results(args, scenarios, targets, results, idle)
 
 
@@ -406,6 +460,15 @@ def write_results(args, scenarios, targets, results, idle):
                 f"{t} CPU/req ×{median(results, t, scenario, 'cpu_us_req') / base:.2f} req/s ×"
                 f"{median(results, t, scenario, 'rps') / base_rps:.2f}"
                 for t in targets if t.startswith("plutos") and median(results, t, scenario, "rps") is not None))
+        if tls_scenario(scenario):
+            reused = [r["reused"] for r in results if r["target"] == "nginx" and r["scenario"] == scenario and r["reused"]]
+            if reused:
+                w(f"\nnginx's log: {sum(r for r, _ in reused):,} of {sum(n for _, n in reused):,} HTTPS requests on a "
+                  f"resumed TLS session")
+            if scenario.startswith("get_close"):
+                w("\nhandshakes per second of server CPU (one per request): " + ", ".join(
+                    f"{t} {median(results, t, scenario, 'handshakes_per_cpu_s'):,.0f}"
+                    for t in targets if median(results, t, scenario, "rps") is not None))
         floor = median(results, "floor", scenario, "cpu_us_req")
         if floor:
             w("\nplutos / floor: " + ", ".join(
@@ -468,9 +531,17 @@ def write_results(args, scenarios, targets, results, idle):
                     w(f"| {scenario}: {kind} lookups, all rounds (information) | {hit:,} hits, {miss:,} misses"
                       f"{f', {internal:,} internal' if kind == 'geo' else ''}: cache hit ratio "
                       f"{100 * hit / max(1, hit + miss):.2f}% | — |")
-    if idle:
+    for scenario, goal in (("get_simple_tls", 0.85), ("get_close_tls", 1.0), ("get_close_tls_full", 1.0)):
+        p, n = median(results, "plutos-gzip6-spool", scenario, "cpu_us_req"), median(results, "nginx", scenario, "cpu_us_req")
+        if p and n:
+            line(f"{scenario}: plutos (spool, gzip 6) CPU/req ≤ {goal}× nginx", f"{p:.2f} µs vs {n:.2f} µs (×{p / n:.2f})",
+                 p <= goal * n)
+    if idle and idle[0] is not None:
         line(f"RSS with {IDLE_CONNECTIONS:,} idle keep-alive connections ≤ 64 MiB",
              f"{idle[0]:.1f} MiB (peak {idle[1]:.1f} MiB)", idle[0] <= 64)
+    if idle and len(idle) == 4:
+        w(f"| RSS with {IDLE_CONNECTIONS:,} idle HTTPS keep-alive connections (information) | {idle[2]:.1f} MiB "
+          f"(peak {idle[3]:.1f} MiB) | — |")
     path.write_text("\n".join(out) + "\n")
     print(f"results written to {path}")
 

@@ -84,6 +84,9 @@ pub struct WorkerMetrics {
     pub connections_refused: AtomicU64,
     /// TLS connections closed on a failed handshake, a bad record or a handshake timeout.
     pub tls_failures: AtomicU64,
+    /// TLS handshakes that ended, full and resumed.
+    pub tls_full: AtomicU64,
+    pub tls_resumed: AtomicU64,
     /// Times a connection stopped being read because its client was not taking its answers.
     pub read_pauses: AtomicU64,
     pub spool_writes: AtomicU64,
@@ -110,6 +113,8 @@ impl Default for WorkerMetrics {
             connections_open: zero(),
             connections_refused: zero(),
             tls_failures: zero(),
+            tls_full: zero(),
+            tls_resumed: zero(),
             read_pauses: zero(),
             spool_writes: zero(),
             spool_write_errors: zero(),

@@ -118,6 +118,8 @@ fn a_session_resumes_on_whichever_worker_the_reconnect_reaches() {
             "{version:?}: every reconnection resumes: {kinds:?}"
         );
     }
+    assert_eq!(server.metric("plutos_tls_handshakes_total{kind=\"full\"}"), 2);
+    assert_eq!(server.metric("plutos_tls_handshakes_total{kind=\"resumed\"}"), 22);
     drop(server.stop());
 }
 

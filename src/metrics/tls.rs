@@ -1,5 +1,5 @@
-//! HTTPS's lines in `/metrics` (only with `TLS_PORT`): the certificate's expiry, its reloads, and the TLS
-//! connections that failed.
+//! HTTPS's lines in `/metrics` (only with `TLS_PORT`): the certificate's expiry, its reloads, the handshakes
+//! by kind and the TLS connections that failed.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,7 +13,10 @@ pub fn render_tls(out: &mut String, workers: &[CachePadded<WorkerMetrics>], tls:
     let Some(tls) = tls else {
         return;
     };
-    let failures: u64 = workers.iter().map(|w| w.tls_failures.load(Relaxed)).sum();
+    let sum = |f: fn(&WorkerMetrics) -> &std::sync::atomic::AtomicU64| {
+        workers.iter().map(|w| f(w).load(Relaxed)).sum::<u64>()
+    };
+    let failures = sum(|w| &w.tls_failures);
     let _ = writeln!(
         out,
         "# HELP plutos_tls_cert_not_after_seconds when the TLS certificate in service expires (Unix seconds)\n\
@@ -25,9 +28,15 @@ pub fn render_tls(out: &mut String, workers: &[CachePadded<WorkerMetrics>], tls:
          # HELP plutos_tls_failures_total TLS connections closed on a failed handshake, a bad record from the \
          client or a handshake that did not end within HEADER_TIMEOUT_SECONDS\n\
          # TYPE plutos_tls_failures_total counter\n\
-         plutos_tls_failures_total {failures}",
+         plutos_tls_failures_total {failures}\n\
+         # HELP plutos_tls_handshakes_total TLS handshakes completed, by kind (resumed: a session ticket or cached \
+         session)\n\
+         # TYPE plutos_tls_handshakes_total counter\n\
+         plutos_tls_handshakes_total{{kind=\"full\"}} {}\nplutos_tls_handshakes_total{{kind=\"resumed\"}} {}",
         tls.not_after.load(Relaxed),
         tls.reloads.load(Relaxed),
         tls.reload_failures.load(Relaxed),
+        sum(|w| &w.tls_full),
+        sum(|w| &w.tls_resumed),
     );
 }

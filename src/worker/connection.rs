@@ -39,6 +39,8 @@ pub struct Connection {
     pub stream: TcpStream,
     /// The TLS session of a connection from the HTTPS listener.
     tls: Option<Box<ServerConnection>>,
+    /// Set once, when its TLS handshake ended: whether the session was resumed (taken by the worker's count).
+    handshake_ended: Option<bool>,
     pub peer: Peer,
     /// Where it is in its life: open, ending, lingering; paused, queued for the flush.
     pub life: Lifecycle,
@@ -76,6 +78,7 @@ impl Connection {
             request_started: tls.is_some().then_some(now),
             stream,
             tls,
+            handshake_ended: None,
             peer,
             life: Lifecycle::new(over_limit),
             pending: Vec::new(),
@@ -95,6 +98,11 @@ impl Connection {
     /// A TLS connection whose handshake has not ended.
     pub fn handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
+    /// Once, after its TLS handshake ended: whether it resumed a session.
+    pub fn take_handshake(&mut self) -> Option<bool> {
+        self.handshake_ended.take()
     }
 
     /// A TLS connection with records to send that are not answers (handshake, session tickets, alerts).
@@ -146,7 +154,12 @@ impl Connection {
                 None => &read_buf[..n],
                 Some(tls) => {
                     plain.clear();
-                    match decrypt(tls, &read_buf[..n], plain) {
+                    let was_handshaking = tls.is_handshaking();
+                    let decrypted = decrypt(tls, &read_buf[..n], plain);
+                    if was_handshaking && !tls.is_handshaking() {
+                        self.handshake_ended = Some(tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed));
+                    }
+                    match decrypted {
                         Ok(true) => self.life.peer_closed(), // close_notify
                         Ok(false) => {}
                         Err(e) => {

@@ -89,6 +89,10 @@ impl Worker {
             Ok(true) => add(&self.shared.workers[self.index].read_pauses, 1),
             Ok(false) => {}
         }
+        if let Some(resumed) = conn.take_handshake() {
+            let metrics = &self.shared.workers[self.index];
+            add(if resumed { &metrics.tls_resumed } else { &metrics.tls_full }, 1);
+        }
         if conn.unsent() > 0 || conn.life.must_flush() || conn.tls_wants_write() {
             self.queue_flush(i);
         }
