@@ -12,7 +12,7 @@ use plutos::event::body::{BodyKind, append_body_events};
 use plutos::event::clock::Clock;
 use plutos::event::ids::RequestIds;
 use plutos::event::query::{QueryScratch, append_query_object};
-use plutos::event::record::{Protocol, RecordBuilder, RequestMeta};
+use plutos::event::record::{Protocol, RecordBuilder, RequestMeta, Transport};
 use plutos::http::{Method, Parse, parse_head};
 use plutos::spool::ChunkConfig;
 use plutos::spool::SpoolDirs;
@@ -73,6 +73,7 @@ impl PixelRecords {
             user_agent: USER_AGENT,
             method: Method::Get,
             path: b"/e",
+            transport: Transport::Http,
             headers: b"",
             enrichment: b"",
             protocol: Protocol::Plutos,
@@ -110,6 +111,7 @@ fn ndjson_body(c: &mut Criterion) {
         user_agent: USER_AGENT,
         method: Method::Post,
         path: b"/e",
+        transport: Transport::Http,
         headers: b"",
         enrichment: b"",
         protocol: Protocol::Plutos,
@@ -152,8 +154,13 @@ fn pipelined_requests(c: &mut Criterion) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, peer) = listener.accept().unwrap();
-    let mut conn =
-        Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now(), None);
+    let mut conn = Connection::new(
+        mio::net::TcpStream::from_std(server),
+        requests.peer(peer.ip(), Transport::Http),
+        false,
+        Instant::now(),
+        None,
+    );
     let burst = b"GET /e?test=me HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".repeat(16);
     let ndjson = post("/e", "application/x-ndjson", &ndjson_100());
     let segment = post("/v1/batch", "application/json", &segment_batch_100());

@@ -64,7 +64,7 @@ impl Trickle {
         let requests = Requests::new(config, &plutos::config::EdgeConfig::default(), shared, 0, 0);
         let conn = Connection::new(
             mio::net::TcpStream::from_std(server),
-            requests.peer(peer.ip()),
+            requests.peer(peer.ip(), plutos::event::record::Transport::Http),
             false,
             Instant::now(),
             None,

@@ -38,8 +38,13 @@ fn main() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, peer) = listener.accept().unwrap();
-    let mut conn =
-        Connection::new(mio::net::TcpStream::from_std(server), requests.peer(peer.ip()), false, Instant::now(), None);
+    let mut conn = Connection::new(
+        mio::net::TcpStream::from_std(server),
+        requests.peer(peer.ip(), plutos::event::record::Transport::Http),
+        false,
+        Instant::now(),
+        None,
+    );
     let mut batch = Batch::default();
     let mut events = 0;
     for _ in 0..rounds {

@@ -237,13 +237,11 @@ impl Pipeline {
     }
 }
 
+/// Plain, then over HTTPS (one after the other: these trials time the server's pauses, so they do not share
+/// the CPU with each other).
 #[test]
 fn no_200_reaches_a_slow_pipelining_client_before_its_spool_write() {
     answers_wait_for_the_spool_write(false);
-}
-
-#[test]
-fn no_200_reaches_a_slow_pipelining_https_client_before_its_spool_write() {
     answers_wait_for_the_spool_write(true);
 }
 

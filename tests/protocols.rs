@@ -41,8 +41,10 @@ fn by_event_id<'a>(records: &'a [Value], protocol: &str) -> std::collections::BT
 fn assert_stable_fields(records: &[Value]) {
     for r in records {
         let object = r.as_object().unwrap();
-        assert_eq!(object.len(), 18, "{r}");
-        for field in ["written_at", "request_id", "ip", "user_agent", "method", "path", "protocol", "event_id"] {
+        assert_eq!(object.len(), 19, "{r}");
+        for field in
+            ["written_at", "request_id", "ip", "user_agent", "method", "path", "transport", "protocol", "event_id"]
+        {
             assert!(r[field].is_string(), "{field} in {r}");
         }
         for field in ["event_type", "event_name", "user_id", "anonymous_id", "client_ts", "sent_at", "visitor_id"] {

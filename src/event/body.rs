@@ -199,7 +199,7 @@ mod tests {
 
     use super::*;
     use crate::event::clock::Clock;
-    use crate::event::record::{Protocol, RequestMeta};
+    use crate::event::record::{Protocol, RequestMeta, Transport};
     use crate::http::Method;
 
     fn events(kind: BodyKind, body: &[u8]) -> Result<Vec<serde_json::Value>, HttpError> {
@@ -209,6 +209,7 @@ mod tests {
             user_agent: b"t",
             method: Method::Post,
             path: b"/e",
+            transport: Transport::Http,
             headers: b"",
             enrichment: b"",
             protocol: Protocol::Plutos,

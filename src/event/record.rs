@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! {"raw_data":…,"written_at":"…","request_id":"…","ip":"…","user_agent":"…"[,"geo":…][,"agent":…][,"bot":…,"bot_match":…],
-//!  "method":"GET","path":"/e"[,"headers":{…}],
+//!  "method":"GET","path":"/e","transport":"http"[,"headers":{…}],
 //!  "protocol":"plutos","event_id":"…","event_type":…,"event_name":…,"user_id":…,"anonymous_id":…,
 //!  "client_ts":…,"sent_at":…,"timestamp":"…","retry_count":…,"visitor_id":…}
 //! ```
@@ -19,6 +19,25 @@ use crate::event::json::{escape_into, escape_lossy_into};
 use crate::event::object::Text;
 use crate::event::timestamp::{self, ClientTimes};
 use crate::http::Method;
+
+/// How an event reached plutos: the record's `transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Https,
+    /// A datagram on `UDP_PORT` (its record's method is `UDP`, its path and user agent empty).
+    Udp,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Https => "https",
+            Transport::Udp => "udp",
+        }
+    }
+}
 
 /// Which wire format brought an event: the record's `protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +66,7 @@ pub struct RequestMeta<'a> {
     pub user_agent: &'a [u8],
     pub method: Method,
     pub path: &'a [u8],
+    pub transport: Transport,
     /// `,"headers":{…}` (JSON, rendered by the caller) or empty.
     pub headers: &'a [u8],
     /// `,"geo":…,"agent":…,"bot":…,"bot_match":…` (JSON, rendered by the enricher) or empty.
@@ -92,6 +112,7 @@ pub struct RecordBuilder {
     rendered_headers: Vec<u8>,
     rendered_enrichment: Vec<u8>,
     rendered_protocol: Option<Protocol>,
+    rendered_transport: Option<Transport>,
     rendered_retry_count: Option<u32>,
     rendered_visitor_id: Option<Vec<u8>>,
 }
@@ -151,6 +172,7 @@ impl RecordBuilder {
         }
         if self.rendered_method == Some(meta.method)
             && self.rendered_protocol == Some(meta.protocol)
+            && self.rendered_transport == Some(meta.transport)
             && same(self.rendered_ip.as_bytes(), meta.ip.as_bytes())
             && same(&self.rendered_user_agent, meta.user_agent)
             && same(&self.rendered_path, meta.path)
@@ -161,6 +183,7 @@ impl RecordBuilder {
         }
         self.rendered_method = Some(meta.method);
         self.rendered_protocol = Some(meta.protocol);
+        self.rendered_transport = Some(meta.transport);
         self.rendered_ip.clear();
         self.rendered_ip.push_str(meta.ip);
         self.rendered_user_agent.clear();
@@ -183,6 +206,8 @@ impl RecordBuilder {
         t.extend_from_slice(meta.method.as_str().as_bytes());
         t.extend_from_slice(b"\",\"path\":\"");
         escape_lossy_into(t, meta.path);
+        t.extend_from_slice(b"\",\"transport\":\"");
+        t.extend_from_slice(meta.transport.name().as_bytes());
         t.push(b'"');
         t.extend_from_slice(meta.headers);
         t.extend_from_slice(b",\"protocol\":\"");

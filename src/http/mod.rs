@@ -131,6 +131,8 @@ pub enum Method {
     Options,
     #[default]
     Other,
+    /// Not an HTTP method: what a datagram's record says (`UDP_PORT`).
+    Udp,
 }
 
 impl Method {
@@ -141,6 +143,7 @@ impl Method {
             Method::Post => "POST",
             Method::Options => "OPTIONS",
             Method::Other => "OTHER",
+            Method::Udp => "UDP",
         }
     }
 }

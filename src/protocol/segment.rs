@@ -163,7 +163,7 @@ mod tests {
     use super::*;
     use crate::event::clock::Clock;
     use crate::event::ids::RequestIds;
-    use crate::event::record::{Protocol, RecordBuilder, RequestMeta};
+    use crate::event::record::{Protocol, RecordBuilder, RequestMeta, Transport};
     use crate::http::Method;
     use crate::http::write_key::WriteKeys;
 
@@ -175,6 +175,7 @@ mod tests {
             user_agent: b"analytics-python/2.4.0",
             method: Method::Post,
             path: b"/v1/batch",
+            transport: Transport::Http,
             headers: b"",
             enrichment: b"",
             protocol: Protocol::Segment,

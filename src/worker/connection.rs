@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use rustls::ServerConnection;
 
+use crate::event::record::Transport;
 use crate::http::framing::Progress;
 use crate::http::route::Route;
 use crate::worker::lifecycle::Lifecycle;
@@ -33,6 +34,8 @@ pub struct Peer {
     pub ip: Box<str>,
     /// A trusted proxy: each request names its client in forwarding headers.
     pub proxy: bool,
+    /// The listener it came through.
+    pub transport: Transport,
 }
 
 pub struct Connection {

@@ -9,6 +9,7 @@ use rustls::ServerConnection;
 
 use super::connection::Connection;
 use super::{HOUSEKEEPING, Worker};
+use crate::event::record::Transport;
 use crate::http::HttpError;
 use crate::metrics::add;
 
@@ -54,7 +55,8 @@ impl Worker {
                         },
                         _ => None,
                     };
-                    let peer = self.requests.peer(peer.ip());
+                    let transport = if https { Transport::Https } else { Transport::Http };
+                    let peer = self.requests.peer(peer.ip(), transport);
                     entry.insert(Connection::new(stream, peer, over_limit, now, tls));
                     add(&self.metrics().connections_accepted, 1);
                     add(&self.metrics().connections_open, 1);

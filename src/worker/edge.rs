@@ -8,6 +8,7 @@ use crate::config::EdgeConfig;
 use crate::enrich::{Enricher, Enrichment};
 use crate::event::client::ClientIp;
 use crate::event::json::escape_lossy_into;
+use crate::event::record::Transport;
 use crate::http::cors::{Cors, Grant, Preflight, Verdict};
 use crate::http::write_key::{KeyGate, WriteKeys};
 use crate::http::{HttpError, RequestHead, field, fields};
@@ -59,10 +60,10 @@ impl Edge {
     }
 
     /// A new connection's peer, with its records' `ip` rendered once.
-    pub fn peer(&self, addr: IpAddr) -> Peer {
+    pub fn peer(&self, addr: IpAddr, transport: Transport) -> Peer {
         let mut ip = String::new();
         self.client.render(addr, &mut ip);
-        Peer { addr, ip: ip.into_boxed_str(), proxy: self.client.trusts(addr) }
+        Peer { addr, ip: ip.into_boxed_str(), proxy: self.client.trusts(addr), transport }
     }
 
     /// Whether `head` may send events: its origin (→ 403, no CORS headers), then its write key (→ 401, with the

@@ -15,7 +15,7 @@ use crate::event::body::BodyScratch;
 use crate::event::clock::Clock;
 use crate::event::ids::{RequestIds, random_u64};
 use crate::event::query::QueryScratch;
-use crate::event::record::RecordBuilder;
+use crate::event::record::{RecordBuilder, Transport};
 use crate::event::visitor::Visitors;
 use crate::http::chunked::decode_chunked;
 use crate::http::cors::{Cors, Grant};
@@ -147,8 +147,8 @@ impl Requests {
     }
 
     /// A new connection's peer as its records name it.
-    pub fn peer(&self, addr: std::net::IpAddr) -> Peer {
-        self.edge.peer(addr)
+    pub fn peer(&self, addr: std::net::IpAddr, transport: Transport) -> Peer {
+        self.edge.peer(addr, transport)
     }
 
     /// Publishes the answers counted since the last call; returns how many requests were answered.

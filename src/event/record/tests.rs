@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use super::*;
 
 /// The fields of every record, in order.
-const FIELDS: [&str; 18] = [
+const FIELDS: [&str; 19] = [
     "raw_data",
     "written_at",
     "request_id",
@@ -11,6 +11,7 @@ const FIELDS: [&str; 18] = [
     "user_agent",
     "method",
     "path",
+    "transport",
     "protocol",
     "event_id",
     "event_type",
@@ -30,6 +31,7 @@ fn meta<'a>(ip: &'a str, user_agent: &'a [u8], protocol: Protocol) -> RequestMet
         user_agent,
         method: Method::Get,
         path: b"/e",
+        transport: Transport::Http,
         headers: b"",
         enrichment: b"",
         protocol,

@@ -41,6 +41,7 @@ fn start_request(
         user_agent: head.user_agent,
         method: head.method,
         path: head.path,
+        transport: conn.peer.transport,
         headers: identity.headers,
         enrichment: identity.enrichment,
         protocol: sender.protocol,
