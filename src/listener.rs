@@ -3,16 +3,26 @@
 //! worker starts, so bind errors are reported at once and tests can bind port 0 and learn the port.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// The bound listeners: one per worker for HTTP (`PORT`) and one per worker for HTTPS (`TLS_PORT`), either
-/// of them possibly absent.
+use crate::config::Config;
+
+/// The bound sockets: one per worker for HTTP (`PORT`), for HTTPS (`TLS_PORT`) and for UDP (`UDP_PORT`),
+/// each kind possibly absent.
 pub struct Listeners {
     pub(crate) http: Vec<TcpListener>,
     pub(crate) https: Vec<TcpListener>,
+    pub(crate) udp: Vec<UdpSocket>,
     workers: usize,
+}
+
+/// One worker's sockets.
+pub(crate) struct WorkerSockets {
+    pub http: Option<TcpListener>,
+    pub https: Option<TcpListener>,
+    pub udp: Option<UdpSocket>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,27 +47,82 @@ impl Listeners {
         self.workers
     }
 
-    /// Each worker's HTTP and HTTPS listener.
-    pub(crate) fn into_workers(self) -> impl Iterator<Item = (Option<TcpListener>, Option<TcpListener>)> {
-        let (mut http, mut https) = (self.http.into_iter(), self.https.into_iter());
-        (0..self.workers).map(move |_| (http.next(), https.next()))
+    /// The UDP sockets' address.
+    pub fn udp_local_addr(&self) -> Option<SocketAddr> {
+        self.udp.first().and_then(|s| s.local_addr().ok())
+    }
+
+    /// SO_RCVBUF of the UDP sockets as the kernel set it (twice what it grants for data; capped by
+    /// net.core.rmem_max).
+    pub fn udp_receive_buffer(&self) -> Option<usize> {
+        self.udp.first().and_then(|s| socket2::SockRef::from(s).recv_buffer_size().ok())
+    }
+
+    /// Each worker's sockets.
+    pub(crate) fn into_workers(self) -> impl Iterator<Item = WorkerSockets> {
+        let (mut http, mut https, mut udp) = (self.http.into_iter(), self.https.into_iter(), self.udp.into_iter());
+        (0..self.workers).map(move |_| WorkerSockets { http: http.next(), https: https.next(), udp: udp.next() })
     }
 }
 
-/// Binds `workers` SO_REUSEPORT listeners on each address given. Port 0 picks one port, shared by all of them.
-pub fn bind(http: Option<SocketAddr>, https: Option<SocketAddr>, workers: usize) -> Result<Listeners, BindError> {
-    let group = |addr: Option<SocketAddr>| -> Result<Vec<TcpListener>, BindError> {
+/// Binds `config.workers` SO_REUSEPORT sockets on each address configured (`PORT`, `TLS_PORT`, `UDP_PORT`).
+/// Port 0 picks one port, shared by all of a kind.
+pub fn bind(config: &Config) -> Result<Listeners, BindError> {
+    let workers = config.workers;
+    fn group<S>(
+        addr: Option<SocketAddr>,
+        workers: usize,
+        bind_one: impl Fn(SocketAddr) -> io::Result<S>,
+        local: impl Fn(&S) -> io::Result<SocketAddr>,
+    ) -> Result<Vec<S>, BindError> {
         let Some(addr) = addr else { return Ok(Vec::new()) };
         let error = |source| BindError { addr, source };
         let first = bind_one(addr).map_err(error)?;
-        let addr = first.local_addr().map_err(error)?;
+        let addr = local(&first).map_err(error)?;
         let mut sockets = vec![first];
         for _ in 1..workers {
             sockets.push(bind_one(addr).map_err(error)?);
         }
         Ok(sockets)
+    }
+    let tcp_local = |l: &TcpListener| l.local_addr();
+    let https = config.tls.as_ref().map(|tls| tls.listen);
+    let udp = config.udp.map(|udp| udp.listen);
+    let udp_one = |addr| bind_udp(addr, config.udp.and_then(|u| u.rcvbuf));
+    Ok(Listeners {
+        http: group(config.listen, workers, bind_one, tcp_local)?,
+        https: group(https, workers, bind_one, tcp_local)?,
+        udp: group(udp, workers, udp_one, |s: &UdpSocket| s.local_addr())?,
+        workers,
+    })
+}
+
+/// A UDP socket with SO_REUSEPORT, the receive buffer asked for, and SO_RXQ_OVFL: each datagram then carries
+/// the count of datagrams the kernel dropped on this socket so far (its queue was full).
+fn bind_udp(addr: SocketAddr, rcvbuf: Option<usize>) -> io::Result<UdpSocket> {
+    use std::os::fd::AsRawFd;
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    if let Some(bytes) = rcvbuf {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads one c_int from `on`, which lives across the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
     };
-    Ok(Listeners { http: group(http)?, https: group(https)?, workers })
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {

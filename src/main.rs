@@ -160,8 +160,7 @@ fn serve(config: Config, shutdown: Receiver<()>) -> Result<(), String> {
     if fd_limit < max_connections as u64 + 64 {
         tracing::warn!(fd_limit, max_connections, "descriptor limit below MAX_CONNECTIONS");
     }
-    let tls_listen = config.tls.as_ref().map(|tls| tls.listen);
-    let listeners = plutos::bind(config.listen, tls_listen, config.workers).map_err(|e| e.to_string())?;
+    let listeners = plutos::bind(&config).map_err(|e| e.to_string())?;
     if config.listen.is_some() {
         match listeners.local_addr() {
             Ok(addr) => tracing::info!("listening on {addr}"),
@@ -170,6 +169,16 @@ fn serve(config: Config, shutdown: Receiver<()>) -> Result<(), String> {
     }
     if let Some(addr) = listeners.tls_local_addr() {
         tracing::info!("listening for HTTPS on {addr}");
+    }
+    if let Some(addr) = listeners.udp_local_addr() {
+        tracing::info!("listening for UDP datagrams on {addr}");
+    }
+    let asked = config.udp.and_then(|udp| udp.rcvbuf);
+    if let (Some(asked), Some(set)) = (asked, listeners.udp_receive_buffer()) {
+        // The kernel doubles what it is asked for (bookkeeping) and caps it at net.core.rmem_max.
+        if set / 2 < asked {
+            tracing::warn!(asked, set, "UDP_RCVBUF is capped by net.core.rmem_max");
+        }
     }
     plutos::run(config, listeners, shutdown).map_err(|e| e.to_string())
 }

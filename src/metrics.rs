@@ -12,9 +12,11 @@ use crate::http::route::{self, Route};
 
 mod enrichment;
 mod tls;
+mod udp;
 
 pub use enrichment::render_enrichment;
 pub use tls::render_tls;
+pub use udp::render_udp;
 
 /// Rows of the response counters: one per route of the table, then one for answers to requests that matched no
 /// route (refused before a route was known), labelled `unrouted`.
@@ -84,6 +86,10 @@ pub struct WorkerMetrics {
     pub connections_refused: AtomicU64,
     /// TLS connections closed on a failed handshake, a bad record or a handshake timeout.
     pub tls_failures: AtomicU64,
+    /// Datagrams by what became of them (`UDP_RESULTS`).
+    pub udp_datagrams: [AtomicU64; UDP_RESULTS.len()],
+    /// The kernel's count of datagrams it dropped on this worker's UDP socket (SO_RXQ_OVFL), as last seen.
+    pub udp_kernel_drops: AtomicU64,
     /// TLS handshakes that ended, full and resumed.
     pub tls_full: AtomicU64,
     pub tls_resumed: AtomicU64,
@@ -113,6 +119,8 @@ impl Default for WorkerMetrics {
             connections_open: zero(),
             connections_refused: zero(),
             tls_failures: zero(),
+            udp_datagrams: [const { AtomicU64::new(0) }; UDP_RESULTS.len()],
+            udp_kernel_drops: zero(),
             tls_full: zero(),
             tls_resumed: zero(),
             read_pauses: zero(),
@@ -164,6 +172,18 @@ pub struct KafkaMetrics {
 
 /// The `kind` labels of `plutos_kafka_errors_total`.
 pub const KAFKA_ERROR_KINDS: [&str; 6] = ["unreachable", "topic", "authorization", "tls", "fatal", "other"];
+
+/// What became of a datagram: its `result` label, in `UDP_RESULTS`' order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpResult {
+    Stored,
+    Malformed,
+    Truncated,
+    Unauthorized,
+    Refused,
+}
+
+pub const UDP_RESULTS: [&str; 5] = ["stored", "malformed", "truncated", "unauthorized", "refused"];
 
 /// A worker's answers and refusals since it last published them: plain counts, added to the shared atomics
 /// once per event-loop iteration, not once per request.

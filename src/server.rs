@@ -22,6 +22,7 @@ use crate::spool::{SpoolDirs, UploadJob, recover};
 use crate::state::{Phase, Shared};
 use crate::tls::{Tls, TlsError};
 use crate::worker::request::Requests;
+use crate::worker::udp::Datagrams;
 use crate::worker::{WAKER, Worker, WorkerSettings, WorkerSetup};
 
 /// Room in the worker → uploader channel, in sealed chunks.
@@ -70,7 +71,8 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     let shared = Arc::new(
         Shared::new(workers, spool_bytes, config.spool.max_bytes)
             .with_enrichment(enrichment.clone())
-            .with_tls(tls.clone()),
+            .with_tls(tls.clone())
+            .with_udp(config.udp.is_some()),
     );
     let boot = new_boot_id();
     tracing::info!(boot = %boot, workers, "starting");
@@ -154,14 +156,16 @@ fn start_workers(
     };
     let mut wakers = Vec::with_capacity(count);
     let mut handles = Vec::with_capacity(count);
-    for (index, (http, https)) in listeners.into_workers().enumerate() {
+    let max_datagram = config.udp.map_or(0, |udp| udp.max_datagram);
+    for (index, sockets) in listeners.into_workers().enumerate() {
         let poll = Poll::new().map_err(RunError::Poll)?;
         wakers.push(Waker::new(poll.registry(), WAKER).map_err(RunError::Poll)?);
         let worker = Worker::new(WorkerSetup {
             index,
             poll,
-            listener: http.map(mio::net::TcpListener::from_std),
-            tls_listener: https.map(mio::net::TcpListener::from_std).zip(shared.tls.clone()),
+            listener: sockets.http.map(mio::net::TcpListener::from_std),
+            tls_listener: sockets.https.map(mio::net::TcpListener::from_std).zip(shared.tls.clone()),
+            udp: sockets.udp.map(|socket| Datagrams::new(mio::net::UdpSocket::from_std(socket), max_datagram)),
             settings,
             requests: Requests::new(config.http, &config.edge, shared.clone(), index, boot_random),
             chunk: ChunkWriter::new(index, boot.to_string(), dirs.clone(), config.spool.chunk),

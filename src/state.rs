@@ -39,6 +39,8 @@ pub struct Shared {
     pub enrichment: Option<Arc<Enrichment>>,
     /// `None`: no HTTPS listener.
     pub tls: Option<Arc<Tls>>,
+    /// A UDP socket per worker (`UDP_PORT`).
+    pub udp: bool,
 }
 
 impl Shared {
@@ -53,6 +55,7 @@ impl Shared {
             started: Instant::now(),
             enrichment: None,
             tls: None,
+            udp: false,
         }
     }
 
@@ -62,6 +65,10 @@ impl Shared {
 
     pub fn with_tls(self, tls: Option<Arc<Tls>>) -> Shared {
         Shared { tls, ..self }
+    }
+
+    pub fn with_udp(self, udp: bool) -> Shared {
+        Shared { udp, ..self }
     }
 
     /// The uploader calls this when the sink confirmed an upload.
@@ -131,6 +138,9 @@ impl Shared {
         let mut text = crate::metrics::render(&self.workers, &self.uploader, self.spool_bytes.load(Ordering::Relaxed));
         crate::metrics::render_enrichment(&mut text, &self.workers, self.enrichment.as_deref());
         crate::metrics::render_tls(&mut text, &self.workers, self.tls.as_deref());
+        if self.udp {
+            crate::metrics::render_udp(&mut text, &self.workers);
+        }
         text
     }
 }

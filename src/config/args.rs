@@ -47,6 +47,15 @@ pub struct Args {
     /// PEM private key of TLS_CERT (PKCS#8, PKCS#1 or SEC1; ECDSA or RSA).
     #[arg(long, env = "TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// UDP listen address (like PORT): each datagram is an event or a batch, without an answer.
+    #[arg(long, env = "UDP_PORT", value_parser = values::listen)]
+    pub udp_port: Option<SocketAddr>,
+    /// SO_RCVBUF of each worker's UDP socket (bytes, or with KiB/MiB); capped by net.core.rmem_max.
+    #[arg(long, env = "UDP_RCVBUF", value_parser = values::bytes)]
+    pub udp_rcvbuf: Option<u64>,
+    /// Datagrams larger than this are dropped as truncated (bytes, 512 to 65536).
+    #[arg(long, env = "UDP_MAX_DATAGRAM_BYTES", default_value = "16KiB", value_parser = values::bytes)]
+    pub udp_max_datagram_bytes: u64,
     /// Where sealed chunks go.
     #[arg(long, env = "DRIVER", value_enum, default_value = "file")]
     pub driver: Driver,

@@ -34,6 +34,8 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// The HTTPS listener and its certificate.
     pub tls: Option<TlsListen>,
+    /// The UDP listener.
+    pub udp: Option<UdpListen>,
     pub workers: usize,
     /// CPU ids to pin to; worker i gets `cpus[i % len]`. Empty: no pinning.
     pub cpus: Vec<usize>,
@@ -53,6 +55,16 @@ pub struct TlsListen {
     pub listen: SocketAddr,
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// `UDP_PORT` and its socket settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpListen {
+    pub listen: SocketAddr,
+    /// SO_RCVBUF to ask for; the kernel's default when `None`.
+    pub rcvbuf: Option<usize>,
+    /// The receive buffer of one datagram: a larger one is truncated, and dropped.
+    pub max_datagram: usize,
 }
 
 /// What request handling needs: limits, timeouts, the answer to an accepted GET.
@@ -129,6 +141,7 @@ impl Config {
         Ok(Config {
             listen: args.port.0,
             tls: tls(args)?,
+            udp: udp(args)?,
             workers: args.workers.map_or(cpus.len().max(1), |w| w as usize),
             cpus,
             http: http(args)?,
@@ -151,10 +164,26 @@ fn tls(args: &Args) -> Result<Option<TlsListen>, ConfigError> {
     match (args.tls_port, files) {
         (Some(listen), (Some(cert), Some(key))) => Ok(Some(TlsListen { listen, cert, key })),
         (Some(_), _) => Err(invalid("TLS_PORT (--tls-port)", "needs TLS_CERT and TLS_KEY")),
-        (None, (None, None)) if args.port.0.is_none() => Err(invalid("PORT (--port)", "off needs TLS_PORT")),
+        (None, (None, None)) if args.port.0.is_none() && args.udp_port.is_none() => {
+            Err(invalid("PORT (--port)", "off needs TLS_PORT or UDP_PORT"))
+        }
         (None, (None, None)) => Ok(None),
         (None, _) => Err(invalid("TLS_CERT (--tls-cert)", "TLS_CERT and TLS_KEY need TLS_PORT")),
     }
+}
+
+fn udp(args: &Args) -> Result<Option<UdpListen>, ConfigError> {
+    let Some(listen) = args.udp_port else {
+        return Ok(None);
+    };
+    if !(512..=65_536).contains(&args.udp_max_datagram_bytes) {
+        return Err(invalid("UDP_MAX_DATAGRAM_BYTES (--udp-max-datagram-bytes)", "between 512 and 65536"));
+    }
+    Ok(Some(UdpListen {
+        listen,
+        rcvbuf: args.udp_rcvbuf.map(|b| b.min(i32::MAX as u64) as usize),
+        max_datagram: args.udp_max_datagram_bytes as usize,
+    }))
 }
 
 fn http(args: &Args) -> Result<HttpConfig, ConfigError> {

@@ -163,6 +163,10 @@ impl Worker {
         for mut listener in [self.listener.take(), self.tls_listener.take()].into_iter().flatten() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
+        if let Some(mut udp) = self.udp.take() {
+            let _ = self.poll.registry().deregister(&mut udp.socket);
+            self.udp_pending = false;
+        }
         let settings = &self.settings;
         self.closing_deadline =
             Some(now + settings.header_timeout.min(settings.shutdown_timeout.max(Duration::from_secs(1))));

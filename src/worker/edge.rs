@@ -124,6 +124,29 @@ impl Edge {
     }
 }
 
+impl Edge {
+    /// A datagram's key line (with `WRITE_KEYS`, a datagram starts with `KEY\n`): the payload after it, or
+    /// `None` when the key is missing or unknown. Without `WRITE_KEYS` the whole datagram is the payload.
+    pub fn datagram_payload<'d>(&self, datagram: &'d [u8]) -> Option<&'d [u8]> {
+        if !self.keys.required() {
+            return Some(datagram);
+        }
+        let end = memchr::memchr(b'\n', datagram)?;
+        let key = datagram[..end].strip_suffix(b"\r").unwrap_or(&datagram[..end]);
+        self.keys.is_known(key).then_some(&datagram[end + 1..])
+    }
+
+    /// What a datagram's records say about its sender: its address (`IP_MODE` applied, located with
+    /// `GEOIP_DB`), no user agent, and empty captured headers (so the records keep the configuration's fields).
+    pub fn identify_datagram<'a>(&'a mut self, peer: &'a Peer) -> Identity<'a> {
+        if !self.capture.is_empty() {
+            render_headers(&self.capture, b"", &mut self.headers);
+        }
+        let enriched = self.enricher.enrich(Some(peer.addr), b"");
+        Identity { ip: &peer.ip, headers: &self.headers, enrichment: enriched.fragment, drop: false }
+    }
+}
+
 /// How a request's key stands once its head was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {

@@ -20,6 +20,7 @@ mod connections;
 mod edge;
 pub mod lifecycle;
 pub mod request;
+pub mod udp;
 
 use std::io;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::http::HttpError;
-use crate::metrics::{WorkerMetrics, add};
+use crate::metrics::{UDP_RESULTS, UdpResult, WorkerMetrics, add};
 use crate::reload::Follower;
 use crate::spool::Fsync;
 use crate::spool::UploadJob;
@@ -41,11 +42,15 @@ use crate::state::{Phase, Shared};
 use crate::tls::{Served, Tls};
 use crate::worker::connection::Connection;
 use crate::worker::lifecycle::AfterWrite;
-use crate::worker::request::Requests;
+use crate::worker::request::{Dropped, Requests};
+use crate::worker::udp::Datagrams;
 
 pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
 pub const TLS_LISTENER: Token = Token(usize::MAX - 3);
+pub const UDP: Token = Token(usize::MAX - 4);
+/// Datagrams one loop iteration takes before it turns to its connections (the rest in the next one).
+const DATAGRAMS_PER_ITERATION: usize = 1024;
 
 const READ_BUFFER: usize = 64 * 1024;
 pub(super) const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -71,6 +76,8 @@ pub struct WorkerSetup {
     /// The HTTP listener (`PORT`) and the HTTPS one (`TLS_PORT`, with its certificate).
     pub listener: Option<TcpListener>,
     pub tls_listener: Option<(TcpListener, Arc<Tls>)>,
+    /// The UDP socket (`UDP_PORT`).
+    pub udp: Option<Datagrams>,
     pub settings: WorkerSettings,
     pub requests: Requests,
     pub chunk: ChunkWriter,
@@ -85,6 +92,9 @@ pub struct Worker {
     tls_listener: Option<TcpListener>,
     /// The certificate new TLS connections get (taken again when a reload published one).
     tls: Option<(Arc<Tls>, Follower<Served>)>,
+    udp: Option<Datagrams>,
+    /// Datagrams were left waiting at the end of the last iteration (it took its share): read them next.
+    udp_pending: bool,
     settings: WorkerSettings,
     conns: Slab<Connection>,
     requests: Requests,
@@ -108,7 +118,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(setup: WorkerSetup) -> Worker {
-        let WorkerSetup { index, poll, listener, tls_listener, settings, requests, chunk, jobs, shared } = setup;
+        let WorkerSetup { index, poll, listener, tls_listener, udp, settings, requests, chunk, jobs, shared } = setup;
         let (tls_listener, tls) = match tls_listener {
             Some((listener, tls)) => {
                 let follower = tls.published.follow();
@@ -123,6 +133,8 @@ impl Worker {
             listener,
             tls_listener,
             tls,
+            udp,
+            udp_pending: false,
             settings,
             conns: Slab::new(),
             requests,
@@ -151,6 +163,9 @@ impl Worker {
         if let Some(listener) = self.tls_listener.as_mut() {
             self.poll.registry().register(listener, TLS_LISTENER, Interest::READABLE)?;
         }
+        if let Some(udp) = self.udp.as_mut() {
+            self.poll.registry().register(&mut udp.socket, UDP, Interest::READABLE)?;
+        }
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout(Instant::now());
@@ -170,6 +185,7 @@ impl Worker {
                 match event.token() {
                     LISTENER => self.accept(now, false),
                     TLS_LISTENER => self.accept(now, true),
+                    UDP => self.receive_datagrams(),
                     WAKER => {}
                     Token(i) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -183,6 +199,9 @@ impl Worker {
             }
             for i in std::mem::take(&mut self.resume_list) {
                 self.read(i, now);
+            }
+            if self.udp_pending {
+                self.receive_datagrams();
             }
             if now >= self.next_housekeeping {
                 self.housekeeping(now);
@@ -210,7 +229,7 @@ impl Worker {
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
-        if !self.resume_list.is_empty() {
+        if !self.resume_list.is_empty() || self.udp_pending {
             return Duration::ZERO;
         }
         let mut until = self.next_housekeeping;
@@ -236,6 +255,54 @@ impl Worker {
         } else {
             Ok(())
         }
+    }
+
+    /// Takes waiting datagrams (at most `DATAGRAMS_PER_ITERATION`) into the batch; the group commit covers them
+    /// like requests' events. Edge-triggered: a short `recvmmsg` means the queue was empty, and the next
+    /// datagram raises a new edge.
+    fn receive_datagrams(&mut self) {
+        let Some(udp) = self.udp.as_mut() else {
+            return;
+        };
+        let (requests, batch) = (&mut self.requests, &mut self.batch);
+        let mut counts = [0u64; UDP_RESULTS.len()];
+        let mut taken = 0;
+        self.udp_pending = false;
+        loop {
+            let received = udp.receive(|datagram| {
+                let result = match datagram.payload {
+                    None => UdpResult::Truncated,
+                    Some(payload) => match requests.ingest_datagram(datagram.from, payload, batch) {
+                        Ok(_) => UdpResult::Stored,
+                        Err(Dropped::Malformed) => UdpResult::Malformed,
+                        Err(Dropped::Unauthorized) => UdpResult::Unauthorized,
+                        Err(Dropped::Refused) => UdpResult::Refused,
+                    },
+                };
+                counts[result as usize] += 1;
+            });
+            match received {
+                Ok(n) if n < udp::SLOTS => break,
+                Ok(n) => {
+                    taken += n;
+                    if taken >= DATAGRAMS_PER_ITERATION {
+                        self.udp_pending = true;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(worker = self.index, error = %e, "recvmmsg failed");
+                    break;
+                }
+            }
+        }
+        let metrics = &self.shared.workers[self.index];
+        for (counter, n) in metrics.udp_datagrams.iter().zip(counts) {
+            if n > 0 {
+                add(counter, n);
+            }
+        }
+        metrics.udp_kernel_drops.store(u64::from(udp.kernel_drops), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Group commit: this iteration's events go to the spool, and only then may their responses leave.

@@ -6,7 +6,10 @@
 //! the spool write start, so a failed write can take them back.
 
 mod answer;
+mod datagram;
 mod ingest;
+
+pub use datagram::Dropped;
 
 use std::sync::Arc;
 
@@ -77,6 +80,8 @@ pub struct Requests {
     first_party: Visitors,
     /// `HONOR_GPC=on`.
     honor_gpc: bool,
+    /// The last datagram sender, its `ip` rendered once for as long as datagrams keep coming from it.
+    datagram_peer: Option<Peer>,
     /// Requests answered since the worker last counted them (once per iteration, not per request).
     answered: u64,
     tally: Tally,
@@ -124,6 +129,7 @@ impl Requests {
             visitors,
             first_party,
             honor_gpc,
+            datagram_peer: None,
             answered: 0,
             tally: Tally::default(),
             accepting: Ok(()),

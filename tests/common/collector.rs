@@ -16,8 +16,9 @@ use super::*;
 pub struct Collector {
     pub child: Child,
     pub addr: SocketAddr,
-    /// The HTTPS listener's address, when started with `TLS_PORT`.
+    /// The HTTPS listener's and the UDP sockets' addresses, when started with `TLS_PORT` / `UDP_PORT`.
     tls_addr: Arc<Mutex<Option<SocketAddr>>>,
+    udp_addr: Arc<Mutex<Option<SocketAddr>>>,
     /// Everything the collector wrote to stderr, complete once it exited and `stderr_reader` ended.
     stderr: Arc<Mutex<String>>,
     stderr_reader: JoinHandle<()>,
@@ -68,6 +69,8 @@ impl Collector {
         let kept = text.clone();
         let tls_addr = Arc::new(Mutex::new(None));
         let tls_said = tls_addr.clone();
+        let udp_addr = Arc::new(Mutex::new(None));
+        let udp_said = udp_addr.clone();
         let stderr_reader = std::thread::spawn(move || {
             // Keep draining stderr so the collector never blocks on a full pipe.
             for line in stderr.lines().map_while(Result::ok) {
@@ -82,19 +85,28 @@ impl Collector {
                 if let Some(rest) = line.split("listening for HTTPS on ").nth(1) {
                     *tls_said.lock().unwrap() = Some(address(rest));
                 }
+                if let Some(rest) = line.split("listening for UDP datagrams on ").nth(1) {
+                    *udp_said.lock().unwrap() = Some(address(rest));
+                }
                 let mut kept = kept.lock().unwrap();
                 kept.push_str(&line);
                 kept.push('\n');
             }
         });
         let addr = rx.recv_timeout(DEADLINE).expect("the collector to report its address");
-        Collector { child, addr, tls_addr, stderr: text, stderr_reader }
+        Collector { child, addr, tls_addr, udp_addr, stderr: text, stderr_reader }
     }
 
     /// The HTTPS listener's address (said right after the HTTP one).
     pub fn tls_addr(&self) -> SocketAddr {
         wait_until("the collector to report its HTTPS address", || self.tls_addr.lock().unwrap().is_some());
         self.tls_addr.lock().unwrap().unwrap()
+    }
+
+    /// The UDP sockets' address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        wait_until("the collector to report its UDP address", || self.udp_addr.lock().unwrap().is_some());
+        self.udp_addr.lock().unwrap().unwrap()
     }
 
     pub fn signal(&self, signal: i32) {

@@ -28,6 +28,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The HTTPS listener's, when started with `--tls-port`.
     pub tls_addr: Option<SocketAddr>,
+    /// The UDP sockets', when started with `--udp-port`.
+    pub udp_addr: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     trigger: Sender<()>,
     handle: JoinHandle<Result<(), plutos::RunError>>,
@@ -63,12 +65,13 @@ impl TestServer {
         argv.extend(flags.iter().map(|s| s.to_string()));
         let args = plutos::Args::try_parse_from(argv).unwrap();
         let config = plutos::Config::from_args(&args, &plutos::available_cpus()).unwrap();
-        let listeners = plutos::bind(config.listen, config.tls.as_ref().map(|t| t.listen), config.workers).unwrap();
+        let listeners = plutos::bind(&config).unwrap();
         let addr = listeners.local_addr().unwrap();
         let tls_addr = listeners.tls_local_addr();
+        let udp_addr = listeners.udp_local_addr();
         let (trigger, shutdown) = crossbeam_channel::bounded(1);
         let handle = std::thread::spawn(move || plutos::run(config, listeners, shutdown));
-        TestServer { addr, tls_addr, dir, trigger, handle }
+        TestServer { addr, tls_addr, udp_addr, dir, trigger, handle }
     }
 
     pub fn out_dir(&self) -> PathBuf {
