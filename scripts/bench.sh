@@ -9,6 +9,9 @@
 #   scripts/bench.sh --upload [--concurrency 1,4] [--codec gzip6] [--fill-seconds 5] [--rounds 3] ...
 #                    the upload scenario (bench/upload.py): MB/s and chunks/s shipped to s3s-fs on loopback,
 #                    CPU per GB, and how many cores one uploader follows
+#   scripts/bench.sh --udp [--rates 50000,...,0] [--seconds 5] [--rcvbuf 4MiB]
+#                    UDP ingest (bench/udp.py): 200-byte JSON datagrams at rising rates, stored / dropped (plutos's
+#                    count and the kernel's), CPU per event, and the rate at which drops begin
 #   scripts/bench.sh --upload --sink kafka --backlog-mb 8 [...]
 #                    the same with the Kafka sink producing to tansu: events/s, plutos CPU µs per event
 #
@@ -25,9 +28,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release --locked -q --bin plutos --example floor --example tls_load
+cargo build --release --locked -q --bin plutos --example floor --example tls_load --example udp_send
 # 10,000 idle connections need as many descriptors in the client and in the server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "${1:-}" = "--udp" ]; then
+  shift
+  exec python3 bench/udp.py "$@"
+fi
 if [ "${1:-}" = "--upload" ]; then
   shift
   scripts/s3s-fs.sh >/dev/null

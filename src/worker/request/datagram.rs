@@ -32,7 +32,10 @@ impl Requests {
         if payload.is_empty() {
             return Err(Dropped::Malformed);
         }
+        // One line starting with `{` is one object: the NDJSON path validates it once. Several lines are a
+        // pretty-printed value or an NDJSON batch.
         let kind = match payload[0] {
+            b'{' if memchr::memchr(b'\n', payload).is_none() => BodyKind::Ndjson,
             b'{' | b'[' if json::validate(payload) => BodyKind::Json,
             b'{' => BodyKind::Ndjson,
             _ => BodyKind::Form,
