@@ -266,3 +266,42 @@ fn a_pair_that_does_not_load_or_match_is_one_line_at_check_and_at_start() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("TLS_PORT (--tls-port): needs TLS_CERT and TLS_KEY"), "{stderr}");
 }
+
+#[test]
+fn an_rsa_certificate_serves_https_alone_with_port_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::rsa(dir.path(), "rsa");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plutos"))
+        .env_clear()
+        .env("PORT", "off")
+        .env("TLS_PORT", "127.0.0.1:0")
+        .env("TLS_CERT", &pki.cert)
+        .env("TLS_KEY", &pki.key)
+        .env("SPOOL_DIR", dir.path().join("spool"))
+        .env("OUT_DIR", dir.path().join("out"))
+        .env("DRAIN_SECONDS", "0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let tls_addr: std::net::SocketAddr = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "plutos said no HTTPS address");
+        assert!(!line.contains("listening on "), "PORT=off: no HTTP listener: {line}");
+        if let Some(rest) = line.split("listening for HTTPS on ").nth(1) {
+            break rest.trim().parse().unwrap();
+        }
+    };
+    let mut client = Client::connect_tls(tls_addr, &pki.client(&[&TLS13, &TLS12], &[]));
+    assert_eq!(client.request(b"GET /e?tag=rsa HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    let scheme = client.tls().negotiated_cipher_suite().unwrap();
+    let mut tls12 = Client::connect_tls(tls_addr, &pki.client(&[&TLS12], &[]));
+    assert_eq!(tls12.request(b"GET /e?tag=rsa-tls12 HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    assert!(child.wait().unwrap().success());
+    let records = read_records(&dir.path().join("out"));
+    assert_eq!(tags(&records), ["rsa", "rsa-tls12"], "over {scheme:?}");
+    assert!(records.iter().all(|r| r["transport"] == "https"));
+}

@@ -17,8 +17,19 @@ pub struct Pki {
 }
 
 impl Pki {
-    /// A fresh CA named `name` and a server certificate it signed, into `dir`.
+    /// A fresh CA named `name` and a server certificate it signed (ECDSA P-256), into `dir`.
     pub fn new(dir: &Path, name: &str) -> Pki {
+        Pki::with_server_key(dir, name, KeyPair::generate().unwrap())
+    }
+
+    /// The same with an RSA 2048 server key (`tests/data/rsa-2048.key`: ring signs with RSA but does not make
+    /// RSA keys).
+    pub fn rsa(dir: &Path, name: &str) -> Pki {
+        let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rsa-2048.key")).unwrap();
+        Pki::with_server_key(dir, name, KeyPair::from_pem(&pem).unwrap())
+    }
+
+    fn with_server_key(dir: &Path, name: &str, server_key: KeyPair) -> Pki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
@@ -32,7 +43,6 @@ impl Pki {
         let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
         let mut server_params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         server_params.distinguished_name.push(DnType::CommonName, "localhost");
-        let server_key = KeyPair::generate().unwrap();
         let server = server_params.signed_by(&server_key, &ca).unwrap();
         let write = |file: &str, pem: String| {
             let path = dir.join(format!("{name}-{file}"));
