@@ -172,3 +172,21 @@ fn udp_queue(port: u16) -> (u64, u64) {
     }
     (queue, drops)
 }
+
+#[test]
+fn datagrams_to_a_full_spool_are_counted_as_refused_and_not_stored() {
+    let server = TestServer::start(&["--udp-port", "127.0.0.1:0", "--max-spool-bytes", "1"]);
+    let udp = server.udp_addr.unwrap();
+    let socket = sender();
+    socket.send_to(br#"{"tag":"first"}"#, udp).unwrap();
+    // The first fills the spool past its cap of one byte; from then on datagrams are refused.
+    wait_until("the first stored", || udp_metric(server.addr, "stored") == 1);
+    for i in 0..5 {
+        socket.send_to(format!("{{\"tag\":\"late-{i}\"}}").as_bytes(), udp).unwrap();
+    }
+    wait_until("the rest refused", || udp_metric(server.addr, "refused") == 5);
+    let dir = server.stop();
+    let records = read_records(&dir.path().join("out"));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["raw_data"]["tag"], "first");
+}

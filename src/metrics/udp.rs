@@ -11,9 +11,9 @@ use super::{UDP_RESULTS, WorkerMetrics};
 pub fn render_udp(out: &mut String, workers: &[CachePadded<WorkerMetrics>]) {
     let _ = writeln!(
         out,
-        "# HELP plutos_udp_datagrams_total UDP datagrams received, by result: stored, malformed (not JSON, NDJSON \
-         or a query string), truncated (over UDP_MAX_DATAGRAM_BYTES), unauthorized (no known WRITE_KEYS line), \
-         refused (ingest refusing: spool full or failing)\n\
+        "# HELP plutos_udp_datagrams_total UDP datagrams received, by result: stored (in the spool), malformed (not \
+         JSON, NDJSON or a query string), truncated (over UDP_MAX_DATAGRAM_BYTES), unauthorized (no known \
+         WRITE_KEYS line), refused (spool full, or its write failed)\n\
          # TYPE plutos_udp_datagrams_total counter"
     );
     for (i, result) in UDP_RESULTS.iter().enumerate() {

@@ -95,6 +95,8 @@ pub struct Worker {
     udp: Option<Datagrams>,
     /// Datagrams were left waiting at the end of the last iteration (it took its share): read them next.
     udp_pending: bool,
+    /// Datagrams whose events are in this iteration's batch: stored once the group commit returns.
+    udp_batched: u64,
     settings: WorkerSettings,
     conns: Slab<Connection>,
     requests: Requests,
@@ -135,6 +137,7 @@ impl Worker {
             tls,
             udp,
             udp_pending: false,
+            udp_batched: 0,
             settings,
             conns: Slab::new(),
             requests,
@@ -296,6 +299,8 @@ impl Worker {
                 }
             }
         }
+        // Stored ones are counted by the group commit, once their events are in the spool.
+        self.udp_batched += std::mem::take(&mut counts[UdpResult::Stored as usize]);
         let metrics = &self.shared.workers[self.index];
         for (counter, n) in metrics.udp_datagrams.iter().zip(counts) {
             if n > 0 {
@@ -310,15 +315,23 @@ impl Worker {
         let events = self.batch.events();
         if events > 0 {
             let unix = self.requests.clock().unix_seconds();
+            let datagrams = std::mem::take(&mut self.udp_batched);
             match self.chunk.commit(self.batch.lines(), events, now, unix) {
                 Ok(bytes) => {
                     self.shared.spool_grew(bytes);
                     add(&self.metrics().events_accepted, events);
                     add(&self.metrics().spool_writes, 1);
+                    if datagrams > 0 {
+                        add(&self.metrics().udp_datagrams[UdpResult::Stored as usize], datagrams);
+                    }
                 }
                 Err(e) => {
                     self.spool_write_failed(e, now);
                     self.take_back_acknowledgements();
+                    // Nothing of the batch is in the spool: its datagrams were refused after all.
+                    if datagrams > 0 {
+                        add(&self.metrics().udp_datagrams[UdpResult::Refused as usize], datagrams);
+                    }
                 }
             }
         }
