@@ -305,3 +305,21 @@ fn an_rsa_certificate_serves_https_alone_with_port_off() {
     assert_eq!(tags(&records), ["rsa", "rsa-tls12"], "over {scheme:?}");
     assert!(records.iter().all(|r| r["transport"] == "https"));
 }
+
+#[test]
+fn a_certificate_that_expires_within_14_days_is_warned_of_and_its_expiry_is_a_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::expiring(dir.path(), "soon", 5);
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let env = [("TLS_PORT", "127.0.0.1:0"), ("TLS_CERT", cert), ("TLS_KEY", key)];
+    let collector = common::collector::Collector::spawn(dir.path(), &env);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let not_after = metric(collector.addr, "plutos_tls_cert_not_after_seconds");
+    assert!(not_after.abs_diff(now + 5 * 86_400) < 120, "{not_after} vs now {now}");
+    collector.signal(libc::SIGTERM);
+    let (status, stderr) = collector.wait_with_stderr();
+    assert!(status.success(), "{stderr}");
+    let warned: Vec<&str> = stderr.lines().filter(|l| l.contains("the TLS certificate expires in")).collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(warned[0].contains("WARN") && warned[0].contains("expires in 5.0 days"), "{stderr}");
+}

@@ -29,7 +29,17 @@ impl Pki {
         Pki::with_server_key(dir, name, KeyPair::from_pem(&pem).unwrap())
     }
 
+    /// The same with a server certificate that expires `days` from now.
+    pub fn expiring(dir: &Path, name: &str, days: u64) -> Pki {
+        Pki::issue(dir, name, KeyPair::generate().unwrap(), Some(days))
+    }
+
     fn with_server_key(dir: &Path, name: &str, server_key: KeyPair) -> Pki {
+        Pki::issue(dir, name, server_key, None)
+    }
+
+    /// `expires_in_days`: the server certificate's `notAfter` that many days from now (else rcgen's, far off).
+    fn issue(dir: &Path, name: &str, server_key: KeyPair, expires_in_days: Option<u64>) -> Pki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
@@ -43,6 +53,11 @@ impl Pki {
         let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
         let mut server_params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         server_params.distinguished_name.push(DnType::CommonName, "localhost");
+        if let Some(days) = expires_in_days {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            server_params.not_after =
+                rcgen::date_time_ymd(1970, 1, 1) + (now + std::time::Duration::from_secs(days * 86_400));
+        }
         let server = server_params.signed_by(&server_key, &ca).unwrap();
         let write = |file: &str, pem: String| {
             let path = dir.join(format!("{name}-{file}"));
