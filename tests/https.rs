@@ -265,6 +265,11 @@ fn a_pair_that_does_not_load_or_match_is_one_line_at_check_and_at_start() {
     let (code, stderr) = plutos(&[("TLS_CERT", a.cert.as_path())], &["--check-config"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("TLS_PORT (--tls-port): needs TLS_CERT and TLS_KEY"), "{stderr}");
+    // No HTTP listener at all would leave no /health, /ready or /metrics.
+    let off = Command::new(env!("CARGO_BIN_EXE_plutos")).arg("--check-config").env_clear().env("PORT", "off").output();
+    let off = off.unwrap();
+    assert_eq!(off.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&off.stderr).contains("PORT (--port): off needs TLS_PORT"));
 }
 
 #[test]

@@ -164,9 +164,8 @@ fn tls(args: &Args) -> Result<Option<TlsListen>, ConfigError> {
     match (args.tls_port, files) {
         (Some(listen), (Some(cert), Some(key))) => Ok(Some(TlsListen { listen, cert, key })),
         (Some(_), _) => Err(invalid("TLS_PORT (--tls-port)", "needs TLS_CERT and TLS_KEY")),
-        (None, (None, None)) if args.port.0.is_none() && args.udp_port.is_none() => {
-            Err(invalid("PORT (--port)", "off needs TLS_PORT or UDP_PORT"))
-        }
+        // /health, /ready and /metrics need an HTTP listener of some kind.
+        (None, (None, None)) if args.port.0.is_none() => Err(invalid("PORT (--port)", "off needs TLS_PORT")),
         (None, (None, None)) => Ok(None),
         (None, _) => Err(invalid("TLS_CERT (--tls-cert)", "TLS_CERT and TLS_KEY need TLS_PORT")),
     }
