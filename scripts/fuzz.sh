@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzing (fuzz/, cargo-fuzz + libFuzzer): runs every target for SECONDS each (default 60) on the nightly
 # toolchain (libFuzzer's instrumentation needs -Z flags), installing cargo-fuzz once. No sanitizer (the code
-# the targets reach has no unsafe block of its own: the only ones are gethostname, flock and the listener's
-# socket options; libFuzzer's coverage guidance stays), debug assertions on. Corpora live in
+# the targets reach has no unsafe block of its own: the only ones are gethostname, flock, the listeners' socket
+# options and the UDP socket's recvmmsg, none of them on a target's path; libFuzzer's coverage guidance stays),
+# debug assertions on. Corpora live in
 # fuzz/corpus/<target> (committed: seeds and what earlier runs found interesting); a crash stops the run and
 # leaves its input in fuzz/artifacts/<target>. Prints each target's executions.
 #

@@ -60,8 +60,8 @@ fn read_all<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u8>) {
     let mut requests = requests();
     requests.begin_iteration(Ok(()));
     let server = socket().0.try_clone().unwrap();
-    let peer = requests.peer(server.peer_addr().unwrap().ip());
-    let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer, false, Instant::now());
+    let peer = requests.peer(server.peer_addr().unwrap().ip(), plutos::event::record::Transport::Http);
+    let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer, false, Instant::now(), None);
     let mut batch = Batch::default();
     for piece in pieces {
         if !conn.life.takes_requests() {

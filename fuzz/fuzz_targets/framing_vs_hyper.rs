@@ -64,7 +64,8 @@ fn plutos_reads(stream: &[u8]) -> Vec<Read1> {
             Method::Post => "POST",
             Method::Options => "OPTIONS",
             // Which other token it was does not matter to the framing; hyper's name is compared to nothing.
-            Method::Other => "",
+            // (`Udp` names a datagram's records; the head parser never yields it.)
+            Method::Other | Method::Udp => "",
         };
         let target = request_target(buf).to_vec();
         reads.push(Read1 { method: method.to_string(), target, body });

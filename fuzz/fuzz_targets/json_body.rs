@@ -8,7 +8,7 @@ use plutos::event::body::{BodyKind, append_body_events};
 use plutos::event::clock::Clock;
 use plutos::event::ids::RequestIds;
 use plutos::event::query::QueryScratch;
-use plutos::event::record::{Protocol, RecordBuilder, RequestMeta};
+use plutos::event::record::{Protocol, RecordBuilder, RequestMeta, Transport};
 use plutos::http::Method;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,7 +20,18 @@ fuzz_target!(|data: &[u8]| {
     };
     let clock = Clock::new();
     let mut builder = RecordBuilder::default();
-    let meta = RequestMeta { ip: "203.0.113.7", user_agent: b"fuzz", method: Method::Post, path: b"/e", headers: b"", enrichment: b"", protocol: Protocol::Plutos, retry_count: None, visitor_id: None };
+    let meta = RequestMeta {
+        ip: "203.0.113.7",
+        user_agent: b"fuzz",
+        method: Method::Post,
+        path: b"/e",
+        transport: Transport::Http,
+        headers: b"",
+        enrichment: b"",
+        protocol: Protocol::Plutos,
+        retry_count: None,
+        visitor_id: None,
+    };
     builder.start_request(&meta, &clock);
     let (mut ids, mut minified, mut query) = (RequestIds::new(0, 1), Vec::new(), QueryScratch::default());
     let mut out = b"previous\n".to_vec();

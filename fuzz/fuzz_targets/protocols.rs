@@ -8,7 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use plutos::event::clock::Clock;
 use plutos::event::ids::RequestIds;
-use plutos::event::record::{Emitter, Protocol, RecordBuilder, RequestMeta};
+use plutos::event::record::{Emitter, Protocol, RecordBuilder, RequestMeta, Transport};
 use plutos::http::Method;
 use plutos::http::write_key::{KeyGate, WriteKeys};
 use plutos::protocol::posthog::{self, Capture};
@@ -16,8 +16,23 @@ use plutos::protocol::{Scratch, segment, snowplow};
 
 /// Every field of every record, whichever protocol brought it.
 const FIELDS: [&str; 18] = [
-    "raw_data", "written_at", "request_id", "ip", "user_agent", "method", "path", "protocol", "event_id",
-    "event_type", "event_name", "user_id", "anonymous_id", "client_ts", "sent_at", "timestamp", "retry_count",
+    "raw_data",
+    "written_at",
+    "request_id",
+    "ip",
+    "user_agent",
+    "method",
+    "path",
+    "protocol",
+    "event_id",
+    "event_type",
+    "event_name",
+    "user_id",
+    "anonymous_id",
+    "client_ts",
+    "sent_at",
+    "timestamp",
+    "retry_count",
     "visitor_id",
 ];
 const KEY: &str = "fuzz-key-9f2c";
@@ -41,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
         user_agent: b"fuzz",
         method: Method::Post,
         path: b"/fuzz",
+        transport: Transport::Http,
         headers: b"",
         enrichment: b"",
         protocol,
@@ -91,7 +107,9 @@ fuzz_target!(|data: &[u8]| {
         let raw = &value["raw_data"];
         let carried = match protocol {
             Protocol::Segment => raw.get("writeKey").is_some(),
-            Protocol::PostHog => ["api_key", "token"].iter().any(|k| raw.get(k).is_some()) || raw["properties"].get("token").is_some(),
+            Protocol::PostHog => {
+                ["api_key", "token"].iter().any(|k| raw.get(k).is_some()) || raw["properties"].get("token").is_some()
+            }
             _ => false,
         };
         assert!(!carried, "a key member in {value}");

@@ -6,9 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use plutos::spool::{Codec, Compression};
 use plutos::spool::encoder::Encoder;
 use plutos::spool::recoverable_lines;
+use plutos::spool::{Codec, Compression};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 3 {
