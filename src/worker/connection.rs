@@ -273,7 +273,10 @@ impl Connection {
 fn decrypt(tls: &mut ServerConnection, mut cipher: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
     let mut closed = false;
     while !cipher.is_empty() {
-        tls.read_tls(&mut cipher)?;
+        if tls.read_tls(&mut cipher)? == 0 {
+            // rustls took nothing (it errs when its buffers are full, so this is not expected): no spinning.
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "TLS session took no bytes"));
+        }
         let state = tls.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let available = state.plaintext_bytes_to_read();
         if available > 0 {
