@@ -16,6 +16,26 @@ fn shipping_to(brokers: &str, flags: &[&str]) -> TestServer {
     TestServer::start(&all)
 }
 
+/// `plutos verify kafka://{brokers}/events` with `env`: it must pass; its report.
+fn verify_topic(brokers: &str, env: &[(&str, &str)]) -> String {
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))
+        .arg("verify")
+        .arg(format!("kafka://{brokers}/events"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(verify.status.success(), "{report}");
+    report
+}
+
+/// Each message's `raw_data.tag`, in the order read.
+fn tags(messages: &[common::kafka::Read]) -> Vec<String> {
+    let tag = |m: &common::kafka::Read| serde_json::from_slice::<Value>(&m.payload).unwrap()["raw_data"]["tag"].clone();
+    messages.iter().map(|m| tag(m).as_str().unwrap().to_string()).collect()
+}
+
 #[test]
 fn every_acknowledged_event_is_one_message_with_its_headers_and_key() {
     let broker = Broker::start();
@@ -65,14 +85,7 @@ fn every_acknowledged_event_is_one_message_with_its_headers_and_key() {
         assert_eq!(seq, (0..seq.len() as u64).collect::<Vec<_>>(), "{writer:?}: sequence numbers tile from 0");
     }
     // The same audit as for S3 and directories.
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))
-        .arg("verify")
-        .arg(format!("kafka://{brokers}/events"))
-        .env_clear()
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&verify.stdout);
-    assert!(verify.status.success(), "{report}");
+    let report = verify_topic(&brokers, &[]);
     assert!(report.contains("plutos verify: 101 messages, 101 events from "), "{report}");
     assert!(report.contains("0 gaps (0 events missing), 0 duplicated ranges, 0 bad messages"), "{report}");
 }
@@ -93,12 +106,7 @@ fn an_event_over_the_message_limit_goes_to_the_dead_letter_file_and_the_rest_shi
     assert_eq!(client.request(post.as_bytes()).text(), "{\"accepted\":3}");
     let spool = server.spool_dir();
     let _dir = server.stop();
-    let tags: Vec<String> = broker
-        .read_all("events")
-        .iter()
-        .map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap()["raw_data"]["tag"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(tags, ["small-1", "small-2"]);
+    assert_eq!(tags(&broker.read_all("events")), ["small-1", "small-2"]);
     let dead: Vec<_> = std::fs::read_dir(spool.join("dead-letter")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(dead.len(), 1);
     let text = std::fs::read_to_string(&dead[0]).unwrap();
@@ -194,13 +202,7 @@ fn a_broker_that_is_down_fills_the_spool_to_503_and_every_ack_ships_once_it_is_u
     assert_eq!(missing, 0, "of {} acked events", acked.len());
     assert!(counts.values().all(|&n| n == 1), "every event once");
     assert_eq!(counts.len(), acked.len(), "nothing refused was produced");
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))
-        .arg("verify")
-        .arg(format!("kafka://{brokers}/events"))
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    verify_topic(&brokers, &[]);
     println!("broker down from the start: {} acked, then 503; after it came up every ack produced once", acked.len());
 }
 
@@ -217,24 +219,12 @@ fn tls_to_the_broker_through_a_private_ca_ships_every_event() {
         assert_eq!(client.request(format!("GET /e?tag=tls-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
     }
     drop(server.stop());
-    let mut tags: Vec<String> = broker
-        .read_all("events")
-        .iter()
-        .map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap()["raw_data"]["tag"].as_str().unwrap().to_string())
-        .collect();
+    let mut tags = tags(&broker.read_all("events"));
     tags.sort();
     let mut sent: Vec<String> = (0..20).map(|i| format!("tls-{i}")).collect();
     sent.sort();
     assert_eq!(tags, sent);
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))
-        .arg("verify")
-        .arg(format!("kafka://{front}/events"))
-        .env_clear()
-        .env("KAFKA_TLS_CA", &pki.ca)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&verify.stdout);
-    assert!(verify.status.success(), "{report}");
+    let report = verify_topic(&front, &[("KAFKA_TLS_CA", pki.ca.to_str().unwrap())]);
     assert!(report.contains("plutos verify: 20 messages, 20 events from "), "{report}");
 }
 
