@@ -31,6 +31,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 PLUTOS_TARGETS = {
     "plutos-gzip6-spool": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool"},
+    # The same on the io_uring loop (every other target runs IO_BACKEND's default).
+    "plutos-gzip6-spool-uring": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool",
+                                 "IO_BACKEND": "uring"},
     "plutos-gzip6-memory": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "memory"},
     "plutos-gzip1-spool": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "1", "DURABILITY": "spool"},
     "plutos-gzip1-memory": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "1", "DURABILITY": "memory"},
@@ -42,8 +45,9 @@ PLUTOS_TARGETS = {
     "plutos-gzip6-spool-enriched": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool",
                                     "GEOIP_DB": "@CITY_MMDB@", "UA_PARSE": "on", "BOTS": "flag"},
 }
-TARGETS = list(PLUTOS_TARGETS) + ["nginx", "floor"]
-FLOOR = ROOT / "target" / "release" / "examples" / "floor"
+FLOORS = {"floor": ROOT / "target" / "release" / "examples" / "floor",
+          "floor-uring": ROOT / "target" / "release" / "examples" / "floor_uring"}
+TARGETS = list(PLUTOS_TARGETS) + ["nginx"] + list(FLOORS)
 TLS_LOAD = ROOT / "target" / "release" / "examples" / "tls_load"
 # scenario -> (requests pipelined per write, description)
 SCENARIOS = {
@@ -219,10 +223,12 @@ class Nginx:
 
 
 class Floor:
-    """examples/floor.rs: one epoll thread that answers every request end with a fixed 200 and stores nothing."""
+    """examples/floor.rs (`floor`: one epoll thread) or examples/floor_uring.rs (`floor-uring`: one io_uring thread),
+    which answer every request end with a fixed 200 and store nothing."""
 
-    def __init__(self, args, work):
-        self.command = ["taskset", "-c", args.server_cpus, str(FLOOR)]
+    def __init__(self, args, work, target):
+        self.target = target
+        self.command = ["taskset", "-c", args.server_cpus, str(FLOORS[target])]
         self.proc = subprocess.Popen(self.command, env={"PORT": f"127.0.0.1:{args.port}"},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(args.port, self.proc)
@@ -231,7 +237,7 @@ class Floor:
         return [self.proc.pid]
 
     def describe(self):
-        return f"PORT=127.0.0.1:PORT {' '.join(self.command)} (examples/floor.rs)"
+        return f"PORT=127.0.0.1:PORT {' '.join(self.command)} (examples/{FLOORS[self.target].name}.rs)"
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -278,10 +284,10 @@ def run_one(args, work, target, scenario):
     tls = tls_scenario(scenario)
     if target == "nginx":
         server = Nginx(args, work)
-    elif target == "floor":
+    elif target in FLOORS:
         if tls:
-            return None  # the floor speaks no TLS
-        server = Floor(args, work)
+            return None  # the floors speak no TLS
+        server = Floor(args, work, target)
     elif target.endswith("@base"):
         server = Plutos(target.removesuffix("@base"), args, work, binary=Path(args.compare).resolve(), tls=tls)
     else:
@@ -302,7 +308,7 @@ def run_one(args, work, target, scenario):
     requests, seconds = report["requests"], report["duration_us"] / 1e6
     # nginx writes one log line per request whatever the body holds, and the floor stores nothing: their events
     # are their requests.
-    per_request = 1 if target in ("nginx", "floor") else report["events_per_request"]
+    per_request = 1 if target == "nginx" or target in FLOORS else report["events_per_request"]
     ok_events = (requests - report["non2xx"]) * per_request
     in_flight = args.connections * SCENARIOS[scenario][0] * per_request
     cpu_s = (after - before) / CLK_TCK
@@ -436,9 +442,10 @@ def write_results(args, scenarios, targets, results, idle):
     nginx = next((r for r in results if r["target"] == "nginx"), None)
     if nginx:
         w(f"- nginx: `{nginx['server']}`")
-    floor = next((r for r in results if r["target"] == "floor"), None)
-    if floor:
-        w(f"- floor: `{floor['server']}`: one epoll thread, a fixed 200 per request end, nothing parsed or stored")
+    for name, kind in (("floor", "epoll"), ("floor-uring", "io_uring")):
+        floor = next((r for r in results if r["target"] == name), None)
+        if floor:
+            w(f"- {name}: `{floor['server']}`: one {kind} thread, a fixed 200 per request end, nothing parsed or stored")
     w("- CPU µs = utime + stime of every server thread during the wrk run, divided by requests (or events)")
     w("- shipped: records in the sink after a graceful stop equal the 2xx events, within what was in flight\n")
     for scenario in scenarios:
@@ -450,7 +457,7 @@ def write_results(args, scenarios, targets, results, idle):
             if m("rps") is None:
                 continue
             runs = [r for r in results if r["target"] == target and r["scenario"] == scenario]
-            shipped = "n/a" if target in ("nginx", "floor") else ("yes" if all(r["shipped_ok"] for r in runs) else "**NO**")
+            shipped = "n/a" if target == "nginx" or target in FLOORS else ("yes" if all(r["shipped_ok"] for r in runs) else "**NO**")
             w(f"| {target} | {m('rps'):.0f} | {m('eps'):.0f} | {ms(m('p50_ms'))} | {ms(m('p99_ms'))} | "
               f"{m('cpu_us_req'):.2f} | {m('cpu_us_event'):.3f} | {m('rss_mib'):.1f} | {sum(r['non2xx'] for r in runs)} | {shipped} |")
         base = median(results, "nginx", scenario, "cpu_us_req")
@@ -469,11 +476,12 @@ def write_results(args, scenarios, targets, results, idle):
                 w("\nhandshakes per second of server CPU (one per request): " + ", ".join(
                     f"{t} {median(results, t, scenario, 'handshakes_per_cpu_s'):,.0f}"
                     for t in targets if median(results, t, scenario, "rps") is not None))
-        floor = median(results, "floor", scenario, "cpu_us_req")
-        if floor:
-            w("\nplutos / floor: " + ", ".join(
-                f"{t} CPU/req ×{median(results, t, scenario, 'cpu_us_req') / floor:.3f}"
-                for t in targets if t.startswith("plutos") and median(results, t, scenario, "rps") is not None))
+        for name in FLOORS:
+            floor = median(results, name, scenario, "cpu_us_req")
+            if floor:
+                w(f"\n… / {name}: " + ", ".join(
+                    f"{t} CPU/req ×{median(results, t, scenario, 'cpu_us_req') / floor:.3f}"
+                    for t in targets if t != name and median(results, t, scenario, "rps") is not None))
         pairs = [(t, t + "@base") for t in targets if t + "@base" in targets]
         if args.compare and pairs:
             w("\nthis build / base build: " + ", ".join(

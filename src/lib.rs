@@ -5,6 +5,7 @@
 //! - `config`: the one validated configuration (flags + env, Plutos's names), in parts.
 //! - `listener`: one SO_REUSEPORT listening socket per worker (and one more for HTTPS).
 //! - `tls`: the certificate pair HTTPS connections are served with, reloaded without a restart.
+//! - `uring`: the io_uring a worker drives under `IO_BACKEND=uring` (setup, probe, provided buffers).
 //! - `worker`: the pinned per-core event loop (accept, read, group commit, flush, seal, timeouts), its
 //!   connections' state, and the handling of the requests in their bytes.
 //! - `http`: request heads, chunked bodies, framing across reads, routes, error kinds, response encoding.
@@ -32,6 +33,7 @@ pub mod ship;
 pub mod spool;
 pub mod state;
 pub mod tls;
+pub mod uring;
 pub mod verify;
 pub mod worker;
 
