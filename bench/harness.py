@@ -31,7 +31,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 PLUTOS_TARGETS = {
     "plutos-gzip6-spool": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool"},
-    # The same on the io_uring loop (every other target runs IO_BACKEND's default).
+    # The same on the io_uring loop (every other target runs the epoll loop).
     "plutos-gzip6-spool-uring": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool",
                                  "IO_BACKEND": "uring"},
     "plutos-gzip6-memory": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "memory"},
@@ -47,7 +47,10 @@ PLUTOS_TARGETS = {
 }
 FLOORS = {"floor": ROOT / "target" / "release" / "examples" / "floor",
           "floor-uring": ROOT / "target" / "release" / "examples" / "floor_uring"}
+for _name, _env in PLUTOS_TARGETS.items():
+    _env.setdefault("IO_BACKEND", "epoll")
 TARGETS = list(PLUTOS_TARGETS) + ["nginx"] + list(FLOORS)
+URING = "plutos-gzip6-spool-uring"
 TLS_LOAD = ROOT / "target" / "release" / "examples" / "tls_load"
 # scenario -> (requests pipelined per write, description)
 SCENARIOS = {
@@ -327,10 +330,10 @@ def run_one(args, work, target, scenario):
     return result
 
 
-def idle_rss(args, work, tls=False):
-    """plutos (gzip6, spool) RSS after 10,000 keep-alive connections (with `tls`, HTTPS ones: TLS 1.3, each with
-    its handshake done) each made one request and went idle."""
-    server = Plutos("plutos-gzip6-spool", args, work, tls=tls)
+def idle_rss(args, work, tls=False, target="plutos-gzip6-spool"):
+    """plutos (gzip6, spool; `target` names the event loop) RSS after 10,000 keep-alive connections (with `tls`,
+    HTTPS ones: TLS 1.3, each with its handshake done) each made one request and went idle."""
+    server = Plutos(target, args, work, tls=tls)
     conns = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
@@ -415,10 +418,11 @@ def main():
         idle_tls = idle_rss(args, work, tls=True) if "plutos-gzip6-spool" in targets and tls_scenarios else None
         if idle_tls:
             idle = idle + idle_tls if idle else (None, None) + idle_tls
-    write_results(args, scenarios, targets, results, idle)
+        idle_uring = idle_rss(args, work, target=URING) if URING in targets else None
+    write_results(args, scenarios, targets, results, idle, idle_uring)
 
 
-def write_results(args, scenarios, targets, results, idle):
+def write_results(args, scenarios, targets, results, idle, idle_uring=None):
     now = datetime.now(timezone.utc)
     host = platform.node()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -434,9 +438,11 @@ def write_results(args, scenarios, targets, results, idle):
       f"{os.cpu_count()} CPUs; kernel {platform.release()}")
     w(f"- server CPUs `{args.server_cpus}`, load CPUs `{args.load_cpus}`; {args.rounds} round(s) of {args.duration} per "
       f"run, targets interleaved within each round; the table shows medians")
-    example = next((r for r in results if r["target"] == "plutos-gzip6-spool"), results[0])
+    example = next((r for r in results if r["target"].startswith("plutos")), None)
     w(f"- load: `{' '.join(wrk_command(args, '<scenario>'))}`")
-    w(f"- plutos: `{example['server']}` with COMPRESSION_TYPE / COMPRESSION_LEVEL / DURABILITY per target")
+    if example:
+        w(f"- plutos: `{example['server']}` with COMPRESSION_TYPE / COMPRESSION_LEVEL / DURABILITY / IO_BACKEND per "
+          f"target")
     if args.compare:
         w(f"- `TARGET@base` rows: the same settings with the binary `{args.compare}`, interleaved with this build")
     nginx = next((r for r in results if r["target"] == "nginx"), None)
@@ -544,9 +550,32 @@ def write_results(args, scenarios, targets, results, idle):
         if p and n:
             line(f"{scenario}: plutos (spool, gzip 6) CPU/req ≤ {goal}× nginx", f"{p:.2f} µs vs {n:.2f} µs (×{p / n:.2f})",
                  p <= goal * n)
+    epoll = "plutos-gzip6-spool"
+    for scenario in ("get_simple", "get_pixel"):
+        u, f, e = (median(results, t, scenario, "cpu_us_req") for t in (URING, "floor", epoll))
+        if u and f:
+            line(f"{scenario}: {URING} CPU/req ≤ 0.85× the epoll floor", f"{u:.2f} µs vs {f:.2f} µs (×{u / f:.2f})",
+                 u <= 0.85 * f)
+        if u and e:
+            line(f"{scenario}: {URING} CPU/req ≤ 0.85× {epoll}", f"{u:.2f} µs vs {e:.2f} µs (×{u / e:.2f})",
+                 u <= 0.85 * e)
+    u, n = median(results, URING, "get_close", "cpu_us_req"), median(results, "nginx", "get_close", "cpu_us_req")
+    if u and n:
+        line(f"get_close: {URING} CPU/req ≤ 0.9× nginx", f"{u:.2f} µs vs {n:.2f} µs (×{u / n:.2f})", u <= 0.9 * n)
+    u, n = median(results, URING, "get_pipelined", "rps"), median(results, "nginx", "get_pipelined", "rps")
+    if u and n:
+        line(f"get_pipelined: {URING} req/s ≥ 12× nginx", f"{u:,.0f} vs {n:,.0f} (×{u / n:.1f})", u >= 12 * n)
+    for scenario in ("post_json", "post_ndjson"):
+        u, e = (median(results, t, scenario, "cpu_us_event") for t in (URING, epoll))
+        if u and e:
+            line(f"{scenario}: {URING} CPU/event ≤ 1.03× {epoll}", f"{u:.3f} µs vs {e:.3f} µs (×{u / e:.2f})",
+                 u <= 1.03 * e)
     if idle and idle[0] is not None:
         line(f"RSS with {IDLE_CONNECTIONS:,} idle keep-alive connections ≤ 64 MiB",
              f"{idle[0]:.1f} MiB (peak {idle[1]:.1f} MiB)", idle[0] <= 64)
+    if idle_uring:
+        line(f"RSS with {IDLE_CONNECTIONS:,} idle keep-alive connections ≤ 64 MiB, io_uring loop",
+             f"{idle_uring[0]:.1f} MiB (peak {idle_uring[1]:.1f} MiB)", idle_uring[0] <= 64)
     if idle and len(idle) == 4:
         w(f"| RSS with {IDLE_CONNECTIONS:,} idle HTTPS keep-alive connections (information) | {idle[2]:.1f} MiB "
           f"(peak {idle[3]:.1f} MiB) | — |")

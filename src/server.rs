@@ -8,9 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use mio::{Poll, Waker};
 
-use crate::config::{Config, ShutdownConfig};
+use crate::config::{Config, IoBackend, ShutdownConfig};
 use crate::enrich::{EnrichError, Enrichment};
 use crate::event::ids::{host_name, new_boot_id, random_u64};
 use crate::listener::Listeners;
@@ -23,7 +22,8 @@ use crate::state::{Phase, Shared};
 use crate::tls::{Tls, TlsError};
 use crate::worker::request::Requests;
 use crate::worker::udp::Datagrams;
-use crate::worker::{WAKER, Worker, WorkerSettings, WorkerSetup};
+use crate::worker::wake::Wake;
+use crate::worker::{Backend, Worker, WorkerSettings, WorkerSetup};
 
 /// Room in the worker → uploader channel, in sealed chunks.
 const UPLOAD_QUEUE: usize = 1024;
@@ -38,6 +38,8 @@ pub enum RunError {
     Thread(io::Error),
     #[error("event loop: {0}")]
     Poll(io::Error),
+    #[error("IO_BACKEND=uring: {0}")]
+    Uring(String),
     #[error("{0} panicked; everything acknowledged is in the spool for the next start")]
     Panicked(&'static str),
     #[error("{0}")]
@@ -68,8 +70,10 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
         Some(tls) => Some(Arc::new(Tls::load(&tls.cert, &tls.key)?)),
         None => None,
     };
+    let backend = io_backend(config.io_backend)?;
     let shared = Arc::new(
         Shared::new(workers, spool_bytes, config.spool.max_bytes)
+            .with_io_backend(backend.name())
             .with_enrichment(enrichment.clone())
             .with_tls(tls.clone())
             .with_udp(config.udp.is_some()),
@@ -91,7 +95,7 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
         .name("plutos-uploader".into())
         .spawn(move || uploader.run(jobs_rx, recovered, checked_tx))
         .map_err(RunError::Thread)?;
-    let (workers, wakers) = start_workers(&config, listeners, &boot, &dirs, jobs, &shared)?;
+    let (workers, wakers) = start_workers(&config, backend, listeners, &boot, &dirs, jobs, &shared)?;
     // SIGHUP reloads what can be reloaded (its default action would end the process).
     let hangup = Arc::new(AtomicBool::new(false));
     let hangup_signal =
@@ -136,15 +140,39 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     Ok(())
 }
 
-/// One pinned worker thread per listener; returns their handles and the wakers that end their waits.
+/// The worker threads, and the wakes that end their waits.
+type Workers = (Vec<thread::JoinHandle<()>>, Vec<Arc<Wake>>);
+
+/// `IO_BACKEND` resolved: `auto` is io_uring when the probe passes, else epoll with one line saying why.
+fn io_backend(configured: IoBackend) -> Result<Backend, RunError> {
+    let backend = match configured {
+        IoBackend::Epoll => Backend::Epoll,
+        IoBackend::Uring => {
+            crate::uring::probe().map_err(RunError::Uring)?;
+            Backend::Uring
+        }
+        IoBackend::Auto => match crate::uring::probe() {
+            Ok(()) => Backend::Uring,
+            Err(why) => {
+                tracing::info!(reason = %why, "io_uring is not available; using epoll");
+                Backend::Epoll
+            }
+        },
+    };
+    tracing::info!(backend = backend.name(), "io backend: {}", backend.name());
+    Ok(backend)
+}
+
+/// One pinned worker thread per listener; returns their handles and the wakes that end their waits.
 fn start_workers(
     config: &Config,
+    backend: Backend,
     listeners: Listeners,
     boot: &str,
     dirs: &SpoolDirs,
     jobs: Sender<UploadJob>,
     shared: &Arc<Shared>,
-) -> Result<(Vec<thread::JoinHandle<()>>, Vec<Waker>), RunError> {
+) -> Result<Workers, RunError> {
     let count = listeners.workers();
     let boot_random = random_u64() as u32;
     let settings = WorkerSettings {
@@ -158,11 +186,12 @@ fn start_workers(
     let mut handles = Vec::with_capacity(count);
     let max_datagram = config.udp.map_or(0, |udp| udp.max_datagram);
     for (index, sockets) in listeners.into_workers().enumerate() {
-        let poll = Poll::new().map_err(RunError::Poll)?;
-        wakers.push(Waker::new(poll.registry(), WAKER).map_err(RunError::Poll)?);
+        let wake = Arc::new(Wake::new().map_err(RunError::Poll)?);
+        wakers.push(wake.clone());
         let worker = Worker::new(WorkerSetup {
             index,
-            poll,
+            backend,
+            wake,
             listener: sockets.http.map(mio::net::TcpListener::from_std),
             tls_listener: sockets.https.map(mio::net::TcpListener::from_std).zip(shared.tls.clone()),
             udp: sockets.udp.map(|socket| Datagrams::new(mio::net::UdpSocket::from_std(socket), max_datagram)),
@@ -171,7 +200,8 @@ fn start_workers(
             chunk: ChunkWriter::new(index, boot.to_string(), dirs.clone(), config.spool.chunk),
             jobs: jobs.clone(),
             shared: shared.clone(),
-        });
+        })
+        .map_err(RunError::Poll)?;
         let cpu = (!config.cpus.is_empty()).then(|| config.cpus[index % config.cpus.len()]);
         let handle = thread::Builder::new()
             .name(format!("plutos-w{index}"))
@@ -195,7 +225,7 @@ fn start_workers(
 
 /// The phases after the trigger: drain (`/health` 503, ingest goes on), then closing (listeners closed,
 /// requests in flight finished, chunks sealed) with the uploader's deadline set.
-fn shut_down(config: ShutdownConfig, shared: &Shared, wakers: &[Waker]) {
+fn shut_down(config: ShutdownConfig, shared: &Shared, wakers: &[Arc<Wake>]) {
     tracing::info!(drain_seconds = config.drain.as_secs(), "shutdown: draining (/health answers 503)");
     shared.set_phase(Phase::Draining);
     if !config.drain.is_zero() {
@@ -205,7 +235,7 @@ fn shut_down(config: ShutdownConfig, shared: &Shared, wakers: &[Waker]) {
     let _ = shared.upload_deadline.set(Instant::now() + config.timeout);
     shared.set_phase(Phase::Closing);
     for waker in wakers {
-        let _ = waker.wake();
+        waker.wake();
     }
 }
 

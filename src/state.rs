@@ -2,6 +2,7 @@
 //! the counters — all atomics — and the enrichment data (read-only; a reload publishes a new set of databases
 //! that workers pick up between requests, `enrich/geo.rs`).
 
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -41,6 +42,8 @@ pub struct Shared {
     pub tls: Option<Arc<Tls>>,
     /// A UDP socket per worker (`UDP_PORT`).
     pub udp: bool,
+    /// What the workers' loops wait on: `epoll` or `uring`.
+    pub io_backend: &'static str,
 }
 
 impl Shared {
@@ -56,6 +59,7 @@ impl Shared {
             enrichment: None,
             tls: None,
             udp: false,
+            io_backend: "epoll",
         }
     }
 
@@ -69,6 +73,10 @@ impl Shared {
 
     pub fn with_udp(self, udp: bool) -> Shared {
         Shared { udp, ..self }
+    }
+
+    pub fn with_io_backend(self, io_backend: &'static str) -> Shared {
+        Shared { io_backend, ..self }
     }
 
     /// The uploader calls this when the sink confirmed an upload.
@@ -138,6 +146,13 @@ impl Shared {
         let mut text = crate::metrics::render(&self.workers, &self.uploader, self.spool_bytes.load(Ordering::Relaxed));
         crate::metrics::render_enrichment(&mut text, &self.workers, self.enrichment.as_deref());
         crate::metrics::render_tls(&mut text, &self.workers, self.tls.as_deref());
+        let _ = write!(
+            text,
+            "# HELP plutos_io_backend the workers' event loop (IO_BACKEND, auto resolved at start)\n\
+             # TYPE plutos_io_backend gauge\n\
+             plutos_io_backend{{backend=\"{}\"}} 1\n",
+            self.io_backend
+        );
         if self.udp {
             crate::metrics::render_udp(&mut text, &self.workers);
         }

@@ -116,7 +116,8 @@ impl Pipeline {
             env.extend([("TLS_PORT", "127.0.0.1:0"), ("TLS_CERT", cert), ("TLS_KEY", key)]);
         }
         // A file-size limit far away, so that SIGXFSZ is ignored when a test lowers it.
-        let collector = Collector::spawn_with(dir.path(), &env, Some(1 << 40));
+        let collector =
+            Collector::spawn_with(dir.path(), &env, Confine { max_file_bytes: Some(1 << 40), ..Confine::default() });
         let mut stream = TcpStream::connect(if https { collector.tls_addr() } else { collector.addr }).unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         let tls = https.then(|| {

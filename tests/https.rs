@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
+use common::collector::pass_io_backend;
 use common::pki::Pki;
 use common::*;
 use rustls::version::{TLS12, TLS13};
@@ -276,8 +277,9 @@ fn a_pair_that_does_not_load_or_match_is_one_line_at_check_and_at_start() {
 fn an_rsa_certificate_serves_https_alone_with_port_off() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::rsa(dir.path(), "rsa");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plutos"))
-        .env_clear()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plutos"));
+    pass_io_backend(command.env_clear());
+    let mut child = command
         .env("PORT", "off")
         .env("TLS_PORT", "127.0.0.1:0")
         .env("TLS_CERT", &pki.cert)

@@ -52,7 +52,8 @@ fn sink_outage_keeps_acking_and_ships_once_the_sink_is_back() {
 fn failed_spool_write_answers_503_and_stores_nothing_of_that_request() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("WORKERS", "1"), ("COMPRESSION_TYPE", "none"), ("MAX_BUFFER_TIME_SECONDS", "3600")];
-    let collector = Collector::spawn_with(dir.path(), &env, Some(32 * 1024));
+    let collector =
+        Collector::spawn_with(dir.path(), &env, Confine { max_file_bytes: Some(32 * 1024), ..Confine::default() });
     let mut client = Client::connect(collector.addr);
     let (mut acked, mut refused) = (Vec::new(), Vec::new());
     let start = Instant::now();

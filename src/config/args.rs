@@ -16,6 +16,16 @@ use crate::http::cors::{self, Origins};
 use crate::http::response::ResponseKind;
 use crate::spool::{Codec, Durability, Fsync};
 
+/// `--io-backend` / `IO_BACKEND`: what a worker's loop waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IoBackend {
+    /// io_uring when this kernel and process allow it (a probe at start), else epoll with a line saying why.
+    Auto,
+    /// io_uring, or no start.
+    Uring,
+    Epoll,
+}
+
 /// `--driver` / `DRIVER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Driver {
@@ -56,6 +66,9 @@ pub struct Args {
     /// Datagrams larger than this are dropped as truncated (bytes, 512 to 65536).
     #[arg(long, env = "UDP_MAX_DATAGRAM_BYTES", default_value = "16KiB", value_parser = values::bytes)]
     pub udp_max_datagram_bytes: u64,
+    /// auto | uring | epoll: the workers' event loop (auto: io_uring when the kernel allows it).
+    #[arg(long, env = "IO_BACKEND", value_enum, default_value = "auto")]
+    pub io_backend: IoBackend,
     /// Where sealed chunks go.
     #[arg(long, env = "DRIVER", value_enum, default_value = "file")]
     pub driver: Driver,

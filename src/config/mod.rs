@@ -13,7 +13,7 @@ mod kafka;
 mod sink;
 mod values;
 
-pub use args::{Args, Command, Driver};
+pub use args::{Args, Command, Driver, IoBackend};
 pub use edge::{EdgeConfig, Secret};
 pub use kafka::{KafkaCompression, KafkaConfig, KafkaKey, OWNED_PROPERTIES, security as kafka_security};
 pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig, s3_bucket};
@@ -37,6 +37,8 @@ pub struct Config {
     /// The UDP listener.
     pub udp: Option<UdpListen>,
     pub workers: usize,
+    /// The workers' event loop as configured (`auto` is resolved at start, `server.rs`).
+    pub io_backend: IoBackend,
     /// CPU ids to pin to; worker i gets `cpus[i % len]`. Empty: no pinning.
     pub cpus: Vec<usize>,
     pub http: HttpConfig,
@@ -143,6 +145,7 @@ impl Config {
             tls: tls(args)?,
             udp: udp(args)?,
             workers: args.workers.map_or(cpus.len().max(1), |w| w as usize),
+            io_backend: args.io_backend,
             cpus,
             http: http(args)?,
             edge: edge::edge(args)?,

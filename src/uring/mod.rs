@@ -30,15 +30,13 @@ pub fn ring(entries: u32, cq_factor: u32) -> io::Result<IoUring> {
 }
 
 /// The opcodes the worker's loop submits, by name, for the probe's message.
-const NEEDED: [(u8, &str); 8] = [
+const NEEDED: [(u8, &str); 6] = [
     (opcode::Accept::CODE, "ACCEPT"),
     (opcode::RecvMulti::CODE, "RECV"),
     (opcode::Send::CODE, "SEND"),
     (opcode::PollAdd::CODE, "POLL_ADD"),
     (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
     (opcode::Close::CODE, "CLOSE"),
-    (opcode::Shutdown::CODE, "SHUTDOWN"),
-    (opcode::Write::CODE, "WRITE"),
 ];
 
 /// Whether this process can run the uring loop here; the error names why not (for `IO_BACKEND=auto`'s line).

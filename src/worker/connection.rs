@@ -20,6 +20,9 @@ use crate::http::framing::Progress;
 use crate::http::route::Route;
 use crate::worker::lifecycle::Lifecycle;
 
+mod ring;
+pub use ring::InFlight;
+
 /// Stop reading from a client that has this much unread output.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
 /// Buffers larger than this are released when they empty, so idle connections stay small.
@@ -65,6 +68,8 @@ pub struct Connection {
     pub request_started: Option<Instant>,
     /// Last read, or last write progress.
     pub last_active: Instant,
+    /// What the io_uring loop has in flight for it (`ring.rs`; unused under epoll).
+    pub ring: InFlight,
 }
 
 impl Connection {
@@ -91,11 +96,13 @@ impl Connection {
             out_committed: 0,
             ingest_mark: None,
             last_active: now,
+            ring: InFlight::default(),
         }
     }
 
+    /// Output not yet written (under io_uring, with what the send in flight carries).
     pub fn unsent(&self) -> usize {
-        self.out.len() - self.out_sent
+        self.out.len() - self.out_sent + self.ring.flight.len()
     }
 
     /// A TLS connection whose handshake has not ended.
@@ -124,11 +131,9 @@ impl Connection {
         self.progress = Progress::default();
     }
 
-    /// Reads what the socket has into `read_buf` and hands the connection's input — an incomplete request's
-    /// bytes so far, then what was read — to `handle`, which returns how many bytes it used; only the rest is
-    /// kept. Stops once the socket is drained, the client closed, or too much output waits (reading pauses:
-    /// `Ok(true)` when it paused now). An error means the connection is gone.
-    /// A TLS connection's plaintext goes through `plain` (the worker's, shared by its connections).
+    /// Reads what the socket has into `read_buf` and hands it to `take_input`. Stops once the socket is
+    /// drained, the client closed, or too much output waits (reading pauses: `Ok(true)` when it paused now).
+    /// An error means the connection is gone.
     pub fn receive(
         &mut self,
         read_buf: &mut [u8],
@@ -138,7 +143,7 @@ impl Connection {
     ) -> io::Result<bool> {
         let mut paused_now = false;
         loop {
-            if self.unsent() > OUT_HIGH_WATER {
+            if self.over_high_water() {
                 paused_now = self.life.pause_reading();
                 break;
             }
@@ -152,58 +157,84 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.last_active = now;
-            let data = match self.tls.as_deref_mut() {
-                None => &read_buf[..n],
-                Some(tls) => {
-                    plain.clear();
-                    let was_handshaking = tls.is_handshaking();
-                    let decrypted = decrypt(tls, &read_buf[..n], plain);
-                    if was_handshaking && !tls.is_handshaking() {
-                        self.handshake_ended = Some(tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed));
-                    }
-                    match decrypted {
-                        Ok(true) => self.life.peer_closed(), // close_notify
-                        Ok(false) => {}
-                        Err(e) => {
-                            // rustls queued the alert that says why: it goes out before the close.
-                            let _ = tls.write_tls(&mut self.stream);
-                            return Err(e);
-                        }
-                    }
-                    &plain[..]
-                }
-            };
-            if !self.life.takes_requests() {
-                continue; // the last answer is decided; input after it is dropped
-            }
-            if self.pending.is_empty() {
-                let used = handle(self, data);
-                self.pending.extend_from_slice(&data[used..]);
-            } else {
-                let mut pending = std::mem::take(&mut self.pending);
-                pending.extend_from_slice(data);
-                let used = handle(self, &pending);
-                pending.drain(..used);
-                self.pending = pending;
-            }
-            if !self.life.takes_requests() {
-                self.drop_input();
-            }
-            if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
-                self.pending = Vec::new();
-            }
+            self.take_input(&read_buf[..n], plain, now, &mut handle)?;
             // With edge-triggered readiness a short read means the socket is drained; any later data
             // raises a new edge. Saves one EAGAIN read per request.
             if n < read_buf.len() {
                 break;
             }
         }
+        self.note_request_start(now);
+        Ok(paused_now)
+    }
+
+    /// So much output waits for the client that reading stops until it went out.
+    pub fn over_high_water(&self) -> bool {
+        self.unsent() > OUT_HIGH_WATER
+    }
+
+    /// Hands bytes that arrived to `handle` — an incomplete request's bytes so far, then these (a TLS
+    /// connection's plaintext, decrypted into `plain`, the worker's, shared by its connections) — which returns
+    /// how many bytes it used; only the rest is kept. An error means the connection is gone (a TLS error's alert
+    /// was written first).
+    pub fn take_input(
+        &mut self,
+        data: &[u8],
+        plain: &mut Vec<u8>,
+        now: Instant,
+        handle: &mut impl FnMut(&mut Connection, &[u8]) -> usize,
+    ) -> io::Result<()> {
+        self.last_active = now;
+        let data = match self.tls.as_deref_mut() {
+            None => data,
+            Some(tls) => {
+                plain.clear();
+                let was_handshaking = tls.is_handshaking();
+                let decrypted = decrypt(tls, data, plain);
+                if was_handshaking && !tls.is_handshaking() {
+                    self.handshake_ended = Some(tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed));
+                }
+                match decrypted {
+                    Ok(true) => self.life.peer_closed(), // close_notify
+                    Ok(false) => {}
+                    Err(e) => {
+                        // rustls queued the alert that says why: it goes out before the close.
+                        let _ = tls.write_tls(&mut self.stream);
+                        return Err(e);
+                    }
+                }
+                &plain[..]
+            }
+        };
+        if !self.life.takes_requests() {
+            return Ok(()); // the last answer is decided; input after it is dropped
+        }
+        if self.pending.is_empty() {
+            let used = handle(self, data);
+            self.pending.extend_from_slice(&data[used..]);
+        } else {
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.extend_from_slice(data);
+            let used = handle(self, &pending);
+            pending.drain(..used);
+            self.pending = pending;
+        }
+        if !self.life.takes_requests() {
+            self.drop_input();
+        }
+        if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
+            self.pending = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// After the input that arrived was taken: an incomplete request (or TLS handshake) is timed from its first
+    /// byte, for 408.
+    pub fn note_request_start(&mut self, now: Instant) {
         self.request_started = match self.pending.is_empty() && !self.handshaking() {
             true => None,
             false => self.request_started.or(Some(now)),
         };
-        Ok(paused_now)
     }
 
     /// Notes that the response about to be encoded, to a request of `route`, acknowledges events of this
@@ -257,14 +288,23 @@ impl Connection {
     /// After the last response: send FIN and drain input for a while instead of closing at once, so the kernel
     /// does not answer unread input with a RST that could destroy the response in flight.
     pub fn linger(&mut self, now: Instant) {
-        if self.life.lingering_until().is_none() {
-            if let Some(tls) = self.tls.as_deref_mut() {
-                tls.send_close_notify();
-                let _ = tls.write_tls(&mut self.stream);
-            }
+        if self.begin_linger(now) {
             let _ = self.stream.shutdown(Shutdown::Write);
-            self.life.linger(now + LINGER);
         }
+    }
+
+    /// Lingering starts (a TLS connection's close_notify written first): true if it did now, and the caller
+    /// half-closes the socket.
+    pub fn begin_linger(&mut self, now: Instant) -> bool {
+        if self.life.lingering_until().is_some() {
+            return false;
+        }
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut self.stream);
+        }
+        self.life.linger(now + LINGER);
+        true
     }
 }
 
@@ -312,10 +352,10 @@ fn write_plain(
 }
 
 /// Encrypts `out[*sent..]` and writes every record rustls holds (the handshake's and tickets' too) to the
-/// socket, until nothing is left; false when the socket is full.
+/// socket (or the io_uring loop's send buffer), until nothing is left; false when the socket is full.
 fn write_tls(
     tls: &mut ServerConnection,
-    stream: &mut TcpStream,
+    stream: &mut dyn Write,
     out: &[u8],
     sent: &mut usize,
     last_active: &mut Instant,

@@ -4,11 +4,13 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use mio::{Interest, Token};
+use std::net::IpAddr;
+
+use mio::net::TcpStream;
 use rustls::ServerConnection;
 
 use super::connection::Connection;
-use super::{HOUSEKEEPING, Worker};
+use super::{Backend, HOUSEKEEPING, Worker};
 use crate::event::record::Transport;
 use crate::http::HttpError;
 use crate::metrics::add;
@@ -19,78 +21,49 @@ fn overflow(max_connections: usize) -> usize {
 }
 
 impl Worker {
-    /// Accepts what the HTTP listener, or with `https` the HTTPS one, has waiting.
+    /// Takes what the HTTP listener, or with `https` the HTTPS one, has waiting (epoll), or arms its accept
+    /// again if it ended (io_uring: after EMFILE and the like, retried by housekeeping).
     pub(super) fn accept(&mut self, now: Instant, https: bool) {
-        let listener = match https {
-            false => self.listener.as_ref(),
-            true => self.tls_listener.as_ref(),
-        };
-        let Some(listener) = listener else {
-            return;
-        };
-        loop {
-            match listener.accept() {
-                Ok((mut stream, peer)) => {
-                    // Over MAX_CONNECTIONS a few more are taken, only to answer 503 (a load balancer retries
-                    // elsewhere); past those, closing is all that is left.
-                    let over_limit = self.conns.len() >= self.settings.max_connections;
-                    if self.conns.len() >= self.settings.max_connections + overflow(self.settings.max_connections) {
-                        add(&self.metrics().connections_refused, 1);
-                        continue; // dropping the stream closes it
-                    }
-                    let _ = stream.set_nodelay(true);
-                    let entry = self.conns.vacant_entry();
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    if let Err(e) = self.poll.registry().register(&mut stream, Token(entry.key()), interest) {
-                        tracing::warn!(error = %e, "cannot register connection");
-                        continue;
-                    }
-                    let tls = match (&self.tls, https) {
-                        (Some((_, served)), true) => match ServerConnection::new(served.value.config.clone()) {
-                            Ok(tls) => Some(Box::new(tls)),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot start a TLS session");
-                                continue;
-                            }
-                        },
-                        _ => None,
-                    };
-                    let transport = if https { Transport::Https } else { Transport::Http };
-                    let peer = self.requests.peer(peer.ip(), transport);
-                    entry.insert(Connection::new(stream, peer, over_limit, now, tls));
-                    add(&self.metrics().connections_accepted, 1);
-                    add(&self.metrics().connections_open, 1);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // EMFILE and friends: the connection waits in the backlog; housekeeping retries.
-                    tracing::warn!(worker = self.index, error = %e, "accept failed");
-                    return;
-                }
-            }
+        match self.backend {
+            Backend::Epoll => self.accept_ready(now, https),
+            Backend::Uring => self.arm_accept(https),
         }
     }
 
-    /// Reads what the connection has and handles every complete request in it.
-    pub(super) fn read(&mut self, i: usize, now: Instant) {
+    /// A new connection from the HTTP listener or (`https`) the HTTPS one becomes the worker's: its slot in
+    /// the table, or `None` when it was refused (over MAX_CONNECTIONS and its overflow; closed by the drop).
+    pub(super) fn admit(&mut self, stream: TcpStream, peer: IpAddr, https: bool, now: Instant) -> Option<usize> {
+        // Over MAX_CONNECTIONS a few more are taken, only to answer 503 (a load balancer retries elsewhere);
+        // past those, closing is all that is left.
+        let over_limit = self.conns.len() >= self.settings.max_connections;
+        if self.conns.len() >= self.settings.max_connections + overflow(self.settings.max_connections) {
+            add(&self.metrics().connections_refused, 1);
+            return None;
+        }
+        let tls = match (&self.tls, https) {
+            (Some((_, served)), true) => match ServerConnection::new(served.value.config.clone()) {
+                Ok(tls) => Some(Box::new(tls)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a TLS session");
+                    return None;
+                }
+            },
+            _ => None,
+        };
+        let transport = if https { Transport::Https } else { Transport::Http };
+        let peer = self.requests.peer(peer, transport);
+        let i = self.conns.insert(Connection::new(stream, peer, over_limit, now, tls));
+        add(&self.metrics().connections_accepted, 1);
+        add(&self.metrics().connections_open, 1);
+        Some(i)
+    }
+
+    /// After a connection's input was taken: the TLS handshake's count, and the flush its answers, its
+    /// ending or TLS's records need.
+    pub(super) fn after_input(&mut self, i: usize) {
         let Some(conn) = self.conns.get_mut(i) else {
             return;
         };
-        let (requests, batch) = (&mut self.requests, &mut self.batch);
-        let received = conn
-            .receive(&mut self.read_buf, &mut self.plain_buf, now, |conn, data| requests.process(conn, data, batch));
-        match received {
-            Err(e) => {
-                if e.kind() == io::ErrorKind::InvalidData {
-                    add(&self.shared.workers[self.index].tls_failures, 1); // the peer's TLS records
-                }
-                self.close(i);
-                return;
-            }
-            Ok(true) => add(&self.shared.workers[self.index].read_pauses, 1),
-            Ok(false) => {}
-        }
         if let Some(resumed) = conn.take_handshake() {
             let metrics = &self.shared.workers[self.index];
             add(if resumed { &metrics.tls_resumed } else { &metrics.tls_full }, 1);
@@ -98,6 +71,14 @@ impl Worker {
         if conn.unsent() > 0 || conn.life.must_flush() || conn.tls_wants_write() {
             self.queue_flush(i);
         }
+    }
+
+    /// A connection's input ended in an error: it closes (a TLS one's alert was sent).
+    pub(super) fn input_failed(&mut self, i: usize, e: &io::Error) {
+        if e.kind() == io::ErrorKind::InvalidData {
+            add(&self.shared.workers[self.index].tls_failures, 1); // the peer's TLS records
+        }
+        self.close(i);
     }
 
     pub(super) fn queue_flush(&mut self, i: usize) {
@@ -109,8 +90,29 @@ impl Worker {
     }
 
     pub(super) fn close(&mut self, i: usize) {
-        if self.conns.try_remove(i).is_some() {
-            self.shared.workers[self.index].connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(conn) = self.conns.try_remove(i) else {
+            return;
+        };
+        self.shared.workers[self.index].connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(ring) = self.ring.as_mut() {
+            ring.close(i, conn);
+        } // epoll: dropping the stream closes it
+    }
+
+    /// Its reading was paused and its client caught up: read it again.
+    pub(super) fn resume(&mut self, i: usize, now: Instant) {
+        match self.backend {
+            Backend::Epoll => self.read(i, now),
+            Backend::Uring => self.resume_ring(i, now),
+        }
+    }
+
+    /// Its last answer is out: half-close, then drain its input for a while. With `shutdown(2)` itself on both
+    /// loops: the ring's SHUTDOWN runs in an io-wq worker, which looks the descriptor up only when it runs — by
+    /// then the connection may have closed and its number been reused by the next one.
+    pub(super) fn linger(&mut self, i: usize, now: Instant) {
+        if let Some(conn) = self.conns.get_mut(i) {
+            conn.linger(now);
         }
     }
 
@@ -158,15 +160,17 @@ impl Worker {
         }
     }
 
+    fn stop_listening(&mut self) {
+        match self.backend {
+            Backend::Epoll => self.stop_listening_epoll(),
+            Backend::Uring => self.stop_listening_ring(),
+        }
+        self.udp_pending = false;
+    }
+
     /// The drain is over: stop accepting; idle connections close now, the others finish their request.
     pub(super) fn begin_closing(&mut self, now: Instant) {
-        for mut listener in [self.listener.take(), self.tls_listener.take()].into_iter().flatten() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        if let Some(mut udp) = self.udp.take() {
-            let _ = self.poll.registry().deregister(&mut udp.socket);
-            self.udp_pending = false;
-        }
+        self.stop_listening();
         let settings = &self.settings;
         self.closing_deadline =
             Some(now + settings.header_timeout.min(settings.shutdown_timeout.max(Duration::from_secs(1))));

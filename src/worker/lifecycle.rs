@@ -89,6 +89,17 @@ impl Lifecycle {
         !std::mem::replace(&mut self.read_paused, true)
     }
 
+    /// Reading stopped until its answers go out.
+    pub fn reading_paused(&self) -> bool {
+        self.read_paused
+    }
+
+    /// Whether its input is wanted now (io_uring: whether its receive should be armed): not while reading is
+    /// paused or after the client closed its side.
+    pub fn wants_input(&self) -> bool {
+        !self.read_paused && !self.peer_closed
+    }
+
     /// Whether it must go through the flush even with nothing to write: it ends, or its client went away.
     pub fn must_flush(&self) -> bool {
         self.ending != Ending::Open || self.peer_closed

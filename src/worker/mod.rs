@@ -2,33 +2,39 @@
 //! buffers and its committed output boundary; `lifecycle`: where it is in its life), request handling (`request`: the requests in a
 //! connection's bytes, answered and their events batched; `edge`: who may send and who sent) and chunk writer.
 //! It shares nothing with other workers but atomics, takes no lock, and never waits for the uploader.
+//! The loop waits on epoll (`epoll.rs`: readiness, then `read`/`write`) or on io_uring (`ring.rs`: completions
+//! of multishot accepts and receives and of sends); `IO_BACKEND` picks one, the steps are the same.
 //!
 //! One iteration of the loop:
-//! 1. wait for readiness (bounded by the next timer: chunk age, housekeeping; zero while a connection whose
-//!    reading was paused waits to be read again);
+//! 1. wait for readiness or completions (bounded by the next timer: chunk age, housekeeping; zero while a
+//!    connection whose reading was paused waits to be read again);
 //! 2. accept, read and handle every ready or resumed connection, and once a second time out idle and slow
 //!    ones — events go to the batch, responses to each connection's output, nothing is written to a socket;
 //! 3. group commit: the batch goes to the open chunk with one `write(2)` (DURABILITY=spool); only then is
 //!    every touched connection's committed boundary moved past its new responses (or, if the write failed,
 //!    its acknowledgements replaced by a 503);
-//! 4. flush: committed output is written — only now can a 2xx leave. Flushing never reads: a connection
-//!    whose output drained while its reading was paused is queued for step 2 of the next iteration;
+//! 4. flush: committed output is written (io_uring: its sends submitted) — only now can a 2xx leave. Flushing
+//!    never reads: a connection whose output drained while its reading was paused is queued for step 2 of the
+//!    next iteration;
 //! 5. seal the chunk if due and hand it to the uploader.
 
 pub mod connection;
 mod connections;
 mod edge;
+mod epoll;
 pub mod lifecycle;
 pub mod request;
+mod ring;
 pub mod udp;
+pub mod wake;
 
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
+use mio::Poll;
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::http::HttpError;
@@ -43,12 +49,10 @@ use crate::tls::{Served, Tls};
 use crate::worker::connection::Connection;
 use crate::worker::lifecycle::AfterWrite;
 use crate::worker::request::{Dropped, Requests};
+use crate::worker::ring::RingIo;
 use crate::worker::udp::Datagrams;
+use crate::worker::wake::Wake;
 
-pub const LISTENER: Token = Token(usize::MAX - 1);
-pub const WAKER: Token = Token(usize::MAX - 2);
-pub const TLS_LISTENER: Token = Token(usize::MAX - 3);
-pub const UDP: Token = Token(usize::MAX - 4);
 /// Datagrams one loop iteration takes before it turns to its connections (the rest in the next one).
 const DATAGRAMS_PER_ITERATION: usize = 1024;
 
@@ -69,10 +73,28 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
 }
 
+/// What a worker's loop waits on (`IO_BACKEND`, `auto` resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Epoll,
+    Uring,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Epoll => "epoll",
+            Backend::Uring => "uring",
+        }
+    }
+}
+
 /// Everything a worker is made of.
 pub struct WorkerSetup {
     pub index: usize,
-    pub poll: Poll,
+    pub backend: Backend,
+    /// How other threads end its wait.
+    pub wake: Arc<Wake>,
     /// The HTTP listener (`PORT`) and the HTTPS one (`TLS_PORT`, with its certificate).
     pub listener: Option<TcpListener>,
     pub tls_listener: Option<(TcpListener, Arc<Tls>)>,
@@ -87,7 +109,12 @@ pub struct WorkerSetup {
 
 pub struct Worker {
     index: usize,
-    poll: Poll,
+    backend: Backend,
+    wake: Arc<Wake>,
+    /// The epoll instance (`Backend::Epoll`).
+    poll: Option<Poll>,
+    /// The io_uring loop's state (`Backend::Uring`, once its thread set up the ring).
+    ring: Option<RingIo>,
     listener: Option<TcpListener>,
     tls_listener: Option<TcpListener>,
     /// The certificate new TLS connections get (taken again when a reload published one).
@@ -119,8 +146,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(setup: WorkerSetup) -> Worker {
-        let WorkerSetup { index, poll, listener, tls_listener, udp, settings, requests, chunk, jobs, shared } = setup;
+    pub fn new(setup: WorkerSetup) -> io::Result<Worker> {
+        let WorkerSetup { index, backend, wake, listener, tls_listener, udp, settings, requests, chunk, jobs, shared } =
+            setup;
+        let poll = match backend {
+            Backend::Epoll => Some(Poll::new()?),
+            Backend::Uring => None,
+        };
         let (tls_listener, tls) = match tls_listener {
             Some((listener, tls)) => {
                 let follower = tls.published.follow();
@@ -128,9 +160,12 @@ impl Worker {
             }
             None => (None, None),
         };
-        Worker {
+        Ok(Worker {
             index,
+            backend,
+            wake,
             poll,
+            ring: None,
             plain_buf: if tls.is_some() { Vec::with_capacity(READ_BUFFER) } else { Vec::new() },
             listener,
             tls_listener,
@@ -152,83 +187,61 @@ impl Worker {
             write_error_until: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             closing_deadline: None,
-        }
+        })
     }
 
     fn metrics(&self) -> &WorkerMetrics {
         &self.shared.workers[self.index]
     }
 
-    pub fn run(mut self) -> io::Result<()> {
-        if let Some(listener) = self.listener.as_mut() {
-            self.poll.registry().register(listener, LISTENER, Interest::READABLE)?;
+    /// Runs the loop until the drain is over, then seals and hands over what is left.
+    pub fn run(self) -> io::Result<()> {
+        match self.backend {
+            Backend::Epoll => self.run_epoll(),
+            Backend::Uring => self.run_uring(),
         }
-        if let Some(listener) = self.tls_listener.as_mut() {
-            self.poll.registry().register(listener, TLS_LISTENER, Interest::READABLE)?;
+    }
+
+    /// Step 2's start: what every request of this iteration is answered under.
+    fn begin_iteration(&mut self, now: Instant) {
+        add(&self.metrics().loop_iterations, 1);
+        let accepting = self.accepting(now);
+        self.requests.begin_iteration(accepting);
+        if let Some((tls, served)) = self.tls.as_mut() {
+            served.refresh(&tls.published);
         }
-        if let Some(udp) = self.udp.as_mut() {
-            self.poll.registry().register(&mut udp.socket, UDP, Interest::READABLE)?;
+    }
+
+    /// Steps 2 (what is left of it) to 5, after the events or completions were handled; true once the worker
+    /// is done (the drain ended and its connections closed, or their deadline passed).
+    fn end_iteration(&mut self, now: Instant) -> bool {
+        for i in std::mem::take(&mut self.resume_list) {
+            self.resume(i, now);
         }
-        let mut events = Events::with_capacity(1024);
-        loop {
-            let timeout = self.poll_timeout(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
+        if self.udp_pending {
+            self.receive_datagrams();
+        }
+        if now >= self.next_housekeeping {
+            self.housekeeping(now);
+        }
+        self.commit(now);
+        self.flush_all(now);
+        // After a failed spool write, the disk gets a pause before the next attempt.
+        if self.chunk.seal_due(now) && self.write_error_until.is_none_or(|t| now >= t) {
+            self.seal(now);
+        }
+        if let Err(e) = self.chunk.sync_if_due(now) {
+            tracing::error!(worker = self.index, error = %e, "fsync of the open chunk failed");
+        }
+        if self.shared.phase() == Phase::Closing {
+            if self.closing_deadline.is_none() {
+                self.begin_closing(now);
             }
-            let now = Instant::now();
-            add(&self.metrics().loop_iterations, 1);
-            let accepting = self.accepting(now);
-            self.requests.begin_iteration(accepting);
-            if let Some((tls, served)) = self.tls.as_mut() {
-                served.refresh(&tls.published);
-            }
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept(now, false),
-                    TLS_LISTENER => self.accept(now, true),
-                    UDP => self.receive_datagrams(),
-                    WAKER => {}
-                    Token(i) => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(i, now);
-                        }
-                        if event.is_writable() {
-                            self.queue_flush(i);
-                        }
-                    }
-                }
-            }
-            for i in std::mem::take(&mut self.resume_list) {
-                self.read(i, now);
-            }
-            if self.udp_pending {
-                self.receive_datagrams();
-            }
-            if now >= self.next_housekeeping {
-                self.housekeeping(now);
-            }
-            self.commit(now);
-            self.flush_all(now);
-            // After a failed spool write, the disk gets a pause before the next attempt.
-            if self.chunk.seal_due(now) && self.write_error_until.is_none_or(|t| now >= t) {
-                self.seal(now);
-            }
-            if let Err(e) = self.chunk.sync_if_due(now) {
-                tracing::error!(worker = self.index, error = %e, "fsync of the open chunk failed");
-            }
-            if self.shared.phase() == Phase::Closing {
-                if self.closing_deadline.is_none() {
-                    self.begin_closing(now);
-                }
-                if self.conns.is_empty() || self.closing_deadline.is_some_and(|d| now >= d) {
-                    break;
-                }
+            if self.conns.is_empty() || self.closing_deadline.is_some_and(|d| now >= d) {
+                return true;
             }
         }
-        self.finish();
-        Ok(())
+        false
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
@@ -372,7 +385,8 @@ impl Worker {
         }
     }
 
-    /// Writes committed output. Never reads: what a read would answer must wait for the next group commit.
+    /// Writes committed output (io_uring: submits its sends). Never reads: what a read would answer must wait
+    /// for the next group commit.
     fn flush_all(&mut self, now: Instant) {
         while let Some(i) = self.flush_list.pop() {
             let Some(conn) = self.conns.get_mut(i) else {
@@ -380,16 +394,23 @@ impl Worker {
             };
             conn.life.unqueue_flush();
             debug_assert_eq!(conn.uncommitted(), 0, "every connection with new output was committed this iteration");
-            match conn.write_out(now) {
-                Err(_) => self.close(i),
-                Ok(false) => {} // the writable edge brings it back
-                Ok(true) => match conn.life.written() {
-                    AfterWrite::Keep => {}
-                    AfterWrite::Close => self.close(i),
-                    AfterWrite::Linger => conn.linger(now),
-                    AfterWrite::ReadAgain => self.resume_list.push(i),
-                },
+            match self.backend {
+                Backend::Epoll => self.write(i, now),
+                Backend::Uring => self.send(i, now),
             }
+        }
+    }
+
+    /// All of a connection's output went out: it waits, closes, lingers or is read again.
+    fn written(&mut self, i: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        match conn.life.written() {
+            AfterWrite::Keep => {}
+            AfterWrite::Close => self.close(i),
+            AfterWrite::Linger => self.linger(i, now),
+            AfterWrite::ReadAgain => self.resume_list.push(i),
         }
     }
 

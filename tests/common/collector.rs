@@ -26,27 +26,13 @@ pub struct Collector {
 
 impl Collector {
     pub fn spawn(dir: &Path, env: &[(&str, &str)]) -> Collector {
-        Self::spawn_with(dir, env, None)
+        Self::spawn_with(dir, env, Confine::default())
     }
 
-    /// `max_file_bytes` sets RLIMIT_FSIZE: writes past it fail with EFBIG, as on a full disk.
-    pub fn spawn_with(dir: &Path, env: &[(&str, &str)], max_file_bytes: Option<u64>) -> Collector {
+    /// Starts the collector under `confine`'s limits, set in the child before it runs.
+    pub fn spawn_with(dir: &Path, env: &[(&str, &str)], confine: Confine) -> Collector {
         let mut command = Command::new(env!("CARGO_BIN_EXE_plutos"));
-        if let Some(limit) = max_file_bytes {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
-            unsafe {
-                command.pre_exec(move || {
-                    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    // Without this the write past the limit would kill the process with SIGXFSZ.
-                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                    Ok(())
-                });
-            }
-        }
+        confine.apply(&mut command);
         command
             .env_clear()
             .env("PORT", "127.0.0.1:0")
@@ -59,6 +45,7 @@ impl Collector {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        pass_io_backend(&mut command);
         for (k, v) in env {
             command.env(k, v);
         }
@@ -130,6 +117,85 @@ impl Collector {
             assert!(start.elapsed() < DEADLINE, "collector did not exit");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// What a test withholds from the collector process.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Confine {
+    /// RLIMIT_FSIZE: writes past it fail with EFBIG, as on a full disk.
+    pub max_file_bytes: Option<u64>,
+    /// A seccomp filter answers the io_uring system calls with EPERM, as a container runtime's default
+    /// profile does.
+    pub forbid_io_uring: bool,
+}
+
+impl Confine {
+    pub fn apply(self, command: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        if self == Confine::default() {
+            return;
+        }
+        // Built before the fork: only async-signal-safe calls may run between fork and exec.
+        let filter = io_uring_filter();
+        // SAFETY: only async-signal-safe calls (setrlimit, signal, prctl) between fork and exec; the filter
+        // lives in the closure, which outlives the calls.
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(limit) = self.max_file_bytes {
+                    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // Without this the write past the limit would kill the process with SIGXFSZ.
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                }
+                if self.forbid_io_uring {
+                    let program = libc::sock_fprog {
+                        len: filter.len() as u16,
+                        filter: filter.as_ptr() as *mut libc::sock_filter,
+                    };
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                        || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// A seccomp program: io_uring_setup, io_uring_enter and io_uring_register fail with EPERM, anything else runs.
+fn io_uring_filter() -> [libc::sock_filter; 8] {
+    let statement = |code: u32, k: u32| libc::sock_filter { code: code as u16, jt: 0, jf: 0, k };
+    let is = |nr: libc::c_long| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 1,
+        k: nr as u32,
+    };
+    let deny = statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
+    [
+        // The system call's number: the first field of seccomp_data.
+        statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        is(libc::SYS_io_uring_setup),
+        deny,
+        is(libc::SYS_io_uring_enter),
+        deny,
+        is(libc::SYS_io_uring_register),
+        deny,
+        statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// The suite runs once per event loop (scripts/test.sh): the test process's `IO_BACKEND` goes to every
+/// collector it starts (the in-process servers read it themselves). `uring` refuses to start without io_uring,
+/// so a run meant for it cannot quietly fall back to epoll.
+pub fn pass_io_backend(command: &mut Command) {
+    if let Ok(backend) = std::env::var("IO_BACKEND") {
+        command.env("IO_BACKEND", backend);
     }
 }
 
