@@ -44,9 +44,9 @@ fn main() -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
     socket2::SockRef::from(&listener).set_tcp_nodelay(true)?;
     let mut ring = plutos::uring::ring(1024, 8)?;
-    let mut buffers = BufRing::new(&ring, GROUP, 4096, 4096)?;
     let (mut submitter, mut sq, mut cq) = ring.split();
     submitter.register_ring_fd()?;
+    let mut buffers = BufRing::new(&submitter, GROUP, 4096, 4096)?;
     let mut pending: Vec<Entry> = vec![accept(&listener)];
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut next = 0u64;

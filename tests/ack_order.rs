@@ -20,6 +20,8 @@ use common::*;
 
 /// Requests per write while the client fills the server's output (~37 KB: one read of the server's).
 const PIECE: u64 = 1000;
+/// Requests sent after the server paused (a few KiB: they fit in its receive queue).
+const TAIL: u64 = 10;
 const TRIALS: usize = 3;
 
 /// Events written to the spool or shipped: lines of the uncompressed chunk files anywhere under `dir`.
@@ -168,8 +170,10 @@ impl Pipeline {
     fn pause_the_server(&mut self) {
         let (addr, trial) = (self.collector.addr, self.trial);
         // One piece at a time, each waiting until the server's kernel took it, until the server pauses this
-        // connection (its unsent answers passed the high-water mark). The piece that arrived after the pause
-        // waits in the server's receive queue: the resumed read takes it.
+        // connection (its unsent answers passed the high-water mark). What arrived after the pause waits — in
+        // the server's receive queue (epoll), or stashed by the io_uring loop, whose receive had taken it
+        // already — and the resumed read takes it. A short tail after the pause makes sure there is some
+        // whichever request the pause came at.
         let start = Instant::now();
         while metric(addr, "plutos_read_pauses_total") == 0 {
             assert!(start.elapsed() < DEADLINE, "trial {trial}: the server never paused reading");
@@ -178,10 +182,20 @@ impl Pipeline {
                 (sent..sent + PIECE).flat_map(|i| request(trial, &format!("bp-{trial}-{i}"))).collect();
             self.send(&piece);
             self.sent += PIECE;
-            while unsent_bytes(&self.stream) > 0 {
-                assert!(start.elapsed() < DEADLINE, "trial {trial}: requests stuck in the client");
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            self.wait_until_sent(start);
+        }
+        let tail: Vec<u8> =
+            (self.sent..self.sent + TAIL).flat_map(|i| request(trial, &format!("bp-{trial}-{i}"))).collect();
+        self.send(&tail);
+        self.sent += TAIL;
+        self.wait_until_sent(start);
+    }
+
+    /// Waits until the server's kernel took everything sent.
+    fn wait_until_sent(&self, start: Instant) {
+        while unsent_bytes(&self.stream) > 0 {
+            assert!(start.elapsed() < DEADLINE, "trial {}: requests stuck in the client", self.trial);
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

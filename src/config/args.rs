@@ -66,8 +66,8 @@ pub struct Args {
     /// Datagrams larger than this are dropped as truncated (bytes, 512 to 65536).
     #[arg(long, env = "UDP_MAX_DATAGRAM_BYTES", default_value = "16KiB", value_parser = values::bytes)]
     pub udp_max_datagram_bytes: u64,
-    /// auto | uring | epoll: the workers' event loop (auto: io_uring when the kernel allows it).
-    #[arg(long, env = "IO_BACKEND", value_enum, default_value = "auto")]
+    /// epoll | uring | auto: the workers' event loop (auto: io_uring when the kernel allows it, else epoll).
+    #[arg(long, env = "IO_BACKEND", value_enum, default_value = "epoll")]
     pub io_backend: IoBackend,
     /// Where sealed chunks go.
     #[arg(long, env = "DRIVER", value_enum, default_value = "file")]

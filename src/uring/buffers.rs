@@ -8,7 +8,7 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::io;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use io_uring::IoUring;
+use io_uring::Submitter;
 use io_uring::types::BufRingEntry;
 
 pub struct BufRing {
@@ -29,9 +29,9 @@ pub struct BufRing {
 unsafe impl Send for BufRing {}
 
 impl BufRing {
-    /// Registers `count` (a power of two, ≤ 32768) buffers of `size` bytes as buffer group `group` of `ring`,
-    /// every one handed to the kernel.
-    pub fn new(ring: &IoUring, group: u16, count: u16, size: usize) -> io::Result<BufRing> {
+    /// Registers `count` (a power of two, ≤ 32768) buffers of `size` bytes as buffer group `group` of the ring
+    /// `submitter` submits to, every one handed to the kernel.
+    pub fn new(submitter: &Submitter<'_>, group: u16, count: u16, size: usize) -> io::Result<BufRing> {
         assert!(count.is_power_of_two() && count <= 32768, "buffer ring size must be a power of two");
         let layout = Layout::from_size_align(usize::from(count) * size_of::<BufRingEntry>(), 4096)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -44,7 +44,7 @@ impl BufRing {
             BufRing { entries, layout, memory: vec![0; usize::from(count) * size].into(), size, count, tail: 0, group };
         // SAFETY: `entries` holds `count` zeroed entries and lives until `Drop`, which the owner orders after the
         // ring's end or `unregister` (see `Drop`).
-        unsafe { ring.submitter().register_buf_ring_with_flags(entries as u64, count, group, 0)? };
+        unsafe { submitter.register_buf_ring_with_flags(entries as u64, count, group, 0)? };
         for bid in 0..count {
             buffers.give_back(bid);
         }
@@ -79,8 +79,8 @@ impl BufRing {
     }
 
     /// Takes the buffers back from the kernel: after this it picks none of them.
-    pub fn unregister(&self, ring: &IoUring) -> io::Result<()> {
-        ring.submitter().unregister_buf_ring(self.group)
+    pub fn unregister(&self, submitter: &Submitter<'_>) -> io::Result<()> {
+        submitter.unregister_buf_ring(self.group)
     }
 }
 

@@ -54,7 +54,8 @@ pub fn probe() -> Result<(), String> {
     if let Some((_, name)) = NEEDED.iter().find(|(code, _)| !probe.is_supported(*code)) {
         return Err(format!("the kernel lacks the io_uring opcode {name}"));
     }
-    let buffers = buffers::BufRing::new(&ring, 0, 8, 64).map_err(|e| format!("buffer ring registration: {e}"))?;
-    buffers.unregister(&ring).map_err(|e| format!("buffer ring unregistration: {e}"))?;
+    let submitter = ring.submitter();
+    let buffers = buffers::BufRing::new(&submitter, 0, 8, 64).map_err(|e| format!("buffer ring registration: {e}"))?;
+    buffers.unregister(&submitter).map_err(|e| format!("buffer ring unregistration: {e}"))?;
     Ok(())
 }

@@ -29,10 +29,12 @@ use crate::uring::buffers::BufRing;
 /// Submission queue entries; the completion queue has `CQ_FACTOR` times as many (multishot requests post many).
 const ENTRIES: u32 = 1024;
 const CQ_FACTOR: u32 = 8;
-/// The provided buffers every receive of the worker takes from: `BUFFERS` of `BUFFER_SIZE` bytes (8 MiB).
+/// The provided buffers every receive of the worker takes from: `BUFFERS` of `BUFFER_SIZE` bytes (8 MiB). 16 KiB
+/// holds a 100-event NDJSON POST in one completion (8 KiB split it: ×0.94 CPU/event with 16 KiB, within this VM's
+/// noise; bench/results/2026-12-03-uring-buffers-ab.md).
 const GROUP: u16 = 0;
-const BUFFERS: u16 = 1024;
-const BUFFER_SIZE: usize = 8 * 1024;
+const BUFFERS: u16 = 512;
+const BUFFER_SIZE: usize = 16 * 1024;
 /// Input is taken at most this much at a time, as the epoll loop reads it, so reading pauses at the same point.
 const READ_STEP: usize = super::READ_BUFFER;
 /// How long the end of the loop waits for sends still in flight after cancelling everything.
@@ -57,6 +59,11 @@ fn tag(op: u8, slot: usize, serial: u32) -> u64 {
 
 fn untag(data: u64) -> (u8, usize, u32) {
     ((data >> 56) as u8, ((data >> 32) & 0xff_ffff) as usize, data as u32)
+}
+
+/// `io_uring_enter` took nothing now, for a reason that passes: a signal, a completion queue to reap first, memory.
+fn busy(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN))
 }
 
 fn cancel(data: u64) -> Entry {
@@ -103,9 +110,9 @@ impl Worker {
 
     pub(super) fn run_uring(mut self) -> io::Result<()> {
         let mut ring = crate::uring::ring(ENTRIES, CQ_FACTOR)?;
-        let buffers = BufRing::new(&ring, GROUP, BUFFERS, BUFFER_SIZE)?;
         let (mut submitter, mut sq, mut cq) = ring.split();
         submitter.register_ring_fd()?;
+        let buffers = BufRing::new(&submitter, GROUP, BUFFERS, BUFFER_SIZE)?;
         self.ring = Some(RingIo {
             buffers,
             submissions: Vec::with_capacity(ENTRIES as usize),
@@ -117,63 +124,90 @@ impl Worker {
             sends_in_flight: 0,
             starved: Vec::new(),
         });
+        let served = self.serve_ring(&submitter, &mut sq, &mut cq);
+        // Whatever ended the loop, the kernel picks no buffer of the ring once it is unregistered, so freeing
+        // them after it (with the worker) is safe.
+        if let Err(e) = submitter.unregister_buf_ring(GROUP) {
+            tracing::warn!(worker = self.index, error = %e, "cannot unregister the buffer ring");
+        }
+        drop((submitter, sq, cq));
+        drop(ring);
+        served?;
+        self.finish();
+        Ok(())
+    }
+
+    /// The loop, until the worker is done; then what is left is closed, and the sends still in flight complete
+    /// (or are cancelled) before their buffers can be freed.
+    fn serve_ring(
+        &mut self,
+        submitter: &Submitter<'_>,
+        sq: &mut SubmissionQueue<'_>,
+        cq: &mut CompletionQueue<'_>,
+    ) -> io::Result<()> {
         self.arm_accept(false);
         self.arm_accept(true);
         self.arm_polls();
         loop {
             let timeout = self.poll_timeout(Instant::now());
-            self.enter(&submitter, &mut sq, timeout)?;
+            self.enter(submitter, sq, timeout)?;
             let now = Instant::now();
             self.begin_iteration(now);
-            self.complete_all(&mut cq, now);
+            self.complete_all(cq, now);
             if self.end_iteration(now) {
                 break;
             }
         }
-        // What is left is closed; the sends still in flight complete (or are cancelled) before their buffers
-        // and the buffer ring are freed.
         let open: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
         for i in open {
             self.close(i);
         }
-        self.ring()
-            .submissions
-            .push(opcode::AsyncCancel2::new(CancelBuilder::any()).build().user_data(tag(OTHER, 0, 0)));
+        let cancel_all = opcode::AsyncCancel2::new(CancelBuilder::any());
+        self.ring().submissions.push(cancel_all.build().user_data(tag(OTHER, 0, 0)));
         let deadline = Instant::now() + FINAL_REAP;
         loop {
             let now = Instant::now();
             if self.ring().sends_in_flight == 0 || now >= deadline {
-                break;
+                return Ok(());
             }
-            self.enter(&submitter, &mut sq, deadline - now)?;
-            self.complete_all(&mut cq, now);
+            self.enter(submitter, sq, deadline - now)?;
+            self.complete_all(cq, now);
         }
-        submitter.unregister_buf_ring(GROUP)?;
-        drop((submitter, sq, cq));
-        drop(ring);
-        self.finish();
-        Ok(())
     }
 
-    /// Submits what was queued and waits for at least one completion, at most `timeout`.
+    /// Submits what was queued and waits for at least one completion, at most `timeout`. When the kernel takes
+    /// no more for now (its completion queue overflowed, or it is short of memory), the rest stays queued for the
+    /// next iteration, which then does not wait.
     fn enter(&mut self, submitter: &Submitter<'_>, sq: &mut SubmissionQueue<'_>, timeout: Duration) -> io::Result<()> {
         let ring = self.ring.as_mut().expect("set up above");
-        for entry in ring.submissions.drain(..) {
+        let mut pushed = 0;
+        for entry in &ring.submissions {
             // SAFETY: the only memory an entry points to is a connection's send buffer (`submit_send`), which
             // nothing writes, moves or frees until the send's completion (`InFlight::flight`; a connection
             // that closes first hands it to `orphans`, and the loop's end waits for the sends in flight).
-            while unsafe { sq.push(&entry) }.is_err() {
+            if unsafe { sq.push(entry) }.is_err() {
                 sq.sync();
-                submitter.submit()?;
+                match submitter.submit() {
+                    Ok(_) => {}
+                    Err(e) if busy(&e) => break,
+                    Err(e) => return Err(e),
+                }
                 sq.sync();
+                // SAFETY: as above.
+                if unsafe { sq.push(entry) }.is_err() {
+                    break;
+                }
             }
+            pushed += 1;
         }
+        ring.submissions.drain(..pushed);
         sq.sync();
+        let timeout = if ring.submissions.is_empty() { timeout } else { Duration::ZERO };
         let timespec = Timespec::from(timeout);
         match submitter.submit_with_args(1, &SubmitArgs::new().timespec(&timespec)) {
             Ok(_) => Ok(()),
-            // The timeout, a signal, or completions to reap first (the next iteration submits the rest).
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => Ok(()),
+            // The timeout, or the kernel busy: the completions are reaped and the rest is submitted next time.
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) || busy(&e) => Ok(()),
             Err(e) => Err(e),
         }
     }
