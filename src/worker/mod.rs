@@ -134,7 +134,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     unsent_jobs: Vec<UploadJob>,
     read_buf: Vec<u8>,
-    /// TLS connections' plaintext, decrypted from `read_buf` (empty without HTTPS).
+    /// TLS connections' plaintext, decrypted from what was read (empty without HTTPS).
     plain_buf: Vec<u8>,
     /// Connections with output to commit and write this iteration.
     flush_list: Vec<usize>,
@@ -181,7 +181,8 @@ impl Worker {
             jobs,
             shared,
             unsent_jobs: Vec::new(),
-            read_buf: vec![0; READ_BUFFER],
+            // The io_uring loop reads into its provided buffers instead.
+            read_buf: if backend == Backend::Epoll { vec![0; READ_BUFFER] } else { Vec::new() },
             flush_list: Vec::new(),
             resume_list: Vec::new(),
             write_error_until: None,
