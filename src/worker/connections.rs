@@ -1,10 +1,10 @@
-//! The worker's connections: accepting them, reading them (their requests handled as the bytes arrive), timing
-//! out the idle and the slow, and closing them — at the end of the drain, the idle ones at once.
+//! The worker's connections, whichever loop serves them (`epoll.rs` and `ring.rs` accept, read and write):
+//! admitting one, what follows its input, timing out the idle and the slow, lingering, and closing them — at the
+//! end of the drain, the idle ones at once.
 
 use std::io;
-use std::time::{Duration, Instant};
-
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use rustls::ServerConnection;
