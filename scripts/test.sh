@@ -36,8 +36,12 @@ cargo test --locked --bench hot_path --bench input_scaling
 # (IO_BACKEND reaches each collector a test starts) — where this kernel and process allow io_uring; a line says
 # so when they do not.
 IO_BACKEND=epoll cargo test --locked --lib --bins --tests "$@"
-if IO_BACKEND=uring target/debug/plutos --check-config >/dev/null; then
+# The probe's answer decides; any other failure of the check fails the run.
+if probe=$(IO_BACKEND=uring cargo run --locked -q --bin plutos -- --check-config 2>&1 >/dev/null); then
   IO_BACKEND=uring cargo test --locked --tests "$@"
+elif grep -q '^plutos: IO_BACKEND=uring: ' <<<"$probe"; then
+  echo "io_uring is not available here ($probe): the suite ran on epoll only" >&2
 else
-  echo "io_uring is not available here: the suite ran on epoll only" >&2
+  echo "$probe" >&2
+  exit 1
 fi
