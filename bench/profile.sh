@@ -13,28 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1 scenario=$2
 shift 2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-env SPOOL_DIR="$work/spool" OUT_DIR="$work/out" DRAIN_SECONDS=0 PORT=127.0.0.1:18300 taskset -c 0 "$@" 2>/dev/null &
-server=$!
-python3 - <<'PY'
-import socket, time
-for _ in range(100):
-    try:
-        socket.create_connection(("127.0.0.1", 18300)).close()
-        break
-    except OSError:
-        time.sleep(0.05)
-PY
+source bench/serve.sh
+serve "$@"
 data="/tmp/perf-$name-$scenario.data"
 perf record -q -e cpu-clock -F 2000 -g -p "$server" -o "$data" 2>/dev/null &
 recorder=$!
 sleep 0.3
-taskset -c 1 wrk -t1 -c100 -d5s -s "bench/wrk/$scenario.lua" http://127.0.0.1:18300 >/dev/null
+load "$scenario" >/dev/null
 kill -INT "$recorder"
 wait "$recorder" || true
-kill -TERM "$server"
-wait "$server" || true
+stop
 symbols() { perf report -i "$data" --no-children -g none --sort sym -q 2>/dev/null; }
 share() { symbols | grep -E "$1" | awk '{ s += $1 } END { printf "%.2f%%", s }'; }
 echo "== $name $scenario"

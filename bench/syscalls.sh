@@ -12,19 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1 scenario=$2
 shift 2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-env SPOOL_DIR="$work/spool" OUT_DIR="$work/out" DRAIN_SECONDS=0 PORT=127.0.0.1:18300 taskset -c 0 "$@" 2>/dev/null &
-server=$!
-python3 - <<'PY'
-import socket, time
-for _ in range(100):
-    try:
-        socket.create_connection(("127.0.0.1", 18300)).close()
-        break
-    except OSError:
-        time.sleep(0.05)
-PY
+source bench/serve.sh
+serve "$@"
 events=raw_syscalls:sys_enter
 for call in io_uring_enter recvfrom sendto epoll_wait write accept4 close shutdown getpeername setsockopt epoll_ctl \
             read writev recvmsg sendmsg; do
@@ -33,11 +22,10 @@ done
 perf stat -x, -e "$events" -p "$server" -o "$work/perf.txt" &
 counter=$!
 sleep 0.3
-report=$(taskset -c 1 wrk -t1 -c100 -d5s -s "bench/wrk/$scenario.lua" http://127.0.0.1:18300)
+report=$(load "$scenario")
 kill -INT "$counter"
 wait "$counter" || true
-kill -TERM "$server"
-wait "$server" || true
+stop
 requests=$(grep -o 'requests=[0-9]*' <<<"$report" | cut -d= -f2)
 printf '%s %s requests=%s:' "$name" "$scenario" "$requests"
 awk -F, -v r="$requests" '$1 ~ /^[0-9]+$/ && $1 > 0 {

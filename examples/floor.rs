@@ -14,17 +14,13 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
 const LISTENER: Token = Token(usize::MAX);
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\n\r\n";
-const OK_CLOSE: &[u8] =
-    b"HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-const CLOSE: &[u8] = b"\r\nConnection: close\r\n";
+
+#[path = "support/floor.rs"]
+mod floor;
 
 struct Conn {
     stream: TcpStream,
-    /// The bytes of the request head read so far (only to find its end and a `Connection: close`).
-    head: Vec<u8>,
-    out: Vec<u8>,
-    close: bool,
+    answers: floor::Answers,
 }
 
 fn main() -> io::Result<()> {
@@ -44,7 +40,7 @@ fn main() -> io::Result<()> {
                     stream.set_nodelay(true)?;
                     next += 1;
                     poll.registry().register(&mut stream, Token(next), Interest::READABLE | Interest::WRITABLE)?;
-                    conns.insert(next, Conn { stream, head: Vec::new(), out: Vec::new(), close: false });
+                    conns.insert(next, Conn { stream, answers: floor::Answers::default() });
                 }
                 continue;
             }
@@ -58,7 +54,7 @@ fn main() -> io::Result<()> {
                             gone = true;
                             break;
                         }
-                        Ok(n) => answer(conn, &buf[..n]),
+                        Ok(n) => conn.answers.take(&buf[..n]),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(_) => {
                             gone = true;
@@ -67,35 +63,18 @@ fn main() -> io::Result<()> {
                     }
                 }
             }
-            while !conn.out.is_empty() && !gone {
-                match conn.stream.write(&conn.out) {
+            while !conn.answers.out.is_empty() && !gone {
+                match conn.stream.write(&conn.answers.out) {
                     Ok(n) => {
-                        conn.out.drain(..n);
+                        conn.answers.out.drain(..n);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => gone = true,
                 }
             }
-            if gone || (conn.close && conn.out.is_empty()) {
+            if gone || (conn.answers.close && conn.answers.out.is_empty()) {
                 conns.remove(&id);
             }
         }
     }
-}
-
-/// Appends one answer per request end in `data`.
-fn answer(conn: &mut Conn, data: &[u8]) {
-    conn.head.extend_from_slice(data);
-    let mut start = 0;
-    while let Some(end) = memchr::memmem::find(&conn.head[start..], b"\r\n\r\n") {
-        let head = &conn.head[start..start + end + 2];
-        if memchr::memmem::find(head, CLOSE).is_some() {
-            conn.out.extend_from_slice(OK_CLOSE);
-            conn.close = true;
-        } else {
-            conn.out.extend_from_slice(OK);
-        }
-        start += end + 4;
-    }
-    conn.head.drain(..start);
 }

@@ -17,24 +17,21 @@ use io_uring::squeue::Entry;
 use io_uring::{cqueue, opcode, types};
 use plutos::uring::buffers::BufRing;
 
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\n\r\n";
-const OK_CLOSE: &[u8] =
-    b"HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-const CLOSE: &[u8] = b"\r\nConnection: close\r\n";
-
 const ACCEPT: u64 = 1 << 62;
 const SEND: u64 = 1 << 61;
 const CANCELLED: u64 = 1 << 60;
 const GROUP: u16 = 0;
 
+#[path = "support/floor.rs"]
+mod floor;
+
 struct Conn {
     fd: RawFd,
-    head: Vec<u8>,
     /// Answers not yet sent.
-    out: Vec<u8>,
-    /// Answers the send in flight reads (non-empty while one is); `out` grows meanwhile without moving them.
+    answers: floor::Answers,
+    /// Answers the send in flight reads (non-empty while one is); `answers.out` grows meanwhile without moving
+    /// them.
     flight: Vec<u8>,
-    close: bool,
     /// Its receive ended (EOF, an error, or cancelled): it closes once no send is in flight.
     gone: bool,
 }
@@ -72,14 +69,7 @@ fn main() -> io::Result<()> {
             if data == ACCEPT {
                 if result >= 0 {
                     next += 1;
-                    let conn = Conn {
-                        fd: result,
-                        head: Vec::new(),
-                        out: Vec::new(),
-                        flight: Vec::new(),
-                        close: false,
-                        gone: false,
-                    };
+                    let conn = Conn { fd: result, answers: floor::Answers::default(), flight: Vec::new(), gone: false };
                     pending.push(receive(conn.fd, next));
                     conns.insert(next, conn);
                 }
@@ -107,9 +97,9 @@ fn main() -> io::Result<()> {
                 }
             } else if result > 0 {
                 let bid = cqueue::buffer_select(flags).expect("a receive names its buffer");
-                answer(conn, buffers.filled(bid, result as usize));
+                conn.answers.take(buffers.filled(bid, result as usize));
                 buffers.give_back(bid);
-                if !cqueue::more(flags) && !conn.close {
+                if !cqueue::more(flags) && !conn.answers.close {
                     pending.push(receive(conn.fd, id));
                 }
             } else if result == -libc::ENOBUFS {
@@ -119,11 +109,11 @@ fn main() -> io::Result<()> {
             }
             if data & SEND != 0 && !conn.flight.is_empty() && !conn.gone {
                 pending.push(send(conn, id)); // the rest of a short send
-            } else if conn.flight.is_empty() && !conn.out.is_empty() && !conn.gone {
-                std::mem::swap(&mut conn.out, &mut conn.flight);
+            } else if conn.flight.is_empty() && !conn.answers.out.is_empty() && !conn.gone {
+                std::mem::swap(&mut conn.answers.out, &mut conn.flight);
                 pending.push(send(conn, id));
             }
-            let done = conn.gone || (conn.close && conn.out.is_empty() && conn.flight.is_empty());
+            let done = conn.gone || (conn.answers.close && conn.answers.out.is_empty() && conn.flight.is_empty());
             if done && conn.flight.is_empty() {
                 let conn = conns.remove(&id).expect("looked up above");
                 if !conn.gone {
@@ -145,21 +135,4 @@ fn send(conn: &Conn, id: u64) -> Entry {
 
 fn receive(fd: RawFd, id: u64) -> Entry {
     opcode::RecvMulti::new(types::Fd(fd), GROUP).build().user_data(id)
-}
-
-/// Appends one answer per request end in `data`.
-fn answer(conn: &mut Conn, data: &[u8]) {
-    conn.head.extend_from_slice(data);
-    let mut start = 0;
-    while let Some(end) = memchr::memmem::find(&conn.head[start..], b"\r\n\r\n") {
-        let head = &conn.head[start..start + end + 2];
-        if memchr::memmem::find(head, CLOSE).is_some() {
-            conn.out.extend_from_slice(OK_CLOSE);
-            conn.close = true;
-        } else {
-            conn.out.extend_from_slice(OK);
-        }
-        start += end + 4;
-    }
-    conn.head.drain(..start);
 }

@@ -38,7 +38,7 @@ use mio::net::TcpListener;
 use slab::Slab;
 
 use crate::http::HttpError;
-use crate::metrics::{UDP_RESULTS, UdpResult, WorkerMetrics, add};
+use crate::metrics::{UdpResult, WorkerMetrics, add};
 use crate::reload::Follower;
 use crate::spool::Fsync;
 use crate::spool::UploadJob;
@@ -48,13 +48,10 @@ use crate::state::{Phase, Shared};
 use crate::tls::{Served, Tls};
 use crate::worker::connection::Connection;
 use crate::worker::lifecycle::AfterWrite;
-use crate::worker::request::{Dropped, Requests};
+use crate::worker::request::Requests;
 use crate::worker::ring::RingIo;
 use crate::worker::udp::Datagrams;
 use crate::worker::wake::Wake;
-
-/// Datagrams one loop iteration takes before it turns to its connections (the rest in the next one).
-const DATAGRAMS_PER_ITERATION: usize = 1024;
 
 const READ_BUFFER: usize = 64 * 1024;
 pub(super) const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -272,56 +269,6 @@ impl Worker {
         } else {
             Ok(())
         }
-    }
-
-    /// Takes waiting datagrams (at most `DATAGRAMS_PER_ITERATION`) into the batch; the group commit covers them
-    /// like requests' events. Edge-triggered: a short `recvmmsg` means the queue was empty, and the next
-    /// datagram raises a new edge.
-    fn receive_datagrams(&mut self) {
-        let Some(udp) = self.udp.as_mut() else {
-            return;
-        };
-        let (requests, batch) = (&mut self.requests, &mut self.batch);
-        let mut counts = [0u64; UDP_RESULTS.len()];
-        let mut taken = 0;
-        self.udp_pending = false;
-        loop {
-            let received = udp.receive(|datagram| {
-                let result = match datagram.payload {
-                    None => UdpResult::Truncated,
-                    Some(payload) => match requests.ingest_datagram(datagram.from, payload, batch) {
-                        Ok(_) => UdpResult::Stored,
-                        Err(Dropped::Malformed) => UdpResult::Malformed,
-                        Err(Dropped::Unauthorized) => UdpResult::Unauthorized,
-                        Err(Dropped::Refused) => UdpResult::Refused,
-                    },
-                };
-                counts[result as usize] += 1;
-            });
-            match received {
-                Ok(n) if n < udp::SLOTS => break,
-                Ok(n) => {
-                    taken += n;
-                    if taken >= DATAGRAMS_PER_ITERATION {
-                        self.udp_pending = true;
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(worker = self.index, error = %e, "recvmmsg failed");
-                    break;
-                }
-            }
-        }
-        // Stored ones are counted by the group commit, once their events are in the spool.
-        self.udp_batched += std::mem::take(&mut counts[UdpResult::Stored as usize]);
-        let metrics = &self.shared.workers[self.index];
-        for (counter, n) in metrics.udp_datagrams.iter().zip(counts) {
-            if n > 0 {
-                add(counter, n);
-            }
-        }
-        metrics.udp_kernel_drops.store(u64::from(udp.kernel_drops), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Group commit: this iteration's events go to the spool, and only then may their responses leave.

@@ -25,6 +25,9 @@ use super::Worker;
 use super::connection::Connection;
 use crate::metrics::add;
 use crate::uring::buffers::BufRing;
+use tag::{ACCEPT_HTTP, ACCEPT_HTTPS, OTHER, RECEIVE, SEND, UDP, WAKE, cancel, tag, untag};
+
+mod tag;
 
 /// Submission queue entries; the completion queue has `CQ_FACTOR` times as many (multishot requests post many).
 const ENTRIES: u32 = 1024;
@@ -40,34 +43,9 @@ const READ_STEP: usize = super::READ_BUFFER;
 /// How long the end of the loop waits for sends still in flight after cancelling everything.
 const FINAL_REAP: Duration = Duration::from_millis(500);
 
-/// What a completion is of (the top byte of its user data).
-const ACCEPT_HTTP: u8 = 1;
-const ACCEPT_HTTPS: u8 = 2;
-const RECEIVE: u8 = 3;
-const SEND: u8 = 4;
-const WAKE: u8 = 5;
-const UDP: u8 = 6;
-/// Cancellations, closes, half-closes: nothing to do at their completion.
-const OTHER: u8 = 7;
-
-/// User data: the operation, the connection's slot (24 bits: MAX_CONNECTIONS is at most 10 million) and its
-/// serial.
-fn tag(op: u8, slot: usize, serial: u32) -> u64 {
-    debug_assert!(slot < 1 << 24);
-    u64::from(op) << 56 | (slot as u64 & 0xff_ffff) << 32 | u64::from(serial)
-}
-
-fn untag(data: u64) -> (u8, usize, u32) {
-    ((data >> 56) as u8, ((data >> 32) & 0xff_ffff) as usize, data as u32)
-}
-
 /// `io_uring_enter` took nothing now, for a reason that passes: a signal, a completion queue to reap first, memory.
 fn busy(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN))
-}
-
-fn cancel(data: u64) -> Entry {
-    opcode::AsyncCancel::new(data).build().user_data(tag(OTHER, 0, 0))
 }
 
 /// The io_uring loop's state next to the worker's.
