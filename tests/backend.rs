@@ -45,7 +45,7 @@ fn epoll_runs_when_asked_for() {
 fn uring_runs_when_asked_for_where_the_kernel_allows_it() {
     match plutos::uring::probe() {
         Ok(()) => runs_when_asked_for("uring"),
-        Err(why) => eprintln!("skipped: io_uring is not available to this test process: {why}"),
+        Err(why) => prerequisite_missing(&format!("io_uring is not available to this test process: {why}")),
     }
 }
 

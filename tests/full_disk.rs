@@ -1,8 +1,8 @@
-//! A real full disk: the spool on a 1 MiB tmpfs the test mounts (root only; otherwise it says why it is skipped,
-//! and `failed_spool_write_answers_503_and_stores_nothing_of_that_request` in tests/process.rs still covers a
-//! failing write through RLIMIT_FSIZE). The sink is down, so the spool fills the filesystem: every answer must
-//! be a 200 for an event that was written or a 503 + Retry-After for one that was not; when the sink comes back
-//! and chunks leave the spool, ingest resumes; at the end every 200 is shipped, no 503 is, and `plutos verify`
+//! A real full disk: the spool on a 1 MiB tmpfs the test mounts (root only: without it the test fails under
+//! `CI=true` and elsewhere says why it did not run; tests/process.rs covers a failing write through
+//! RLIMIT_FSIZE without root). The sink is down, so the spool fills the filesystem: every answer must be a 200
+//! for an event that was written or a 503 + Retry-After for one that was not; when the sink comes back and
+//! chunks leave the spool, ingest resumes; at the end every 200 is shipped, no 503 is, and `plutos verify`
 //! passes.
 
 mod common;
@@ -46,7 +46,7 @@ fn a_full_spool_filesystem_answers_503_never_a_200_it_did_not_write_and_recovers
     let _tmpfs = match Tmpfs::mount(&spool, "1m") {
         Ok(tmpfs) => tmpfs,
         Err(why) => {
-            eprintln!("skipped: cannot mount a tmpfs for the spool ({why}); tests/process.rs covers RLIMIT_FSIZE");
+            prerequisite_missing(&format!("cannot mount a tmpfs for the spool ({why})"));
             return;
         }
     };

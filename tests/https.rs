@@ -164,6 +164,43 @@ fn a_truncated_or_stalled_handshake_is_closed_and_stores_nothing() {
     assert!(read_records(&dir.path().join("out")).is_empty());
 }
 
+/// A slowloris inside TLS: after the handshake (and a request), the next request's record is sent a byte at a
+/// time and never completed. rustls yields no plaintext for a record that is not whole, so the header clock
+/// must start on the record's first byte, as on plain HTTP: the answer is a 408 at the header timeout, not the
+/// idle timeout that each byte would renew.
+#[test]
+fn a_request_record_trickled_a_byte_at_a_time_gets_408_at_the_header_timeout() {
+    let (server, pki, _certs) = https_server(&["--header-timeout-seconds", "1", "--idle-timeout-seconds", "60"]);
+    let mut client = Client::connect_tls(server.tls_addr.unwrap(), &pki.client(&[&TLS13], &[]));
+    assert_eq!(client.request(b"GET /e?tag=before-trickle HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    let Stream::Tls(stream) = client.stream() else { unreachable!() };
+    stream.conn.writer().write_all(b"GET /e?tag=trickled HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut record = Vec::new();
+    stream.conn.write_tls(&mut record).unwrap();
+    // The slowloris's own rhythm: a byte every 200 ms, all but the record's last byte, until the server closes.
+    let mut trickle = stream.sock.try_clone().unwrap();
+    let trickler = std::thread::spawn(move || {
+        for &byte in &record[..record.len() - 1] {
+            if trickle.write_all(&[byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    });
+    stream.sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.sock.read_to_end(&mut answer);
+    trickler.join().unwrap();
+    stream.conn.read_tls(&mut &answer[..]).unwrap();
+    stream.conn.process_new_packets().unwrap();
+    let mut plain = Vec::new();
+    let _ = stream.conn.reader().read_to_end(&mut plain);
+    let plain = String::from_utf8_lossy(&plain);
+    assert!(plain.starts_with("HTTP/1.1 408 "), "the trickled request is answered 408: {plain:?}");
+    let dir = server.stop();
+    assert_eq!(tags(&read_records(&dir.path().join("out"))), ["before-trickle"]);
+}
+
 #[test]
 fn garbage_after_close_notify_closes_the_connection_and_only_the_request_before_it_is_stored() {
     let (server, pki, _certs) = https_server(&[]);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -103,6 +104,30 @@ fn a_second_signal_exits_at_once_and_the_next_start_ships_what_was_acked() {
     assert!(restarted.wait().success());
     let acked: Vec<String> = (0..20).map(|i| format!("twice-{i}")).collect();
     assert_all_shipped(&acked, &dir.path().join("out"));
+}
+
+/// At the end of the drain an idle keep-alive connection is closed at once (its client sees the FIN and
+/// retries elsewhere), also while a sink that cannot take chunks keeps the uploader, and so the process, busy
+/// until the shutdown timeout. On both event loops: the io_uring loop must submit its last closes.
+#[test]
+fn idle_keep_alive_connections_get_their_fin_at_the_drain_end_while_the_sink_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("out"), b"not a directory").unwrap(); // the file sink cannot ship
+    let mut collector = Collector::spawn(dir.path(), &[("SHUTDOWN_TIMEOUT_SECONDS", "300")]);
+    let mut idle = Client::connect(collector.addr);
+    assert_eq!(idle.request(b"GET /e?id=before-fin HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    collector.signal(libc::SIGTERM);
+    let mut rest = Vec::new();
+    let read = idle.stream().read_to_end(&mut rest);
+    assert!(matches!(read, Ok(0)), "the server closed the idle connection: {read:?}");
+    assert!(collector.child_running(), "the FIN came while the uploader still tried the sink");
+    collector.signal(libc::SIGTERM); // a second signal: exit now, the event stays in the spool
+    assert_eq!(collector.wait().code(), Some(1));
+    std::fs::remove_file(dir.path().join("out")).unwrap();
+    let restarted = Collector::spawn(dir.path(), &[]);
+    restarted.signal(libc::SIGTERM);
+    assert!(restarted.wait().success());
+    assert_all_shipped(&["before-fin".to_string()], &dir.path().join("out"));
 }
 
 #[test]

@@ -190,3 +190,39 @@ fn datagrams_to_a_full_spool_are_counted_as_refused_and_not_stored() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["raw_data"]["tag"], "first");
 }
+
+/// Only JSON, NDJSON and query strings are formats: a truncated array, StatsD's text, a log line, an empty
+/// array or a query with a bare word are counted malformed, never stored as a one-key event. A pretty-printed
+/// object (several lines, one value) is one event. Records name their own sender, also when datagrams from two
+/// addresses alternate on one worker.
+#[test]
+fn text_of_no_format_is_malformed_a_pretty_object_is_one_event_and_each_sender_keeps_its_address() {
+    let server = TestServer::start(&["--udp-port", "127.0.0.1:0", "--workers", "1"]);
+    let udp = server.udp_addr.unwrap();
+    let first = sender();
+    let second = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let malformed: [&[u8]; 8] =
+        [b"[{\"a\":1}", b"foo:1|c", b"[]", b"[ ]", b"GET /e HTTP/1.1", b"a=1 b=2", b"tag=x&bare", b"=nokey"];
+    for datagram in malformed {
+        first.send_to(datagram, udp).unwrap();
+    }
+    wait_until("the malformed ones counted", || udp_metric(server.addr, "malformed") == malformed.len() as u64);
+    first.send_to(b"{\n  \"tag\": \"pretty\",\n  \"n\": [1,\n 2]\n}\n", udp).unwrap();
+    wait_until("the pretty one", || udp_metric(server.addr, "stored") == 1);
+    second.send_to(br#"{"tag":"second"}"#, udp).unwrap();
+    wait_until("the second sender's", || udp_metric(server.addr, "stored") == 2);
+    first.send_to(b"tag=first-again", udp).unwrap();
+    wait_until("the first sender's again", || udp_metric(server.addr, "stored") == 3);
+    assert_eq!(udp_metric(server.addr, "malformed"), malformed.len() as u64);
+    let dir = server.stop();
+    let records = read_records(&dir.path().join("out"));
+    let mut senders: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r["raw_data"]["tag"].as_str().unwrap().to_string(), r["ip"].as_str().unwrap().to_string()))
+        .collect();
+    senders.sort();
+    let expected = [("first-again", "127.0.0.1"), ("pretty", "127.0.0.1"), ("second", "127.0.0.2")];
+    assert_eq!(senders, expected.map(|(t, ip)| (t.to_string(), ip.to_string())), "nothing of a malformed one");
+    let pretty = records.iter().find(|r| r["raw_data"]["tag"] == "pretty").unwrap();
+    assert_eq!(pretty["raw_data"]["n"], serde_json::json!([1, 2]));
+}

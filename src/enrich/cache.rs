@@ -6,7 +6,9 @@
 //!
 //! Keys are hashed once with the std SipHash keyed per process (an attacker cannot aim keys at one bucket);
 //! the map is keyed by that hash and the entry keeps its key bytes, so a hit is one hash, one probe and one
-//! comparison.
+//! comparison. Two keys that share a hash take turns in one slot: the cache forgets, it never answers one key
+//! with another's fragment. (tests/enrich_cache.rs checks the bounds against the heap the cache really holds,
+//! and forces collisions with a hasher of its own.)
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
@@ -33,8 +35,8 @@ pub struct Bounds {
     pub bytes: usize,
 }
 
-pub struct Cache {
-    hasher: RandomState,
+pub struct Cache<S = RandomState> {
+    hasher: S,
     current: HashMap<u64, Entry, BuildHasherDefault<PreHashed>>,
     previous: HashMap<u64, Entry, BuildHasherDefault<PreHashed>>,
     bounds: Bounds,
@@ -45,8 +47,15 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(bounds: Bounds) -> Cache {
+        Cache::with_hasher(bounds, RandomState::new())
+    }
+}
+
+impl<S: BuildHasher> Cache<S> {
+    /// A cache whose keys are hashed by `hasher` (tests force collisions with one).
+    pub fn with_hasher(bounds: Bounds, hasher: S) -> Cache<S> {
         Cache {
-            hasher: RandomState::new(),
+            hasher,
             current: HashMap::default(),
             previous: HashMap::default(),
             bounds,
@@ -92,20 +101,6 @@ impl Cache {
         self.current.clear();
         self.previous.clear();
         self.current_bytes = 0;
-    }
-
-    /// Entries held, in both generations.
-    pub fn len(&self) -> usize {
-        self.current.len() + self.previous.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Bytes of keys and fragments held, in both generations (at most twice the bound).
-    pub fn bytes(&self) -> usize {
-        self.current_bytes + self.previous.values().map(Entry::bytes).sum::<usize>()
     }
 }
 
@@ -159,18 +154,5 @@ mod tests {
         cache.get_or_render(b"c", render_len(b"c"));
         cache.get_or_render(b"a", |_| panic!("a was in the previous generation"));
         assert_eq!(cache.misses, 3);
-    }
-
-    #[test]
-    fn a_flood_of_distinct_keys_stays_within_two_generations() {
-        let bounds = Bounds { entries: 1000, bytes: 64 << 10 };
-        let mut cache = Cache::new(bounds);
-        for i in 0..100_000u32 {
-            let key = format!("Mozilla/5.0 (flood {i}) {}", "x".repeat((i % 300) as usize));
-            cache.get_or_render(key.as_bytes(), render_len(key.as_bytes()));
-            assert!(cache.len() <= 2 * bounds.entries);
-            assert!(cache.bytes() <= 2 * bounds.bytes);
-        }
-        assert_eq!(cache.misses, 100_000);
     }
 }

@@ -12,6 +12,7 @@
 //! from 14 days before it.
 
 mod expiry;
+pub mod records;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

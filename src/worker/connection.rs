@@ -18,10 +18,11 @@ use rustls::ServerConnection;
 use crate::event::record::Transport;
 use crate::http::framing::Progress;
 use crate::http::route::Route;
+use crate::tls::records::RecordFraming;
 use crate::worker::lifecycle::Lifecycle;
 
 mod ring;
-pub use ring::InFlight;
+pub use ring::{InFlight, SendBuffer};
 
 /// Stop reading from a client that has this much unread output.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
@@ -45,6 +46,9 @@ pub struct Connection {
     pub stream: TcpStream,
     /// The TLS session of a connection from the HTTPS listener.
     tls: Option<Box<ServerConnection>>,
+    /// Where its TLS input stands between records: a record that is not whole yields no plaintext, yet it is
+    /// the start of a request (timed for 408 like an incomplete head).
+    cipher: RecordFraming,
     /// Set once, when its TLS handshake ended: whether the session was resumed (taken by the worker's count).
     handshake_ended: Option<bool>,
     pub peer: Peer,
@@ -86,6 +90,7 @@ impl Connection {
             request_started: tls.is_some().then_some(now),
             stream,
             tls,
+            cipher: RecordFraming::default(),
             handshake_ended: None,
             peer,
             life: Lifecycle::new(over_limit),
@@ -188,6 +193,7 @@ impl Connection {
         let data = match self.tls.as_deref_mut() {
             None => data,
             Some(tls) => {
+                self.cipher.feed(data);
                 plain.clear();
                 let was_handshaking = tls.is_handshaking();
                 let decrypted = decrypt(tls, data, plain);
@@ -228,10 +234,10 @@ impl Connection {
         Ok(())
     }
 
-    /// After the input that arrived was taken: an incomplete request (or TLS handshake) is timed from its first
-    /// byte, for 408.
+    /// After the input that arrived was taken: an incomplete request (or TLS handshake, or TLS record) is timed
+    /// from its first byte, for 408.
     pub fn note_request_start(&mut self, now: Instant) {
-        self.request_started = match self.pending.is_empty() && !self.handshaking() {
+        self.request_started = match self.pending.is_empty() && !self.handshaking() && !self.cipher.mid_record() {
             true => None,
             false => self.request_started.or(Some(now)),
         };

@@ -77,7 +77,6 @@ impl Worker {
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
                     let Some(i) = self.admit(stream, peer.ip(), https, now) else {
                         continue;
                     };

@@ -22,7 +22,7 @@ use io_uring::{CompletionQueue, SubmissionQueue, Submitter, cqueue, opcode};
 use mio::net::TcpStream;
 
 use super::Worker;
-use super::connection::Connection;
+use super::connection::{Connection, SendBuffer};
 use crate::metrics::add;
 use crate::uring::buffers::BufRing;
 use tag::{ACCEPT_HTTP, ACCEPT_HTTPS, OTHER, RECEIVE, SEND, UDP, WAKE, cancel, tag, untag};
@@ -53,8 +53,9 @@ pub struct RingIo {
     buffers: BufRing,
     /// Entries for the next `io_uring_enter`.
     submissions: Vec<Entry>,
-    /// Send buffers of connections that closed while their send was in flight, kept until its completion.
-    orphans: Vec<(u64, Vec<u8>)>,
+    /// Send buffers of connections that closed while their send was in flight, kept until its completion (or
+    /// left to the kernel, never freed, if the loop ends first: `SendBuffer`'s drop).
+    orphans: Vec<(u64, SendBuffer)>,
     serial: u32,
     accept_armed: [bool; 2],
     udp_armed: bool,
@@ -103,6 +104,11 @@ impl Worker {
             starved: Vec::new(),
         });
         let served = self.serve_ring(&submitter, &mut sq, &mut cq);
+        let in_flight = self.ring().sends_in_flight;
+        if in_flight > 0 {
+            // Their buffers (in `orphans`, or on connections if the ring failed) are never freed: see SendBuffer.
+            tracing::warn!(worker = self.index, sends = in_flight, "sends still in flight at the loop's end");
+        }
         // Whatever ended the loop, the kernel picks no buffer of the ring once it is unregistered, so freeing
         // them after it (with the worker) is safe.
         if let Err(e) = submitter.unregister_buf_ring(GROUP) {
@@ -142,14 +148,22 @@ impl Worker {
         }
         let cancel_all = opcode::AsyncCancel2::new(CancelBuilder::any());
         self.ring().submissions.push(cancel_all.build().user_data(tag(OTHER, 0, 0)));
+        // The closes and cancellations are only queued: they are submitted here, however little is in flight
+        // (an idle client gets its FIN now, not when the process exits), and sends in flight get until the
+        // deadline to complete.
         let deadline = Instant::now() + FINAL_REAP;
         loop {
             let now = Instant::now();
-            if self.ring().sends_in_flight == 0 || now >= deadline {
+            let wait = match self.ring().sends_in_flight {
+                0 => Duration::ZERO,
+                _ => deadline.saturating_duration_since(now),
+            };
+            self.enter(submitter, sq, wait)?;
+            self.complete_all(cq, now);
+            let ring = self.ring();
+            if (ring.sends_in_flight == 0 && ring.submissions.is_empty()) || now >= deadline {
                 return Ok(());
             }
-            self.enter(submitter, sq, deadline - now)?;
-            self.complete_all(cq, now);
         }
     }
 
@@ -160,9 +174,10 @@ impl Worker {
         let ring = self.ring.as_mut().expect("set up above");
         let mut pushed = 0;
         for entry in &ring.submissions {
-            // SAFETY: the only memory an entry points to is a connection's send buffer (`submit_send`), which
-            // nothing writes, moves or frees until the send's completion (`InFlight::flight`; a connection
-            // that closes first hands it to `orphans`, and the loop's end waits for the sends in flight).
+            // SAFETY: the only memory an entry points to is a connection's send buffer (`submit_send`), a
+            // `SendBuffer` that nothing writes or frees until the send's completion: a connection that closes
+            // first hands it to `orphans`, and one dropped before its completion (the loop ended or failed)
+            // leaks its bytes instead of freeing them.
             if unsafe { sq.push(entry) }.is_err() {
                 sq.sync();
                 match submitter.submit() {
@@ -389,16 +404,16 @@ impl Worker {
 
     /// Queues the send of the connection's send buffer.
     fn submit_send(&mut self, i: usize) {
-        let (Some(conn), Some(ring)) = (self.conns.get(i), self.ring.as_mut()) else {
+        let (Some(conn), Some(ring)) = (self.conns.get_mut(i), self.ring.as_mut()) else {
             return;
         };
-        let flight = conn.flight();
+        let (fd, serial) = (conn.stream.as_raw_fd(), conn.ring.serial);
+        let flight = conn.submit_flight();
         ring.sends_in_flight += 1;
         // The buffer stays as it is until the completion (see `enter`'s SAFETY); MSG_NOSIGNAL: a peer that is
         // gone is an EPIPE result, not a signal.
-        let send = opcode::Send::new(Fd(conn.stream.as_raw_fd()), flight.as_ptr(), flight.len() as u32)
-            .flags(libc::MSG_NOSIGNAL);
-        ring.submissions.push(send.build().user_data(tag(SEND, i, conn.ring.serial)));
+        let send = opcode::Send::new(Fd(fd), flight.as_ptr(), flight.len() as u32).flags(libc::MSG_NOSIGNAL);
+        ring.submissions.push(send.build().user_data(tag(SEND, i, serial)));
     }
 
     fn sent(&mut self, i: usize, serial: u32, result: i32, now: Instant) {
@@ -408,11 +423,15 @@ impl Worker {
             Some(conn) if conn.ring.serial == serial => conn,
             _ => {
                 let data = tag(SEND, i, serial);
-                ring.orphans.retain(|(of, _)| *of != data);
+                if let Some(at) = ring.orphans.iter().position(|(of, _)| *of == data) {
+                    let (_, mut buffer) = ring.orphans.swap_remove(at);
+                    buffer.completed(); // freed now: the kernel is done with it
+                }
                 return;
             }
         };
         if result < 0 {
+            conn.send_failed();
             return self.close(i); // the peer is gone
         }
         if conn.sent(result as usize, now) {

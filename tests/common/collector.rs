@@ -101,6 +101,11 @@ impl Collector {
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
     }
 
+    /// The process has not exited.
+    pub fn child_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     pub fn wait(self) -> ExitStatus {
         self.wait_with_stderr().0
     }

@@ -33,12 +33,14 @@ impl Requests {
             return Err(Dropped::Malformed);
         }
         // One line starting with `{` is one object: the NDJSON path validates it once. Several lines are a
-        // pretty-printed value or an NDJSON batch.
+        // pretty-printed value or an NDJSON batch. Anything else must be a query string through and through:
+        // text that merely does not start like JSON (StatsD, a log line) is not one event with one odd key.
         let kind = match payload[0] {
             b'{' if memchr::memchr(b'\n', payload).is_none() => BodyKind::Ndjson,
             b'{' | b'[' if json::validate(payload) => BodyKind::Json,
             b'{' => BodyKind::Ndjson,
-            _ => BodyKind::Form,
+            _ if is_query(payload) => BodyKind::Form,
+            _ => return Err(Dropped::Malformed),
         };
         // The sender's rendering (`IP_MODE`) is kept while datagrams keep coming from it.
         if self.datagram_peer.as_ref().is_none_or(|peer| peer.addr != from.ip()) {
@@ -79,6 +81,31 @@ impl Requests {
                 batch.rollback(mark);
                 Err(Dropped::Malformed)
             }
+        }
+    }
+}
+
+/// A datagram that is a query string: `key=value` pairs joined by `&` (at least one), every pair with its `=`
+/// and a key, and no byte a URL leaves encoded (spaces, controls). `GET /e`'s lenient reading (a bare key is
+/// `""`) is for URLs, which are queries by construction; a datagram has to show it is one.
+fn is_query(payload: &[u8]) -> bool {
+    let mut pairs = payload.split(|&b| b == b'&').filter(|pair| !pair.is_empty()).peekable();
+    pairs.peek().is_some()
+        && pairs.all(|pair| matches!(memchr::memchr(b'=', pair), Some(1..)))
+        && payload.iter().all(|&b| b > b' ' && b != 0x7f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_query;
+
+    #[test]
+    fn a_query_string_is_pairs_with_keys_and_nothing_a_url_encodes() {
+        for query in [&b"a=1"[..], b"a=1&b=", b"tag=x&&page=%2Fhome", b"k=v+w", b"a==b"] {
+            assert!(is_query(query), "{}", String::from_utf8_lossy(query));
+        }
+        for text in [&b"foo:1|c"[..], b"a", b"a=1&b", b"=1", b"a=1 b=2", b"a=1\tb=2", b"a=\x7f", b"&&"] {
+            assert!(!is_query(text), "{}", String::from_utf8_lossy(text));
         }
     }
 }
