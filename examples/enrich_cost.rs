@@ -68,6 +68,8 @@ fn main() {
         per_op(&format!("user agent parse + bot check, {pass} regexes, per distinct agent"), agents.len(), start);
     }
 
+    crafted_user_agents(&parser);
+
     let set = GeoSet { dbs: vec![Arc::new(GeoDb::load(&city).unwrap())] };
     let mut key = Vec::new();
     let start = Instant::now();
@@ -170,7 +172,7 @@ fn records_through_the_encoder(label: &str, flags: &[&str], clients: &[IpAddr], 
     let mut batch = Batch::default();
     let start = Instant::now();
     for request in &requests_sent {
-        requests.begin_iteration(Ok(()));
+        requests.begin_iteration(Instant::now(), Ok(()));
         requests.process(&mut conn, request.as_bytes(), &mut batch);
         conn.out.clear();
         batches.push(batch.lines().to_vec());
@@ -188,4 +190,72 @@ fn records_through_the_encoder(label: &str, flags: &[&str], clients: &[IpAddr], 
     per_op(&format!("post_ndjson records through gzip 6, enrichment {label}, per record"), records, start);
     let bytes: usize = batches.iter().map(Vec::len).sum();
     println!("  records: {} bytes each on average", bytes / records);
+}
+
+/// User agents made to cost the most on a miss: every literal word of uap-core's regexes packed up to
+/// `MAX_CLASSIFIED` (so the prefilter lets as many regexes run as it can), the same with version numbers, and
+/// repetitions aimed at isbot's look-around patterns and at backtracking. Prints each one's cost (warm
+/// regexes, the best of 20) and the worst: what one new user agent can cost a worker.
+fn crafted_user_agents(parser: &Agents) {
+    let regexes: serde_json::Value =
+        serde_json::from_str(include_str!("../assets/uap-core/regexes.json")).expect("the embedded regexes");
+    let mut words: Vec<String> = Vec::new();
+    for list in ["user_agent_parsers", "os_parsers", "device_parsers"] {
+        for entry in regexes[list].as_array().unwrap() {
+            let source = entry["regex"].as_str().unwrap();
+            for word in source.split(|c: char| !c.is_ascii_alphanumeric()) {
+                if word.len() >= 3 && !words.iter().any(|w| w == word) {
+                    words.push(word.to_string());
+                }
+            }
+        }
+    }
+    let fill = |separator: &str, suffix: &str, from: usize| {
+        let mut ua = String::new();
+        for word in words.iter().cycle().skip(from) {
+            let next = format!("{word}{suffix}{separator}");
+            if ua.len() + next.len() > plutos::enrich::agent::MAX_CLASSIFIED {
+                break;
+            }
+            ua.push_str(&next);
+        }
+        ua
+    };
+    let mut candidates: Vec<(String, String)> = Vec::new();
+    for from in (0..words.len()).step_by(words.len().div_ceil(8)) {
+        candidates.push((format!("uap words from {from}, spaces"), fill(" ", "", from)));
+        candidates.push((format!("uap words from {from}, versions"), fill(" ", "/1.2.3", from)));
+        candidates.push((format!("uap words from {from}, parenthesised"), fill("; ", " 10_15_7", from)));
+    }
+    let repeat = |unit: &str| unit.repeat(plutos::enrich::agent::MAX_CLASSIFIED / unit.len());
+    for (label, unit) in [
+        ("Mozilla repeated", "Mozilla/5.0 (Linux; Android 14; SM-S918B) "),
+        ("news repeated", "gnews"),
+        ("google repeated", "google/"),
+        ("bot prefixes", " cubot"),
+        ("scan after cam", "camscan"),
+        ("http after lib", "libhttp"),
+        ("java;", "java;"),
+        ("digits and dots", "1.2."),
+        ("open parentheses", "(a; "),
+        ("build strings", " Build/"),
+    ] {
+        candidates.push((label.to_string(), repeat(unit)));
+    }
+    let mut out = Vec::new();
+    let mut worst = (0f64, String::new());
+    for (label, ua) in &candidates {
+        let mut best = f64::MAX;
+        for _ in 0..20 {
+            out.clear();
+            let start = Instant::now();
+            black_box(parser.render(ua.as_bytes(), &mut out));
+            best = best.min(start.elapsed().as_nanos() as f64);
+        }
+        println!("crafted user agent ({label}, {} bytes): {:.0} ns", ua.len(), best);
+        if best > worst.0 {
+            worst = (best, label.clone());
+        }
+    }
+    println!("worst crafted user agent: {} ({:.0} ns per parse)", worst.1, worst.0);
 }

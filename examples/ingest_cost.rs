@@ -48,7 +48,7 @@ fn main() {
     let mut batch = Batch::default();
     let mut events = 0;
     for _ in 0..rounds {
-        requests.begin_iteration(Ok(()));
+        requests.begin_iteration(Instant::now(), Ok(()));
         assert_eq!(requests.process(&mut conn, &request, &mut batch), request.len());
         events += batch.events();
         conn.out.clear();

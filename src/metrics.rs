@@ -102,7 +102,7 @@ pub struct WorkerMetrics {
     pub loop_iterations: AtomicU64,
     /// Enrichment lookups by kind and outcome.
     pub geo_lookups: [AtomicU64; 3],
-    pub agent_lookups: [AtomicU64; 2],
+    pub agent_lookups: [AtomicU64; 3],
     /// Events from bots answered and not stored (`BOTS=drop`).
     pub bot_events_dropped: AtomicU64,
 }
@@ -129,7 +129,7 @@ impl Default for WorkerMetrics {
             chunks_sealed: zero(),
             loop_iterations: zero(),
             geo_lookups: [const { AtomicU64::new(0) }; 3],
-            agent_lookups: [const { AtomicU64::new(0) }; 2],
+            agent_lookups: [const { AtomicU64::new(0) }; 3],
             bot_events_dropped: zero(),
         }
     }

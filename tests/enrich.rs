@@ -229,6 +229,31 @@ fn records_carry_the_agent_and_the_bot_verdict() {
     assert!(!records.contains_key("geo"), "no GEOIP_DB, no geo field");
 }
 
+/// A burst of new user agents in one write (one or a few loop iterations): the worker classifies a bounded
+/// number per iteration, records the rest as not classified (`"agent":null`) and counts them; every lookup is
+/// a hit, a miss or unclassified, and the records agree with the counts.
+#[test]
+fn a_burst_of_new_user_agents_past_the_budget_is_recorded_unclassified_and_counted() {
+    let server = TestServer::start(&["--ua-parse", "on", "--workers", "1"]);
+    let burst: String = (0..40)
+        .map(|i| format!("GET /e?tag=ua-{i} HTTP/1.1\r\nHost: t\r\nUser-Agent: {CHROME} Burst/{i}\r\n\r\n"))
+        .collect();
+    let mut client = server.client();
+    client.send(burst.as_bytes());
+    for _ in 0..40 {
+        assert_eq!(client.read_response().status, 200);
+    }
+    let lookups = |result: &str| {
+        server.metric(&format!("plutos_enrich_lookups_total{{kind=\"user_agent\",result=\"{result}\"}}"))
+    };
+    let (hit, miss, unclassified) = (lookups("hit"), lookups("miss"), lookups("unclassified"));
+    assert_eq!((hit, hit + miss + unclassified), (0, 40), "40 distinct user agents");
+    let records = read_records(&server.stop().path().join("out"));
+    let nulls = records.iter().filter(|r| r["agent"].is_null()).count() as u64;
+    assert_eq!(nulls, unclassified, "a record without an agent for each one left unclassified");
+    assert!(records.iter().filter(|r| !r["agent"].is_null()).all(|r| r["agent"]["browser"] == "Chrome"));
+}
+
 #[test]
 fn bots_drop_answers_as_if_stored_and_counts_what_it_did_not_store() {
     let server = TestServer::start(&["--bots", "drop"]);

@@ -58,7 +58,7 @@ fn run<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u8>) {
 
 fn read_all<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u8>) {
     let mut requests = requests();
-    requests.begin_iteration(Ok(()));
+    requests.begin_iteration(std::time::Instant::now(), Ok(()));
     let server = socket().0.try_clone().unwrap();
     let peer = requests.peer(server.peer_addr().unwrap().ip(), plutos::event::record::Transport::Http);
     let mut conn = Connection::new(mio::net::TcpStream::from_std(server), peer, false, Instant::now(), None);

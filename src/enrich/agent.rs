@@ -114,6 +114,16 @@ impl Agents {
     /// bot.
     pub fn render(&self, user_agent: &[u8], out: &mut Vec<u8>) -> bool {
         let text = std::str::from_utf8(user_agent).ok().filter(|ua| !ua.is_empty() && ua.len() <= MAX_CLASSIFIED);
+        self.render_text(text, out)
+    }
+
+    /// What a user agent that is not classified renders to (`"agent":null`, not a bot), as one over
+    /// `MAX_CLASSIFIED` does; returns false.
+    pub fn render_unclassified(&self, out: &mut Vec<u8>) -> bool {
+        self.render_text(None, out)
+    }
+
+    fn render_text(&self, text: Option<&str>, out: &mut Vec<u8>) -> bool {
         if let Some(parser) = &self.parser {
             match text {
                 Some(ua) => render_agent(parser, ua, out),

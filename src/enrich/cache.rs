@@ -67,10 +67,20 @@ impl<S: BuildHasher> Cache<S> {
 
     /// The entry of `key`, rendered by `render` (into a fragment, with its flag) when it is not cached.
     pub fn get_or_render(&mut self, key: &[u8], render: impl FnOnce(&mut Vec<u8>) -> bool) -> &Entry {
+        self.get_or_try_render(key, |out| Some(render(out))).expect("render always renders")
+    }
+
+    /// The entry of `key`; when it is not cached, `render` may decline (`None`: nothing is cached, and the
+    /// miss is counted all the same).
+    pub fn get_or_try_render(
+        &mut self,
+        key: &[u8],
+        render: impl FnOnce(&mut Vec<u8>) -> Option<bool>,
+    ) -> Option<&Entry> {
         let hash = self.hasher.hash_one(key);
         if self.current.get(&hash).is_some_and(|e| *e.key == *key) {
             self.hits += 1;
-            return &self.current[&hash];
+            return Some(&self.current[&hash]);
         }
         let entry = match self.previous.remove(&hash) {
             Some(entry) if *entry.key == *key => {
@@ -80,7 +90,7 @@ impl<S: BuildHasher> Cache<S> {
             _ => {
                 self.misses += 1;
                 let mut fragment = Vec::new();
-                let flag = render(&mut fragment);
+                let flag = render(&mut fragment)?;
                 Entry { key: key.into(), fragment: fragment.into_boxed_slice(), flag }
             }
         };
@@ -93,7 +103,7 @@ impl<S: BuildHasher> Cache<S> {
         if let Some(old) = self.current.insert(hash, entry) {
             self.current_bytes -= old.bytes();
         }
-        &self.current[&hash]
+        Some(&self.current[&hash])
     }
 
     /// Forgets everything (the data behind the fragments changed).

@@ -19,6 +19,7 @@ pub mod geo;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::event::client::IpMode;
 use crate::reload::Follower;
@@ -124,6 +125,51 @@ const GEO_RECORD_CACHE: Bounds = Bounds { entries: 16_384, bytes: 4 << 20 };
 /// A user-agent cache generation: this many user agents, or this many bytes of them and their renderings.
 const AGENT_CACHE: Bounds = Bounds { entries: 8_192, bytes: 4 << 20 };
 
+/// What a worker may spend on user agents it has not seen before, whose regexes cost ~30 µs each and up to
+/// ~370 µs for one crafted to pass the prefilters (`examples/enrich_cost.rs`): at most this many per loop
+/// iteration (a burst of new ones delays the loop's other connections by at most ~12 ms), and at most this much
+/// time per second (a flood of crafted ones takes at most a tenth of the core). The rest are recorded
+/// unclassified, like a user agent over `agent::MAX_CLASSIFIED`, and counted; a later request with the same one
+/// classifies it once the budget allows.
+const AGENT_MISSES_PER_ITERATION: u32 = 32;
+const AGENT_TIME_PER_SECOND: Duration = Duration::from_millis(100);
+
+/// The classification budget of one worker.
+#[derive(Debug)]
+struct AgentBudget {
+    /// New user agents still allowed in this loop iteration.
+    misses_left: u32,
+    /// The second the time budget counts in, and the time spent classifying in it.
+    window_start: Instant,
+    spent: Duration,
+}
+
+impl AgentBudget {
+    fn new(now: Instant) -> AgentBudget {
+        AgentBudget { misses_left: AGENT_MISSES_PER_ITERATION, window_start: now, spent: Duration::ZERO }
+    }
+
+    /// A new loop iteration: its count starts again, and the time budget each second.
+    fn next_iteration(&mut self, now: Instant) {
+        self.misses_left = AGENT_MISSES_PER_ITERATION;
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.spent = Duration::ZERO;
+        }
+    }
+
+    /// Whether one more new user agent may be classified now.
+    fn allows(&self) -> bool {
+        self.misses_left > 0 && self.spent < AGENT_TIME_PER_SECOND
+    }
+
+    /// One was classified, in `took`.
+    fn spend(&mut self, took: Duration) {
+        self.misses_left -= 1;
+        self.spent += took;
+    }
+}
+
 /// Counts a worker adds to its metrics once per loop iteration.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EnrichCounts {
@@ -133,6 +179,8 @@ pub struct EnrichCounts {
     pub geo_internal: u64,
     pub agent_hits: u64,
     pub agent_misses: u64,
+    /// New user agents left unclassified: the budget for this iteration or second was spent.
+    pub agent_unclassified: u64,
     pub bots_dropped: u64,
 }
 
@@ -147,6 +195,8 @@ pub struct Enricher {
     /// The databases' record offsets (`GeoSet::key`) → `geo` fragment.
     geo_records: Cache,
     agent_cache: Cache,
+    agent_budget: AgentBudget,
+    agent_unclassified: u64,
     key: Vec<u8>,
     /// The current request's fragment.
     fragment: Vec<u8>,
@@ -171,6 +221,8 @@ impl Enricher {
             geo_addresses: Cache::new(GEO_ADDRESS_CACHE),
             geo_records: Cache::new(GEO_RECORD_CACHE),
             agent_cache: Cache::new(AGENT_CACHE),
+            agent_budget: AgentBudget::new(Instant::now()),
+            agent_unclassified: 0,
             key: Vec::new(),
             fragment: Vec::new(),
             geo_internal: 0,
@@ -178,8 +230,10 @@ impl Enricher {
         }
     }
 
-    /// Once per loop iteration: takes the databases a reload published, if any.
-    pub fn refresh(&mut self) {
+    /// Once per loop iteration: the classification budget's next iteration, and the databases a reload
+    /// published, if any.
+    pub fn refresh(&mut self, now: Instant) {
+        self.agent_budget.next_iteration(now);
         let (Some(geo), Some(set)) = (self.shared.as_ref().and_then(|s| s.geo.as_ref()), self.set.as_mut()) else {
             return;
         };
@@ -232,9 +286,26 @@ impl Enricher {
                 // Not classified, so not worth a place in the cache (a flood of long ones would fill it).
                 agents.render(user_agent, &mut self.fragment)
             } else {
-                let entry = self.agent_cache.get_or_render(user_agent, |out| agents.render(user_agent, out));
-                self.fragment.extend_from_slice(&entry.fragment);
-                entry.flag
+                let budget = &mut self.agent_budget;
+                let classified = self.agent_cache.get_or_try_render(user_agent, |out| {
+                    if !budget.allows() {
+                        return None;
+                    }
+                    let start = Instant::now();
+                    let bot = agents.render(user_agent, out);
+                    budget.spend(start.elapsed());
+                    Some(bot)
+                });
+                match classified {
+                    Some(entry) => {
+                        self.fragment.extend_from_slice(&entry.fragment);
+                        entry.flag
+                    }
+                    None => {
+                        self.agent_unclassified += 1;
+                        agents.render_unclassified(&mut self.fragment)
+                    }
+                }
             };
             drop = bot && shared.bots == BotPolicy::Drop;
         }
@@ -248,7 +319,8 @@ impl Enricher {
             geo_misses: self.geo_addresses.misses,
             geo_internal: self.geo_internal,
             agent_hits: self.agent_cache.hits,
-            agent_misses: self.agent_cache.misses,
+            agent_misses: self.agent_cache.misses - self.agent_unclassified,
+            agent_unclassified: self.agent_unclassified,
             bots_dropped: self.bots_dropped,
         };
         self.geo_addresses.hits = 0;
@@ -257,6 +329,7 @@ impl Enricher {
         self.geo_records.misses = 0;
         self.agent_cache.hits = 0;
         self.agent_cache.misses = 0;
+        self.agent_unclassified = 0;
         self.geo_internal = 0;
         self.bots_dropped = 0;
         counts
@@ -285,11 +358,53 @@ mod tests {
             for case in &cases {
                 let mut direct = Vec::new();
                 parser.render(case.ua.as_bytes(), &mut direct);
+                // A fresh budget for each: this compares renderings, not the budget (tests below).
+                enricher.agent_budget = AgentBudget::new(Instant::now());
                 assert_eq!(enricher.enrich(None, case.ua.as_bytes()).fragment, direct, "pass {pass}: {}", case.ua);
             }
         }
         let counts = enricher.take_counts();
         assert_eq!((counts.agent_misses, counts.agent_hits), (cases.len() as u64, cases.len() as u64));
+    }
+
+    #[test]
+    fn a_burst_of_new_user_agents_classifies_a_bounded_number_per_iteration_and_records_the_rest_unclassified() {
+        let mut enricher = agents_only(true);
+        let agents: Vec<String> = (0..100).map(|i| format!("Mozilla/5.0 (X11; Linux x86_64) Firefox/{i}.0")).collect();
+        let unclassified: &[u8] = b",\"agent\":null,\"bot\":false,\"bot_match\":null";
+        let pass = |enricher: &mut Enricher| {
+            let start = Instant::now();
+            enricher.refresh(start);
+            let left = agents.iter().filter(|ua| enricher.enrich(None, ua.as_bytes()).fragment == unclassified).count();
+            (left, enricher.take_counts())
+        };
+        let (left, counts) = pass(&mut enricher);
+        let per_iteration = AGENT_MISSES_PER_ITERATION as usize;
+        assert_eq!(left, 100 - per_iteration);
+        assert_eq!((counts.agent_misses, counts.agent_unclassified), (32, 68));
+        // The next iteration: the classified ones hit, and another share of the rest is classified.
+        let (left, counts) = pass(&mut enricher);
+        assert_eq!(left, 100 - 2 * per_iteration);
+        assert_eq!((counts.agent_hits, counts.agent_misses, counts.agent_unclassified), (32, 32, 36));
+    }
+
+    #[test]
+    fn the_time_spent_on_new_user_agents_is_bounded_per_second() {
+        let start = Instant::now();
+        let mut budget = AgentBudget::new(start);
+        for _ in 0..4 {
+            assert!(budget.allows());
+            budget.spend(AGENT_TIME_PER_SECOND / 4);
+        }
+        assert!(!budget.allows(), "the second's time is spent");
+        budget.next_iteration(start + Duration::from_millis(500));
+        assert!(!budget.allows(), "a new iteration in the same second does not give time back");
+        budget.next_iteration(start + Duration::from_secs(1));
+        assert!(budget.allows(), "the next second does");
+        for _ in 0..AGENT_MISSES_PER_ITERATION {
+            budget.spend(Duration::ZERO);
+        }
+        assert!(!budget.allows(), "and the count per iteration holds however cheap they were");
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::enrich::{EnrichCounts, Enrichment};
 /// The `result` labels of `geo_lookups`: the worker's address cache held the rendering, or the databases were
 /// read, or the address is internal (private, loopback, …) and was not looked up.
 const GEO_RESULTS: [&str; 3] = ["hit", "miss", "internal"];
-/// The `result` labels of `agent_lookups`.
-const AGENT_RESULTS: [&str; 2] = ["hit", "miss"];
+/// The `result` labels of `agent_lookups`: unclassified is a miss left unclassified because the worker's
+/// budget for new user agents was spent (`enrich::AGENT_MISSES_PER_ITERATION`, `AGENT_TIME_PER_SECOND`).
+const AGENT_RESULTS: [&str; 3] = ["hit", "miss", "unclassified"];
 
 impl WorkerMetrics {
     /// Adds a worker's enrichment counts.
@@ -24,7 +25,7 @@ impl WorkerMetrics {
                 add(counter, n);
             }
         }
-        for (counter, n) in self.agent_lookups.iter().zip([c.agent_hits, c.agent_misses]) {
+        for (counter, n) in self.agent_lookups.iter().zip([c.agent_hits, c.agent_misses, c.agent_unclassified]) {
             if n > 0 {
                 add(counter, n);
             }
@@ -45,7 +46,8 @@ pub fn render_enrichment(out: &mut String, workers: &[CachePadded<WorkerMetrics>
         out,
         "# HELP plutos_enrich_lookups_total enrichment lookups by kind and result: hit (the worker's cache held \
          the rendering), miss (databases or regexes consulted), internal (a private or loopback address, not \
-         looked up)\n\
+         looked up), unclassified (a new user agent over the worker's budget for them, recorded as not \
+         classified)\n\
          # TYPE plutos_enrich_lookups_total counter"
     );
     let sum = |f: &dyn Fn(&WorkerMetrics) -> &AtomicU64| workers.iter().map(|w| f(w).load(Relaxed)).sum::<u64>();

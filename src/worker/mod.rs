@@ -204,7 +204,7 @@ impl Worker {
     fn begin_iteration(&mut self, now: Instant) {
         add(&self.metrics().loop_iterations, 1);
         let accepting = self.accepting(now);
-        self.requests.begin_iteration(accepting);
+        self.requests.begin_iteration(now, accepting);
         if let Some((tls, served)) = self.tls.as_mut() {
             served.refresh(&tls.published);
         }

@@ -12,6 +12,7 @@ mod ingest;
 pub use datagram::Dropped;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::config::{EdgeConfig, HttpConfig};
 use crate::event::body::BodyScratch;
@@ -142,9 +143,9 @@ impl Requests {
 
     /// Once per event-loop iteration, before any request: the time, and whether ingest may accept (`Err`: the
     /// reason of its 503).
-    pub fn begin_iteration(&mut self, accepting: Result<(), HttpError>) {
+    pub fn begin_iteration(&mut self, now: Instant, accepting: Result<(), HttpError>) {
         self.clock.refresh();
-        self.edge.enricher.refresh();
+        self.edge.enricher.refresh(now);
         self.accepting = accepting;
     }
 
