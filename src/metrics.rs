@@ -153,6 +153,8 @@ pub struct UploaderMetrics {
     pub last_success_ms: AtomicU64,
     /// The last failed upload was refused for good (credentials, bucket, policy) and no upload succeeded since.
     pub permanent_error: AtomicBool,
+    /// Sealed chunks that did not decode, set aside in `spool/corrupt` and never shipped.
+    pub chunks_corrupt: AtomicU64,
     /// The Kafka sink's counters (rendered only with `DRIVER=kafka`).
     pub kafka: KafkaMetrics,
 }
@@ -317,7 +319,9 @@ fn render_answers(out: &mut String, workers: &[CachePadded<WorkerMetrics>]) {
 }
 
 /// Prometheus text exposition of every counter.
-pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics, spool_bytes: u64) -> String {
+/// `spool`: the bytes of chunks in the spool, and of what is set aside there.
+pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics, spool: (u64, u64)) -> String {
+    let (spool_bytes, aside_bytes) = spool;
     let mut out = String::with_capacity(2048);
     let sum = |f: WorkerCounter| workers.iter().map(|w| f(w).load(Relaxed)).sum::<u64>();
     let worker_counters: [(&str, &str, &str, WorkerCounter); 10] = [
@@ -345,8 +349,11 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", sum(field));
     }
     render_answers(&mut out, workers);
-    let uploader_counters: [(&str, &str, &str, &AtomicU64); 5] = [
+    let uploader_counters: [(&str, &str, &str, &AtomicU64); 6] = [
         ("plutos_chunks_shipped_total", "counter", "chunks the sink confirmed", &uploader.chunks_shipped),
+        ("plutos_chunks_corrupt_total", "counter", "sealed chunks that did not decode, set aside in spool/corrupt", {
+            &uploader.chunks_corrupt
+        }),
         ("plutos_events_shipped_total", "counter", "events in chunks the sink confirmed", &uploader.events_shipped),
         ("plutos_bytes_shipped_total", "counter", "compressed bytes the sink confirmed", &uploader.bytes_shipped),
         ("plutos_chunks_queued", "gauge", "sealed chunks not shipped yet (waiting, backing off or in flight)", {
@@ -402,7 +409,10 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
     }
     let _ = writeln!(
         out,
-        "# HELP plutos_spool_bytes bytes in the spool (open and sealed chunks)\n# TYPE plutos_spool_bytes gauge\nplutos_spool_bytes {spool_bytes}"
+        "# HELP plutos_spool_bytes bytes in the spool (open and sealed chunks)\n# TYPE plutos_spool_bytes gauge\n\
+         plutos_spool_bytes {spool_bytes}\n\
+         # HELP plutos_spool_aside_bytes bytes set aside in the spool (corrupt chunks, Kafka dead letters), counted \
+         against MAX_SPOOL_BYTES too\n# TYPE plutos_spool_aside_bytes gauge\nplutos_spool_aside_bytes {aside_bytes}"
     );
     out
 }
@@ -425,7 +435,7 @@ mod tests {
         assert_eq!(metrics.responses[events.index()][0].load(Relaxed), 2);
         assert_eq!(metrics.responses[UNROUTED][2].load(Relaxed), 1);
         assert_eq!(metrics.rejections[0].load(Relaxed), 1);
-        let text = render(&[CachePadded::new(metrics)], &UploaderMetrics::default(), 0);
+        let text = render(&[CachePadded::new(metrics)], &UploaderMetrics::default(), (0, 0));
         assert!(text.contains("plutos_responses_total{route=\"/e\",status=\"200\"} 2\n"), "{text}");
         assert!(text.contains("plutos_responses_total{route=\"unrouted\",status=\"400\"} 1\n"), "{text}");
         assert!(text.contains("plutos_rejections_total{reason=\"malformed\"} 1\n"), "{text}");

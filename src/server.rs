@@ -58,6 +58,7 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     let _lock = dirs.lock().map_err(spool_error)?;
     let recovered = recover(&dirs).map_err(spool_error)?;
     let spool_bytes = dirs.total_bytes().map_err(spool_error)?;
+    let aside_bytes = dirs.aside_bytes().map_err(spool_error)?;
     if !recovered.is_empty() {
         tracing::info!(chunks = recovered.len(), "queued sealed chunks from the spool");
     }
@@ -78,6 +79,7 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
             .with_tls(tls.clone())
             .with_udp(config.udp.is_some()),
     );
+    shared.aside_bytes.store(aside_bytes, std::sync::atomic::Ordering::Relaxed);
     let boot = new_boot_id();
     tracing::info!(boot = %boot, workers, "starting");
 

@@ -29,6 +29,9 @@ pub struct Shared {
     /// Bytes in `spool/open` and `spool/sealed`: workers add what they write, the uploader subtracts what it
     /// deletes.
     pub spool_bytes: AtomicU64,
+    /// Bytes set aside in the spool (`corrupt/`, `dead-letter/`): what the uploader measured last, plus what
+    /// it set aside since. They count against `max_spool_bytes` too.
+    pub aside_bytes: AtomicU64,
     pub max_spool_bytes: u64,
     pub workers: Vec<CachePadded<WorkerMetrics>>,
     pub uploader: UploaderMetrics,
@@ -51,6 +54,7 @@ impl Shared {
         Shared {
             phase: AtomicU8::new(Phase::Running as u8),
             spool_bytes: AtomicU64::new(spool_bytes),
+            aside_bytes: AtomicU64::new(0),
             max_spool_bytes,
             workers: (0..workers).map(|_| CachePadded::new(WorkerMetrics::default())).collect(),
             uploader: UploaderMetrics::default(),
@@ -94,8 +98,9 @@ impl Shared {
         }
         if self.spool_full() {
             return Some(format!(
-                "spool is full ({} bytes, MAX_SPOOL_BYTES {})",
-                self.spool_bytes(),
+                "spool is full ({} bytes, {} of them set aside; MAX_SPOOL_BYTES {})",
+                self.spool_bytes() + self.aside_bytes.load(Ordering::Relaxed),
+                self.aside_bytes.load(Ordering::Relaxed),
                 self.max_spool_bytes
             ));
         }
@@ -112,6 +117,14 @@ impl Shared {
             ));
         }
         None
+    }
+
+    /// What an operator should know although this collector is ready (`/ready`'s body after "ready").
+    pub fn ready_notes(&self) -> Option<String> {
+        let corrupt = self.uploader.chunks_corrupt.load(Ordering::Relaxed);
+        (corrupt > 0).then(|| {
+            format!("{corrupt} sealed chunks did not decode and were set aside in spool/corrupt (see the log)")
+        })
     }
 
     pub fn spool_bytes(&self) -> u64 {
@@ -131,7 +144,7 @@ impl Shared {
     }
 
     pub fn spool_full(&self) -> bool {
-        self.spool_bytes.load(Ordering::Relaxed) >= self.max_spool_bytes
+        self.spool_bytes.load(Ordering::Relaxed) + self.aside_bytes.load(Ordering::Relaxed) >= self.max_spool_bytes
     }
 
     pub fn spool_grew(&self, bytes: u64) {
@@ -143,7 +156,8 @@ impl Shared {
     }
 
     pub fn metrics_text(&self) -> String {
-        let mut text = crate::metrics::render(&self.workers, &self.uploader, self.spool_bytes.load(Ordering::Relaxed));
+        let spool = (self.spool_bytes.load(Ordering::Relaxed), self.aside_bytes.load(Ordering::Relaxed));
+        let mut text = crate::metrics::render(&self.workers, &self.uploader, spool);
         crate::metrics::render_enrichment(&mut text, &self.workers, self.enrichment.as_deref());
         crate::metrics::render_tls(&mut text, &self.workers, self.tls.as_deref());
         let _ = write!(

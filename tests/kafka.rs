@@ -90,28 +90,107 @@ fn every_acknowledged_event_is_one_message_with_its_headers_and_key() {
     assert!(report.contains("0 gaps (0 events missing), 0 duplicated ranges, 0 bad messages"), "{report}");
 }
 
+/// An event larger than `KAFKA_MESSAGE_MAX_BYTES` is refused where it arrives (413, nothing of its request
+/// stored), so the spool never holds what the sink cannot take: a small spool under a flood of them stays
+/// empty and keeps answering (these 600 requests once filled `dead-letter/` with 3.9 MB and got 200s). On
+/// Snowplow's routes such an event is a bad row instead, as its trackers resend a refused payload forever.
 #[test]
-fn an_event_over_the_message_limit_goes_to_the_dead_letter_file_and_the_rest_ship() {
+fn an_event_over_the_message_limit_is_refused_at_ingest_and_leaves_nothing_in_the_spool() {
     let broker = Broker::start();
     broker.create_topic("events", 1);
     let brokers = broker.addr.to_string();
-    let server = shipping_to(&brokers, &["--kafka-message-max-bytes", "4KiB"]);
+    let server = shipping_to(&brokers, &["--kafka-message-max-bytes", "4KiB", "--max-spool-bytes", "1MiB"]);
     let mut client = server.client();
     let big = "x".repeat(6000);
-    let body = format!("{{\"tag\":\"small-1\"}}\n{{\"tag\":\"big\",\"pad\":\"{big}\"}}\n{{\"tag\":\"small-2\"}}\n");
+    for i in 0..600 {
+        let body = format!("{{\"tag\":\"big-{i}\",\"pad\":\"{big}\"}}");
+        let post = format!(
+            "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = client.request(post.as_bytes());
+        assert_eq!(answer.status, 413, "{}", answer.text());
+        assert!(answer.text().contains("KAFKA_MESSAGE_MAX_BYTES"), "{}", answer.text());
+    }
+    let body = format!("{{\"tag\":\"small-1\"}}\n{{\"tag\":\"big\",\"pad\":\"{big}\"}}\n");
     let post = format!(
         "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    assert_eq!(client.request(post.as_bytes()).text(), "{\"accepted\":3}");
+    assert_eq!(client.request(post.as_bytes()).status, 413, "a request is stored whole or not at all");
+    let tp2 = format!(
+        r#"{{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[{{"e":"pv","tv":"js-3","p":"web","url":"https://a.example/{big}"}}]}}"#
+    );
+    let post = format!(
+        "POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{tp2}",
+        tp2.len()
+    );
+    assert_eq!(client.request(post.as_bytes()).status, 200, "Snowplow: a bad row, never a 413");
+    assert_eq!(client.request(b"GET /e?tag=small-2 HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    let spool = server.spool_dir();
+    let _dir = server.stop();
+    let messages = broker.read_all("events");
+    let records: Vec<Value> = messages.iter().map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
+    assert_eq!(records.len(), 2, "the bad row and small-2");
+    assert_eq!(records[0]["event_type"], "bad_row");
+    assert_eq!(records[1]["raw_data"]["tag"], "small-2");
+    assert!(!spool.join("dead-letter").exists(), "nothing was dead-lettered");
+}
+
+/// A chunk spooled before `KAFKA_MESSAGE_MAX_BYTES` was lowered may hold a larger event: it goes to the
+/// dead-letter file (one line per event, one write each), counts against the spool's budget as set aside,
+/// and the rest of its chunk ships.
+#[test]
+fn an_event_spooled_under_a_larger_limit_goes_to_the_dead_letter_file_within_the_spool_budget() {
+    let broker = Broker::start();
+    broker.create_topic("events", 1);
+    let brokers = broker.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let record =
+        |tag: &str, pad: usize| format!("{{\"raw_data\":{{\"tag\":\"{tag}\",\"pad\":\"{}\"}}}}", "x".repeat(pad));
+    let lines = vec![record("small-1", 10), record("big", 6000), record("small-2", 10)];
+    sealed_chunks_of(&dir.path().join("spool"), "01boot0000000000000d", std::slice::from_ref(&lines));
+    let flags = ["--driver", "kafka", "--kafka-brokers", &brokers, "--kafka-topic", "events"];
+    let server = TestServer::start_in(dir, &[&flags[..], &["--kafka-message-max-bytes", "4KiB"]].concat());
+    wait_until("the chunk shipped", || server.metric("plutos_chunks_shipped_total") == 1);
+    assert_eq!(server.metric("plutos_spool_aside_bytes"), lines[1].len() as u64 + 1, "the dead letter, counted");
     let spool = server.spool_dir();
     let _dir = server.stop();
     assert_eq!(tags(&broker.read_all("events")), ["small-1", "small-2"]);
     let dead: Vec<_> = std::fs::read_dir(spool.join("dead-letter")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(dead.len(), 1);
     let text = std::fs::read_to_string(&dead[0]).unwrap();
-    let record: Value = serde_json::from_str(text.trim()).unwrap();
-    assert_eq!((record["raw_data"]["tag"].as_str(), text.lines().count()), (Some("big"), 1));
+    assert_eq!(text, format!("{}\n", lines[1]), "the event's line, whole, once");
+}
+
+/// A sealed chunk that does not decode is set aside before any of it is produced, not produced again and
+/// again from its first line at every backoff; the chunks after it ship.
+#[test]
+fn a_chunk_that_does_not_decode_is_set_aside_not_produced_again_and_again() {
+    let broker = Broker::start();
+    broker.create_topic("events", 1);
+    let brokers = broker.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = sealed_chunks(&dir.path().join("spool"), "01boot0000000000000k", 3, 5);
+    let bad = &chunks[0].0.path;
+    let bytes = std::fs::read(bad).unwrap();
+    std::fs::write(bad, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let flags = ["--driver", "kafka", "--kafka-brokers", &brokers, "--kafka-topic", "events"];
+    let server = TestServer::start_in(dir, &[&flags[..], &["--upload-backoff-max-ms", "100"]].concat());
+    wait_until("two shipped and one set aside", || {
+        server.metric("plutos_chunks_shipped_total") == 2 && server.metric("plutos_chunks_corrupt_total") == 1
+    });
+    let _dir = server.stop();
+    let mut ids: Vec<String> = broker
+        .read_all("events")
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap()["raw_data"]["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut want: Vec<String> = [&chunks[1].1, &chunks[2].1].into_iter().flatten().cloned().collect();
+    want.sort();
+    assert_eq!(ids, want, "nothing of the corrupt chunk, every event of the others once");
 }
 
 #[test]

@@ -38,3 +38,38 @@ fn a_chunk_that_keeps_failing_holds_no_other_back() {
     want.sort();
     assert_eq!(shipped, want, "every event exactly once");
 }
+
+/// A sealed chunk whose gzip stream was cut (a damaged spool disk) can never be shipped: it is set aside in
+/// `spool/corrupt/` at its first attempt — counted, `/ready` says so while staying ready — and every other
+/// chunk ships.
+#[test]
+fn a_chunk_that_does_not_decode_is_set_aside_and_the_others_ship() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = sealed_chunks(&dir.path().join("spool"), "01boot0000000000000c", 3, 5);
+    let bad = &chunks[1].0.path;
+    let bytes = std::fs::read(bad).unwrap();
+    std::fs::write(bad, &bytes[..bytes.len() / 2]).unwrap();
+    let name = bad.file_name().unwrap().to_owned();
+
+    let server = TestServer::start_in(dir, &["--upload-backoff-max-ms", "100"]);
+    wait_until("two shipped and one set aside", || {
+        server.metric("plutos_chunks_shipped_total") == 2 && server.metric("plutos_chunks_corrupt_total") == 1
+    });
+    let ready = get(server.addr, "/ready");
+    assert_eq!(ready.status, 200, "a corrupt chunk does not take the collector out of service");
+    assert!(ready.text().contains("1 sealed chunks did not decode and were set aside in spool/corrupt"));
+    assert!(server.metric("plutos_spool_aside_bytes") > 0);
+    assert_eq!(server.metric("plutos_upload_failures_total{kind=\"retryable\"}"), 0, "not tried again");
+    let spool = server.spool_dir();
+    let dir = server.stop();
+    assert!(spool.join("corrupt").join(&name).exists());
+    let mut shipped: Vec<String> = read_shipped(&dir.path().join("out"))
+        .into_iter()
+        .flat_map(|s| s.records)
+        .map(|r| r["raw_data"]["id"].as_str().unwrap().to_string())
+        .collect();
+    shipped.sort();
+    let mut want: Vec<String> = [&chunks[0].1, &chunks[2].1].into_iter().flatten().cloned().collect();
+    want.sort();
+    assert_eq!(shipped, want, "the sound chunks, once each");
+}

@@ -184,7 +184,7 @@ pub struct Args {
     #[arg(long, env = "KAFKA_LINGER_MS", default_value = "5", value_parser = range(0, 900_000))]
     pub kafka_linger_ms: u64,
     /// The largest message the producer sends (the broker's message.max.bytes or the topic's max.message.bytes
-    /// must allow it); an event over it goes to the dead-letter file instead.
+    /// must allow it); a request with an event over it is refused (413).
     #[arg(long, env = "KAFKA_MESSAGE_MAX_BYTES", default_value = "1MiB", value_parser = values::bytes)]
     pub kafka_message_max_bytes: u64,
     /// SASL mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (with KAFKA_SASL_USERNAME and _PASSWORD).

@@ -82,6 +82,9 @@ pub struct HttpConfig {
     pub response: ResponseKind,
     /// `/ready` answers 503 when chunks wait to ship and no upload succeeded for this long.
     pub ready_sink_window: Duration,
+    /// The largest record line the sink takes (`KAFKA_MESSAGE_MAX_BYTES` with `DRIVER=kafka`): a request with a
+    /// larger event is refused (413), so nothing accepted has to be set aside.
+    pub max_event_bytes: Option<usize>,
 }
 
 /// The phases after SIGTERM.
@@ -140,6 +143,11 @@ impl Config {
             }
             None => available_cpus.to_vec(),
         };
+        let sink = sink::sink(args)?;
+        let mut http = http(args)?;
+        if let SinkConfig::Kafka(kafka) = &sink {
+            http.max_event_bytes = Some(kafka.message_max_bytes as usize);
+        }
         Ok(Config {
             listen: args.port.0,
             tls: tls(args)?,
@@ -147,11 +155,11 @@ impl Config {
             workers: args.workers.map_or(cpus.len().max(1), |w| w as usize),
             io_backend: args.io_backend,
             cpus,
-            http: http(args)?,
+            http,
             edge: edge::edge(args)?,
             spool: SpoolConfig { dir: args.spool_dir.clone(), max_bytes: args.max_spool_bytes, chunk: chunk(args)? },
             upload: sink::upload(args),
-            sink: sink::sink(args)?,
+            sink,
             shutdown: ShutdownConfig {
                 drain: Duration::from_secs(args.drain_seconds),
                 timeout: Duration::from_secs(args.shutdown_timeout_seconds),
@@ -200,6 +208,7 @@ fn http(args: &Args) -> Result<HttpConfig, ConfigError> {
         idle_timeout: Duration::from_secs(args.idle_timeout_seconds),
         response: args.response,
         ready_sink_window: Duration::from_secs(args.ready_sink_window_seconds),
+        max_event_bytes: None,
     })
 }
 

@@ -282,20 +282,20 @@ impl RecordBuilder {
 
 /// Where one request's events go: each becomes a record line, through the request's `RecordBuilder`, at the end
 /// of the batch's lines. Every protocol's events take this one path.
+///
+/// It only appends: a request refused part-way is taken back by whoever holds the batch (the worker's
+/// `finish_request` rolls it back to the request's mark).
 pub struct Emitter<'a> {
     out: &'a mut Vec<u8>,
     builder: &'a RecordBuilder,
     ids: &'a mut RequestIds,
-    /// Where this request's records start in `out`.
-    start: usize,
     events: u64,
 }
 
 impl<'a> Emitter<'a> {
     /// After `builder.start_request`.
     pub fn new(out: &'a mut Vec<u8>, builder: &'a RecordBuilder, ids: &'a mut RequestIds) -> Emitter<'a> {
-        let start = out.len();
-        Emitter { out, builder, ids, start, events: 0 }
+        Emitter { out, builder, ids, events: 0 }
     }
 
     /// One record: `raw_data` writes the event's JSON value, `fields` are what it brought.
@@ -309,11 +309,6 @@ impl<'a> Emitter<'a> {
     /// Records written so far.
     pub fn events(&self) -> u64 {
         self.events
-    }
-
-    /// Takes back every record of this request: it is refused after some were written.
-    pub fn abandon(self) {
-        self.out.truncate(self.start);
     }
 }
 

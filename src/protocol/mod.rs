@@ -7,7 +7,7 @@
 //!
 //! Each module reads its envelope once as minified, validated JSON (`minified_json`) and walks it with
 //! `event::object`: no DOM, nothing decoded that is not looked at. A request is accepted whole or not at all —
-//! on any error the caller takes back every record the request wrote (`Emitter::abandon`).
+//! on any error the worker rolls its batch back to where the request began.
 
 pub mod posthog;
 pub mod segment;

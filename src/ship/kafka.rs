@@ -8,13 +8,15 @@
 //! chunk wait for their acknowledgement at a time, and librdkafka's own queue is bounded, so a broker that
 //! pushes back slows the uploader instead of filling memory. Acknowledgements are counted per chunk by the
 //! producer's delivery callback (each message carries its chunk's counters), served by the producing threads'
-//! own polls: no future, channel or thread per message. An event larger than `KAFKA_MESSAGE_MAX_BYTES`
-//! is written to a dead-letter file next to the spool (`dead-letter/{key}.ndjson`) and counted, so it never
-//! blocks its chunk. A fatal producer error (librdkafka's idempotence state broken) rebuilds the producer.
+//! own polls: no future, channel or thread per message. Ingest refuses an event larger than
+//! `KAFKA_MESSAGE_MAX_BYTES` (413), so only a chunk spooled before the limit was lowered can hold one: it is
+//! written to a dead-letter file in the spool (`dead-letter/{key}.ndjson`, counted against `MAX_SPOOL_BYTES`)
+//! and counted, so it never blocks its chunk. A fatal producer error (librdkafka's idempotence state broken)
+//! rebuilds the producer.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,7 @@ use crate::config::KafkaConfig;
 use crate::metrics::{KAFKA_ERROR_KINDS, KafkaMetrics};
 use crate::spool::Codec;
 use crate::spool::encoder::decoder;
+use crate::spool::{sync_data, sync_dir};
 use crate::state::Shared;
 use message::{message_key, record_protocol};
 
@@ -300,7 +303,14 @@ impl Job {
         let mut seq = String::new();
         let mut sent = 0u64;
         for (i, line) in lines.split(b'\n').enumerate() {
-            let line = line?;
+            // The uploader checked that the chunk decodes before this; should it not (the file changed since),
+            // it is corrupt, not an outage to retry.
+            let line = line.map_err(|e| match e.kind() {
+                ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof => {
+                    SinkError::Corrupt(format!("its stream does not decode: {e}"))
+                }
+                _ => SinkError::from(e),
+            })?;
             if line.is_empty() {
                 continue;
             }
@@ -365,24 +375,32 @@ impl Job {
         }
     }
 
-    /// Appends an oversize event to `dead-letter/{object key}.ndjson` (durably: it is not produced).
+    /// Appends an oversize event to `dead-letter/{object key}.ndjson` durably (it is not produced): the line and
+    /// its newline in one `write(2)`, so a kill cannot leave two lines merged; a new file's and a new
+    /// directory's entries synced before the chunk can leave the spool. Its bytes count against
+    /// `MAX_SPOOL_BYTES` as set aside.
     fn dead_letter(&self, line: &[u8]) -> Result<(), SinkError> {
         let path = self.dead_letters.join(format!("{}.ndjson", self.object.key.replace('/', "_")));
-        fs::create_dir_all(&self.dead_letters)?;
+        if !self.dead_letters.exists() {
+            fs::create_dir_all(&self.dead_letters)?;
+            sync_dir(self.dead_letters.parent().unwrap_or(Path::new(".")))?;
+        }
         let created = !path.exists();
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        file.write_all(line)?;
-        file.write_all(b"\n")?;
-        file.sync_data()?;
+        let mut record = Vec::with_capacity(line.len() + 1);
+        record.extend_from_slice(line);
+        record.push(b'\n');
+        file.write_all(&record)?;
+        sync_data(&file)?;
         if created {
-            // The chunk leaves the spool once this returns: the new file's name must be as durable as its bytes.
-            File::open(&self.dead_letters)?.sync_all()?;
+            sync_dir(&self.dead_letters)?;
         }
+        self.shared.aside_bytes.fetch_add(record.len() as u64, Relaxed);
         tracing::warn!(
             path = %path.display(),
             bytes = line.len(),
             max = self.config.message_max_bytes,
-            "an event over KAFKA_MESSAGE_MAX_BYTES went to the dead-letter file"
+            "an event over KAFKA_MESSAGE_MAX_BYTES (spooled before the limit was lowered) went to the dead-letter file"
         );
         Ok(())
     }

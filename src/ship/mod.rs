@@ -13,6 +13,9 @@
 //!   forever: credentials and policies get fixed without a restart. A chunk is never dropped for an error.
 //! - Failures are logged once per change of error, not once per attempt; `/metrics` counts every attempt.
 //! - A spool file is deleted once its own upload was confirmed, and only then.
+//! - Before its first byte goes out a chunk is read through once (hashed, and decoded to check it holds the
+//!   lines its name counts); one that does not decode can never be shipped, so it is set aside in
+//!   `spool/corrupt/`, counted and logged, instead of being tried forever — the rest keep shipping.
 //! - At the shutdown deadline uploads in flight are cancelled (a multipart upload is aborted); every chunk not
 //!   confirmed stays in the spool for the next start.
 
@@ -37,7 +40,7 @@ use tokio::time::Instant;
 
 use crate::config::UploadConfig;
 use crate::metrics::add;
-use crate::ship::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking, sha256_file};
+use crate::ship::object::{Cancel, ChunkFile, Inspected, ObjectMeta, SinkError, blocking, inspect_chunk};
 use crate::ship::sink::Sink;
 use crate::spool::{ChunkId, SealedChunk, SpoolDirs, UploadJob, repair_open_file};
 use crate::state::Shared;
@@ -47,6 +50,8 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an idle uploader looks at the shutdown deadline.
 const IDLE_WAKE: Duration = Duration::from_millis(200);
+/// How often what is set aside in the spool is measured again.
+const MEASURE_ASIDE: Duration = Duration::from_secs(5);
 
 pub struct Uploader {
     pub sink: Sink,
@@ -163,9 +168,14 @@ impl Uploader {
         };
         let (cancel_all, cancel) = watch::channel(false);
         let mut open = true;
+        let mut measure_aside_at = Instant::now();
         loop {
             state.start_ready(&cancel);
             state.publish();
+            if Instant::now() >= measure_aside_at {
+                state.measure_aside();
+                measure_aside_at = Instant::now() + MEASURE_ASIDE;
+            }
             if !open && state.held.is_empty() && state.in_flight.is_empty() {
                 return;
             }
@@ -271,6 +281,10 @@ impl State {
             Ok(Done::Repaired(None) | Done::Vanished) => self.recovered(&held),
             // Still in the spool: counted with what is left at the deadline.
             Err(SinkError::Cancelled) => self.held.push_back(held),
+            Err(SinkError::Corrupt(why)) => {
+                self.set_aside(&held, &why);
+                self.recovered(&held);
+            }
             Err(e) => {
                 held.attempts += 1;
                 let wait = self.wait_after(&e, held.attempts);
@@ -302,6 +316,40 @@ impl State {
                 held.last_error = Some(e);
                 self.held.push_back(held);
             }
+        }
+    }
+
+    /// A sealed chunk no attempt can ship: it moves to `spool/corrupt/` (its bytes from the chunks' count to
+    /// what is set aside), counted, with one line. Should the move fail, it stays where it is and is not tried
+    /// again before the next start.
+    fn set_aside(&mut self, held: &Held, why: &str) {
+        let UploadJob::Sealed(chunk) = &held.job else {
+            return;
+        };
+        let shared = &self.context.shared;
+        add(&shared.uploader.chunks_corrupt, 1);
+        let len = fs::metadata(&chunk.path).map_or(0, |m| m.len());
+        match self.context.dirs.set_aside(&chunk.path) {
+            Ok(to) => {
+                shared.spool_shrank(len);
+                shared.aside_bytes.fetch_add(len, Relaxed);
+                tracing::error!(
+                    path = %to.display(), events = chunk.events, reason = why,
+                    "a sealed chunk is corrupt: set aside, never shipped; its events are missing from the sink"
+                );
+            }
+            Err(e) => tracing::error!(
+                path = %chunk.path.display(), reason = why, error = %e,
+                "a sealed chunk is corrupt and cannot be moved aside; left in the spool until the next start"
+            ),
+        }
+    }
+
+    /// Measures again what is set aside in the spool (an operator may have taken some of it away).
+    fn measure_aside(&self) {
+        match self.context.dirs.aside_bytes() {
+            Ok(bytes) => self.context.shared.aside_bytes.store(bytes, Relaxed),
+            Err(e) => tracing::debug!(error = %e, "cannot measure what is set aside in the spool"),
         }
     }
 
@@ -361,9 +409,10 @@ async fn attempt(held: Held, context: Arc<Context>, cancel: Cancel) -> Attempt {
 
 async fn ship(context: &Context, chunk: SealedChunk, cancel: Cancel) -> Result<Done, SinkError> {
     let start = Instant::now();
-    let path = chunk.path.clone();
-    let (len, sha256) = match blocking(move || sha256_file(&path)).await {
-        Ok(found) => found,
+    let (path, codec, events) = (chunk.path.clone(), chunk.id.codec, chunk.events);
+    let (len, sha256) = match blocking(move || inspect_chunk(&path, codec, events)).await {
+        Ok(Inspected::Sound { len, sha256 }) => (len, sha256),
+        Ok(Inspected::Corrupt(why)) => return Err(SinkError::Corrupt(why)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             tracing::error!(path = %chunk.path.display(), "sealed chunk vanished from the spool");
             return Ok(Done::Vanished);

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::spool::Codec;
+use crate::spool::encoder::decoder;
+
 /// What a sink stores with each chunk: the S3 user metadata, the file sink's `.meta.json` (`plutos verify` reads
 /// both back).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +44,10 @@ pub enum SinkError {
     /// The shutdown deadline came first; a multipart upload was aborted.
     #[error("cancelled at the shutdown deadline")]
     Cancelled,
+    /// The sealed chunk itself is bad (its stream does not decode, or does not hold the lines its name counts):
+    /// no attempt can ship it, so it is set aside (`spool/corrupt/`) instead of being tried again.
+    #[error("the chunk is corrupt: {0}")]
+    Corrupt(String),
 }
 
 impl From<std::io::Error> for SinkError {
@@ -88,6 +95,87 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     }
 }
 
+/// What reading a sealed chunk through found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inspected {
+    /// Its stream decodes whole into exactly the lines its name counts: its length and hex sha256.
+    Sound { len: u64, sha256: String },
+    /// Why it cannot be shipped.
+    Corrupt(String),
+}
+
+/// Reads a sealed chunk once: hashes it, and decodes it to check that it is one complete stream of `events`
+/// lines, each ending in `\n` — so no sink ships a stream its readers cannot decode, and a chunk the spool's
+/// disk damaged is found before it is sent rather than in the middle of sending it. An error reading the file
+/// itself (it vanished, the disk failed) is an `Err`; anything wrong with its content is `Corrupt`.
+pub fn inspect_chunk(path: &Path, codec: Codec, events: u64) -> io::Result<Inspected> {
+    let mut file = Hashing { inner: File::open(path)?, hasher: Sha256::new(), len: 0, failed: None };
+    let mut lines = 0u64;
+    let mut last = None;
+    let decoded = (|| {
+        let mut decoder = decoder(codec, &mut file)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = decoder.read(&mut buf)?;
+            if n == 0 {
+                return Ok::<(), io::Error>(());
+            }
+            lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+            last = Some(buf[n - 1]);
+        }
+    })();
+    if let Some(e) = file.failed.take() {
+        return Err(e);
+    }
+    if let Err(e) = decoded {
+        return Ok(Inspected::Corrupt(format!("its {codec:?} stream does not decode: {e}")));
+    }
+    // The decoder stops at the end of its stream: bytes after it would not be read by anyone.
+    let mut rest = [0u8; 1];
+    if file.read(&mut rest)? > 0 {
+        return Ok(Inspected::Corrupt("bytes follow the end of its stream".into()));
+    }
+    if last.is_some_and(|b| b != b'\n') {
+        return Ok(Inspected::Corrupt("its last line has no end".into()));
+    }
+    if lines != events {
+        return Ok(Inspected::Corrupt(format!("it holds {lines} lines where its name counts {events}")));
+    }
+    Ok(Inspected::Sound { len: file.len, sha256: hex(file.hasher.finalize().as_slice()) })
+}
+
+/// A reader that hashes what it passes on, and keeps an error of its own reads (told apart from the decoder's).
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    len: u64,
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.len += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        s.push(char::from(b"0123456789abcdef"[usize::from(b & 0xF)]));
+        s
+    })
+}
+
 /// The length and hex sha256 of a file, read in 64 KiB pieces.
 pub fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
     sha256_of(File::open(path)?)
@@ -106,10 +194,61 @@ pub fn sha256_of(mut file: impl Read) -> io::Result<(u64, String)> {
         hasher.update(&buf[..n]);
         len += n as u64;
     }
-    let hex = hasher.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
-        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(b & 0xF)]));
-        s
-    });
-    Ok((len, hex))
+    Ok((len, hex(hasher.finalize().as_slice())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::Compression;
+    use crate::spool::encoder::Encoder;
+
+    fn stream(codec: Codec, lines: u64) -> Vec<u8> {
+        let mut encoder = Encoder::new(Compression { codec, level: 3 }).unwrap();
+        for i in 0..lines {
+            encoder.write(format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(200)).as_bytes()).unwrap();
+        }
+        encoder.finish().unwrap()
+    }
+
+    fn inspect(bytes: &[u8], codec: Codec, events: u64) -> Inspected {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunk");
+        std::fs::write(&path, bytes).unwrap();
+        inspect_chunk(&path, codec, events).unwrap()
+    }
+
+    #[test]
+    fn a_whole_stream_of_the_counted_lines_is_sound_and_hashed_as_a_file() {
+        for codec in [Codec::Gzip, Codec::Zstd, Codec::None] {
+            let bytes = stream(codec, 50);
+            let (len, sha256) = sha256_of(&bytes[..]).unwrap();
+            assert_eq!(inspect(&bytes, codec, 50), Inspected::Sound { len, sha256 }, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn a_cut_damaged_padded_or_miscounted_stream_is_corrupt() {
+        for codec in [Codec::Gzip, Codec::Zstd, Codec::None] {
+            let bytes = stream(codec, 50);
+            let corrupt = |bytes: &[u8], events| matches!(inspect(bytes, codec, events), Inspected::Corrupt(_));
+            assert!(corrupt(&bytes[..bytes.len() - 7], 50), "{codec:?} cut");
+            assert!(corrupt(&bytes, 49) && corrupt(&bytes, 51), "{codec:?} miscounted");
+            if codec != Codec::None {
+                let mut padded = bytes.clone();
+                padded.extend_from_slice(b"garbage");
+                assert!(corrupt(&padded, 50), "{codec:?} padded");
+                let mut damaged = bytes.clone();
+                let middle = damaged.len() / 2;
+                damaged[middle..middle + 8].copy_from_slice(b"\xff\x00\xff\x00\xff\x00\xff\x00");
+                assert!(corrupt(&damaged, 50), "{codec:?} damaged");
+            }
+        }
+    }
+
+    #[test]
+    fn a_chunk_that_is_gone_is_an_error_not_corrupt() {
+        let missing = inspect_chunk(Path::new("/nonexistent/chunk.ndjson.gz"), Codec::Gzip, 1).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    }
 }

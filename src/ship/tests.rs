@@ -239,6 +239,31 @@ fn every_chunk_is_shipped_once_deleted_and_counted_after_retries_within_the_conc
 }
 
 #[test]
+fn a_chunk_that_does_not_hold_what_its_name_counts_is_set_aside_once_and_the_others_ship() {
+    let rig = Rig::new();
+    let good = [rig.sealed(0, 3), rig.sealed(20, 3)];
+    // Its name counts 4 lines; its stream holds 3 and a cut one.
+    let bad = rig.sealed(10, 4);
+    fs::write(&bad.path, "{\"seq\":10}\n{\"seq\":11}\n{\"seq\":12}\n{\"seq\":").unwrap();
+    let bad_len = fs::metadata(&bad.path).unwrap().len();
+    let logs = rig.run(2, Vec::new(), vec![good[0].clone(), bad.clone(), good[1].clone()]);
+
+    let script = rig.script();
+    let mut stored: Vec<u64> = script.stored.iter().map(|(object, _)| object.first_seq).collect();
+    stored.sort_unstable();
+    assert_eq!(stored, [0, 20], "the sound chunks shipped, the corrupt one never reached the sink");
+    let m = &rig.shared.uploader;
+    assert_eq!(m.chunks_corrupt.load(Relaxed), 1);
+    assert_eq!((m.retryable_failures.load(Relaxed), m.permanent_failures.load(Relaxed)), (0, 0), "not retried");
+    assert_eq!(lines_with(&logs, "corrupt"), 1, "{logs}");
+    assert_eq!(rig.spool_files(), 0);
+    let aside = rig.dirs.corrupt.join(bad.path.file_name().unwrap());
+    assert!(aside.exists(), "set aside in spool/corrupt");
+    assert_eq!(rig.shared.aside_bytes.load(Relaxed), bad_len, "its bytes still count, as set aside");
+    assert!(rig.shared.ready_notes().unwrap().contains("1 sealed chunks did not decode"));
+}
+
+#[test]
 fn a_failure_is_logged_once_per_change_not_per_attempt() {
     let rig = Rig::new();
     let chunk = rig.sealed(0, 1);

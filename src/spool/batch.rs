@@ -45,6 +45,17 @@ impl Batch {
         &self.lines
     }
 
+    /// The length of the longest record line appended since `mark` (without its newline).
+    pub fn longest_line_since(&self, mark: Mark) -> usize {
+        let mut longest = 0;
+        let mut start = mark.len;
+        for end in memchr::memchr_iter(b'\n', &self.lines[mark.len..]) {
+            longest = longest.max(mark.len + end - start);
+            start = mark.len + end + 1;
+        }
+        longest.max(self.lines.len() - start)
+    }
+
     pub fn events(&self) -> u64 {
         self.events
     }
@@ -66,9 +77,11 @@ mod tests {
         batch.lines_mut().extend_from_slice(b"{\"a\":1}\n");
         batch.add_events(1);
         let mark = batch.mark();
-        batch.lines_mut().extend_from_slice(b"{\"b\":2}\n{\"c\":3}\n");
+        batch.lines_mut().extend_from_slice(b"{\"b\":2}\n{\"ccc\":3}\n");
         batch.add_events(2);
+        assert_eq!(batch.longest_line_since(mark), 9, "the lines after the mark only");
         batch.rollback(mark);
+        assert_eq!(batch.longest_line_since(mark), 0);
         assert_eq!((batch.lines(), batch.events()), (&b"{\"a\":1}\n"[..], 1));
         batch.clear();
         assert_eq!((batch.lines(), batch.events()), (&b""[..], 0));

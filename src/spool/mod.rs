@@ -5,7 +5,12 @@
 //! ```text
 //! {spool}/open/{boot}-w{worker}-{chunk:08}-f{first_seq}-t{first_unix}.ndjson.gz        being written by a worker
 //! {spool}/sealed/{boot}-w{worker}-{chunk:08}-f{first_seq}-t{first_unix}-n{events}.ndjson.gz   complete, waiting for the sink
+//! {spool}/corrupt/…      sealed chunks that did not decode, set aside by the uploader (never shipped)
+//! {spool}/dead-letter/…  events the Kafka sink could not send (over its message size)
 //! ```
+//!
+//! What is set aside stays on the spool's disk until an operator takes it, so it counts against
+//! `MAX_SPOOL_BYTES` like the chunks do (measured again every few seconds, so removing it frees the room).
 //!
 //! Everything a chunk's object key and metadata need is in its file name, so a rename is the only step that
 //! moves a chunk from one state to the next, and a restart needs nothing but a directory listing. An open file
@@ -40,11 +45,20 @@ pub struct SpoolDirs {
     pub root: PathBuf,
     pub open: PathBuf,
     pub sealed: PathBuf,
+    /// Set aside: sealed chunks that do not decode, and the Kafka sink's dead letters (created when first used).
+    pub corrupt: PathBuf,
+    pub dead_letter: PathBuf,
 }
 
 impl SpoolDirs {
     pub fn create(root: &Path) -> io::Result<SpoolDirs> {
-        let dirs = SpoolDirs { root: root.to_path_buf(), open: root.join("open"), sealed: root.join("sealed") };
+        let dirs = SpoolDirs {
+            root: root.to_path_buf(),
+            open: root.join("open"),
+            sealed: root.join("sealed"),
+            corrupt: root.join("corrupt"),
+            dead_letter: root.join("dead-letter"),
+        };
         fs::create_dir_all(&dirs.open)?;
         fs::create_dir_all(&dirs.sealed)?;
         Ok(dirs)
@@ -70,11 +84,32 @@ impl SpoolDirs {
     pub fn total_bytes(&self) -> io::Result<u64> {
         let mut total = 0;
         for dir in [&self.open, &self.sealed] {
-            for entry in fs::read_dir(dir)? {
-                total += entry?.metadata()?.len();
+            total += dir_bytes(dir)?;
+        }
+        Ok(total)
+    }
+
+    /// Bytes set aside: corrupt chunks and dead letters (a directory not made yet holds none).
+    pub fn aside_bytes(&self) -> io::Result<u64> {
+        let mut total = 0;
+        for dir in [&self.corrupt, &self.dead_letter] {
+            match dir_bytes(dir) {
+                Ok(bytes) => total += bytes,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(total)
+    }
+
+    /// Moves a sealed chunk that cannot be shipped into `corrupt/`, durably.
+    pub fn set_aside(&self, chunk: &Path) -> io::Result<PathBuf> {
+        fs::create_dir_all(&self.corrupt)?;
+        let to = self.corrupt.join(chunk.file_name().unwrap_or_default());
+        fs::rename(chunk, &to)?;
+        sync_dir(&self.corrupt)?;
+        sync_dir(&self.sealed)?;
+        Ok(to)
     }
 }
 
@@ -146,6 +181,15 @@ impl SealedChunk {
     pub fn last_seq(&self) -> u64 {
         self.id.first_seq + self.events.saturating_sub(1)
     }
+}
+
+/// Bytes of the files directly in `dir`.
+fn dir_bytes(dir: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        total += entry?.metadata()?.len();
+    }
+    Ok(total)
 }
 
 /// What a worker hands the uploader.
@@ -323,6 +367,12 @@ mod tests {
         fs::write(dirs.sealed.join("c"), [0; 3]).unwrap();
         assert_eq!(dirs.total_bytes().unwrap(), 123);
         assert!(sync_dir(&dir.path().join("missing")).is_err(), "a directory that cannot be synced is an error");
+        assert_eq!(dirs.aside_bytes().unwrap(), 0, "nothing set aside, its directories not made yet");
+        fs::create_dir_all(&dirs.dead_letter).unwrap();
+        fs::write(dirs.dead_letter.join("d"), [0; 7]).unwrap();
+        let moved = dirs.set_aside(&dirs.sealed.join("b")).unwrap();
+        assert_eq!(moved, dirs.corrupt.join("b"));
+        assert_eq!((dirs.total_bytes().unwrap(), dirs.aside_bytes().unwrap()), (103, 27));
     }
 
     #[test]

@@ -334,7 +334,10 @@ impl Requests {
             }
             Endpoint::Ready => {
                 let (status, text) = match self.shared.not_ready(self.config.ready_sink_window) {
-                    None => ((200, "OK"), "ready\n".to_string()),
+                    None => match self.shared.ready_notes() {
+                        None => ((200, "OK"), "ready\n".to_string()),
+                        Some(notes) => ((200, "OK"), format!("ready; {notes}\n")),
+                    },
                     Some(reason) => ((503, "Service Unavailable"), format!("{reason}\n")),
                 };
                 self.send(conn, &plain_text(status, text.as_bytes()), answer);

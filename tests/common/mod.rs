@@ -415,6 +415,24 @@ pub fn sealed_chunks(
     count: usize,
     events: usize,
 ) -> Vec<(plutos::spool::SealedChunk, Vec<String>)> {
+    let chunks: Vec<Vec<String>> =
+        (0..count).map(|chunk| (0..events).map(|i| format!("{boot}-{chunk}-{i}")).collect()).collect();
+    let lines: Vec<Vec<String>> = chunks
+        .iter()
+        .map(|ids| {
+            ids.iter()
+                .map(|id| {
+                    format!("{{\"raw_data\":{{\"id\":\"{id}\"}},\"written_at\":\"2026-11-26T00:00:00.000000Z\"}}")
+                })
+                .collect()
+        })
+        .collect();
+    sealed_chunks_of(spool_dir, boot, &lines).into_iter().zip(chunks).collect()
+}
+
+/// Sealed gzip chunks of worker 0 in the spool under `spool_dir`, one per element of `chunks`, holding those
+/// record lines (without their newlines).
+pub fn sealed_chunks_of(spool_dir: &Path, boot: &str, chunks: &[Vec<String>]) -> Vec<plutos::spool::SealedChunk> {
     use plutos::spool::ChunkConfig;
     use plutos::spool::chunk::ChunkWriter;
     use plutos::spool::{Compression, Durability, Fsync};
@@ -429,18 +447,12 @@ pub fn sealed_chunks(
     };
     let mut writer = ChunkWriter::new(0, boot.to_string(), dirs, settings);
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    (0..count)
-        .map(|chunk| {
-            let ids: Vec<String> = (0..events).map(|i| format!("{boot}-{chunk}-{i}")).collect();
-            let lines: String = ids
-                .iter()
-                .map(|id| {
-                    format!("{{\"raw_data\":{{\"id\":\"{id}\"}},\"written_at\":\"2026-11-26T00:00:00.000000Z\"}}\n")
-                })
-                .collect();
-            writer.commit(lines.as_bytes(), events as u64, Instant::now(), unix).unwrap();
-            let (sealed, _) = writer.seal().unwrap();
-            (sealed.unwrap(), ids)
+    chunks
+        .iter()
+        .map(|lines| {
+            let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+            writer.commit(text.as_bytes(), lines.len() as u64, Instant::now(), unix).unwrap();
+            writer.seal().unwrap().0.unwrap()
         })
         .collect()
 }

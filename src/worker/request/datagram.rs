@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use super::Requests;
+use super::ingest::Keep;
 use crate::event::body::{self, BodyKind};
 use crate::event::json;
 use crate::event::record::{Protocol, RequestMeta, Transport};
@@ -62,7 +63,7 @@ impl Requests {
         };
         self.records.start_request(&meta, &self.clock);
         let mark = batch.mark();
-        let appended = body::append_body_events(
+        let written = body::append_body_events(
             kind,
             payload,
             batch.lines_mut(),
@@ -71,16 +72,11 @@ impl Requests {
             &mut self.body.minified,
             &mut self.query,
         );
-        match appended {
-            Ok(events) if events > 0 => {
-                batch.add_events(events);
-                Ok(events)
-            }
-            // An empty array has nothing to store; an error left nothing.
-            _ => {
-                batch.rollback(mark);
-                Err(Dropped::Malformed)
-            }
+        match self.finish_request(batch, mark, written, Keep::Yes, None) {
+            Ok(events) if events > 0 => Ok(events),
+            // An empty array has nothing to store; an error (an event larger than the sink takes among them)
+            // left nothing.
+            _ => Err(Dropped::Malformed),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The ingest paths of a request: plutos's own `/e` (a query, or a body of JSON, NDJSON or a form) and the SDK
-//! protocols. Each starts its request's records (the fields every record shares), hands its events to the one
-//! record path, and marks the connection's answer as waiting for the spool write. A request is stored whole or
-//! not at all.
+//! protocols. Each follows one skeleton: start the request's records (the fields every record shares), take a
+//! mark in the batch, append its events through the one record path, then `finish_request` keeps them all or
+//! rolls the batch back to the mark — a request is stored whole or not at all — and marks the connection's
+//! answer as waiting for the spool write.
 
 use super::{Payload, Requests};
 use crate::event::body;
@@ -12,7 +13,7 @@ use crate::http::route::{Endpoint, Route};
 use crate::http::{HttpError, RequestHead, field, percent};
 use crate::protocol::posthog::Capture;
 use crate::protocol::{posthog, segment, snowplow};
-use crate::spool::batch::Batch;
+use crate::spool::batch::{Batch, Mark};
 use crate::worker::connection::Connection;
 use crate::worker::edge::{Admission, Edge};
 
@@ -54,7 +55,7 @@ fn start_request(
 
 /// Whether a request's events are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keep {
+pub(super) enum Keep {
     Yes,
     /// From a bot under `BOTS=drop`.
     No,
@@ -76,18 +77,11 @@ impl Requests {
         let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &sender);
         let mark = batch.mark();
         self.records.begin_record(batch.lines_mut());
-        if let Err(e) = append_query_object(batch.lines_mut(), head.query, &mut self.query) {
-            batch.rollback(mark);
-            return Err(e.into());
+        let written = append_query_object(batch.lines_mut(), head.query, &mut self.query).map_err(HttpError::from);
+        if written.is_ok() {
+            self.records.finish_record(batch.lines_mut(), &mut self.ids);
         }
-        self.records.finish_record(batch.lines_mut(), &mut self.ids);
-        if keep == Keep::No {
-            batch.rollback(mark);
-            self.edge.enricher.bots_dropped += 1;
-            return Ok(());
-        }
-        batch.add_events(1);
-        conn.mark_ingest(route);
+        self.finish_request(batch, mark, written.map(|()| 1), keep, Some((conn, route)))?;
         Ok(())
     }
 
@@ -109,7 +103,7 @@ impl Requests {
         let max = self.config.max_decompressed_bytes;
         let body = body::decode_content(head.content_encoding, body, max, &mut self.body.decompressed)?;
         let mark = batch.mark();
-        let events = body::append_body_events(
+        let written = body::append_body_events(
             kind,
             body,
             batch.lines_mut(),
@@ -117,17 +111,8 @@ impl Requests {
             &mut self.ids,
             &mut self.body.minified,
             &mut self.query,
-        )?;
-        if keep == Keep::No {
-            batch.rollback(mark);
-            self.edge.enricher.bots_dropped += events;
-            return Ok(events);
-        }
-        if events > 0 {
-            batch.add_events(events);
-            conn.mark_ingest(route);
-        }
-        Ok(events)
+        );
+        self.finish_request(batch, mark, written, keep, Some((conn, route)))
     }
 
     /// A request to an SDK's route: its events, each through its protocol's module, or none of them.
@@ -165,23 +150,24 @@ impl Requests {
         let sender = Sender { protocol, retry_count, visitor_id, anonymous };
         let keep = start_request((&mut self.edge, &mut self.records, &self.clock), conn, head, &sender);
         let max = self.config.max_decompressed_bytes;
-        let body = match payload {
+        let raw = match payload {
             Payload::Whole(body) => body,
             Payload::Oversized { .. } if keep == Keep::No => return Ok(()),
             Payload::Oversized { declared, first } => {
                 return self.store_bad_row(conn, route, admission, declared, first, batch);
             }
         };
-        let body = match body::decode_content(head.content_encoding, body, max, &mut self.body.decompressed) {
+        let body = match body::decode_content(head.content_encoding, raw, max, &mut self.body.decompressed) {
             Ok(body) => body,
             // Never 413 on Snowplow's routes: its trackers would send the payload again forever.
             Err(HttpError::PayloadTooLarge(_)) if snowplow && keep == Keep::No => return Ok(()),
             Err(HttpError::PayloadTooLarge(_)) if snowplow => {
-                return self.store_bad_row(conn, route, admission, None, body, batch);
+                return self.store_bad_row(conn, route, admission, None, raw, batch);
             }
             Err(e) => return Err(e),
         };
         let gate = self.edge.gate(admission);
+        let mark = batch.mark();
         let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids);
         let scratch = &mut self.protocols;
         let result = match endpoint {
@@ -199,21 +185,57 @@ impl Requests {
             Endpoint::SnowplowPost => snowplow::ingest_post(body, gate, &mut emit, scratch),
             _ => snowplow::ingest_pixel(head.query, gate, &mut emit, scratch),
         };
-        let events = emit.events();
-        if let Err(e) = result {
-            emit.abandon();
-            return Err(e);
+        let written = result.map(|()| emit.events());
+        match self.finish_request(batch, mark, written, keep, Some((&mut *conn, route))) {
+            // An event larger than the sink takes: on Snowplow's routes a bad row too, never a 413.
+            Err(HttpError::PayloadTooLarge(_)) if snowplow => {
+                self.store_bad_row(conn, route, admission, None, raw, batch)
+            }
+            finished => finished.map(drop),
         }
+    }
+
+    /// The end of every ingest path: the request's `written` events (appended to `batch` since `mark`) are kept
+    /// whole, or the batch goes back to the mark — on an error, for a bot under `BOTS=drop` (answered as if
+    /// stored, and counted), or when an event is larger than the sink can take (`max_event_bytes`: a 413
+    /// instead of an event the sink would have to set aside). Kept events make the answer of `answering` (a
+    /// connection's request; none for a datagram) wait for the spool write. Returns how many were written.
+    pub(super) fn finish_request(
+        &mut self,
+        batch: &mut Batch,
+        mark: Mark,
+        written: Result<u64, HttpError>,
+        keep: Keep,
+        answering: Option<(&mut Connection, Route)>,
+    ) -> Result<u64, HttpError> {
+        let refused = match written {
+            Err(e) => Some(e),
+            Ok(_) if keep == Keep::No => None,
+            Ok(_) if self.config.max_event_bytes.is_some_and(|max| batch.longest_line_since(mark) > max) => {
+                Some(HttpError::PayloadTooLarge("an event is larger than the sink takes (KAFKA_MESSAGE_MAX_BYTES)"))
+            }
+            Ok(_) => None,
+        };
+        let events = match (refused, written) {
+            (Some(e), _) => {
+                batch.rollback(mark);
+                return Err(e);
+            }
+            (None, Ok(events)) => events,
+            (None, Err(_)) => unreachable!("an error is refused"),
+        };
         if keep == Keep::No {
-            emit.abandon();
+            batch.rollback(mark);
             self.edge.enricher.bots_dropped += events;
-            return Ok(());
+            return Ok(events);
         }
         if events > 0 {
             batch.add_events(events);
-            conn.mark_ingest(route);
+            if let Some((conn, route)) = answering {
+                conn.mark_ingest(route);
+            }
         }
-        Ok(())
+        Ok(events)
     }
 
     /// `HONOR_GPC=on` and the request says `DNT: 1` or `Sec-GPC: 1`: no visitor id, no cookie.
@@ -239,10 +261,10 @@ impl Requests {
         if admission != Admission::Admitted {
             return Err(HttpError::Unauthorized);
         }
+        let mark = batch.mark();
         let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids);
         snowplow::bad_row(&mut emit, declared, self.config.max_body_bytes, head);
-        batch.add_events(1);
-        conn.mark_ingest(route);
+        self.finish_request(batch, mark, Ok(1), Keep::Yes, Some((conn, route)))?;
         Ok(())
     }
 }
