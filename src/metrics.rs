@@ -168,6 +168,8 @@ pub struct KafkaMetrics {
     pub acknowledged: AtomicU64,
     /// Events over `KAFKA_MESSAGE_MAX_BYTES`, written to the dead-letter file.
     pub dead_lettered: AtomicU64,
+    /// Messages of chunks produced again that their progress marks showed acknowledged: not produced twice.
+    pub resumed: AtomicU64,
     /// Failed messages and metadata requests by `KAFKA_ERROR_KINDS`.
     pub errors: [AtomicU64; KAFKA_ERROR_KINDS.len()],
 }
@@ -397,11 +399,15 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
              # HELP plutos_kafka_dead_letter_events_total events over KAFKA_MESSAGE_MAX_BYTES, in the dead-letter \
              file instead\n# TYPE plutos_kafka_dead_letter_events_total counter\n\
              plutos_kafka_dead_letter_events_total {}\n\
+             # HELP plutos_kafka_resumed_messages_total messages of chunks produced again that their progress marks \
+             showed acknowledged already (not produced twice)\n# TYPE plutos_kafka_resumed_messages_total counter\n\
+             plutos_kafka_resumed_messages_total {}\n\
              # HELP plutos_kafka_errors_total failed messages and metadata requests by kind (the chunk is produced \
              again)\n# TYPE plutos_kafka_errors_total counter",
             kafka.in_flight.load(Relaxed).max(0),
             kafka.acknowledged.load(Relaxed),
             kafka.dead_lettered.load(Relaxed),
+            kafka.resumed.load(Relaxed),
         );
         for (kind, count) in KAFKA_ERROR_KINDS.iter().zip(&kafka.errors) {
             let _ = writeln!(out, "plutos_kafka_errors_total{{kind=\"{kind}\"}} {}", count.load(Relaxed));

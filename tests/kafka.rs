@@ -164,6 +164,38 @@ fn an_event_spooled_under_a_larger_limit_goes_to_the_dead_letter_file_within_the
     assert_eq!(text, format!("{}\n", lines[1]), "the event's line, whole, once");
 }
 
+/// A chunk whose progress mark says its first messages were acknowledged (by a run that was killed) is
+/// produced from the mark on: those messages are not sent twice, and the mark goes with the chunk.
+#[test]
+fn a_chunk_produced_again_resumes_after_its_progress_mark() {
+    let broker = Broker::start();
+    broker.create_topic("events", 2);
+    let brokers = broker.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let chunks = sealed_chunks(&spool, "01boot0000000000000r", 2, 10);
+    std::fs::create_dir_all(spool.join("progress")).unwrap();
+    let mark = spool.join("progress").join(chunks[0].0.path.file_name().unwrap());
+    std::fs::write(&mark, "6\n").unwrap();
+    // A mark whose chunk is gone is removed at start.
+    std::fs::write(spool.join("progress/01boot0000000000000r-w0-00000099-f990-t1-n1.ndjson.gz"), "1\n").unwrap();
+    let flags = ["--driver", "kafka", "--kafka-brokers", &brokers, "--kafka-topic", "events"];
+    let server = TestServer::start_in(dir, &flags);
+    wait_until("both chunks shipped", || server.metric("plutos_chunks_shipped_total") == 2);
+    assert_eq!(server.metric("plutos_kafka_resumed_messages_total"), 6);
+    let _dir = server.stop();
+    let mut ids: Vec<String> = broker
+        .read_all("events")
+        .iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.payload).unwrap()["raw_data"]["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let mut want: Vec<String> = chunks[0].1[6..].iter().chain(&chunks[1].1).cloned().collect();
+    want.sort();
+    assert_eq!(ids, want, "the first chunk from its seventh message on, the second whole");
+    assert_eq!(std::fs::read_dir(spool.join("progress")).unwrap().count(), 0, "no mark outlives its chunk");
+}
+
 /// A sealed chunk that does not decode is set aside before any of it is produced, not produced again and
 /// again from its first line at every backoff; the chunks after it ship.
 #[test]

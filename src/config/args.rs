@@ -187,6 +187,10 @@ pub struct Args {
     /// must allow it); a request with an event over it is refused (413).
     #[arg(long, env = "KAFKA_MESSAGE_MAX_BYTES", default_value = "1MiB", value_parser = values::bytes)]
     pub kafka_message_max_bytes: u64,
+    /// Messages of one chunk produced and not yet acknowledged, at most. After a kill, a chunk that was being
+    /// produced is produced again from its progress mark, so at most twice this many of its messages twice.
+    #[arg(long, env = "KAFKA_MAX_IN_FLIGHT", default_value = "50000", value_parser = range(1, 1_000_000))]
+    pub kafka_max_in_flight: u64,
     /// SASL mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (with KAFKA_SASL_USERNAME and _PASSWORD).
     #[arg(long, env = "KAFKA_SASL_MECHANISM")]
     pub kafka_sasl_mechanism: Option<String>,

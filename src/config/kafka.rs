@@ -60,6 +60,9 @@ pub struct KafkaConfig {
     pub compression: KafkaCompression,
     pub linger_ms: u64,
     pub message_max_bytes: u64,
+    /// Messages of one chunk produced and not acknowledged yet, at most; also what a chunk's progress mark
+    /// moves by at least, so it bounds the repeats after a crash.
+    pub max_in_flight: u64,
     /// `security.protocol`, `sasl.*` and `ssl.*` properties from the SASL and TLS settings.
     pub security: Vec<(String, Secret)>,
     /// `KAFKA_PRODUCER_*`: other librdkafka properties, as given.
@@ -99,6 +102,7 @@ pub(super) fn kafka(args: &Args) -> Result<KafkaConfig, ConfigError> {
         compression: args.kafka_compression,
         linger_ms: args.kafka_linger_ms,
         message_max_bytes: args.kafka_message_max_bytes,
+        max_in_flight: args.kafka_max_in_flight,
         security: security(args)?,
         passthrough: passthrough(std::env::vars())?,
     })

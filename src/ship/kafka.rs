@@ -4,9 +4,13 @@
 //! `acks=all`), so the uploader deletes a spool file only then; any failure sends the whole chunk again later,
 //! and the duplicates that makes are named by (host, boot, worker, seq).
 //!
-//! A chunk is decoded and produced on tokio's blocking pool, streaming: at most `MAX_PENDING` messages of one
-//! chunk wait for their acknowledgement at a time, and librdkafka's own queue is bounded, so a broker that
-//! pushes back slows the uploader instead of filling memory. Acknowledgements are counted per chunk by the
+//! A chunk is decoded and produced on tokio's blocking pool, streaming: at most `KAFKA_MAX_IN_FLIGHT` messages
+//! of one chunk wait for their acknowledgement at a time, and librdkafka's own queue is bounded, so a broker
+//! that pushes back slows the uploader instead of filling memory. The contiguous prefix of a chunk's messages
+//! the brokers acknowledged is written to its progress mark (`kafka/progress.rs`) every `KAFKA_MAX_IN_FLIGHT`
+//! messages or 200 ms, and a chunk produced again resumes after it: after a kill, what is produced twice is
+//! at most, per chunk that was being produced, the messages in flight and those acknowledged since the mark
+//! (together at most twice `KAFKA_MAX_IN_FLIGHT`). Acknowledgements are counted per chunk by the
 //! producer's delivery callback (each message carries its chunk's counters), served by the producing threads'
 //! own polls: no future, channel or thread per message. Ingest refuses an event larger than
 //! `KAFKA_MESSAGE_MAX_BYTES` (413), so only a chunk spooled before the limit was lowered can hold one: it is
@@ -33,15 +37,18 @@ use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
 use crate::config::KafkaConfig;
 use crate::metrics::{KAFKA_ERROR_KINDS, KafkaMetrics};
 use crate::spool::Codec;
+use crate::spool::SpoolDirs;
 use crate::spool::encoder::decoder;
 use crate::spool::{sync_data, sync_dir};
 use crate::state::Shared;
 use message::{message_key, record_protocol};
+use progress::{Mark, Prefix};
 
 mod message;
+mod progress;
 
-/// Messages of one chunk that may wait for their acknowledgement at once.
-const MAX_PENDING: usize = 50_000;
+pub use progress::remove as remove_progress_mark;
+
 /// How long librdkafka keeps trying one message before it reports it failed (the chunk is then sent again).
 const MESSAGE_TIMEOUT_MS: u64 = 60_000;
 
@@ -50,16 +57,23 @@ type Kafka = BaseProducer<Deliveries>;
 pub struct KafkaSink {
     config: KafkaConfig,
     producer: Mutex<Arc<Kafka>>,
-    /// Where oversize events go (`{spool}/dead-letter`).
+    /// Where oversize events go (`{spool}/dead-letter`) and chunks' progress marks (`{spool}/progress`).
     dead_letters: PathBuf,
+    progress: PathBuf,
     shared: Arc<Shared>,
 }
 
 impl KafkaSink {
-    pub fn new(config: &KafkaConfig, dead_letters: PathBuf, shared: Arc<Shared>) -> Result<KafkaSink, String> {
+    pub fn new(config: &KafkaConfig, dirs: &SpoolDirs, shared: Arc<Shared>) -> Result<KafkaSink, String> {
         let producer = producer(config, &shared)?;
         shared.uploader.kafka.enabled.store(true, Relaxed);
-        Ok(KafkaSink { config: config.clone(), producer: Mutex::new(producer), dead_letters, shared })
+        Ok(KafkaSink {
+            config: config.clone(),
+            producer: Mutex::new(producer),
+            dead_letters: dirs.dead_letter.clone(),
+            progress: dirs.progress.clone(),
+            shared,
+        })
     }
 
     fn producer(&self) -> Arc<Kafka> {
@@ -82,6 +96,7 @@ impl KafkaSink {
             chunk: chunk.clone(),
             cancel: cancel.clone(),
             dead_letters: self.dead_letters.clone(),
+            mark: Mark::of(&self.progress, &chunk.path),
             shared: self.shared.clone(),
         };
         let result = blocking(move || job.run()).await;
@@ -168,6 +183,20 @@ struct ChunkAcks {
     done: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<KafkaError>>,
+    /// Which of them, as the prefix from the chunk's first message that is all acknowledged.
+    prefix: Mutex<Prefix>,
+}
+
+impl ChunkAcks {
+    fn prefix(&self) -> std::sync::MutexGuard<'_, Prefix> {
+        self.prefix.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a message carries to its delivery report: its chunk and its index in it.
+struct Pending {
+    chunk: Arc<ChunkAcks>,
+    index: u64,
 }
 
 /// The producer's context: where a delivery report goes (the message's chunk, the metrics), and why the last
@@ -226,14 +255,16 @@ impl ClientContext for Deliveries {
 }
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = Arc<ChunkAcks>;
+    type DeliveryOpaque = Box<Pending>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, chunk: Arc<ChunkAcks>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let Pending { chunk, index } = *pending;
         let metrics = &self.shared.uploader.kafka;
         metrics.in_flight.fetch_sub(1, Relaxed);
         match result {
             Ok(_) => {
                 metrics.acknowledged.fetch_add(1, Relaxed);
+                chunk.prefix().ack(index);
             }
             Err((e, _)) => {
                 count(metrics, kind(e));
@@ -280,6 +311,7 @@ struct Job {
     chunk: ChunkFile,
     cancel: Cancel,
     dead_letters: PathBuf,
+    mark: Mark,
     shared: Arc<Shared>,
 }
 
@@ -288,7 +320,7 @@ impl Job {
         &self.shared.uploader.kafka
     }
 
-    fn run(self) -> Result<(), SinkError> {
+    fn run(mut self) -> Result<(), SinkError> {
         let name = self.chunk.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let codec = Codec::from_file_name(&name)
             .ok_or_else(|| SinkError::Permanent(format!("{name}: not a chunk file name")))?;
@@ -296,13 +328,17 @@ impl Job {
         // A topic that is gone (deleted, or lost by a broker with in-memory storage) is said at once: producing
         // to it would wait out librdkafka's message timeout first.
         topic_exists(&self.producer, &self.config, self.metrics())?;
-        let acks = Arc::new(ChunkAcks::default());
-        let (host, boot, worker) =
-            (self.object.host.as_str(), self.object.boot.as_str(), self.object.worker.to_string());
+        // Messages before the mark were acknowledged by an earlier attempt (of this process or one killed).
+        let resumed = self.mark.load(self.object.events);
+        self.metrics().resumed.fetch_add(resumed, Relaxed);
+        let acks = Arc::new(ChunkAcks { prefix: Mutex::new(Prefix::starting_at(resumed)), ..ChunkAcks::default() });
+        let (host, boot, worker) = (self.object.host.clone(), self.object.boot.clone(), self.object.worker.to_string());
+        let window = self.config.max_in_flight;
         let mut key = Vec::new();
         let mut seq = String::new();
         let mut sent = 0u64;
         for (i, line) in lines.split(b'\n').enumerate() {
+            let i = i as u64;
             // The uploader checked that the chunk decodes before this; should it not (the file changed since),
             // it is corrupt, not an outage to retry.
             let line = line.map_err(|e| match e.kind() {
@@ -311,7 +347,7 @@ impl Job {
                 }
                 _ => SinkError::from(e),
             })?;
-            if line.is_empty() {
+            if line.is_empty() || i < resumed {
                 continue;
             }
             if self.cancel.is_cancelled() {
@@ -323,19 +359,21 @@ impl Job {
             if line.len() as u64 > self.config.message_max_bytes {
                 self.dead_letter(&line)?;
                 self.metrics().dead_lettered.fetch_add(1, Relaxed);
+                acks.prefix().ack(i); // in the dead-letter file, durably: done
                 continue;
             }
             seq.clear();
-            let _ = std::fmt::Write::write_fmt(&mut seq, format_args!("{}", self.object.first_seq + i as u64));
+            let _ = std::fmt::Write::write_fmt(&mut seq, format_args!("{}", self.object.first_seq + i));
             let headers = OwnedHeaders::new_with_capacity(5)
-                .insert(Header { key: "host", value: Some(host) })
-                .insert(Header { key: "boot", value: Some(boot) })
+                .insert(Header { key: "host", value: Some(host.as_str()) })
+                .insert(Header { key: "boot", value: Some(boot.as_str()) })
                 .insert(Header { key: "worker", value: Some(worker.as_str()) })
                 .insert(Header { key: "seq", value: Some(seq.as_str()) })
                 .insert(Header { key: "protocol", value: record_protocol(&line) });
             let has_key = message_key(&self.config.key, &line, &mut key);
+            let pending = Box::new(Pending { chunk: acks.clone(), index: i });
             let mut record =
-                BaseRecord::with_opaque_to(&self.config.topic, acks.clone()).payload(&line[..]).headers(headers);
+                BaseRecord::with_opaque_to(&self.config.topic, pending).payload(&line[..]).headers(headers);
             if has_key {
                 record = record.key(&key[..]);
             }
@@ -358,8 +396,15 @@ impl Job {
             if sent % 1024 == 0 {
                 self.producer.poll(Duration::ZERO);
             }
-            while sent - acks.done.load(Acquire) >= MAX_PENDING as u64 {
+            self.note_progress(&acks, false);
+            // At most `window` messages past the acknowledged prefix (in flight, or acknowledged behind one that
+            // is not): what a kill now could make the next start produce again, besides the mark's step.
+            while (i + 1).saturating_sub(acks.prefix().len()) >= window && acks.failed.load(Acquire) == 0 {
+                if self.cancel.is_cancelled() {
+                    return Err(SinkError::Cancelled);
+                }
                 self.producer.poll(Duration::from_millis(10));
+                self.note_progress(&acks, false);
             }
         }
         // Every message's report comes within librdkafka's message timeout.
@@ -368,10 +413,23 @@ impl Job {
                 return Err(SinkError::Cancelled);
             }
             self.producer.poll(Duration::from_millis(50));
+            self.note_progress(&acks, false);
         }
-        match acks.first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let failed = acks.first_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // All acknowledged: the mark says so, in case the process dies before the uploader deletes the chunk.
+        self.note_progress(&acks, failed.is_none());
+        match failed {
             Some(e) => Err(classify(&e)),
             None => Ok(()),
+        }
+    }
+
+    /// Writes the chunk's progress mark when its acknowledged prefix moved far or long enough. A mark that
+    /// cannot be written costs repeats after a crash, never an event: the chunk goes on.
+    fn note_progress(&mut self, acks: &ChunkAcks, force: bool) {
+        let done = acks.prefix().len();
+        if let Err(e) = self.mark.advance(done, self.config.max_in_flight, force) {
+            tracing::debug!(error = %e, "cannot write a chunk's progress mark");
         }
     }
 

@@ -265,6 +265,7 @@ impl State {
                     // Shipped, so nothing is lost; the next start ships it again under the same key.
                     tracing::error!(path = %path.display(), error = %e, "cannot delete a shipped chunk from the spool");
                 }
+                kafka::remove_progress_mark(&self.context.dirs.progress, &path);
                 shared.spool_shrank(len);
                 let metrics = &shared.uploader;
                 add(&metrics.chunks_shipped, 1);

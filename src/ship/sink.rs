@@ -13,6 +13,7 @@ use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
 use super::s3::S3Sink;
 use super::stdout::StdoutSink;
 use crate::config::SinkConfig;
+use crate::spool::SpoolDirs;
 
 pub enum Sink {
     File(FileSink),
@@ -28,8 +29,8 @@ pub enum Sink {
 
 impl Sink {
     /// Builds the sink; S3 and Kafka can fail here (their settings are checked, not the service).
-    /// `spool`: the spool directory (Kafka's dead-letter files go next to its chunks); `shared`: where Kafka
-    /// counts its messages.
+    /// `spool`: the spool directory (Kafka's dead-letter files and progress marks go next to its chunks);
+    /// `shared`: where Kafka counts its messages.
     pub fn from_config(
         config: &SinkConfig,
         key_prefix: &str,
@@ -40,7 +41,7 @@ impl Sink {
             SinkConfig::File { root } => Sink::File(FileSink::new(root.clone())),
             SinkConfig::Stdout => Sink::Stdout(StdoutSink),
             SinkConfig::S3(s3) => Sink::S3(S3Sink::new(s3, key_prefix)?),
-            SinkConfig::Kafka(kafka) => Sink::Kafka(KafkaSink::new(kafka, spool.join("dead-letter"), shared.clone())?),
+            SinkConfig::Kafka(kafka) => Sink::Kafka(KafkaSink::new(kafka, &SpoolDirs::at(spool), shared.clone())?),
             SinkConfig::Discard => Sink::Discard,
         })
     }

@@ -48,17 +48,25 @@ pub struct SpoolDirs {
     /// Set aside: sealed chunks that do not decode, and the Kafka sink's dead letters (created when first used).
     pub corrupt: PathBuf,
     pub dead_letter: PathBuf,
+    /// How far the Kafka sink got with each chunk it produces (`ship/kafka/progress.rs`).
+    pub progress: PathBuf,
 }
 
 impl SpoolDirs {
-    pub fn create(root: &Path) -> io::Result<SpoolDirs> {
-        let dirs = SpoolDirs {
+    /// The layout under `root`, without creating anything.
+    pub fn at(root: &Path) -> SpoolDirs {
+        SpoolDirs {
             root: root.to_path_buf(),
             open: root.join("open"),
             sealed: root.join("sealed"),
             corrupt: root.join("corrupt"),
             dead_letter: root.join("dead-letter"),
-        };
+            progress: root.join("progress"),
+        }
+    }
+
+    pub fn create(root: &Path) -> io::Result<SpoolDirs> {
+        let dirs = SpoolDirs::at(root);
         fs::create_dir_all(&dirs.open)?;
         fs::create_dir_all(&dirs.sealed)?;
         Ok(dirs)
@@ -229,6 +237,14 @@ pub fn recover(dirs: &SpoolDirs) -> io::Result<Vec<SealedChunk>> {
         }
     }
     sealed.sort_by(|a, b| a.path.cmp(&b.path));
+    // A progress mark whose chunk left the spool (shipped, then the process died before removing the mark).
+    if let Ok(marks) = fs::read_dir(&dirs.progress) {
+        for mark in marks.flatten() {
+            if !sealed.iter().any(|c| c.path.file_name() == Some(&mark.file_name())) {
+                let _ = fs::remove_file(mark.path());
+            }
+        }
+    }
     Ok(sealed)
 }
 
