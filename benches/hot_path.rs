@@ -178,7 +178,7 @@ fn pipelined_requests(c: &mut Criterion) {
             b.iter(|| {
                 assert_eq!(requests.process(&mut conn, black_box(input), &mut batch), input.len());
                 assert_eq!(batch.events(), events);
-                conn.out.clear();
+                conn.output.clear();
                 batch.clear();
             })
         });

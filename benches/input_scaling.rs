@@ -80,9 +80,10 @@ impl Trickle {
             let handle = |conn: &mut Connection, data: &[u8]| requests.process(conn, data, batch);
             self.conn.receive(&mut self.read_buf, &mut Vec::new(), Instant::now(), handle).unwrap();
         }
-        let answered = self.conn.out.len();
-        assert!(answered > 0 && self.conn.out.starts_with(b"HTTP/1.1 200"), "one whole request answered 200");
-        self.conn.out.clear();
+        let out = self.conn.output.buf();
+        let answered = out.len();
+        assert!(answered > 0 && out.starts_with(b"HTTP/1.1 200"), "one whole request answered 200");
+        self.conn.output.clear();
         self.batch.clear();
         answered
     }

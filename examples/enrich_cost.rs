@@ -174,7 +174,7 @@ fn records_through_the_encoder(label: &str, flags: &[&str], clients: &[IpAddr], 
     for request in &requests_sent {
         requests.begin_iteration(Instant::now(), Ok(()));
         requests.process(&mut conn, request.as_bytes(), &mut batch);
-        conn.out.clear();
+        conn.output.clear();
         batches.push(batch.lines().to_vec());
         batch.clear();
     }

@@ -51,7 +51,7 @@ fn main() {
         requests.begin_iteration(Instant::now(), Ok(()));
         assert_eq!(requests.process(&mut conn, &request, &mut batch), request.len());
         events += batch.events();
-        conn.out.clear();
+        conn.output.clear();
         batch.clear();
     }
     println!("{scenario}: {rounds} requests, {events} events");

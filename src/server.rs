@@ -23,7 +23,7 @@ use crate::tls::{Tls, TlsError};
 use crate::worker::request::Requests;
 use crate::worker::udp::Datagrams;
 use crate::worker::wake::Wake;
-use crate::worker::{Backend, Worker, WorkerSettings, WorkerSetup};
+use crate::worker::{Backend, Parts, WorkerSettings, WorkerSetup};
 
 /// Room in the worker → uploader channel, in sealed chunks.
 const UPLOAD_QUEUE: usize = 1024;
@@ -190,20 +190,22 @@ fn start_workers(
     for (index, sockets) in listeners.into_workers().enumerate() {
         let wake = Arc::new(Wake::new().map_err(RunError::Poll)?);
         wakers.push(wake.clone());
-        let worker = Worker::new(WorkerSetup {
-            index,
+        let setup = WorkerSetup {
             backend,
-            wake,
             listener: sockets.http.map(mio::net::TcpListener::from_std),
-            tls_listener: sockets.https.map(mio::net::TcpListener::from_std).zip(shared.tls.clone()),
-            udp: sockets.udp.map(|socket| Datagrams::new(mio::net::UdpSocket::from_std(socket), max_datagram)),
-            settings,
-            requests: Requests::new(config.http, &config.edge, shared.clone(), index, boot_random),
-            chunk: ChunkWriter::new(index, boot.to_string(), dirs.clone(), config.spool.chunk),
-            jobs: jobs.clone(),
-            shared: shared.clone(),
-        })
-        .map_err(RunError::Poll)?;
+            tls_listener: sockets.https.map(mio::net::TcpListener::from_std),
+            parts: Parts {
+                index,
+                wake,
+                tls: shared.tls.clone(),
+                udp: sockets.udp.map(|socket| Datagrams::new(mio::net::UdpSocket::from_std(socket), max_datagram)),
+                settings,
+                requests: Requests::new(config.http, &config.edge, shared.clone(), index, boot_random),
+                chunk: ChunkWriter::new(index, boot.to_string(), dirs.clone(), config.spool.chunk),
+                jobs: jobs.clone(),
+                shared: shared.clone(),
+            },
+        };
         let cpu = (!config.cpus.is_empty()).then(|| config.cpus[index % config.cpus.len()]);
         let handle = thread::Builder::new()
             .name(format!("plutos-w{index}"))
@@ -215,7 +217,7 @@ fn start_workers(
                         tracing::warn!(worker = index, cpu = id, "cannot pin worker");
                     }
                 }
-                if let Err(e) = worker.run() {
+                if let Err(e) = crate::worker::run(setup) {
                     tracing::error!(worker = index, error = %e, "worker stopped");
                 }
             })

@@ -1,6 +1,7 @@
-//! One client connection's state inside a worker. Buffers are reused across requests; an idle connection
-//! holds no input buffer (reads land in the worker's shared read buffer and only an incomplete request is
-//! copied here).
+//! One client connection's state inside a worker, whichever event loop serves it. Buffers are reused across
+//! requests; an idle connection holds no input buffer (reads land in the worker's shared read buffer, or the
+//! io_uring loop's provided buffers, and only an incomplete request is copied here). Its answers wait in
+//! `output` behind the committed boundary (`connection/output.rs`).
 //!
 //! A connection from the HTTPS listener carries its rustls `ServerConnection`, driven sans-IO here: what the
 //! socket gives is fed to it and the plaintext it yields (into the worker's shared plaintext buffer) is handled
@@ -8,7 +9,7 @@
 //! order does not move. An error in the peer's records sends rustls's alert before the connection closes; the
 //! last answer is followed by close_notify.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown};
 use std::time::{Duration, Instant};
 
@@ -17,17 +18,17 @@ use rustls::ServerConnection;
 
 use crate::event::record::Transport;
 use crate::http::framing::Progress;
-use crate::http::route::Route;
 use crate::tls::records::RecordFraming;
 use crate::worker::lifecycle::Lifecycle;
 
-mod ring;
-pub use ring::{InFlight, SendBuffer};
+mod output;
+pub use output::{Drained, Output};
 
 /// Stop reading from a client that has this much unread output.
 const OUT_HIGH_WATER: usize = 1024 * 1024;
-/// Buffers larger than this are released when they empty, so idle connections stay small.
-const KEEP_CAPACITY: usize = 16 * 1024;
+/// Input is taken at most this much at a time, whichever loop read it (the epoll loop's read buffer), so
+/// reading pauses at the same point on both.
+pub const READ_STEP: usize = 64 * 1024;
 /// How long a half-closed connection's input is drained after its last response.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -58,22 +59,21 @@ pub struct Connection {
     pub pending: Vec<u8>,
     /// How far the request at the start of the input got: each read looks only at its new bytes.
     pub progress: Progress,
-    /// Encoded responses not yet written; `out[..out_sent]` already went out.
-    pub out: Vec<u8>,
-    pub out_sent: usize,
-    /// `out[..out_committed]` may be written: the group commit that covers the events of those responses
-    /// returned. Only `commit_output` moves it, and `write_out` never crosses it, so a response encoded after
-    /// the last commit (a resumed read, a timer) cannot reach the socket before the next one.
-    out_committed: usize,
-    /// Where the first response of this iteration whose events wait for the spool write starts, and the route
-    /// of its request.
-    ingest_mark: Option<(usize, Route)>,
+    /// Encoded answers and the committed boundary they wait behind.
+    pub output: Output,
     /// When the first byte of the current incomplete request arrived (for 408).
     pub request_started: Option<Instant>,
     /// Last read, or last write progress.
     pub last_active: Instant,
-    /// What the io_uring loop has in flight for it (`ring.rs`; unused under epoll).
-    pub ring: InFlight,
+}
+
+/// What `take_until_paused` did with the input it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// Bytes taken; the rest stays unread (in the socket, or kept by the io_uring loop) until reading resumes.
+    pub bytes: usize,
+    /// Reading paused now (its client does not take its answers).
+    pub paused_now: bool,
 }
 
 impl Connection {
@@ -96,18 +96,14 @@ impl Connection {
             life: Lifecycle::new(over_limit),
             pending: Vec::new(),
             progress: Progress::default(),
-            out: Vec::new(),
-            out_sent: 0,
-            out_committed: 0,
-            ingest_mark: None,
+            output: Output::default(),
             last_active: now,
-            ring: InFlight::default(),
         }
     }
 
-    /// Output not yet written (under io_uring, with what the send in flight carries).
+    /// Output not yet written (with what a send in flight carries).
     pub fn unsent(&self) -> usize {
-        self.out.len() - self.out_sent + self.ring.flight.len()
+        self.output.unsent()
     }
 
     /// A TLS connection whose handshake has not ended.
@@ -136,9 +132,42 @@ impl Connection {
         self.progress = Progress::default();
     }
 
-    /// Reads what the socket has into `read_buf` and hands it to `take_input`. Stops once the socket is
-    /// drained, the client closed, or too much output waits (reading pauses: `Ok(true)` when it paused now).
-    /// An error means the connection is gone.
+    /// Whether its input must wait (its reading paused, or too much of its output waits for the client);
+    /// reading pauses now if it was going on.
+    fn input_waits(&mut self, paused_now: &mut bool) -> bool {
+        if self.life.reading_paused() {
+            return true;
+        }
+        if self.unsent() > OUT_HIGH_WATER {
+            *paused_now |= self.life.pause_reading();
+            return true;
+        }
+        false
+    }
+
+    /// Takes `data` — what a read or a receive brought — through `take_input`, `READ_STEP` bytes at a time as
+    /// reads of the worker's buffer would, and stops before a step once reading pauses: both loops read up
+    /// to the same point, and what a paused connection was sent stays unread.
+    pub fn take_until_paused(
+        &mut self,
+        data: &[u8],
+        plain: &mut Vec<u8>,
+        now: Instant,
+        handle: &mut impl FnMut(&mut Connection, &[u8]) -> usize,
+    ) -> io::Result<Taken> {
+        let mut taken = Taken { bytes: 0, paused_now: false };
+        while taken.bytes < data.len() && !self.input_waits(&mut taken.paused_now) {
+            let step = &data[taken.bytes..data.len().min(taken.bytes + READ_STEP)];
+            self.take_input(step, plain, now, handle)?;
+            taken.bytes += step.len();
+        }
+        self.note_request_start(now);
+        Ok(taken)
+    }
+
+    /// Reads what the socket has into `read_buf` (at most `READ_STEP` at a time) and takes it. Stops once the
+    /// socket is drained, the client closed, or reading paused (`Ok(true)` when it paused now). An error means
+    /// the connection is gone.
     pub fn receive(
         &mut self,
         read_buf: &mut [u8],
@@ -146,12 +175,10 @@ impl Connection {
         now: Instant,
         mut handle: impl FnMut(&mut Connection, &[u8]) -> usize,
     ) -> io::Result<bool> {
+        let step = READ_STEP.min(read_buf.len());
+        let read_buf = &mut read_buf[..step];
         let mut paused_now = false;
-        loop {
-            if self.over_high_water() {
-                paused_now = self.life.pause_reading();
-                break;
-            }
+        while !self.input_waits(&mut paused_now) {
             let n = match self.stream.read(read_buf) {
                 Ok(0) => {
                     self.life.peer_closed();
@@ -162,7 +189,7 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.take_input(&read_buf[..n], plain, now, &mut handle)?;
+            paused_now |= self.take_until_paused(&read_buf[..n], plain, now, &mut handle)?.paused_now;
             // With edge-triggered readiness a short read means the socket is drained; any later data
             // raises a new edge. Saves one EAGAIN read per request.
             if n < read_buf.len() {
@@ -173,16 +200,11 @@ impl Connection {
         Ok(paused_now)
     }
 
-    /// So much output waits for the client that reading stops until it went out.
-    pub fn over_high_water(&self) -> bool {
-        self.unsent() > OUT_HIGH_WATER
-    }
-
     /// Hands bytes that arrived to `handle` — an incomplete request's bytes so far, then these (a TLS
     /// connection's plaintext, decrypted into `plain`, the worker's, shared by its connections) — which returns
     /// how many bytes it used; only the rest is kept. An error means the connection is gone (a TLS error's alert
     /// was written first).
-    pub fn take_input(
+    fn take_input(
         &mut self,
         data: &[u8],
         plain: &mut Vec<u8>,
@@ -228,7 +250,7 @@ impl Connection {
         if !self.life.takes_requests() {
             self.drop_input();
         }
-        if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
+        if self.pending.is_empty() && self.pending.capacity() > output::KEEP_CAPACITY {
             self.pending = Vec::new();
         }
         Ok(())
@@ -243,74 +265,33 @@ impl Connection {
         };
     }
 
-    /// Notes that the response about to be encoded, to a request of `route`, acknowledges events of this
-    /// iteration's batch.
-    pub fn mark_ingest(&mut self, route: Route) {
-        self.ingest_mark.get_or_insert((self.out.len(), route));
+    /// Writes committed output to the socket (through TLS, encrypted now).
+    pub fn write_out(&mut self, now: Instant) -> io::Result<Drained> {
+        let Connection { output, tls, stream, last_active, .. } = self;
+        output.drain_into(tls.as_deref_mut(), stream, last_active, now)
     }
 
-    /// The group commit covering every event answered so far returned: all encoded output may go out.
-    pub fn commit_output(&mut self) {
-        self.out_committed = self.out.len();
-        self.ingest_mark = None;
-    }
-
-    /// The group commit failed: drops the answers from the first one that acknowledged events of the lost
-    /// batch on. Returns the route of that first request, if there was one.
-    pub fn take_back_ingest(&mut self) -> Option<Route> {
-        let (mark, route) = self.ingest_mark.take()?;
-        debug_assert!(mark >= self.out_committed);
-        self.out.truncate(mark);
-        Some(route)
-    }
-
-    /// Output encoded since the last group commit (none between the commit and the flush of an iteration).
-    pub fn uncommitted(&self) -> usize {
-        self.out.len() - self.out_committed
-    }
-
-    /// Writes committed output (through TLS, encrypted now); `Ok(true)` once all output is out.
-    pub fn write_out(&mut self, now: Instant) -> io::Result<bool> {
-        let out = &self.out[..self.out_committed];
-        let written = match self.tls.as_deref_mut() {
-            None => write_plain(&mut self.stream, out, &mut self.out_sent, &mut self.last_active, now)?,
-            Some(tls) => write_tls(tls, &mut self.stream, out, &mut self.out_sent, &mut self.last_active, now)?,
-        };
-        if !written {
-            return Ok(false); // the writable edge brings it back
-        }
-        if self.out_sent < self.out.len() {
-            return Ok(false); // the rest waits for the next group commit
-        }
-        self.out.clear();
-        self.out_sent = 0;
-        self.out_committed = 0;
-        if self.out.capacity() > KEEP_CAPACITY {
-            self.out = Vec::new();
-        }
-        Ok(true)
+    /// Moves committed output (encrypted, for TLS, with the session's own records) into `into`, the buffer of
+    /// the io_uring loop's next send.
+    pub fn move_out(&mut self, into: &mut Vec<u8>, now: Instant) -> io::Result<Drained> {
+        let Connection { output, tls, last_active, .. } = self;
+        output.move_committed(tls.as_deref_mut(), into, last_active, now)
     }
 
     /// After the last response: send FIN and drain input for a while instead of closing at once, so the kernel
     /// does not answer unread input with a RST that could destroy the response in flight.
     pub fn linger(&mut self, now: Instant) {
-        if self.begin_linger(now) {
-            let _ = self.stream.shutdown(Shutdown::Write);
-        }
-    }
-
-    /// Lingering starts (a TLS connection's close_notify written first): true if it did now, and the caller
-    /// half-closes the socket.
-    pub fn begin_linger(&mut self, now: Instant) -> bool {
         if self.life.lingering_until().is_some() {
-            return false;
+            return;
         }
         if let Some(tls) = self.tls.as_deref_mut() {
             tls.send_close_notify();
             let _ = tls.write_tls(&mut self.stream);
         }
         self.life.linger(now + LINGER);
-        true
+        // shutdown(2) itself on both loops: the ring's SHUTDOWN runs in an io-wq worker, which looks the
+        // descriptor up only when it runs — by then the connection may have closed and its number been reused.
+        let _ = self.stream.shutdown(Shutdown::Write);
     }
 }
 
@@ -333,61 +314,4 @@ fn decrypt(tls: &mut ServerConnection, mut cipher: &[u8], plain: &mut Vec<u8>) -
         closed |= state.peer_has_closed();
     }
     Ok(closed)
-}
-
-/// Writes `out[*sent..]` to the socket; false when the socket is full.
-fn write_plain(
-    stream: &mut TcpStream,
-    out: &[u8],
-    sent: &mut usize,
-    last_active: &mut Instant,
-    now: Instant,
-) -> io::Result<bool> {
-    while *sent < out.len() {
-        match stream.write(&out[*sent..]) {
-            Ok(n) => {
-                *sent += n;
-                *last_active = now;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-/// Encrypts `out[*sent..]` and writes every record rustls holds (the handshake's and tickets' too) to the
-/// socket (or the io_uring loop's send buffer), until nothing is left; false when the socket is full.
-fn write_tls(
-    tls: &mut ServerConnection,
-    stream: &mut dyn Write,
-    out: &[u8],
-    sent: &mut usize,
-    last_active: &mut Instant,
-    now: Instant,
-) -> io::Result<bool> {
-    loop {
-        let mut took = 0;
-        if *sent < out.len() {
-            // rustls takes what fits under its buffer limit; the rest once records went out.
-            took = tls.writer().write(&out[*sent..])?;
-            *sent += took;
-        }
-        if !tls.wants_write() {
-            if *sent == out.len() {
-                return Ok(true);
-            }
-            if took == 0 {
-                return Ok(false); // nothing can be encrypted before the handshake ends
-            }
-            continue;
-        }
-        match tls.write_tls(stream) {
-            Ok(_) => *last_active = now,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
 }

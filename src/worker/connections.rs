@@ -1,6 +1,6 @@
 //! The worker's connections, whichever loop serves them (`epoll.rs` and `ring.rs` accept, read and write):
-//! admitting one, what follows its input, timing out the idle and the slow, lingering, and closing them — at the
-//! end of the drain, the idle ones at once.
+//! admitting one, what follows its input, timing out the idle and the slow, and closing them — at the end of
+//! the drain, the idle ones at once.
 
 use std::io;
 use std::net::IpAddr;
@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use rustls::ServerConnection;
 
 use super::connection::Connection;
-use super::{Backend, HOUSEKEEPING, Worker};
+use super::core::{HOUSEKEEPING, Io, Worker};
 use crate::event::record::Transport;
 use crate::http::HttpError;
 use crate::metrics::add;
@@ -21,18 +21,15 @@ fn overflow(max_connections: usize) -> usize {
 }
 
 impl Worker {
-    /// Takes what the HTTP listener, or with `https` the HTTPS one, has waiting (epoll), or arms its accept
-    /// again if it ended (io_uring: after EMFILE and the like, retried by housekeeping).
-    pub(super) fn accept(&mut self, now: Instant, https: bool) {
-        match self.backend {
-            Backend::Epoll => self.accept_ready(now, https),
-            Backend::Uring => self.arm_accept(https),
-        }
-    }
-
-    /// A new connection from the HTTP listener or (`https`) the HTTPS one becomes the worker's: its slot in
-    /// the table, or `None` when it was refused (over MAX_CONNECTIONS and its overflow; closed by the drop).
-    pub(super) fn admit(&mut self, stream: TcpStream, peer: IpAddr, https: bool, now: Instant) -> Option<usize> {
+    /// A new connection from the listener of `transport` becomes the worker's: its slot in the table, or
+    /// `None` when it was refused (over MAX_CONNECTIONS and its overflow; closed by the drop).
+    pub(super) fn admit(
+        &mut self,
+        stream: TcpStream,
+        peer: IpAddr,
+        transport: Transport,
+        now: Instant,
+    ) -> Option<usize> {
         // Over MAX_CONNECTIONS a few more are taken, only to answer 503 (a load balancer retries elsewhere);
         // past those, closing is all that is left.
         let over_limit = self.conns.len() >= self.settings.max_connections;
@@ -40,8 +37,8 @@ impl Worker {
             add(&self.metrics().connections_refused, 1);
             return None;
         }
-        let tls = match (&self.tls, https) {
-            (Some((_, served)), true) => match ServerConnection::new(served.value.config.clone()) {
+        let tls = match (&self.tls, transport) {
+            (Some((_, served)), Transport::Https) => match ServerConnection::new(served.value.config.clone()) {
                 Ok(tls) => Some(Box::new(tls)),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot start a TLS session");
@@ -50,7 +47,6 @@ impl Worker {
             },
             _ => None,
         };
-        let transport = if https { Transport::Https } else { Transport::Http };
         let peer = self.requests.peer(peer, transport);
         let i = self.conns.insert(Connection::new(stream, peer, over_limit, now, tls));
         add(&self.metrics().connections_accepted, 1);
@@ -58,14 +54,31 @@ impl Worker {
         Some(i)
     }
 
-    /// After a connection's input was taken: the TLS handshake's count, and the flush its answers, its
-    /// ending or TLS's records need.
-    pub(super) fn after_input(&mut self, i: usize) {
+    /// Takes `data`, input of connection `i` that a receive brought, through its requests; returns how many bytes
+    /// were taken (the rest waits, unread, for reading to resume). Its answers and what TLS must send are queued
+    /// for the flush. An error means the connection is gone: the caller closes it (`input_failed`).
+    pub(super) fn take_input(&mut self, i: usize, data: &[u8], now: Instant) -> io::Result<usize> {
+        let Some(conn) = self.conns.get_mut(i) else {
+            return Ok(data.len());
+        };
+        let (requests, batch) = (&mut self.requests, &mut self.batch);
+        let taken = conn
+            .take_until_paused(data, &mut self.plain_buf, now, &mut |conn, data| requests.process(conn, data, batch))?;
+        self.after_input(i, taken.paused_now);
+        Ok(taken.bytes)
+    }
+
+    /// After a connection's input was taken: a pause counted, the TLS handshake's count, and the flush its
+    /// answers, its ending or TLS's records need.
+    pub(super) fn after_input(&mut self, i: usize, paused_now: bool) {
         let Some(conn) = self.conns.get_mut(i) else {
             return;
         };
+        let metrics = &self.shared.workers[self.index];
+        if paused_now {
+            add(&metrics.read_pauses, 1);
+        }
         if let Some(resumed) = conn.take_handshake() {
-            let metrics = &self.shared.workers[self.index];
             add(if resumed { &metrics.tls_resumed } else { &metrics.tls_full }, 1);
         }
         if conn.unsent() > 0 || conn.life.must_flush() || conn.tls_wants_write() {
@@ -74,11 +87,11 @@ impl Worker {
     }
 
     /// A connection's input ended in an error: it closes (a TLS one's alert was sent).
-    pub(super) fn input_failed(&mut self, i: usize, e: &io::Error) {
+    pub(super) fn input_failed(&mut self, io: &mut impl Io, i: usize, e: &io::Error) {
         if e.kind() == io::ErrorKind::InvalidData {
             add(&self.shared.workers[self.index].tls_failures, 1); // the peer's TLS records
         }
-        self.close(i);
+        self.close(io, i);
     }
 
     pub(super) fn queue_flush(&mut self, i: usize) {
@@ -89,41 +102,22 @@ impl Worker {
         }
     }
 
-    pub(super) fn close(&mut self, i: usize) {
+    pub(super) fn close(&mut self, io: &mut impl Io, i: usize) {
         let Some(conn) = self.conns.try_remove(i) else {
             return;
         };
         self.shared.workers[self.index].connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(ring) = self.ring.as_mut() {
-            ring.close(i, conn);
-        } // epoll: dropping the stream closes it
+        io.close(i, conn);
     }
 
-    /// Its reading was paused and its client caught up: read it again.
-    pub(super) fn resume(&mut self, i: usize, now: Instant) {
-        match self.backend {
-            Backend::Epoll => self.read(i, now),
-            Backend::Uring => self.resume_ring(i, now),
-        }
-    }
-
-    /// Its last answer is out: half-close, then drain its input for a while. With `shutdown(2)` itself on both
-    /// loops: the ring's SHUTDOWN runs in an io-wq worker, which looks the descriptor up only when it runs — by
-    /// then the connection may have closed and its number been reused by the next one.
-    pub(super) fn linger(&mut self, i: usize, now: Instant) {
-        if let Some(conn) = self.conns.get_mut(i) {
-            conn.linger(now);
-        }
-    }
-
-    pub(super) fn housekeeping(&mut self, now: Instant) {
+    pub(super) fn housekeeping(&mut self, io: &mut impl Io, now: Instant) {
         self.next_housekeeping = now + HOUSEKEEPING;
         let pending = std::mem::take(&mut self.unsent_jobs);
         for job in pending {
             self.send_job(job);
         }
-        self.accept(now, false);
-        self.accept(now, true);
+        io.accept(self, Transport::Http, now);
+        io.accept(self, Transport::Https, now);
         let (header_timeout, idle_timeout) = (self.settings.header_timeout, self.settings.idle_timeout);
         let mut expired = Vec::new();
         let mut timed_out = Vec::new();
@@ -140,7 +134,7 @@ impl Worker {
             }
         }
         for i in expired {
-            self.close(i);
+            self.close(io, i);
         }
         for i in timed_out {
             let Some(conn) = self.conns.get_mut(i) else {
@@ -150,7 +144,7 @@ impl Worker {
                 // A TLS handshake that did not end in time (a slowloris on the handshake): no HTTP answer
                 // can reach it.
                 add(&self.shared.workers[self.index].tls_failures, 1);
-                self.close(i);
+                self.close(io, i);
                 continue;
             }
             conn.drop_input();
@@ -160,17 +154,11 @@ impl Worker {
         }
     }
 
-    fn stop_listening(&mut self) {
-        match self.backend {
-            Backend::Epoll => self.stop_listening_epoll(),
-            Backend::Uring => self.stop_listening_ring(),
-        }
-        self.udp_pending = false;
-    }
-
     /// The drain is over: stop accepting; idle connections close now, the others finish their request.
-    pub(super) fn begin_closing(&mut self, now: Instant) {
-        self.stop_listening();
+    pub(super) fn begin_closing(&mut self, io: &mut impl Io, now: Instant) {
+        io.stop_listening(self);
+        self.udp = None;
+        self.udp_pending = false;
         let settings = &self.settings;
         self.closing_deadline =
             Some(now + settings.header_timeout.min(settings.shutdown_timeout.max(Duration::from_secs(1))));
@@ -183,7 +171,7 @@ impl Worker {
             })
             .collect();
         for i in idle {
-            self.close(i);
+            self.close(io, i);
         }
     }
 }

@@ -4,136 +4,147 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Token};
+use mio::{Events, Interest, Poll, Token};
 
-use super::Worker;
-use crate::metrics::add;
+use super::connection::{Connection, Drained, READ_STEP};
+use super::core::{Io, Listeners, Worker};
+use crate::event::record::Transport;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const TLS_LISTENER: Token = Token(usize::MAX - 3);
 const UDP: Token = Token(usize::MAX - 4);
 
-impl Worker {
-    pub(super) fn run_epoll(mut self) -> io::Result<()> {
-        let poll = self.poll.as_ref().expect("created with the worker");
-        if let Some(listener) = self.listener.as_mut() {
-            poll.registry().register(listener, LISTENER, Interest::READABLE)?;
+/// The epoll loop's state: its epoll instance, the events of the last wait, the listeners, and the read
+/// buffer every connection's reads land in.
+pub struct Epoll {
+    poll: Poll,
+    events: Events,
+    listeners: Listeners,
+    read_buf: Vec<u8>,
+}
+
+impl Epoll {
+    /// Registers the listeners, the worker's UDP socket and its wake.
+    pub fn new(mut listeners: Listeners, worker: &mut Worker) -> io::Result<Epoll> {
+        let poll = Poll::new()?;
+        for (transport, listener) in listeners.each() {
+            let token = if transport == Transport::Https { TLS_LISTENER } else { LISTENER };
+            poll.registry().register(listener, token, Interest::READABLE)?;
         }
-        if let Some(listener) = self.tls_listener.as_mut() {
-            poll.registry().register(listener, TLS_LISTENER, Interest::READABLE)?;
-        }
-        if let Some(udp) = self.udp.as_mut() {
+        if let Some(udp) = worker.udp.as_mut() {
             poll.registry().register(&mut udp.socket, UDP, Interest::READABLE)?;
         }
-        poll.registry().register(&mut SourceFd(&self.wake.as_raw_fd()), WAKER, Interest::READABLE)?;
-        let mut events = Events::with_capacity(1024);
-        loop {
-            let timeout = self.poll_timeout(Instant::now());
-            let poll = self.poll.as_mut().expect("created with the worker");
-            if let Err(e) = poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-            let now = Instant::now();
-            self.begin_iteration(now);
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_ready(now, false),
-                    TLS_LISTENER => self.accept_ready(now, true),
-                    UDP => self.receive_datagrams(),
-                    WAKER => self.wake.reset(),
-                    Token(i) => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(i, now);
-                        }
-                        if event.is_writable() {
-                            self.queue_flush(i);
-                        }
+        poll.registry().register(&mut SourceFd(&worker.wake.as_raw_fd()), WAKER, Interest::READABLE)?;
+        Ok(Epoll { poll, events: Events::with_capacity(1024), listeners, read_buf: vec![0; READ_STEP] })
+    }
+
+    /// Reads what connection `i` has and handles every complete request in it.
+    fn read(&mut self, worker: &mut Worker, i: usize, now: Instant) {
+        let Some(conn) = worker.conns.get_mut(i) else {
+            return;
+        };
+        let (requests, batch) = (&mut worker.requests, &mut worker.batch);
+        let received = conn
+            .receive(&mut self.read_buf, &mut worker.plain_buf, now, |conn, data| requests.process(conn, data, batch));
+        match received {
+            Ok(paused_now) => worker.after_input(i, paused_now),
+            Err(e) => worker.input_failed(self, i, &e),
+        }
+    }
+}
+
+impl Io for Epoll {
+    fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn dispatch(&mut self, worker: &mut Worker, now: Instant) {
+        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept(worker, Transport::Http, now),
+                TLS_LISTENER => self.accept(worker, Transport::Https, now),
+                UDP => worker.receive_datagrams(),
+                WAKER => worker.wake.reset(),
+                Token(i) => {
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        self.read(worker, i, now);
+                    }
+                    if event.is_writable() {
+                        worker.queue_flush(i);
                     }
                 }
             }
-            if self.end_iteration(now) {
-                break;
-            }
         }
-        self.finish();
-        Ok(())
+        self.events = events;
     }
 
-    /// Accepts what the HTTP listener, or with `https` the HTTPS one, has waiting.
-    pub(super) fn accept_ready(&mut self, now: Instant, https: bool) {
+    fn accept(&mut self, worker: &mut Worker, transport: Transport, now: Instant) {
         loop {
-            let listener = match https {
-                false => self.listener.as_ref(),
-                true => self.tls_listener.as_ref(),
-            };
-            let Some(listener) = listener else {
+            let Some(listener) = self.listeners.get(transport) else {
                 return;
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    let Some(i) = self.admit(stream, peer.ip(), https, now) else {
+                    let Some(i) = worker.admit(stream, peer.ip(), transport, now) else {
                         continue;
                     };
                     let interest = Interest::READABLE | Interest::WRITABLE;
-                    let poll = self.poll.as_ref().expect("the epoll loop has its epoll instance");
-                    if let Err(e) = poll.registry().register(&mut self.conns[i].stream, Token(i), interest) {
+                    if let Err(e) = self.poll.registry().register(&mut worker.conns[i].stream, Token(i), interest) {
                         tracing::warn!(error = %e, "cannot register connection");
-                        self.close(i);
+                        worker.close(self, i);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and friends: the connection waits in the backlog; housekeeping retries.
-                    tracing::warn!(worker = self.index, error = %e, "accept failed");
+                    tracing::warn!(worker = worker.index, error = %e, "accept failed");
                     return;
                 }
             }
         }
     }
 
-    /// Reads what the connection has and handles every complete request in it.
-    pub(super) fn read(&mut self, i: usize, now: Instant) {
-        let Some(conn) = self.conns.get_mut(i) else {
-            return;
-        };
-        let (requests, batch) = (&mut self.requests, &mut self.batch);
-        let received = conn
-            .receive(&mut self.read_buf, &mut self.plain_buf, now, |conn, data| requests.process(conn, data, batch));
-        match received {
-            Err(e) => return self.input_failed(i, &e),
-            Ok(true) => add(&self.shared.workers[self.index].read_pauses, 1),
-            Ok(false) => {}
-        }
-        self.after_input(i);
+    fn resume(&mut self, worker: &mut Worker, i: usize, now: Instant) {
+        self.read(worker, i, now);
     }
 
-    /// Writes a connection's committed output.
-    pub(super) fn write(&mut self, i: usize, now: Instant) {
-        let Some(conn) = self.conns.get_mut(i) else {
+    fn flush(&mut self, worker: &mut Worker, i: usize, now: Instant) {
+        let Some(conn) = worker.conns.get_mut(i) else {
             return;
         };
         match conn.write_out(now) {
-            Err(_) => self.close(i),
-            Ok(false) => {} // the writable edge brings it back
-            Ok(true) => self.written(i, now),
+            Err(_) => worker.close(self, i),
+            // The writable edge brings it back; or the rest waits for the next group commit.
+            Ok(Drained::Blocked | Drained::WaitsForCommit) => {}
+            Ok(Drained::All) => worker.written(self, i, now),
         }
     }
 
-    /// The drain ended: the listeners and the UDP socket close.
-    pub(super) fn stop_listening_epoll(&mut self) {
-        let poll = self.poll.as_ref().expect("the epoll loop has its epoll instance");
-        for mut listener in [self.listener.take(), self.tls_listener.take()].into_iter().flatten() {
-            let _ = poll.registry().deregister(&mut listener);
+    /// Dropping the stream closes it, which takes it out of the epoll set.
+    fn close(&mut self, _: usize, conn: Connection) {
+        drop(conn);
+    }
+
+    fn stop_listening(&mut self, worker: &mut Worker) {
+        for (_, listener) in self.listeners.each() {
+            let _ = self.poll.registry().deregister(listener);
         }
-        if let Some(mut udp) = self.udp.take() {
-            let _ = poll.registry().deregister(&mut udp.socket);
+        self.listeners = Listeners::default();
+        if let Some(udp) = worker.udp.as_mut() {
+            let _ = self.poll.registry().deregister(&mut udp.socket);
         }
+    }
+
+    fn end(&mut self, _: &mut Worker) -> io::Result<()> {
+        Ok(())
     }
 }

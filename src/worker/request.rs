@@ -206,7 +206,7 @@ impl Requests {
                         self.reject(conn, e, answer);
                         return Some(buf.len());
                     }
-                    response::write_continue(&mut conn.out);
+                    response::write_continue(conn.output.buf());
                 }
                 return None;
             }

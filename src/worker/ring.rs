@@ -4,13 +4,16 @@
 //! - each listener has one multishot accept; each connection one multishot receive, whose data lands in a
 //!   provided buffer of the worker's buffer ring (an idle connection holds none), handed back as soon as its
 //!   bytes were taken; a receive that ran out of buffers is armed again once the iteration gave them back;
-//! - answers leave through one plain send per connection at a time, submitted only by the flush after the group
-//!   commit (or when the previous send of committed output completed), so a 2xx still follows its spool write;
+//! - answers leave through one plain send per connection at a time (`ring/sends.rs`), submitted only by the
+//!   flush after the group commit (or when the previous send of committed output completed), so a 2xx still
+//!   follows its spool write;
 //! - the UDP socket and the wake eventfd are watched by multishot polls, the datagrams read with `recvmmsg`;
 //! - a connection closes by cancelling its receive (and its send), then closing its descriptor in the ring.
 //!
-//! Every completion names its operation, its connection's slot and that connection's serial, so one that
-//! arrives after its connection closed (and the slot was reused) is recognised and only its buffer is returned.
+//! What the ring holds for each connection (its serial, its receive, what arrived while its reading was paused,
+//! its send buffer) is kept here by slot, not on the connection. Every completion names its operation, its
+//! connection's slot and that connection's serial, so one that arrives after its connection closed (and the
+//! slot was reused) is recognised and only its buffer is returned.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
@@ -18,15 +21,17 @@ use std::time::{Duration, Instant};
 
 use io_uring::squeue::Entry;
 use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
-use io_uring::{CompletionQueue, SubmissionQueue, Submitter, cqueue, opcode};
+use io_uring::{IoUring, cqueue, opcode};
 use mio::net::TcpStream;
 
-use super::Worker;
-use super::connection::{Connection, SendBuffer};
-use crate::metrics::add;
+use super::connection::{Connection, Drained};
+use super::core::{Io, Listeners, Worker};
+use crate::event::record::Transport;
 use crate::uring::buffers::BufRing;
+use sends::SendBuffer;
 use tag::{ACCEPT_HTTP, ACCEPT_HTTPS, OTHER, RECEIVE, SEND, UDP, WAKE, cancel, tag, untag};
 
+mod sends;
 mod tag;
 
 /// Submission queue entries; the completion queue has `CQ_FACTOR` times as many (multishot requests post many).
@@ -38,8 +43,6 @@ const CQ_FACTOR: u32 = 8;
 const GROUP: u16 = 0;
 const BUFFERS: u16 = 512;
 const BUFFER_SIZE: usize = 16 * 1024;
-/// Input is taken at most this much at a time, as the epoll loop reads it, so reading pauses at the same point.
-const READ_STEP: usize = super::READ_BUFFER;
 /// How long the end of the loop waits for sends still in flight after cancelling everything.
 const FINAL_REAP: Duration = Duration::from_millis(500);
 
@@ -48,11 +51,30 @@ fn busy(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN))
 }
 
-/// The io_uring loop's state next to the worker's.
-pub struct RingIo {
+/// What the ring holds for one connection slot.
+#[derive(Debug, Default)]
+struct Slot {
+    /// Tells this connection's completions from those of an earlier one in the same slot.
+    serial: u32,
+    /// Its multishot receive is armed (until the completion that ends it).
+    receiving: bool,
+    /// Input that arrived after its reading paused (its receive was being cancelled), unread as it would wait
+    /// in the socket under epoll; taken when reading resumes. `stashed_eof`: the end of input came after it.
+    stash: Vec<u8>,
+    stashed_eof: bool,
+    /// What its send in flight carries (empty when none is).
+    flight: SendBuffer,
+}
+
+/// The io_uring loop's state.
+pub struct Ring {
+    ring: IoUring,
     buffers: BufRing,
+    listeners: Listeners,
     /// Entries for the next `io_uring_enter`.
     submissions: Vec<Entry>,
+    /// By connection slot.
+    slots: Vec<Slot>,
     /// Send buffers of connections that closed while their send was in flight, kept until its completion (or
     /// left to the kernel, never freed, if the loop ends first: `SendBuffer`'s drop).
     orphans: Vec<(u64, SendBuffer)>,
@@ -63,38 +85,23 @@ pub struct RingIo {
     sends_in_flight: usize,
     /// Connections whose receive ended for want of buffers: armed again once the completions were handled.
     starved: Vec<usize>,
+    /// The completions of the last wait: user data, result, flags.
+    completed: Vec<(u64, i32, u32)>,
 }
 
-impl RingIo {
-    /// A closed connection leaves the ring: its receive and its send are cancelled (a send's buffer is kept
-    /// until its completion), and its descriptor is closed by the ring after them.
-    pub(super) fn close(&mut self, i: usize, mut conn: Connection) {
-        let serial = conn.ring.serial;
-        if conn.ring.receiving {
-            self.submissions.push(cancel(tag(RECEIVE, i, serial)));
-        }
-        if conn.sending() {
-            self.submissions.push(cancel(tag(SEND, i, serial)));
-            self.orphans.push((tag(SEND, i, serial), conn.take_flight()));
-        }
-        let Connection { stream, .. } = conn;
-        self.submissions.push(opcode::Close::new(Fd(stream.into_raw_fd())).build().user_data(tag(OTHER, 0, 0)));
-    }
-}
-
-impl Worker {
-    fn ring(&mut self) -> &mut RingIo {
-        self.ring.as_mut().expect("the io_uring loop set up its ring")
-    }
-
-    pub(super) fn run_uring(mut self) -> io::Result<()> {
-        let mut ring = crate::uring::ring(ENTRIES, CQ_FACTOR)?;
-        let (mut submitter, mut sq, mut cq) = ring.split();
-        submitter.register_ring_fd()?;
-        let buffers = BufRing::new(&submitter, GROUP, BUFFERS, BUFFER_SIZE)?;
-        self.ring = Some(RingIo {
+impl Ring {
+    /// Sets up the ring (on the worker's own thread: it is the ring's single issuer) and arms the accepts and
+    /// the polls of the UDP socket and the wake.
+    pub fn new(listeners: Listeners, worker: &Worker) -> io::Result<Ring> {
+        let ring = crate::uring::ring(ENTRIES, CQ_FACTOR)?;
+        ring.submitter().register_ring_fd()?;
+        let buffers = BufRing::new(&ring.submitter(), GROUP, BUFFERS, BUFFER_SIZE)?;
+        let mut this = Ring {
+            ring,
             buffers,
+            listeners,
             submissions: Vec::with_capacity(ENTRIES as usize),
+            slots: Vec::new(),
             orphans: Vec::new(),
             serial: 0,
             accept_armed: [false; 2],
@@ -102,78 +109,28 @@ impl Worker {
             wake_armed: false,
             sends_in_flight: 0,
             starved: Vec::new(),
-        });
-        let served = self.serve_ring(&submitter, &mut sq, &mut cq);
-        let in_flight = self.ring().sends_in_flight;
-        if in_flight > 0 {
-            // Their buffers (in `orphans`, or on connections if the ring failed) are never freed: see SendBuffer.
-            tracing::warn!(worker = self.index, sends = in_flight, "sends still in flight at the loop's end");
-        }
-        // Whatever ended the loop, the kernel picks no buffer of the ring once it is unregistered, so freeing
-        // them after it (with the worker) is safe.
-        if let Err(e) = submitter.unregister_buf_ring(GROUP) {
-            tracing::warn!(worker = self.index, error = %e, "cannot unregister the buffer ring");
-        }
-        drop((submitter, sq, cq));
-        drop(ring);
-        served?;
-        self.finish();
-        Ok(())
+            completed: Vec::with_capacity((ENTRIES * CQ_FACTOR) as usize),
+        };
+        this.arm_accept(Transport::Http);
+        this.arm_accept(Transport::Https);
+        this.arm_polls(worker);
+        Ok(this)
     }
 
-    /// The loop, until the worker is done; then what is left is closed, and the sends still in flight complete
-    /// (or are cancelled) before their buffers can be freed.
-    fn serve_ring(
-        &mut self,
-        submitter: &Submitter<'_>,
-        sq: &mut SubmissionQueue<'_>,
-        cq: &mut CompletionQueue<'_>,
-    ) -> io::Result<()> {
-        self.arm_accept(false);
-        self.arm_accept(true);
-        self.arm_polls();
-        loop {
-            let timeout = self.poll_timeout(Instant::now());
-            self.enter(submitter, sq, timeout)?;
-            let now = Instant::now();
-            self.begin_iteration(now);
-            self.complete_all(cq, now);
-            if self.end_iteration(now) {
-                break;
-            }
+    fn slot(&mut self, i: usize) -> &mut Slot {
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, Slot::default);
         }
-        let open: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
-        for i in open {
-            self.close(i);
-        }
-        let cancel_all = opcode::AsyncCancel2::new(CancelBuilder::any());
-        self.ring().submissions.push(cancel_all.build().user_data(tag(OTHER, 0, 0)));
-        // The closes and cancellations are only queued: they are submitted here, however little is in flight
-        // (an idle client gets its FIN now, not when the process exits), and sends in flight get until the
-        // deadline to complete.
-        let deadline = Instant::now() + FINAL_REAP;
-        loop {
-            let now = Instant::now();
-            let wait = match self.ring().sends_in_flight {
-                0 => Duration::ZERO,
-                _ => deadline.saturating_duration_since(now),
-            };
-            self.enter(submitter, sq, wait)?;
-            self.complete_all(cq, now);
-            let ring = self.ring();
-            if (ring.sends_in_flight == 0 && ring.submissions.is_empty()) || now >= deadline {
-                return Ok(());
-            }
-        }
+        &mut self.slots[i]
     }
 
     /// Submits what was queued and waits for at least one completion, at most `timeout`. When the kernel takes
     /// no more for now (its completion queue overflowed, or it is short of memory), the rest stays queued for the
     /// next iteration, which then does not wait.
-    fn enter(&mut self, submitter: &Submitter<'_>, sq: &mut SubmissionQueue<'_>, timeout: Duration) -> io::Result<()> {
-        let ring = self.ring.as_mut().expect("set up above");
+    fn enter(&mut self, timeout: Duration) -> io::Result<()> {
+        let (submitter, mut sq, _) = self.ring.split();
         let mut pushed = 0;
-        for entry in &ring.submissions {
+        for entry in &self.submissions {
             // SAFETY: the only memory an entry points to is a connection's send buffer (`submit_send`), a
             // `SendBuffer` that nothing writes or frees until the send's completion: a connection that closes
             // first hands it to `orphans`, and one dropped before its completion (the loop ended or failed)
@@ -193,9 +150,10 @@ impl Worker {
             }
             pushed += 1;
         }
-        ring.submissions.drain(..pushed);
         sq.sync();
-        let timeout = if ring.submissions.is_empty() { timeout } else { Duration::ZERO };
+        drop(sq);
+        self.submissions.drain(..pushed);
+        let timeout = if self.submissions.is_empty() { timeout } else { Duration::ZERO };
         let timespec = Timespec::from(timeout);
         match submitter.submit_with_args(1, &SubmitArgs::new().timespec(&timespec)) {
             Ok(_) => Ok(()),
@@ -205,248 +163,350 @@ impl Worker {
         }
     }
 
-    fn complete_all(&mut self, cq: &mut CompletionQueue<'_>, now: Instant) {
-        cq.sync();
-        for cqe in cq {
-            let (op, slot, serial) = untag(cqe.user_data());
-            let (result, flags) = (cqe.result(), cqe.flags());
-            match op {
-                ACCEPT_HTTP | ACCEPT_HTTPS => self.accepted(op == ACCEPT_HTTPS, result, flags, now),
-                RECEIVE => self.received(slot, serial, result, flags, now),
-                SEND => self.sent(slot, serial, result, now),
-                WAKE => {
-                    self.wake.reset();
-                    self.ring().wake_armed &= cqueue::more(flags);
-                }
-                UDP => {
-                    self.ring().udp_armed &= cqueue::more(flags);
-                    if result >= 0 {
-                        self.receive_datagrams();
-                    }
-                }
-                _ => {}
-            }
-        }
-        for i in std::mem::take(&mut self.ring().starved) {
-            self.arm_receive(i);
-        }
-        self.arm_polls();
-    }
-
     /// The multishot polls of the wake eventfd and of the UDP socket, armed again if they ended.
-    fn arm_polls(&mut self) {
-        let udp = self.udp.as_ref().map(|udp| udp.socket.as_raw_fd());
-        let wake = self.wake.as_raw_fd();
-        let ring = self.ring();
-        if !ring.wake_armed {
-            ring.wake_armed = true;
-            let poll = opcode::PollAdd::new(Fd(wake), libc::POLLIN as u32).multi(true);
-            ring.submissions.push(poll.build().user_data(tag(WAKE, 0, 0)));
+    fn arm_polls(&mut self, worker: &Worker) {
+        if !self.wake_armed {
+            self.wake_armed = true;
+            let poll = opcode::PollAdd::new(Fd(worker.wake.as_raw_fd()), libc::POLLIN as u32).multi(true);
+            self.submissions.push(poll.build().user_data(tag(WAKE, 0, 0)));
         }
-        if let Some(fd) = udp.filter(|_| !ring.udp_armed) {
-            ring.udp_armed = true;
-            let poll = opcode::PollAdd::new(Fd(fd), libc::POLLIN as u32).multi(true);
-            ring.submissions.push(poll.build().user_data(tag(UDP, 0, 0)));
+        if let Some(udp) = worker.udp.as_ref().filter(|_| !self.udp_armed) {
+            self.udp_armed = true;
+            let poll = opcode::PollAdd::new(Fd(udp.socket.as_raw_fd()), libc::POLLIN as u32).multi(true);
+            self.submissions.push(poll.build().user_data(tag(UDP, 0, 0)));
         }
     }
 
-    /// Arms the multishot accept of the HTTP listener or (`https`) the HTTPS one, unless it is armed.
-    pub(super) fn arm_accept(&mut self, https: bool) {
-        let listener = if https { self.tls_listener.as_ref() } else { self.listener.as_ref() };
-        let (Some(listener), Some(ring)) = (listener, self.ring.as_mut()) else {
+    /// Arms the multishot accept of the listener of `transport`, unless it is armed.
+    fn arm_accept(&mut self, transport: Transport) {
+        let Some(listener) = self.listeners.get(transport) else {
             return;
         };
-        if std::mem::replace(&mut ring.accept_armed[usize::from(https)], true) {
+        let https = transport == Transport::Https;
+        if std::mem::replace(&mut self.accept_armed[usize::from(https)], true) {
             return;
         }
         let accept = opcode::AcceptMulti::new(Fd(listener.as_raw_fd())).flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
         let op = if https { ACCEPT_HTTPS } else { ACCEPT_HTTP };
-        ring.submissions.push(accept.build().user_data(tag(op, 0, 0)));
+        self.submissions.push(accept.build().user_data(tag(op, 0, 0)));
     }
 
-    fn accepted(&mut self, https: bool, result: i32, flags: u32, now: Instant) {
+    fn accepted(&mut self, worker: &mut Worker, transport: Transport, result: i32, flags: u32, now: Instant) {
         let armed = cqueue::more(flags);
-        self.ring().accept_armed[usize::from(https)] = armed;
+        self.accept_armed[usize::from(transport == Transport::Https)] = armed;
         if result < 0 {
             if result != -libc::ECANCELED {
                 // EMFILE and friends: the connection waits in the backlog; housekeeping arms the accept again.
                 let error = io::Error::from_raw_os_error(-result);
-                tracing::warn!(worker = self.index, error = %error, "accept failed");
+                tracing::warn!(worker = worker.index, error = %error, "accept failed");
             }
             return;
         }
         // SAFETY: an accept's result is a new descriptor that nothing else owns.
         let stream = unsafe { TcpStream::from_raw_fd(result) };
-        let listening = if https { self.tls_listener.is_some() } else { self.listener.is_some() };
+        let listening = self.listeners.get(transport).is_some();
         // Accepted while the drain ended, or reset before it was seen: dropping it closes it.
         let Ok(peer) = stream.peer_addr().map_err(drop).and_then(|p| listening.then_some(p).ok_or(())) else {
             return;
         };
-        if let Some(i) = self.admit(stream, peer.ip(), https, now) {
-            let ring = self.ring();
-            ring.serial = ring.serial.wrapping_add(1);
-            let serial = ring.serial;
-            self.conns[i].ring.serial = serial;
-            self.arm_receive(i);
+        if let Some(i) = worker.admit(stream, peer.ip(), transport, now) {
+            self.serial = self.serial.wrapping_add(1);
+            let serial = self.serial;
+            *self.slot(i) = Slot { serial, ..Slot::default() };
+            self.arm_receive(worker, i);
         }
         if !armed {
-            self.arm_accept(https);
+            self.arm_accept(transport);
         }
     }
 
     /// Arms a connection's multishot receive, unless it is armed or its input is not wanted now.
-    pub(super) fn arm_receive(&mut self, i: usize) {
-        let (Some(conn), Some(ring)) = (self.conns.get_mut(i), self.ring.as_mut()) else {
+    fn arm_receive(&mut self, worker: &Worker, i: usize) {
+        let Some(conn) = worker.conns.get(i) else {
             return;
         };
-        if conn.ring.receiving || !conn.life.wants_input() {
+        let slot = self.slot(i);
+        if slot.receiving || !conn.life.wants_input() {
             return;
         }
-        conn.ring.receiving = true;
+        slot.receiving = true;
         let receive = opcode::RecvMulti::new(Fd(conn.stream.as_raw_fd()), GROUP);
-        ring.submissions.push(receive.build().user_data(tag(RECEIVE, i, conn.ring.serial)));
+        let entry = receive.build().user_data(tag(RECEIVE, i, slot.serial));
+        self.submissions.push(entry);
     }
 
-    fn received(&mut self, i: usize, serial: u32, result: i32, flags: u32, now: Instant) {
-        let more = cqueue::more(flags);
+    /// Whether a completion of `serial` is of the connection now in slot `i`.
+    fn current(&self, worker: &Worker, i: usize, serial: u32) -> bool {
+        worker.conns.contains(i) && self.slots.get(i).is_some_and(|slot| slot.serial == serial)
+    }
+
+    fn received(&mut self, worker: &mut Worker, i: usize, serial: u32, result: i32, flags: u32, now: Instant) {
         let buffer = cqueue::buffer_select(flags);
-        let ring = self.ring.as_mut().expect("set up");
-        let conn = match self.conns.get_mut(i) {
-            Some(conn) if conn.ring.serial == serial => conn,
-            _ => {
-                // Of a connection that closed: only its buffer matters.
-                if let Some(bid) = buffer {
-                    ring.buffers.give_back(bid);
-                }
-                return;
+        if !self.current(worker, i, serial) {
+            // Of a connection that closed: only its buffer matters.
+            if let Some(bid) = buffer {
+                self.buffers.give_back(bid);
             }
-        };
-        conn.ring.receiving &= more;
+            return;
+        }
+        self.slots[i].receiving &= cqueue::more(flags);
         match (result, buffer) {
             (1.., Some(bid)) => {
-                let (requests, batch) = (&mut self.requests, &mut self.batch);
-                let data = ring.buffers.filled(bid, result as usize);
-                let taken = conn.take_received(data, READ_STEP, &mut self.plain_buf, now, &mut |conn, data| {
-                    requests.process(conn, data, batch)
-                });
-                ring.buffers.give_back(bid);
-                self.after_received(i, taken);
+                let taken = {
+                    let data = self.buffers.filled(bid, result as usize);
+                    let taken = worker.take_input(i, data, now);
+                    if let Ok(n) = taken {
+                        self.slots[i].stash.extend_from_slice(&data[n..]);
+                    }
+                    taken
+                };
+                self.buffers.give_back(bid);
+                match taken {
+                    Ok(_) => self.after_received(worker, i),
+                    Err(e) => worker.input_failed(self, i, &e),
+                }
             }
             (0, _) => {
-                conn.received_eof();
-                self.after_input(i);
+                let slot = &mut self.slots[i];
+                let conn = &mut worker.conns[i];
+                if conn.life.reading_paused() || !slot.stash.is_empty() {
+                    slot.stashed_eof = true;
+                } else {
+                    conn.life.peer_closed();
+                }
+                worker.after_input(i, false);
             }
-            (e, _) if e == -libc::ENOBUFS => ring.starved.push(i),
+            (e, _) if e == -libc::ENOBUFS => self.starved.push(i),
             // Cancelled when reading paused: armed again only if it was resumed meanwhile.
-            (e, _) if e == -libc::ECANCELED => self.arm_receive(i),
+            (e, _) if e == -libc::ECANCELED => self.arm_receive(worker, i),
             (e, _) => {
                 if let Some(bid) = buffer {
-                    ring.buffers.give_back(bid);
+                    self.buffers.give_back(bid);
                 }
-                self.input_failed(i, &io::Error::from_raw_os_error(-e.min(-1)));
+                worker.input_failed(self, i, &io::Error::from_raw_os_error(-e.min(-1)));
             }
         }
     }
 
     /// After a connection's input was taken: a pause cancels its receive (its client does not take its
-    /// answers: no more input until they went out), an error closes it; else it is armed again if it ended.
-    fn after_received(&mut self, i: usize, taken: io::Result<bool>) {
-        match taken {
-            Err(e) => return self.input_failed(i, &e),
-            Ok(true) => {
-                add(&self.shared.workers[self.index].read_pauses, 1);
-                let (Some(conn), Some(ring)) = (self.conns.get(i), self.ring.as_mut()) else {
-                    return;
-                };
-                if conn.ring.receiving {
-                    ring.submissions.push(cancel(tag(RECEIVE, i, conn.ring.serial)));
-                }
-            }
-            Ok(false) => {}
-        }
-        self.after_input(i);
-        self.arm_receive(i);
-    }
-
-    /// Reading resumed (its client caught up): what was stashed meanwhile is taken as if read now, then the
-    /// receive is armed again.
-    pub(super) fn resume_ring(&mut self, i: usize, now: Instant) {
-        let Some(conn) = self.conns.get_mut(i) else {
+    /// answers: no more input until they went out); else it is armed again if it ended.
+    fn after_received(&mut self, worker: &Worker, i: usize) {
+        let Some(conn) = worker.conns.get(i) else {
             return;
         };
-        let (stash, eof) = conn.take_stash();
-        let (requests, batch) = (&mut self.requests, &mut self.batch);
-        let taken = conn.take_received(&stash, READ_STEP, &mut self.plain_buf, now, &mut |conn, data| {
-            requests.process(conn, data, batch)
-        });
-        if eof {
-            conn.received_eof();
+        let slot = &self.slots[i];
+        if conn.life.reading_paused() && slot.receiving {
+            self.submissions.push(cancel(tag(RECEIVE, i, slot.serial)));
         }
-        self.after_received(i, taken);
+        self.arm_receive(worker, i);
     }
 
     /// Submits committed output of a connection with no send in flight, or, with nothing left to send, moves it
     /// on (it waits, closes, lingers or is read again).
-    pub(super) fn send(&mut self, i: usize, now: Instant) {
-        let Some(conn) = self.conns.get_mut(i) else {
+    fn send(&mut self, worker: &mut Worker, i: usize, now: Instant) {
+        let Some(conn) = worker.conns.get_mut(i) else {
             return;
         };
-        if conn.sending() {
+        let slot = self.slot(i);
+        if slot.flight.in_flight() {
             return; // its completion sends the rest
         }
-        match conn.load_send(now) {
-            Err(_) => self.close(i),
-            Ok(true) => self.submit_send(i),
-            Ok(false) if conn.all_sent() => self.written(i, now),
-            Ok(false) => {} // the rest waits for the next group commit (or the end of the TLS handshake)
+        match conn.move_out(slot.flight.refill(), now) {
+            Err(_) => worker.close(self, i),
+            Ok(_) if !self.slots[i].flight.is_empty() => self.submit_send(worker, i),
+            Ok(Drained::All) => worker.written(self, i, now),
+            Ok(_) => {} // the rest waits for the next group commit (or the end of the TLS handshake)
         }
     }
 
     /// Queues the send of the connection's send buffer.
-    fn submit_send(&mut self, i: usize) {
-        let (Some(conn), Some(ring)) = (self.conns.get_mut(i), self.ring.as_mut()) else {
+    fn submit_send(&mut self, worker: &mut Worker, i: usize) {
+        let Some(conn) = worker.conns.get_mut(i) else {
             return;
         };
-        let (fd, serial) = (conn.stream.as_raw_fd(), conn.ring.serial);
-        let flight = conn.submit_flight();
-        ring.sends_in_flight += 1;
+        let fd = conn.stream.as_raw_fd();
+        let slot = &mut self.slots[i];
+        let serial = slot.serial;
+        let flight = slot.flight.submit();
+        conn.output.in_flight = flight.len();
+        self.sends_in_flight += 1;
         // The buffer stays as it is until the completion (see `enter`'s SAFETY); MSG_NOSIGNAL: a peer that is
         // gone is an EPIPE result, not a signal.
         let send = opcode::Send::new(Fd(fd), flight.as_ptr(), flight.len() as u32).flags(libc::MSG_NOSIGNAL);
-        ring.submissions.push(send.build().user_data(tag(SEND, i, serial)));
+        self.submissions.push(send.build().user_data(tag(SEND, i, serial)));
     }
 
-    fn sent(&mut self, i: usize, serial: u32, result: i32, now: Instant) {
-        let ring = self.ring.as_mut().expect("set up");
-        ring.sends_in_flight -= 1;
-        let conn = match self.conns.get_mut(i) {
-            Some(conn) if conn.ring.serial == serial => conn,
-            _ => {
-                let data = tag(SEND, i, serial);
-                if let Some(at) = ring.orphans.iter().position(|(of, _)| *of == data) {
-                    let (_, mut buffer) = ring.orphans.swap_remove(at);
-                    buffer.completed(); // freed now: the kernel is done with it
-                }
-                return;
+    fn sent(&mut self, worker: &mut Worker, i: usize, serial: u32, result: i32, now: Instant) {
+        self.sends_in_flight -= 1;
+        if !self.current(worker, i, serial) {
+            let data = tag(SEND, i, serial);
+            if let Some(at) = self.orphans.iter().position(|(of, _)| *of == data) {
+                let (_, mut buffer) = self.orphans.swap_remove(at);
+                buffer.completed(); // freed now: the kernel is done with it
             }
-        };
-        if result < 0 {
-            conn.send_failed();
-            return self.close(i); // the peer is gone
+            return;
         }
-        if conn.sent(result as usize, now) {
-            self.send(i, now); // what was committed since, or what comes after the last answer
+        let flight = &mut self.slots[i].flight;
+        flight.completed();
+        let conn = &mut worker.conns[i];
+        conn.output.in_flight = 0;
+        if result < 0 {
+            return worker.close(self, i); // the peer is gone
+        }
+        conn.last_active = now;
+        let bytes = flight.refill();
+        let n = (result as usize).min(bytes.len());
+        bytes.drain(..n);
+        if bytes.is_empty() {
+            if bytes.capacity() > 16 * 1024 {
+                *bytes = Vec::new();
+            }
+            self.send(worker, i, now); // what was committed since, or what comes after the last answer
         } else {
-            self.submit_send(i); // the rest of a short send
+            self.submit_send(worker, i); // the rest of a short send
         }
     }
 
-    /// The drain ended: the accepts and the UDP poll are cancelled and the sockets closed.
-    pub(super) fn stop_listening_ring(&mut self) {
-        let ring = self.ring.as_mut().expect("set up");
-        for op in [ACCEPT_HTTP, ACCEPT_HTTPS, UDP] {
-            ring.submissions.push(cancel(tag(op, 0, 0)));
+    /// Handles every completion waiting.
+    fn complete_all(&mut self, worker: &mut Worker, now: Instant) {
+        // Copied out of the completion queue first (its entries borrow the ring, the handlers need all of it),
+        // into a buffer kept for the next iteration.
+        let mut done = std::mem::take(&mut self.completed);
+        let mut completions = self.ring.completion();
+        completions.sync();
+        done.extend(completions.map(|c| (c.user_data(), c.result(), c.flags())));
+        for &(data, result, flags) in &done {
+            let (op, slot, serial) = untag(data);
+            match op {
+                ACCEPT_HTTP => self.accepted(worker, Transport::Http, result, flags, now),
+                ACCEPT_HTTPS => self.accepted(worker, Transport::Https, result, flags, now),
+                RECEIVE => self.received(worker, slot, serial, result, flags, now),
+                SEND => self.sent(worker, slot, serial, result, now),
+                WAKE => {
+                    worker.wake.reset();
+                    self.wake_armed &= cqueue::more(flags);
+                }
+                UDP => {
+                    self.udp_armed &= cqueue::more(flags);
+                    if result >= 0 {
+                        worker.receive_datagrams();
+                    }
+                }
+                _ => {}
+            }
         }
-        (self.listener, self.tls_listener, self.udp) = (None, None, None);
+        done.clear();
+        self.completed = done;
+        for i in std::mem::take(&mut self.starved) {
+            self.arm_receive(worker, i);
+        }
+        self.arm_polls(worker);
+    }
+}
+
+impl Io for Ring {
+    fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        self.enter(timeout)
+    }
+
+    fn dispatch(&mut self, worker: &mut Worker, now: Instant) {
+        self.complete_all(worker, now);
+    }
+
+    fn accept(&mut self, _: &mut Worker, transport: Transport, _: Instant) {
+        self.arm_accept(transport);
+    }
+
+    /// What was stashed meanwhile is taken as if read now (the rest stashed again, should reading pause once
+    /// more), then the end of input if it came after it, and the receive is armed again.
+    fn resume(&mut self, worker: &mut Worker, i: usize, now: Instant) {
+        if !worker.conns.contains(i) {
+            return;
+        }
+        let slot = self.slot(i);
+        let (stash, eof) = (std::mem::take(&mut slot.stash), std::mem::take(&mut slot.stashed_eof));
+        match worker.take_input(i, &stash, now) {
+            Ok(n) => {
+                let slot = &mut self.slots[i];
+                slot.stash.extend_from_slice(&stash[n..]);
+                slot.stashed_eof = eof;
+                if eof && slot.stash.is_empty() && !worker.conns[i].life.reading_paused() {
+                    slot.stashed_eof = false;
+                    worker.conns[i].life.peer_closed();
+                    worker.after_input(i, false);
+                }
+                self.after_received(worker, i);
+            }
+            Err(e) => worker.input_failed(self, i, &e),
+        }
+    }
+
+    fn flush(&mut self, worker: &mut Worker, i: usize, now: Instant) {
+        self.send(worker, i, now);
+    }
+
+    /// Its receive and its send are cancelled (a send's buffer is kept until its completion), and its
+    /// descriptor is closed by the ring after them.
+    fn close(&mut self, i: usize, conn: Connection) {
+        let slot = std::mem::take(self.slot(i));
+        if slot.receiving {
+            self.submissions.push(cancel(tag(RECEIVE, i, slot.serial)));
+        }
+        if slot.flight.in_flight() {
+            self.submissions.push(cancel(tag(SEND, i, slot.serial)));
+            self.orphans.push((tag(SEND, i, slot.serial), slot.flight));
+        }
+        let Connection { stream, .. } = conn;
+        self.submissions.push(opcode::Close::new(Fd(stream.into_raw_fd())).build().user_data(tag(OTHER, 0, 0)));
+    }
+
+    fn stop_listening(&mut self, _: &mut Worker) {
+        for op in [ACCEPT_HTTP, ACCEPT_HTTPS, UDP] {
+            self.submissions.push(cancel(tag(op, 0, 0)));
+        }
+        self.listeners = Listeners::default();
+    }
+
+    /// Closes what is left and cancels everything; the closes are submitted however little is in flight (an
+    /// idle client gets its FIN now, not when the process exits), and sends in flight get until a deadline to
+    /// complete. Their buffers, if one does not, are left to the kernel (`SendBuffer`).
+    fn end(&mut self, worker: &mut Worker) -> io::Result<()> {
+        let open: Vec<usize> = worker.conns.iter().map(|(i, _)| i).collect();
+        for i in open {
+            worker.close(self, i);
+        }
+        let cancel_all = opcode::AsyncCancel2::new(CancelBuilder::any());
+        self.submissions.push(cancel_all.build().user_data(tag(OTHER, 0, 0)));
+        let deadline = Instant::now() + FINAL_REAP;
+        loop {
+            let now = Instant::now();
+            let wait = match self.sends_in_flight {
+                0 => Duration::ZERO,
+                _ => deadline.saturating_duration_since(now),
+            };
+            self.enter(wait)?;
+            self.complete_all(worker, now);
+            if (self.sends_in_flight == 0 && self.submissions.is_empty()) || now >= deadline {
+                break;
+            }
+        }
+        if self.sends_in_flight > 0 {
+            tracing::warn!(
+                worker = worker.index,
+                sends = self.sends_in_flight,
+                "sends still in flight at the loop's end"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Ring {
+    /// The buffer ring is unregistered before its memory is freed (with this struct), on every path: the kernel
+    /// picks no buffer of a ring it no longer has.
+    fn drop(&mut self) {
+        if let Err(e) = self.buffers.unregister(&self.ring.submitter()) {
+            tracing::warn!(error = %e, "cannot unregister the buffer ring");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! A worker's UDP socket (`UDP_PORT`, SO_REUSEPORT like its listeners): datagrams are taken `SLOTS` at a time
 //! with one `recvmmsg`, each with its sender's address, whether it was truncated, and the kernel's count of the
 //! datagrams it dropped on this socket so far (SO_RXQ_OVFL), which is how plutos sees the loss it cannot
-//! answer for. `Worker::receive_datagrams` takes them into the iteration's batch, on either event loop.
+//! answer for. `worker/datagrams.rs` takes them into the iteration's batch, on either event loop.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -10,14 +10,8 @@ use std::os::fd::AsRawFd;
 
 use mio::net::UdpSocket;
 
-use super::Worker;
-use super::request::Dropped;
-use crate::metrics::{UDP_RESULTS, UdpResult, add};
-
 /// Datagrams per `recvmmsg`.
 pub const SLOTS: usize = 32;
-/// Datagrams one loop iteration takes before it turns to its connections (the rest in the next one).
-const DATAGRAMS_PER_ITERATION: usize = 1024;
 /// Room for one control message holding a u32 (`CMSG_SPACE(4)` is 24 on 64-bit Linux), 8-byte aligned.
 type Control = [u64; 4];
 
@@ -135,57 +129,5 @@ fn address(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
             Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(v6.sin6_port), 0, v6.sin6_scope_id)))
         }
         _ => None,
-    }
-}
-
-impl Worker {
-    /// Takes waiting datagrams (at most `DATAGRAMS_PER_ITERATION`) into the batch; the group commit covers them
-    /// like requests' events. Edge-triggered: a short `recvmmsg` means the queue was empty, and the next
-    /// datagram raises a new edge.
-    pub(super) fn receive_datagrams(&mut self) {
-        let Some(udp) = self.udp.as_mut() else {
-            return;
-        };
-        let (requests, batch) = (&mut self.requests, &mut self.batch);
-        let mut counts = [0u64; UDP_RESULTS.len()];
-        let mut taken = 0;
-        self.udp_pending = false;
-        loop {
-            let received = udp.receive(|datagram| {
-                let result = match datagram.payload {
-                    None => UdpResult::Truncated,
-                    Some(payload) => match requests.ingest_datagram(datagram.from, payload, batch) {
-                        Ok(_) => UdpResult::Stored,
-                        Err(Dropped::Malformed) => UdpResult::Malformed,
-                        Err(Dropped::Unauthorized) => UdpResult::Unauthorized,
-                        Err(Dropped::Refused) => UdpResult::Refused,
-                    },
-                };
-                counts[result as usize] += 1;
-            });
-            match received {
-                Ok(n) if n < SLOTS => break,
-                Ok(n) => {
-                    taken += n;
-                    if taken >= DATAGRAMS_PER_ITERATION {
-                        self.udp_pending = true;
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(worker = self.index, error = %e, "recvmmsg failed");
-                    break;
-                }
-            }
-        }
-        // Stored ones are counted by the group commit, once their events are in the spool.
-        self.udp_batched += std::mem::take(&mut counts[UdpResult::Stored as usize]);
-        let metrics = &self.shared.workers[self.index];
-        for (counter, n) in metrics.udp_datagrams.iter().zip(counts) {
-            if n > 0 {
-                add(counter, n);
-            }
-        }
-        metrics.udp_kernel_drops.store(u64::from(udp.kernel_drops), std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -30,7 +30,7 @@ impl Requests {
     /// Encodes `response` into the connection's output and counts it.
     pub(super) fn send(&mut self, conn: &mut Connection, response: &Response<'_>, answer: Answer) {
         let delivery = answer.delivery(&self.edge.cors);
-        response::write(&mut conn.out, self.clock.http_date(), response, delivery);
+        response::write(conn.output.buf(), self.clock.http_date(), response, delivery);
         self.tally.response(answer.route, response.status.0);
     }
 
@@ -38,7 +38,7 @@ impl Requests {
     pub(super) fn accept_batch(&mut self, conn: &mut Connection, events: u64, answer: Answer) {
         let lines = accepted_lines(&self.edge.cors, answer, self.first_party.set_cookie(), &mut self.extra);
         let delivery = Delivery { body: answer.body, connection: answer.connection, cors: lines };
-        response::write_batch_accepted(&mut conn.out, self.clock.http_date(), events, delivery);
+        response::write_batch_accepted(conn.output.buf(), self.clock.http_date(), events, delivery);
         self.tally.response(answer.route, 200);
     }
 
@@ -48,9 +48,9 @@ impl Requests {
         let lines = accepted_lines(&self.edge.cors, answer, self.first_party.set_cookie(), &mut self.extra);
         if answer.body == Body::Omit || answer.connection != ConnectionHeader::Omit {
             let delivery = Delivery { body: answer.body, connection: answer.connection, cors: lines };
-            response::write_event_accepted(&mut conn.out, self.clock.http_date(), kind, delivery);
+            response::write_event_accepted(conn.output.buf(), self.clock.http_date(), kind, delivery);
         } else {
-            self.event_ok.write(&mut conn.out, &self.clock, kind, lines);
+            self.event_ok.write(conn.output.buf(), &self.clock, kind, lines);
         }
         let status = if kind == ResponseKind::NoContent { 204 } else { 200 };
         self.tally.response(answer.route, status);
@@ -80,7 +80,7 @@ impl Requests {
     pub(super) fn reject(&mut self, conn: &mut Connection, e: HttpError, answer: Answer) {
         self.tally.rejection(e);
         let delivery = answer.delivery(&self.edge.cors);
-        response::write_error(&mut conn.out, self.clock.http_date(), e, delivery);
+        response::write_error(conn.output.buf(), self.clock.http_date(), e, delivery);
         self.tally.response(answer.route, e.status().0);
         if answer.connection == ConnectionHeader::Close {
             conn.life.end_after_answer();

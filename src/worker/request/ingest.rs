@@ -232,7 +232,7 @@ impl Requests {
         if events > 0 {
             batch.add_events(events);
             if let Some((conn, route)) = answering {
-                conn.mark_ingest(route);
+                conn.output.mark_ingest(route);
             }
         }
         Ok(events)

@@ -1,0 +1,407 @@
+//! A worker's state and the steps both event loops share, with the interface each loop implements (`Io`:
+//! `epoll.rs`, `ring.rs`). The loop itself is here, once: wait, then the loop's own events or completions, then
+//! the shared end of the iteration — resumed reads, housekeeping, group commit, flush, seal. What differs
+//! between the loops is only how they wait, accept, read and write, behind `Io`'s verbs; nothing here asks
+//! which loop it runs on.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+use mio::net::TcpListener;
+use slab::Slab;
+
+use super::connection::Connection;
+use super::lifecycle::AfterWrite;
+use super::request::Requests;
+use super::udp::Datagrams;
+use super::wake::Wake;
+use crate::event::record::Transport;
+use crate::http::HttpError;
+use crate::metrics::{UdpResult, WorkerMetrics, add};
+use crate::reload::Follower;
+use crate::spool::batch::Batch;
+use crate::spool::chunk::{ChunkWriter, SpoolWriteError};
+use crate::spool::{Fsync, UploadJob};
+use crate::state::{Phase, Shared};
+use crate::tls::{Served, Tls};
+
+pub(super) const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// After a failed spool write, ingest answers 503 for this long before trying the disk again.
+const WRITE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// What an event loop gives the worker: how it waits, and the verbs the shared steps call. One implementation
+/// per loop, owned by the worker's thread, chosen once at start; each keeps its own state (registrations, a
+/// ring and its buffers, what the kernel holds) and its listeners.
+pub trait Io {
+    /// Waits at most `timeout` for readiness or completions.
+    fn wait(&mut self, timeout: Duration) -> io::Result<()>;
+
+    /// Handles what the wait brought: connections accepted, input read or received, output written or sent,
+    /// datagrams waiting, the wake.
+    fn dispatch(&mut self, worker: &mut Worker, now: Instant);
+
+    /// Takes the connections the listener of `transport` has waiting, or arms its accept again (after EMFILE
+    /// and the like, retried by housekeeping).
+    fn accept(&mut self, worker: &mut Worker, transport: Transport, now: Instant);
+
+    /// Reading of connection `i` resumes (its client caught up): what it sent meanwhile is read now.
+    fn resume(&mut self, worker: &mut Worker, i: usize, now: Instant);
+
+    /// Writes, or submits, connection `i`'s committed output; once all of it went, the worker is told
+    /// (`Worker::written`).
+    fn flush(&mut self, worker: &mut Worker, i: usize, now: Instant);
+
+    /// Connection `i` left the worker's table: its socket is closed (what the kernel may still read is kept).
+    fn close(&mut self, i: usize, conn: Connection);
+
+    /// The drain ended: the listeners and the UDP socket close.
+    fn stop_listening(&mut self, worker: &mut Worker);
+
+    /// The loop ended: what it still has in the kernel is closed, cancelled and reaped.
+    fn end(&mut self, worker: &mut Worker) -> io::Result<()>;
+}
+
+/// A worker's listening sockets, owned by its event loop.
+#[derive(Default)]
+pub struct Listeners {
+    /// `PORT`.
+    pub http: Option<TcpListener>,
+    /// `TLS_PORT`.
+    pub https: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub fn get(&self, transport: Transport) -> Option<&TcpListener> {
+        match transport {
+            Transport::Http => self.http.as_ref(),
+            Transport::Https => self.https.as_ref(),
+            Transport::Udp => None,
+        }
+    }
+
+    /// Each listener with the transport of its connections.
+    pub fn each(&mut self) -> impl Iterator<Item = (Transport, &mut TcpListener)> {
+        let http = self.http.as_mut().map(|l| (Transport::Http, l));
+        http.into_iter().chain(self.https.as_mut().map(|l| (Transport::Https, l)))
+    }
+}
+
+/// What a worker needs of the configuration, besides what its request handling and chunk writer were given.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// This worker's share of MAX_CONNECTIONS.
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub fsync: Fsync,
+    /// Bounds how long requests in flight may take once the drain is over.
+    pub shutdown_timeout: Duration,
+}
+
+/// A worker's state, whichever loop drives it.
+pub struct Worker {
+    pub(super) index: usize,
+    pub(super) wake: Arc<Wake>,
+    /// The certificate new TLS connections get (taken again when a reload published one).
+    pub(super) tls: Option<(Arc<Tls>, Follower<Served>)>,
+    pub(super) udp: Option<Datagrams>,
+    /// Datagrams were left waiting at the end of the last iteration (it took its share): read them next.
+    pub(super) udp_pending: bool,
+    /// Datagrams whose events are in this iteration's batch: stored once the group commit returns.
+    pub(super) udp_batched: u64,
+    pub(super) settings: WorkerSettings,
+    pub(super) conns: Slab<Connection>,
+    pub(super) requests: Requests,
+    /// This iteration's accepted events, written by the group commit.
+    pub(super) batch: Batch,
+    chunk: ChunkWriter,
+    jobs: Sender<UploadJob>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) unsent_jobs: Vec<UploadJob>,
+    /// TLS connections' plaintext, decrypted from what was read (empty without HTTPS).
+    pub(super) plain_buf: Vec<u8>,
+    /// Connections with output to commit and write this iteration.
+    pub(super) flush_list: Vec<usize>,
+    /// Connections whose output drained while their reading was paused: read them next iteration.
+    pub(super) resume_list: Vec<usize>,
+    write_error_until: Option<Instant>,
+    pub(super) next_housekeeping: Instant,
+    pub(super) closing_deadline: Option<Instant>,
+}
+
+/// Everything a worker's state is made of (its listeners go to its event loop).
+pub struct Parts {
+    pub index: usize,
+    pub wake: Arc<Wake>,
+    pub tls: Option<Arc<Tls>>,
+    pub udp: Option<Datagrams>,
+    pub settings: WorkerSettings,
+    pub requests: Requests,
+    pub chunk: ChunkWriter,
+    pub jobs: Sender<UploadJob>,
+    pub shared: Arc<Shared>,
+}
+
+impl Worker {
+    pub fn new(parts: Parts) -> Worker {
+        let Parts { index, wake, tls, udp, settings, requests, chunk, jobs, shared } = parts;
+        let tls = tls.map(|tls| {
+            let follower = tls.published.follow();
+            (tls, follower)
+        });
+        Worker {
+            index,
+            wake,
+            plain_buf: if tls.is_some() { Vec::with_capacity(super::connection::READ_STEP) } else { Vec::new() },
+            tls,
+            udp,
+            udp_pending: false,
+            udp_batched: 0,
+            settings,
+            conns: Slab::new(),
+            requests,
+            batch: Batch::with_capacity(64 * 1024),
+            chunk,
+            jobs,
+            shared,
+            unsent_jobs: Vec::new(),
+            flush_list: Vec::new(),
+            resume_list: Vec::new(),
+            write_error_until: None,
+            next_housekeeping: Instant::now() + HOUSEKEEPING,
+            closing_deadline: None,
+        }
+    }
+
+    pub(super) fn metrics(&self) -> &WorkerMetrics {
+        &self.shared.workers[self.index]
+    }
+
+    /// The loop, on `io`, until the drain is over; then what is left is sealed and handed over.
+    pub fn run(mut self, mut io: impl Io) -> io::Result<()> {
+        loop {
+            io.wait(self.poll_timeout(Instant::now()))?;
+            let now = Instant::now();
+            self.begin_iteration(now);
+            io.dispatch(&mut self, now);
+            if self.end_iteration(&mut io, now) {
+                break;
+            }
+        }
+        let ended = io.end(&mut self);
+        self.finish();
+        ended
+    }
+
+    /// What every request of this iteration is answered under.
+    fn begin_iteration(&mut self, now: Instant) {
+        add(&self.metrics().loop_iterations, 1);
+        let accepting = self.accepting(now);
+        self.requests.begin_iteration(now, accepting);
+        if let Some((tls, served)) = self.tls.as_mut() {
+            served.refresh(&tls.published);
+        }
+    }
+
+    /// After the events or completions were handled: resumed reads, housekeeping, group commit, flush, seal.
+    /// True once the worker is done (the drain ended and its connections closed, or their deadline passed).
+    fn end_iteration(&mut self, io: &mut impl Io, now: Instant) -> bool {
+        for i in std::mem::take(&mut self.resume_list) {
+            io.resume(self, i, now);
+        }
+        if self.udp_pending {
+            self.receive_datagrams();
+        }
+        if now >= self.next_housekeeping {
+            self.housekeeping(io, now);
+        }
+        self.commit(now);
+        self.flush_all(io, now);
+        // After a failed spool write, the disk gets a pause before the next attempt.
+        if self.chunk.seal_due(now) && self.write_error_until.is_none_or(|t| now >= t) {
+            self.seal(now);
+        }
+        if let Err(e) = self.chunk.sync_if_due(now) {
+            tracing::error!(worker = self.index, error = %e, "fsync of the open chunk failed");
+        }
+        if self.shared.phase() == Phase::Closing {
+            if self.closing_deadline.is_none() {
+                self.begin_closing(io, now);
+            }
+            if self.conns.is_empty() || self.closing_deadline.is_some_and(|d| now >= d) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        if !self.resume_list.is_empty() || self.udp_pending {
+            return Duration::ZERO;
+        }
+        let mut until = self.next_housekeeping;
+        if let Some(age) = self.chunk.age_deadline() {
+            // While the disk pauses after a failed write, sealing waits for the pause to end.
+            until = until.min(self.write_error_until.map_or(age, |t| age.max(t)));
+        }
+        let mut timeout = until.saturating_duration_since(now);
+        if let Fsync::Every(interval) = self.settings.fsync {
+            timeout = timeout.min(interval);
+        }
+        if self.closing_deadline.is_some() {
+            timeout = timeout.min(Duration::from_millis(50));
+        }
+        timeout
+    }
+
+    fn accepting(&self, now: Instant) -> Result<(), HttpError> {
+        if self.write_error_until.is_some_and(|t| now < t) || self.chunk.is_backlogged() {
+            Err(HttpError::SpoolWriteFailed)
+        } else if self.shared.spool_full() {
+            Err(HttpError::SpoolFull)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Group commit: this iteration's events go to the spool, and only then may their responses leave.
+    fn commit(&mut self, now: Instant) {
+        let events = self.batch.events();
+        if events > 0 {
+            let unix = self.requests.clock().unix_seconds();
+            let datagrams = std::mem::take(&mut self.udp_batched);
+            match self.chunk.commit(self.batch.lines(), events, now, unix) {
+                Ok(bytes) => {
+                    self.shared.spool_grew(bytes);
+                    add(&self.metrics().events_accepted, events);
+                    add(&self.metrics().spool_writes, 1);
+                    if datagrams > 0 {
+                        add(&self.metrics().udp_datagrams[UdpResult::Stored as usize], datagrams);
+                    }
+                }
+                Err(e) => {
+                    self.spool_write_failed(e, now);
+                    self.take_back_acknowledgements();
+                    // Nothing of the batch is in the spool: its datagrams were refused after all.
+                    if datagrams > 0 {
+                        add(&self.metrics().udp_datagrams[UdpResult::Refused as usize], datagrams);
+                    }
+                }
+            }
+        }
+        self.batch.clear();
+        let answered = self.requests.publish_counts();
+        add(&self.metrics().requests, answered);
+        for &i in &self.flush_list {
+            if let Some(conn) = self.conns.get_mut(i) {
+                conn.output.commit();
+            }
+        }
+    }
+
+    /// A spool write failed: ingest answers 503 for a while; an abandoned open chunk goes to repair.
+    fn spool_write_failed(&mut self, e: SpoolWriteError, now: Instant) {
+        add(&self.metrics().spool_write_errors, 1);
+        if self.write_error_until.is_none_or(|t| now >= t) {
+            tracing::error!(worker = self.index, error = %e.error, "spool write failed; answering 503 for a while");
+        }
+        self.write_error_until = Some(now + WRITE_ERROR_PAUSE);
+        if let Some(path) = e.abandoned {
+            self.send_job(UploadJob::Repair(path));
+        }
+    }
+
+    /// Nothing of the lost batch is durable: every answer that acknowledged part of it, and everything the
+    /// connection answered after it, becomes one 503 that ends the connection.
+    fn take_back_acknowledgements(&mut self) {
+        for k in 0..self.flush_list.len() {
+            let i = self.flush_list[k];
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            if let Some(route) = conn.output.take_back_ingest() {
+                conn.drop_input();
+                self.requests.refuse(conn, Some(route), HttpError::SpoolWriteFailed);
+            }
+        }
+    }
+
+    /// Writes committed output (io_uring: submits its sends). Never reads: what a read would answer must wait
+    /// for the next group commit.
+    fn flush_all(&mut self, io: &mut impl Io, now: Instant) {
+        while let Some(i) = self.flush_list.pop() {
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
+            conn.life.unqueue_flush();
+            debug_assert_eq!(conn.output.uncommitted(), 0, "every connection with new output was committed");
+            io.flush(self, i, now);
+        }
+    }
+
+    /// All of a connection's output went out: it waits, closes, lingers or is read again.
+    pub(super) fn written(&mut self, io: &mut impl Io, i: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(i) else {
+            return;
+        };
+        match conn.life.written() {
+            AfterWrite::Keep => {}
+            AfterWrite::Close => self.close(io, i),
+            AfterWrite::Linger => conn.linger(now),
+            AfterWrite::ReadAgain => self.resume_list.push(i),
+        }
+    }
+
+    fn seal(&mut self, now: Instant) {
+        match self.chunk.seal() {
+            Ok((Some(sealed), bytes)) => {
+                self.shared.spool_grew(bytes);
+                add(&self.metrics().chunks_sealed, 1);
+                self.send_job(UploadJob::Sealed(sealed));
+            }
+            Ok((None, _)) => {}
+            Err(e) => self.spool_write_failed(e, now),
+        }
+    }
+
+    /// Never blocks: a full channel keeps the job here until the next housekeeping.
+    pub(super) fn send_job(&mut self, job: UploadJob) {
+        if !self.unsent_jobs.is_empty() {
+            self.unsent_jobs.push(job);
+            return;
+        }
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => self.unsent_jobs.push(job),
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!(worker = self.index, "uploader is gone; sealed chunk stays in the spool");
+            }
+        }
+    }
+
+    /// Seals the open chunk and hands everything left to the uploader, waiting for room in the channel.
+    fn finish(mut self) {
+        let now = Instant::now();
+        // Two rounds: a memory-mode chunk whose earlier write failed goes first, then the open one.
+        for _ in 0..2 {
+            if !self.chunk.is_idle() {
+                self.seal(now);
+            }
+        }
+        if !self.chunk.is_idle() {
+            // Only DURABILITY=memory gets here (a spool-mode chunk that cannot be sealed is left for repair).
+            tracing::error!(
+                worker = self.index,
+                "could not write the in-memory chunk at shutdown; its events are lost"
+            );
+        }
+        for job in std::mem::take(&mut self.unsent_jobs) {
+            if self.jobs.send(job).is_err() {
+                tracing::warn!(worker = self.index, "uploader is gone; sealed chunks stay in the spool");
+                break;
+            }
+        }
+    }
+}
