@@ -4,7 +4,8 @@
 //! - each listener has one multishot accept; each connection one multishot receive, whose data lands in a
 //!   provided buffer of the worker's buffer ring (an idle connection holds none), handed back as soon as its
 //!   bytes were taken; a receive that ran out of buffers is armed again once the iteration gave them back;
-//! - answers leave through one plain send per connection at a time (`ring/sends.rs`), submitted only by the
+//! - answers leave through one plain send per connection at a time (`ring/sends.rs`, from the buffers of
+//!   `ring/buffer.rs`), submitted only by the
 //!   flush after the group commit (or when the previous send of committed output completed), so a 2xx still
 //!   follows its spool write;
 //! - the UDP socket and the wake eventfd are watched by multishot polls, the datagrams read with `recvmmsg`;
@@ -16,21 +17,22 @@
 //! slot was reused) is recognised and only its buffer is returned.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::time::{Duration, Instant};
 
 use io_uring::squeue::Entry;
 use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode};
-use mio::net::TcpStream;
 
-use super::connection::{Connection, Drained};
+use super::connection::Connection;
 use super::core::{Io, Listeners, Worker};
 use crate::event::record::Transport;
 use crate::uring::buffers::BufRing;
-use sends::SendBuffer;
+use buffer::SendBuffer;
 use tag::{ACCEPT_HTTP, ACCEPT_HTTPS, OTHER, RECEIVE, SEND, UDP, WAKE, cancel, tag, untag};
 
+mod buffer;
+mod receives;
 mod sends;
 mod tag;
 
@@ -191,182 +193,6 @@ impl Ring {
         self.submissions.push(accept.build().user_data(tag(op, 0, 0)));
     }
 
-    fn accepted(&mut self, worker: &mut Worker, transport: Transport, result: i32, flags: u32, now: Instant) {
-        let armed = cqueue::more(flags);
-        self.accept_armed[usize::from(transport == Transport::Https)] = armed;
-        if result < 0 {
-            if result != -libc::ECANCELED {
-                // EMFILE and friends: the connection waits in the backlog; housekeeping arms the accept again.
-                let error = io::Error::from_raw_os_error(-result);
-                tracing::warn!(worker = worker.index, error = %error, "accept failed");
-            }
-            return;
-        }
-        // SAFETY: an accept's result is a new descriptor that nothing else owns.
-        let stream = unsafe { TcpStream::from_raw_fd(result) };
-        let listening = self.listeners.get(transport).is_some();
-        // Accepted while the drain ended, or reset before it was seen: dropping it closes it.
-        let Ok(peer) = stream.peer_addr().map_err(drop).and_then(|p| listening.then_some(p).ok_or(())) else {
-            return;
-        };
-        if let Some(i) = worker.admit(stream, peer.ip(), transport, now) {
-            self.serial = self.serial.wrapping_add(1);
-            let serial = self.serial;
-            *self.slot(i) = Slot { serial, ..Slot::default() };
-            self.arm_receive(worker, i);
-        }
-        if !armed {
-            self.arm_accept(transport);
-        }
-    }
-
-    /// Arms a connection's multishot receive, unless it is armed or its input is not wanted now.
-    fn arm_receive(&mut self, worker: &Worker, i: usize) {
-        let Some(conn) = worker.conns.get(i) else {
-            return;
-        };
-        let slot = self.slot(i);
-        if slot.receiving || !conn.life.wants_input() {
-            return;
-        }
-        slot.receiving = true;
-        let receive = opcode::RecvMulti::new(Fd(conn.stream.as_raw_fd()), GROUP);
-        let entry = receive.build().user_data(tag(RECEIVE, i, slot.serial));
-        self.submissions.push(entry);
-    }
-
-    /// Whether a completion of `serial` is of the connection now in slot `i`.
-    fn current(&self, worker: &Worker, i: usize, serial: u32) -> bool {
-        worker.conns.contains(i) && self.slots.get(i).is_some_and(|slot| slot.serial == serial)
-    }
-
-    fn received(&mut self, worker: &mut Worker, i: usize, serial: u32, result: i32, flags: u32, now: Instant) {
-        let buffer = cqueue::buffer_select(flags);
-        if !self.current(worker, i, serial) {
-            // Of a connection that closed: only its buffer matters.
-            if let Some(bid) = buffer {
-                self.buffers.give_back(bid);
-            }
-            return;
-        }
-        self.slots[i].receiving &= cqueue::more(flags);
-        match (result, buffer) {
-            (1.., Some(bid)) => {
-                let taken = {
-                    let data = self.buffers.filled(bid, result as usize);
-                    let taken = worker.take_input(i, data, now);
-                    if let Ok(n) = taken {
-                        self.slots[i].stash.extend_from_slice(&data[n..]);
-                    }
-                    taken
-                };
-                self.buffers.give_back(bid);
-                match taken {
-                    Ok(_) => self.after_received(worker, i),
-                    Err(e) => worker.input_failed(self, i, &e),
-                }
-            }
-            (0, _) => {
-                let slot = &mut self.slots[i];
-                let conn = &mut worker.conns[i];
-                if conn.life.reading_paused() || !slot.stash.is_empty() {
-                    slot.stashed_eof = true;
-                } else {
-                    conn.life.peer_closed();
-                }
-                worker.after_input(i, false);
-            }
-            (e, _) if e == -libc::ENOBUFS => self.starved.push(i),
-            // Cancelled when reading paused: armed again only if it was resumed meanwhile.
-            (e, _) if e == -libc::ECANCELED => self.arm_receive(worker, i),
-            (e, _) => {
-                if let Some(bid) = buffer {
-                    self.buffers.give_back(bid);
-                }
-                worker.input_failed(self, i, &io::Error::from_raw_os_error(-e.min(-1)));
-            }
-        }
-    }
-
-    /// After a connection's input was taken: a pause cancels its receive (its client does not take its
-    /// answers: no more input until they went out); else it is armed again if it ended.
-    fn after_received(&mut self, worker: &Worker, i: usize) {
-        let Some(conn) = worker.conns.get(i) else {
-            return;
-        };
-        let slot = &self.slots[i];
-        if conn.life.reading_paused() && slot.receiving {
-            self.submissions.push(cancel(tag(RECEIVE, i, slot.serial)));
-        }
-        self.arm_receive(worker, i);
-    }
-
-    /// Submits committed output of a connection with no send in flight, or, with nothing left to send, moves it
-    /// on (it waits, closes, lingers or is read again).
-    fn send(&mut self, worker: &mut Worker, i: usize, now: Instant) {
-        let Some(conn) = worker.conns.get_mut(i) else {
-            return;
-        };
-        let slot = self.slot(i);
-        if slot.flight.in_flight() {
-            return; // its completion sends the rest
-        }
-        match conn.move_out(slot.flight.refill(), now) {
-            Err(_) => worker.close(self, i),
-            Ok(_) if !self.slots[i].flight.is_empty() => self.submit_send(worker, i),
-            Ok(Drained::All) => worker.written(self, i, now),
-            Ok(_) => {} // the rest waits for the next group commit (or the end of the TLS handshake)
-        }
-    }
-
-    /// Queues the send of the connection's send buffer.
-    fn submit_send(&mut self, worker: &mut Worker, i: usize) {
-        let Some(conn) = worker.conns.get_mut(i) else {
-            return;
-        };
-        let fd = conn.stream.as_raw_fd();
-        let slot = &mut self.slots[i];
-        let serial = slot.serial;
-        let flight = slot.flight.submit();
-        conn.output.in_flight = flight.len();
-        self.sends_in_flight += 1;
-        // The buffer stays as it is until the completion (see `enter`'s SAFETY); MSG_NOSIGNAL: a peer that is
-        // gone is an EPIPE result, not a signal.
-        let send = opcode::Send::new(Fd(fd), flight.as_ptr(), flight.len() as u32).flags(libc::MSG_NOSIGNAL);
-        self.submissions.push(send.build().user_data(tag(SEND, i, serial)));
-    }
-
-    fn sent(&mut self, worker: &mut Worker, i: usize, serial: u32, result: i32, now: Instant) {
-        self.sends_in_flight -= 1;
-        if !self.current(worker, i, serial) {
-            let data = tag(SEND, i, serial);
-            if let Some(at) = self.orphans.iter().position(|(of, _)| *of == data) {
-                let (_, mut buffer) = self.orphans.swap_remove(at);
-                buffer.completed(); // freed now: the kernel is done with it
-            }
-            return;
-        }
-        let flight = &mut self.slots[i].flight;
-        flight.completed();
-        let conn = &mut worker.conns[i];
-        conn.output.in_flight = 0;
-        if result < 0 {
-            return worker.close(self, i); // the peer is gone
-        }
-        conn.last_active = now;
-        let bytes = flight.refill();
-        let n = (result as usize).min(bytes.len());
-        bytes.drain(..n);
-        if bytes.is_empty() {
-            if bytes.capacity() > 16 * 1024 {
-                *bytes = Vec::new();
-            }
-            self.send(worker, i, now); // what was committed since, or what comes after the last answer
-        } else {
-            self.submit_send(worker, i); // the rest of a short send
-        }
-    }
-
     /// Handles every completion waiting.
     fn complete_all(&mut self, worker: &mut Worker, now: Instant) {
         // Copied out of the completion queue first (its entries borrow the ring, the handlers need all of it),
@@ -417,28 +243,8 @@ impl Io for Ring {
         self.arm_accept(transport);
     }
 
-    /// What was stashed meanwhile is taken as if read now (the rest stashed again, should reading pause once
-    /// more), then the end of input if it came after it, and the receive is armed again.
     fn resume(&mut self, worker: &mut Worker, i: usize, now: Instant) {
-        if !worker.conns.contains(i) {
-            return;
-        }
-        let slot = self.slot(i);
-        let (stash, eof) = (std::mem::take(&mut slot.stash), std::mem::take(&mut slot.stashed_eof));
-        match worker.take_input(i, &stash, now) {
-            Ok(n) => {
-                let slot = &mut self.slots[i];
-                slot.stash.extend_from_slice(&stash[n..]);
-                slot.stashed_eof = eof;
-                if eof && slot.stash.is_empty() && !worker.conns[i].life.reading_paused() {
-                    slot.stashed_eof = false;
-                    worker.conns[i].life.peer_closed();
-                    worker.after_input(i, false);
-                }
-                self.after_received(worker, i);
-            }
-            Err(e) => worker.input_failed(self, i, &e),
-        }
+        self.resume_reading(worker, i, now);
     }
 
     fn flush(&mut self, worker: &mut Worker, i: usize, now: Instant) {

@@ -1,92 +1,82 @@
-//! The buffers the io_uring loop sends from. A send's buffer is the kernel's from the submission until the
-//! completion: meanwhile nothing writes, reallocates or frees it, and one dropped before its completion (the
-//! loop ended first, or its ring failed) is leaked instead of freed — the `SAFETY` of every submission rests on
-//! this type (as tokio-uring keeps the buffer of an operation still in flight when its owner goes away).
+//! The io_uring loop's output: one plain send per connection at a time, from its `SendBuffer`, of committed
+//! output only (moved there after the group commit), and what its completion says — all sent, a short send to
+//! finish, or a peer that is gone.
 
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::Relaxed;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
 
-/// Send buffers dropped while their send was in flight, whose memory was therefore never freed.
-pub static LEFT_TO_THE_KERNEL: AtomicUsize = AtomicUsize::new(0);
+use io_uring::opcode;
+use io_uring::types::Fd;
 
-/// The buffer of one connection's sends, one at a time.
-#[derive(Debug, Default)]
-pub struct SendBuffer {
-    bytes: Vec<u8>,
-    submitted: bool,
-}
+use super::Ring;
+use super::tag::{SEND, tag};
+use crate::worker::connection::Drained;
+use crate::worker::core::Worker;
 
-impl SendBuffer {
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// A send of it is in flight.
-    pub fn in_flight(&self) -> bool {
-        self.submitted
-    }
-
-    /// The bytes of a send about to be submitted: the kernel's until `completed`.
-    pub fn submit(&mut self) -> &[u8] {
-        debug_assert!(!self.submitted, "one send at a time");
-        self.submitted = true;
-        &self.bytes
-    }
-
-    /// The send of it completed (whatever its result): it is ours again.
-    pub fn completed(&mut self) {
-        self.submitted = false;
-    }
-
-    /// The buffer to fill (or trim) before the next send.
-    pub fn refill(&mut self) -> &mut Vec<u8> {
-        assert!(!self.submitted, "a buffer the kernel may read is not written");
-        &mut self.bytes
-    }
-}
-
-impl Drop for SendBuffer {
-    fn drop(&mut self) {
-        if self.submitted {
-            // The kernel may still read these bytes: never freed.
-            std::mem::forget(std::mem::take(&mut self.bytes));
-            LEFT_TO_THE_KERNEL.fetch_add(1, Relaxed);
+impl Ring {
+    /// Submits committed output of a connection with no send in flight, or, with nothing left to send, moves it
+    /// on (it waits, closes, lingers or is read again).
+    pub(super) fn send(&mut self, worker: &mut Worker, i: usize, now: Instant) {
+        let Some(conn) = worker.conns.get_mut(i) else {
+            return;
+        };
+        let slot = self.slot(i);
+        if slot.flight.in_flight() {
+            return; // its completion sends the rest
+        }
+        match conn.move_out(slot.flight.refill(), now) {
+            Err(_) => worker.close(self, i),
+            Ok(_) if !self.slots[i].flight.is_empty() => self.submit_send(worker, i),
+            Ok(Drained::All) => worker.written(self, i, now),
+            Ok(_) => {} // the rest waits for the next group commit (or the end of the TLS handshake)
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_send_buffer_dropped_while_its_send_is_in_flight_is_left_to_the_kernel() {
-        let before = LEFT_TO_THE_KERNEL.load(Relaxed);
-        let mut idle = SendBuffer::default();
-        idle.refill().extend_from_slice(b"answer");
-        drop(idle);
-        let mut done = SendBuffer::default();
-        done.refill().extend_from_slice(b"answer");
-        assert_eq!(done.submit(), b"answer");
-        assert!(done.in_flight());
-        done.completed();
-        done.refill().clear(); // ours again: writable
-        drop(done);
-        assert_eq!(LEFT_TO_THE_KERNEL.load(Relaxed), before, "freed: no send of them was in flight");
-
-        let mut in_flight = SendBuffer::default();
-        in_flight.refill().extend_from_slice(b"answer");
-        in_flight.submit();
-        drop(in_flight);
-        assert_eq!(LEFT_TO_THE_KERNEL.load(Relaxed), before + 1, "its send may still read it: not freed");
+    /// Queues the send of the connection's send buffer.
+    fn submit_send(&mut self, worker: &mut Worker, i: usize) {
+        let Some(conn) = worker.conns.get_mut(i) else {
+            return;
+        };
+        let fd = conn.stream.as_raw_fd();
+        let slot = &mut self.slots[i];
+        let serial = slot.serial;
+        let flight = slot.flight.submit();
+        conn.output.in_flight = flight.len();
+        self.sends_in_flight += 1;
+        // The buffer stays as it is until the completion (see `enter`'s SAFETY); MSG_NOSIGNAL: a peer that is
+        // gone is an EPIPE result, not a signal.
+        let send = opcode::Send::new(Fd(fd), flight.as_ptr(), flight.len() as u32).flags(libc::MSG_NOSIGNAL);
+        self.submissions.push(send.build().user_data(tag(SEND, i, serial)));
     }
 
-    #[test]
-    #[should_panic(expected = "not written")]
-    fn a_buffer_the_kernel_may_read_is_not_written() {
-        let mut buffer = SendBuffer::default();
-        buffer.refill().push(1);
-        buffer.submit();
-        buffer.refill().push(2);
+    pub(super) fn sent(&mut self, worker: &mut Worker, i: usize, serial: u32, result: i32, now: Instant) {
+        self.sends_in_flight -= 1;
+        if !self.current(worker, i, serial) {
+            let data = tag(SEND, i, serial);
+            if let Some(at) = self.orphans.iter().position(|(of, _)| *of == data) {
+                let (_, mut buffer) = self.orphans.swap_remove(at);
+                buffer.completed(); // freed now: the kernel is done with it
+            }
+            return;
+        }
+        let flight = &mut self.slots[i].flight;
+        flight.completed();
+        let conn = &mut worker.conns[i];
+        conn.output.in_flight = 0;
+        if result < 0 {
+            return worker.close(self, i); // the peer is gone
+        }
+        conn.last_active = now;
+        let bytes = flight.refill();
+        let n = (result as usize).min(bytes.len());
+        bytes.drain(..n);
+        if bytes.is_empty() {
+            if bytes.capacity() > 16 * 1024 {
+                *bytes = Vec::new();
+            }
+            self.send(worker, i, now); // what was committed since, or what comes after the last answer
+        } else {
+            self.submit_send(worker, i); // the rest of a short send
+        }
     }
 }
