@@ -12,7 +12,7 @@ use plutos::event::body::{BodyKind, append_body_events};
 use plutos::event::clock::Clock;
 use plutos::event::ids::RequestIds;
 use plutos::event::query::{QueryScratch, append_query_object};
-use plutos::event::record::{Protocol, RecordBuilder, RequestMeta, Transport};
+use plutos::event::record::{Emitter, Protocol, RecordBuilder, RequestMeta, Transport};
 use plutos::http::{Method, Parse, parse_head};
 use plutos::spool::ChunkConfig;
 use plutos::spool::SpoolDirs;
@@ -127,16 +127,9 @@ fn ndjson_body(c: &mut Criterion) {
             out.clear();
             let body = black_box(body.as_bytes());
             let kind = BodyKind::Ndjson;
-            let n = append_body_events(
-                kind,
-                body,
-                &mut out,
-                &records.builder,
-                &mut records.ids,
-                &mut minified,
-                &mut records.scratch,
-            );
-            assert_eq!(n.unwrap(), 100);
+            let mut emit = Emitter::new(&mut out, &records.builder, &mut records.ids);
+            append_body_events(kind, body, &mut emit, &mut minified, &mut records.scratch).unwrap();
+            assert_eq!(emit.events(), 100);
         })
     });
     group.finish();

@@ -8,7 +8,9 @@
 //! - `uring`: the io_uring a worker drives under `IO_BACKEND=uring` (setup, probe, provided buffers).
 //! - `worker`: the pinned per-core event loop (accept, read, group commit, flush, seal, timeouts), its
 //!   connections' state, and the handling of the requests in their bytes.
-//! - `http`: request heads, chunked bodies, framing across reads, routes, error kinds, response encoding.
+//! - `http`: request heads, chunked bodies, framing across reads, error kinds, response encoding.
+//! - `route`: the route table (paths, methods, what each is for; an ingest route names its protocol).
+//! - `protocol`: the wire formats events arrive in (plutos's `/e`, Segment, PostHog, Snowplow), one module each.
 //! - `event`: queries, forms and bodies into JSON events, and the record line of each.
 //! - `enrich`: what a record adds about its client (GeoIP, user agent, bots).
 //! - `reload`: files served from (GeoIP databases, the TLS certificate) read again on SIGHUP or when replaced.
@@ -29,6 +31,7 @@ pub mod listener;
 pub mod metrics;
 pub mod protocol;
 pub mod reload;
+pub mod route;
 pub mod ship;
 pub mod spool;
 pub mod state;

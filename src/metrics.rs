@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crossbeam_utils::CachePadded;
 
 use crate::http::HttpError;
-use crate::http::route::{self, Route};
+use crate::route::{self, Route};
 
 mod enrichment;
 mod tls;

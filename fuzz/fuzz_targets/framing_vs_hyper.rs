@@ -19,7 +19,7 @@ use hyper::body::{Body, Incoming};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use libfuzzer_sys::fuzz_target;
 use plutos::http::chunked::decode_chunked;
-use plutos::http::framing::{self, Framed, Progress};
+use plutos::http::framing::{self, BodyLimit, Framed, Progress};
 use plutos::http::{Framing, Method, RequestHead};
 
 const MAX_BODY: usize = 1 << 20;
@@ -46,7 +46,7 @@ fn plutos_reads(stream: &[u8]) -> Vec<Read1> {
     while pos < stream.len() {
         let buf = &stream[pos..];
         let mut head = RequestHead::default();
-        let Ok(Framed::Complete { end }) = Progress::default().advance(buf, MAX_BODY, &mut head) else {
+        let Ok(Framed::Complete { end }) = Progress::default().advance(buf, BodyLimit::strict(MAX_BODY), &mut head) else {
             break;
         };
         let body = match head.framing {

@@ -5,10 +5,9 @@
 
 use std::io::Read;
 
-use crate::event::ids::RequestIds;
 use crate::event::json;
 use crate::event::query::{QueryScratch, append_query_object};
-use crate::event::record::RecordBuilder;
+use crate::event::record::Emitter;
 use crate::http::HttpError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +46,6 @@ pub fn body_kind(content_type: Option<&[u8]>) -> Result<BodyKind, HttpError> {
 pub struct BodyScratch {
     pub dechunked: Vec<u8>,
     pub decompressed: Vec<u8>,
-    pub minified: Vec<u8>,
 }
 
 /// Undoes Content-Encoding. The result borrows `body` (identity) or the scratch buffer.
@@ -110,74 +108,37 @@ fn read_capped(decoder: impl Read, max: usize, out: &mut Vec<u8>) -> Result<(), 
     }
 }
 
-/// Appends one record per event in `body` to `out` and returns how many. On error `out` is unchanged.
+/// One record per event in `body`, through `emit`. On an error some may have been written: the caller rolls
+/// the request back.
 pub fn append_body_events(
     kind: BodyKind,
     body: &[u8],
-    out: &mut Vec<u8>,
-    builder: &RecordBuilder,
-    ids: &mut RequestIds,
+    emit: &mut Emitter<'_>,
     minified: &mut Vec<u8>,
     query: &mut QueryScratch,
-) -> Result<u64, HttpError> {
-    let start = out.len();
-    let result = match kind {
-        BodyKind::Json => append_json(body, out, builder, ids, minified),
-        BodyKind::Ndjson => append_ndjson(body, out, builder, ids, minified),
-        BodyKind::Form => {
-            builder.begin_record(out);
-            match append_query_object(out, body, query) {
-                Ok(()) => {
-                    builder.finish_record(out, ids);
-                    Ok(1)
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
-    };
-    if result.is_err() {
-        out.truncate(start);
+) -> Result<(), HttpError> {
+    match kind {
+        BodyKind::Json => append_json(body, emit, minified),
+        BodyKind::Ndjson => append_ndjson(body, emit, minified),
+        BodyKind::Form => emit.plain(|out| append_query_object(out, body, query).map_err(HttpError::from)),
     }
-    result
 }
 
-fn append_json(
-    body: &[u8],
-    out: &mut Vec<u8>,
-    builder: &RecordBuilder,
-    ids: &mut RequestIds,
-    minified: &mut Vec<u8>,
-) -> Result<u64, HttpError> {
+fn append_json(body: &[u8], emit: &mut Emitter<'_>, minified: &mut Vec<u8>) -> Result<(), HttpError> {
     if !json::validate(body) {
         return Err(INVALID_JSON);
     }
     minified.clear();
     json::minify_into(minified, body)?;
     match minified.first() {
-        Some(b'{') => {
-            builder.append_record(out, minified, ids);
-            Ok(1)
-        }
-        Some(b'[') => {
-            let mut events = 0;
-            json::for_each_array_element(minified, |element| {
-                builder.append_record(out, element, ids);
-                events += 1;
-            });
-            Ok(events)
-        }
-        _ => Err(HttpError::BadRequest("expected a JSON object or array")),
+        Some(b'{') => emit.record(minified),
+        Some(b'[') => json::for_each_array_element(minified, |element| emit.record(element)),
+        _ => return Err(HttpError::BadRequest("expected a JSON object or array")),
     }
+    Ok(())
 }
 
-fn append_ndjson(
-    body: &[u8],
-    out: &mut Vec<u8>,
-    builder: &RecordBuilder,
-    ids: &mut RequestIds,
-    minified: &mut Vec<u8>,
-) -> Result<u64, HttpError> {
-    let mut events = 0;
+fn append_ndjson(body: &[u8], emit: &mut Emitter<'_>, minified: &mut Vec<u8>) -> Result<(), HttpError> {
     for line in body.split(|&b| b == b'\n') {
         if line.trim_ascii().is_empty() {
             continue;
@@ -187,10 +148,9 @@ fn append_ndjson(
         }
         minified.clear();
         json::minify_into(minified, line)?;
-        builder.append_record(out, minified, ids);
-        events += 1;
+        emit.record(minified);
     }
-    Ok(events)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -199,7 +159,8 @@ mod tests {
 
     use super::*;
     use crate::event::clock::Clock;
-    use crate::event::record::{Protocol, RequestMeta, Transport};
+    use crate::event::ids::RequestIds;
+    use crate::event::record::{Protocol, RecordBuilder, RequestMeta, Transport};
     use crate::http::Method;
 
     fn events(kind: BodyKind, body: &[u8]) -> Result<Vec<serde_json::Value>, HttpError> {
@@ -220,12 +181,14 @@ mod tests {
         let mut out = b"earlier\n".to_vec();
         let mut minified = Vec::new();
         let mut query = QueryScratch::default();
-        let result =
-            append_body_events(kind, body, &mut out, &builder, &mut RequestIds::new(0, 0), &mut minified, &mut query);
+        let mut ids = RequestIds::new(0, 0);
+        let mut emit = Emitter::new(&mut out, &builder, &mut ids);
+        let result = append_body_events(kind, body, &mut emit, &mut minified, &mut query);
+        let n = emit.events();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.split_terminator('\n').collect();
         assert_eq!(lines[0], "earlier");
-        let n = result?;
+        result?;
         assert_eq!(lines.len() as u64 - 1, n);
         Ok(lines[1..]
             .iter()

@@ -306,6 +306,22 @@ impl<'a> Emitter<'a> {
         self.events += 1;
     }
 
+    /// One record of an event that brings no fields of its own (plutos's `/e`): `raw_data` writes its JSON
+    /// value, or fails (the caller rolls the request back).
+    pub fn plain<E>(&mut self, raw_data: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+        self.builder.begin_record(self.out);
+        raw_data(self.out)?;
+        self.builder.finish_record(self.out, self.ids);
+        self.events += 1;
+        Ok(())
+    }
+
+    /// One record of an event that brings no fields of its own, whose `raw_data` is already JSON.
+    pub fn record(&mut self, raw_data: &[u8]) {
+        self.builder.append_record(self.out, raw_data, self.ids);
+        self.events += 1;
+    }
+
     /// Records written so far.
     pub fn events(&self) -> u64 {
         self.events

@@ -78,9 +78,10 @@ impl Progress {
     pub fn advance<'b>(
         &mut self,
         buf: &'b [u8],
-        max_body: usize,
+        limit: BodyLimit,
         head: &mut RequestHead<'b>,
     ) -> Result<Framed, FramingError> {
+        let keeps_oversized = limit.keeps_oversized;
         match self {
             // A head that arrives whole (the common case) is parsed at once; only after a partial one does the
             // search for its end spare the parser from re-reading it on every read.
@@ -97,7 +98,7 @@ impl Progress {
                     None => Ok(Framed::Partial),
                 }
             }
-            Progress::Head { .. } => self.head_complete(buf, max_body, head),
+            Progress::Head { .. } => self.head_complete(buf, limit, head),
             Progress::Body { head_len, body } => {
                 let (head_len, body_progress) = (*head_len, body.complete_len(&buf[*head_len..]));
                 let oversized = matches!(body, BodyProgress::Oversized(_));
@@ -127,9 +128,10 @@ impl Progress {
     fn head_complete<'b>(
         &mut self,
         buf: &'b [u8],
-        max_body: usize,
+        limit: BodyLimit,
         head: &mut RequestHead<'b>,
     ) -> Result<Framed, FramingError> {
+        let BodyLimit { max: max_body, keeps_oversized } = limit;
         match parse_head_into(buf, head) {
             Ok(Parse::Complete(())) => {}
             // A head is judged once it is whole (or over a limit): an error seen before its end waits for the
@@ -194,9 +196,19 @@ impl BodyProgress {
     }
 }
 
-/// Whether the request's route keeps a payload over the limit as a bad row (only looked up when one is).
-fn keeps_oversized(head: &RequestHead<'_>) -> bool {
-    super::route::route(head.path, head.method).is_ok_and(|route| route.endpoint().keeps_oversized())
+/// How large a body may be, and which requests keep one over it (a bad row instead of 413: the route table
+/// says, asked only when a body is over the limit).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit {
+    pub max: usize,
+    pub keeps_oversized: fn(&RequestHead<'_>) -> bool,
+}
+
+impl BodyLimit {
+    /// `max` for every request: none keeps an oversized body.
+    pub fn strict(max: usize) -> BodyLimit {
+        BodyLimit { max, keeps_oversized: |_| false }
+    }
 }
 
 /// The limits of a chunked body: `max_body` of data; its trailers share the head's limits with the head.
@@ -225,7 +237,7 @@ mod tests {
     fn outcome(stream: &[u8], cuts: &[usize]) -> Option<u16> {
         let mut progress = Progress::default();
         for end in cuts.iter().copied().chain([stream.len()]) {
-            match progress.advance(&stream[..end], 1024, &mut RequestHead::default()) {
+            match progress.advance(&stream[..end], keeping_tp2(1024), &mut RequestHead::default()) {
                 Ok(Framed::Partial) | Ok(Framed::HeadOnly) => continue,
                 Ok(Framed::Complete { .. }) => return Some(0),
                 Ok(Framed::Oversized { .. }) => return Some(1),
@@ -242,9 +254,14 @@ mod tests {
         }
     }
 
+    /// The limit the tests frame with: Snowplow's tp2 path keeps an oversized body, as the route table says.
+    fn keeping_tp2(max: usize) -> BodyLimit {
+        BodyLimit { max, keeps_oversized: |head| head.path == b"/com.snowplowanalytics.snowplow/tp2" }
+    }
+
     /// `progress.advance` with a head that is thrown away.
     fn advance(progress: &mut Progress, buf: &[u8], max_body: usize) -> Result<Framed, FramingError> {
-        progress.advance(buf, max_body, &mut RequestHead::default())
+        progress.advance(buf, keeping_tp2(max_body), &mut RequestHead::default())
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! HTTP/1.x: request heads (`head`, httparse), chunked bodies (`chunked`), how far the request at the start of a
-//! connection's input got across reads (`framing`), the route table (`route`), encoding answers (`response`), and
-//! the error kinds every answer is chosen from.
+//! connection's input got across reads (`framing`), encoding answers (`response`), and the error kinds every
+//! answer is chosen from.
 //!
 //! "Need more bytes" is `Parse::Partial`, never an error. Every error is an `HttpError`: a small `Copy` value
 //! with a status and a static reason, turned into bytes in one place (`response::write_error`).
@@ -18,7 +18,6 @@ pub mod framing;
 mod head;
 pub mod percent;
 pub mod response;
-pub mod route;
 mod target;
 pub mod write_key;
 

@@ -1,21 +1,148 @@
-//! The wire protocols of the analytics SDKs teams already run, beside plutos's own `/e` (which `event::query`
-//! and `event::body` read): `segment` (Segment's HTTP tracking API, also what RudderStack's SDKs speak),
-//! `posthog` (PostHog's capture API) and `snowplow` (Snowplow's tracker protocol). One module per protocol, each
-//! turning a request's bytes into events and handing every event to the one record path
-//! (`event::record::Emitter`): the same record line, fields and sequence of checks as any other route. Nothing
-//! after that path knows which protocol brought an event, but the record's `protocol` field.
+//! The protocols plutos speaks, one module each, each turning a request's bytes into events: `plutos` (its own
+//! `/e`: a query, or a body of JSON, NDJSON or a form; Plutos's before it), `segment` (Segment's HTTP tracking
+//! API, also what RudderStack's SDKs speak), `posthog` (PostHog's capture API) and `snowplow` (Snowplow's
+//! tracker protocol). `Ingest` is the one place that knows them all: which module reads a route, what its
+//! success looks like, what becomes of a payload over the limit, which visitor cookie it sets — so adding a
+//! protocol is its module, one variant here and one line in the route table.
 //!
-//! Each module reads its envelope once as minified, validated JSON (`minified_json`) and walks it with
-//! `event::object`: no DOM, nothing decoded that is not looked at. A request is accepted whole or not at all —
-//! on any error the worker rolls its batch back to where the request began.
+//! Every event goes to the one record path (`event::record::Emitter`): the same record line, fields and
+//! sequence of checks whatever the protocol. Nothing after that path knows which protocol brought an event,
+//! but the record's `protocol` field. The SDK modules read their envelope once as minified, validated JSON
+//! (`minified_json`) and walk it with `event::object`: no DOM, nothing decoded that is not looked at. A request
+//! is accepted whole or not at all — on any error the worker rolls its batch back to where the request began.
 
+pub mod plutos;
 pub mod posthog;
 pub mod segment;
 pub mod snowplow;
 
 use crate::event::json;
 use crate::event::query::QueryScratch;
-use crate::http::HttpError;
+use crate::event::record::{Emitter, Protocol};
+use crate::http::write_key::KeyGate;
+use crate::http::{HttpError, Method, RequestHead};
+
+/// What an ingest route speaks: its protocol, with what the route itself tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingest {
+    /// plutos's own `/e`: a query (GET, HEAD) or a body (POST).
+    Plutos,
+    /// Segment's HTTP API: a batch (`None`), or one message of the type the path names.
+    Segment(Option<&'static str>),
+    /// PostHog's capture API: one event, an array, or a batch envelope.
+    PostHog,
+    /// Snowplow's tracker protocol over POST: a `payload_data` batch.
+    SnowplowPost,
+    /// Snowplow's pixel: one event in the query, answered with a 1×1 GIF.
+    SnowplowPixel,
+}
+
+/// Which visitor id a protocol's records and answers carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cookie {
+    /// `VISITOR_COOKIE`, plutos's first-party id.
+    FirstParty,
+    /// Snowplow's network user id (`sp`, or the tracker's `nuid`), which its trackers read back.
+    Snowplow,
+}
+
+/// What a protocol answers a request it accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// plutos's GET: the answer `RESPONSE` names (empty 200, 1×1 GIF, 204), Plutos's contract.
+    Event,
+    /// plutos's POST: `{"accepted":N}`.
+    Count(u64),
+    /// An SDK's own: exactly 200, this body and type (and no-cache headers for a pixel).
+    Body { content_type: &'static str, body: &'static [u8], no_cache: bool },
+}
+
+/// What a protocol reads of a request besides the record's request fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Intake<'a> {
+    pub method: Method,
+    pub query: &'a [u8],
+    /// The body with its Content-Encoding undone.
+    pub body: &'a [u8],
+    pub content_type: Option<&'a [u8]>,
+    pub max_decompressed: usize,
+}
+
+impl Ingest {
+    /// The record's `protocol`.
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Ingest::Plutos => Protocol::Plutos,
+            Ingest::Segment(_) => Protocol::Segment,
+            Ingest::PostHog => Protocol::PostHog,
+            Ingest::SnowplowPost | Ingest::SnowplowPixel => Protocol::Snowplow,
+        }
+    }
+
+    /// An SDK's protocol: answered as that SDK's own server does (CORS: any origin echoed; keys may be in the
+    /// body; the client's retry count is read).
+    pub fn is_sdk(self) -> bool {
+        self != Ingest::Plutos
+    }
+
+    /// Keeps a payload over the body limit as a bad-row record and answers 200, instead of 413: Snowplow's
+    /// trackers send a refused payload again forever.
+    pub fn keeps_oversized(self) -> bool {
+        match self {
+            Ingest::SnowplowPost | Ingest::SnowplowPixel => true,
+            Ingest::Plutos | Ingest::Segment(_) | Ingest::PostHog => false,
+        }
+    }
+
+    pub fn cookie(self) -> Cookie {
+        match self {
+            Ingest::SnowplowPost | Ingest::SnowplowPixel => Cookie::Snowplow,
+            Ingest::Plutos | Ingest::Segment(_) | Ingest::PostHog => Cookie::FirstParty,
+        }
+    }
+
+    /// What the request must be before anything of it is read (plutos's POST: a body type it reads).
+    pub fn check(self, head: &RequestHead<'_>) -> Result<(), HttpError> {
+        match self {
+            Ingest::Plutos => plutos::check(head.method, head.content_type),
+            Ingest::Segment(_) | Ingest::PostHog | Ingest::SnowplowPost | Ingest::SnowplowPixel => Ok(()),
+        }
+    }
+
+    /// The request's events, each through `emit`; an error refuses the whole request.
+    pub fn events(
+        self,
+        intake: &Intake<'_>,
+        gate: KeyGate<'_>,
+        emit: &mut Emitter<'_>,
+        scratch: &mut Scratch,
+    ) -> Result<(), HttpError> {
+        match self {
+            Ingest::Plutos => plutos::ingest(intake, emit, scratch),
+            Ingest::Segment(implied_type) => segment::ingest(implied_type, intake.body, gate, emit, scratch),
+            Ingest::PostHog => posthog::ingest(intake, gate, emit, scratch),
+            Ingest::SnowplowPost => snowplow::ingest_post(intake.body, gate, emit, scratch),
+            Ingest::SnowplowPixel => snowplow::ingest_pixel(intake.query, gate, emit, scratch),
+        }
+    }
+
+    /// The answer to an accepted request of `method` that brought `events`.
+    pub fn accepted(self, method: Method, events: u64) -> Accepted {
+        let json = |body| Accepted::Body { content_type: "application/json", body, no_cache: false };
+        match self {
+            Ingest::Plutos if method == Method::Post => Accepted::Count(events),
+            Ingest::Plutos => Accepted::Event,
+            Ingest::Segment(_) => json(segment::ACCEPTED),
+            Ingest::PostHog => json(posthog::ACCEPTED),
+            Ingest::SnowplowPost => {
+                Accepted::Body { content_type: "text/plain; charset=utf-8", body: snowplow::ACCEPTED, no_cache: false }
+            }
+            Ingest::SnowplowPixel => {
+                Accepted::Body { content_type: "image/gif", body: crate::http::response::PIXEL_GIF, no_cache: true }
+            }
+        }
+    }
+}
 
 /// One worker's reusable buffers for the protocols, so a request allocates nothing in steady state.
 #[derive(Default)]
@@ -27,6 +154,7 @@ pub struct Scratch {
     /// An event's value being built (an edited object, a decoded context).
     pub nested: Vec<u8>,
     pub more: Vec<u8>,
+    /// A query or form being read (the write key's parameter left out when keys are required).
     pub query: QueryScratch,
     /// The spans of a batch's events in `json`.
     pub elements: Vec<(u32, u32)>,

@@ -13,7 +13,7 @@
 //! `properties`). The key is the envelope's `api_key`, else the event's `api_key`, `token` or `properties.token`.
 //! Success is `200 {"status":1}`: posthog-js and RudderStack take any other 2xx for a failure.
 
-use super::{Scratch, minified_json};
+use super::{Intake, Scratch, minified_json};
 use crate::event::body;
 use crate::event::json;
 use crate::event::object::{Edit, Members, Text, key, text, write_object};
@@ -26,16 +26,6 @@ pub const ACCEPTED: &[u8] = br#"{"status":1}"#;
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 
-/// What of a capture request is read besides the record's request fields.
-pub struct Capture<'a> {
-    pub method: Method,
-    /// The body with its Content-Encoding undone.
-    pub body: &'a [u8],
-    pub query: &'a [u8],
-    pub content_type: Option<&'a [u8]>,
-    pub max_decompressed: usize,
-}
-
 /// How the payload says it is wrapped. gzip needs no word: a gzip stream opens with its magic bytes, and those
 /// decide (`?compression=gzip-js` over a body whose `Content-Encoding: gzip` was already undone is JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +37,7 @@ enum Wrapping {
 
 /// The events of one capture request.
 pub fn ingest(
-    capture: &Capture<'_>,
+    capture: &Intake<'_>,
     gate: KeyGate<'_>,
     emit: &mut Emitter<'_>,
     scratch: &mut Scratch,
@@ -63,7 +53,7 @@ pub fn ingest(
 
 /// The payload's JSON text: out of a form or the query, out of base64, out of gzip, as it says or looks.
 fn payload<'a>(
-    capture: &Capture<'a>,
+    capture: &Intake<'a>,
     form_data: &'a mut Vec<u8>,
     unbase64: &'a mut Vec<u8>,
     inflated: &'a mut Vec<u8>,

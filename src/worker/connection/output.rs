@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use rustls::ServerConnection;
 
-use crate::http::route::Route;
+use crate::route::Route;
 
 /// Buffers larger than this are released when they empty, so idle connections stay small.
 pub(super) const KEEP_CAPACITY: usize = 16 * 1024;
@@ -203,7 +203,7 @@ mod tests {
     use crate::http::Method;
 
     fn route() -> Route {
-        crate::http::route::route(b"/e", Method::Get).unwrap()
+        crate::route::route(b"/e", Method::Get).unwrap()
     }
 
     #[test]

@@ -1,113 +1,90 @@
-//! The answers of a request, encoded into its connection's output and counted: accepted events (the cached
-//! keep-alive GET answer, a batch's count, an SDK's own body), preflights, plain texts and refusals, with the
-//! header lines an answer adds (CORS, the visitor's cookie).
+//! An answer encoded as HTTP/1.1 into a connection's output, and counted: accepted events (the cached
+//! keep-alive GET answer, a batch's count, an SDK's own body), preflights, texts and refusals, with the header
+//! lines an answer adds (CORS, the visitor's cookie, no-cache, `Allow`).
 
-use super::{Answer, Requests};
+use super::Requests;
+use super::exchange::{Answer, AnswerKind};
 use crate::event::clock::Clock;
-use crate::http::HttpError;
-use crate::http::RequestHead;
 use crate::http::cors::Cors;
-use crate::http::response::{self, Body, ConnectionHeader, Delivery, Response, ResponseKind};
-use crate::http::route::{Endpoint, Route};
-use crate::protocol::{posthog, segment, snowplow};
-use crate::worker::connection::Connection;
+use crate::http::response::{self, Body, ConnectionHeader, Delivery, NO_CACHE, Response, ResponseKind};
+use crate::protocol::{Accepted, Cookie};
 
 impl Requests {
-    /// `OPTIONS`: 204 with the route's `Allow`, and for an allowed origin the CORS preflight headers.
-    pub(super) fn preflight(&mut self, conn: &mut Connection, head: &RequestHead<'_>, route: Route, answer: Answer) {
-        let allow = route.allow();
-        let mut extra = std::mem::take(&mut self.extra);
-        extra.clear();
-        extra.extend_from_slice(b"Allow: ");
-        extra.extend_from_slice(allow.as_bytes());
-        extra.extend_from_slice(b"\r\n");
-        self.edge.preflight(head, allow, route.endpoint().is_sdk(), &mut extra);
-        let preflight = Response { status: (204, "No Content"), content_type: None, extra_headers: &extra, body: b"" };
-        self.send(conn, &preflight, Answer { body: Body::Send, ..answer });
-        self.extra = extra;
-    }
-
-    /// Encodes `response` into the connection's output and counts it.
-    pub(super) fn send(&mut self, conn: &mut Connection, response: &Response<'_>, answer: Answer) {
-        let delivery = answer.delivery(&self.edge.cors);
-        response::write(conn.output.buf(), self.clock.http_date(), response, delivery);
-        self.tally.response(answer.route, response.status.0);
-    }
-
-    /// The answer to an accepted POST.
-    pub(super) fn accept_batch(&mut self, conn: &mut Connection, events: u64, answer: Answer) {
-        let lines = accepted_lines(&self.edge.cors, answer, self.first_party.set_cookie(), &mut self.extra);
-        let delivery = Delivery { body: answer.body, connection: answer.connection, cors: lines };
-        response::write_batch_accepted(conn.output.buf(), self.clock.http_date(), events, delivery);
-        self.tally.response(answer.route, 200);
-    }
-
-    /// The answer to an accepted GET/HEAD: the common keep-alive one is copied from a per-second cache.
-    pub(super) fn accept_event(&mut self, conn: &mut Connection, answer: Answer) {
-        let kind = self.config.response;
-        let lines = accepted_lines(&self.edge.cors, answer, self.first_party.set_cookie(), &mut self.extra);
-        if answer.body == Body::Omit || answer.connection != ConnectionHeader::Omit {
-            let delivery = Delivery { body: answer.body, connection: answer.connection, cors: lines };
-            response::write_event_accepted(conn.output.buf(), self.clock.http_date(), kind, delivery);
-        } else {
-            self.event_ok.write(conn.output.buf(), &self.clock, kind, lines);
-        }
-        let status = if kind == ResponseKind::NoContent { 204 } else { 200 };
+    /// Appends `answer` to `out` with the `Connection` header `connection`, and counts it.
+    pub(super) fn encode(&mut self, out: &mut Vec<u8>, answer: Answer, connection: ConnectionHeader) {
+        let status = answer.status(self.config.response);
         self.tally.response(answer.route, status);
-    }
-
-    /// The answer to an accepted SDK request: exactly 200, with the body its SDK expects (and the visitor's
-    /// cookie: Snowplow's, or the first-party one).
-    pub(super) fn accept_sdk(&mut self, conn: &mut Connection, endpoint: Endpoint, answer: Answer) {
-        let (content_type, body, cache) = match endpoint {
-            Endpoint::Segment(_) => ("application/json", segment::ACCEPTED, ""),
-            Endpoint::PostHog => ("application/json", posthog::ACCEPTED, ""),
-            Endpoint::SnowplowPixel => ("image/gif", response::PIXEL_GIF, response::NO_CACHE),
-            _ => ("text/plain; charset=utf-8", snowplow::ACCEPTED, ""),
-        };
-        let snowplow = matches!(endpoint, Endpoint::SnowplowPost | Endpoint::SnowplowPixel);
-        let mut extra = std::mem::take(&mut self.extra);
-        extra.clear();
-        extra.extend_from_slice(cache.as_bytes());
-        let visitors = if snowplow { &self.visitors } else { &self.first_party };
-        extra.extend_from_slice(visitors.set_cookie());
-        let accepted = Response { status: (200, "OK"), content_type: Some(content_type), extra_headers: &extra, body };
-        self.send(conn, &accepted, answer);
-        self.extra = extra;
-    }
-
-    /// Answers with the canned response for `e`; `ConnectionHeader::Close` ends the connection after it.
-    pub(super) fn reject(&mut self, conn: &mut Connection, e: HttpError, answer: Answer) {
-        self.tally.rejection(e);
-        let delivery = answer.delivery(&self.edge.cors);
-        response::write_error(conn.output.buf(), self.clock.http_date(), e, delivery);
-        self.tally.response(answer.route, e.status().0);
-        if answer.connection == ConnectionHeader::Close {
-            conn.life.end_after_answer();
+        let body = if answer.head_only { Body::Omit } else { Body::Send };
+        let date = self.clock.http_date();
+        match answer.kind {
+            AnswerKind::Error(e) => {
+                self.tally.rejection(e);
+                let delivery = Delivery { body, connection, cors: self.edge.cors.headers(answer.grant) };
+                response::write_error(out, date, e, delivery);
+            }
+            AnswerKind::Accepted(accepted) => {
+                let cookie = match answer.route.and_then(|r| r.endpoint().ingest()).map(|i| i.cookie()) {
+                    Some(Cookie::Snowplow) => self.visitors.set_cookie(),
+                    _ => self.first_party.set_cookie(),
+                };
+                match accepted {
+                    Accepted::Event => {
+                        let lines = header_lines(&self.edge.cors, answer, &[], cookie, &mut self.extra);
+                        let kind = self.config.response;
+                        if body == Body::Omit || connection != ConnectionHeader::Omit {
+                            let delivery = Delivery { body, connection, cors: lines };
+                            response::write_event_accepted(out, date, kind, delivery);
+                        } else {
+                            self.event_ok.write(out, &self.clock, kind, lines);
+                        }
+                    }
+                    Accepted::Count(events) => {
+                        let lines = header_lines(&self.edge.cors, answer, &[], cookie, &mut self.extra);
+                        response::write_batch_accepted(out, date, events, Delivery { body, connection, cors: lines });
+                    }
+                    Accepted::Body { content_type, body: text, no_cache } => {
+                        let cache = if no_cache { NO_CACHE.as_bytes() } else { &[] };
+                        let lines = header_lines(&self.edge.cors, answer, cache, cookie, &mut self.extra);
+                        let accepted = Response {
+                            status: (200, "OK"),
+                            content_type: Some(content_type),
+                            extra_headers: b"",
+                            body: text,
+                        };
+                        response::write(out, date, &accepted, Delivery { body, connection, cors: lines });
+                    }
+                }
+            }
+            AnswerKind::Preflight => {
+                // The `Allow` and preflight lines are in `extra` (the exchange put them there).
+                let preflight =
+                    Response { status: (204, "No Content"), content_type: None, extra_headers: &self.extra, body: b"" };
+                let delivery = Delivery { body: Body::Send, connection, cors: self.edge.cors.headers(answer.grant) };
+                response::write(out, date, &preflight, delivery);
+            }
+            AnswerKind::Text { status, content_type, no_store } => {
+                let extra_headers: &[u8] = if no_store { b"Cache-Control: no-store\r\n" } else { b"" };
+                let text = Response { status, content_type: Some(content_type), extra_headers, body: &self.text };
+                let delivery = Delivery { body, connection, cors: self.edge.cors.headers(answer.grant) };
+                response::write(out, date, &text, delivery);
+            }
         }
     }
 }
 
-/// The header lines an accepted `/e` request's answer adds: the CORS lines of its origin and the visitor's
-/// cookie. Borrowed from the CORS table when there is no cookie (the common case: no copy).
-fn accepted_lines<'a>(cors: &'a Cors, answer: Answer, cookie: &[u8], extra: &'a mut Vec<u8>) -> &'a [u8] {
+/// The header lines an accepted request's answer adds: `before` (no-cache for a pixel), the CORS lines of its
+/// origin and the visitor's cookie. Borrowed from the CORS table when there is nothing else (the common case:
+/// no copy).
+fn header_lines<'a>(cors: &'a Cors, answer: Answer, before: &[u8], cookie: &[u8], extra: &'a mut Vec<u8>) -> &'a [u8] {
     let cors = cors.headers(answer.grant);
-    if cookie.is_empty() {
+    if before.is_empty() && cookie.is_empty() {
         return cors;
     }
     extra.clear();
+    extra.extend_from_slice(before);
     extra.extend_from_slice(cors);
     extra.extend_from_slice(cookie);
     extra
-}
-
-pub(super) fn plain_text<'a>(status: (u16, &'static str), text: &'a [u8]) -> Response<'a> {
-    Response {
-        status,
-        content_type: Some("text/plain; charset=utf-8"),
-        extra_headers: b"Cache-Control: no-store\r\n",
-        body: text,
-    }
 }
 
 /// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date). The CORS lines of

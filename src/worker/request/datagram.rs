@@ -8,7 +8,7 @@ use super::Requests;
 use super::ingest::Keep;
 use crate::event::body::{self, BodyKind};
 use crate::event::json;
-use crate::event::record::{Protocol, RequestMeta, Transport};
+use crate::event::record::{Emitter, Protocol, RequestMeta, Transport};
 use crate::http::Method;
 use crate::spool::batch::Batch;
 
@@ -63,17 +63,12 @@ impl Requests {
         };
         self.records.start_request(&meta, &self.clock);
         let mark = batch.mark();
-        let written = body::append_body_events(
-            kind,
-            payload,
-            batch.lines_mut(),
-            &self.records,
-            &mut self.ids,
-            &mut self.body.minified,
-            &mut self.query,
-        );
-        match self.finish_request(batch, mark, written, Keep::Yes, None) {
-            Ok(events) if events > 0 => Ok(events),
+        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids);
+        let written =
+            body::append_body_events(kind, payload, &mut emit, &mut self.protocols.json, &mut self.protocols.query)
+                .map(|()| emit.events());
+        match self.finish_request(batch, mark, written, Keep::Yes) {
+            Ok(taken) if taken.stored > 0 => Ok(taken.stored),
             // An empty array has nothing to store; an error (an event larger than the sink takes among them)
             // left nothing.
             _ => Err(Dropped::Malformed),

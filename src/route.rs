@@ -1,0 +1,206 @@
+//! The route table: which paths exist, what each is for and which methods it takes. Everything that depends on a
+//! route — the handler a request goes to (an ingest route names its protocol), the `Allow` of a 405 and of an
+//! OPTIONS answer, the early refusal of an `Expect: 100-continue` request, whether a body over the limit is
+//! kept as a bad row, and the `route` label of `plutos_responses_total` (the path itself) — is read from this
+//! one table, so a new route is one line in it.
+
+use crate::http::{HttpError, Method, RequestHead};
+use crate::protocol::Ingest;
+
+/// What a path is for: the handler its requests go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Events in, through the protocol the route speaks.
+    Ingest(Ingest),
+    /// `/health`: liveness and the drain signal.
+    Health,
+    /// `/ready`: whether this collector should get traffic (spool, sink).
+    Ready,
+    /// `/metrics`: Prometheus text.
+    Metrics,
+}
+
+impl Endpoint {
+    /// The protocol of an ingest route: its requests are refused while ingest is not accepting (spool full,
+    /// failed write).
+    pub fn ingest(self) -> Option<Ingest> {
+        match self {
+            Endpoint::Ingest(ingest) => Some(ingest),
+            Endpoint::Health | Endpoint::Ready | Endpoint::Metrics => None,
+        }
+    }
+
+    /// Speaks an SDK's protocol: answers as that SDK's own server does, CORS included (any origin echoed).
+    pub fn is_sdk(self) -> bool {
+        self.ingest().is_some_and(Ingest::is_sdk)
+    }
+}
+
+/// The methods of a route, and the same as an `Allow` header value (a test checks they agree).
+#[derive(Debug)]
+pub struct Methods {
+    list: &'static [Method],
+    allow: &'static str,
+}
+
+const GET_HEAD: Methods = Methods { list: &[Method::Get, Method::Head], allow: "GET, HEAD" };
+const EVENTS: Methods =
+    Methods { list: &[Method::Get, Method::Head, Method::Post, Method::Options], allow: "GET, HEAD, POST, OPTIONS" };
+const POST: Methods = Methods { list: &[Method::Post, Method::Options], allow: "POST, OPTIONS" };
+const GET_POST: Methods = Methods { list: &[Method::Get, Method::Post, Method::Options], allow: "GET, POST, OPTIONS" };
+
+struct Entry {
+    path: &'static str,
+    endpoint: Endpoint,
+    methods: Methods,
+}
+
+/// Every route. The index of an entry is its row in the response counters.
+const ROUTES: &[Entry] = &[
+    Entry { path: "/e", endpoint: Endpoint::Ingest(Ingest::Plutos), methods: EVENTS },
+    Entry { path: "/health", endpoint: Endpoint::Health, methods: GET_HEAD },
+    Entry { path: "/ready", endpoint: Endpoint::Ready, methods: GET_HEAD },
+    Entry { path: "/metrics", endpoint: Endpoint::Metrics, methods: GET_HEAD },
+    Entry { path: "/v1/batch", endpoint: Endpoint::Ingest(Ingest::Segment(None)), methods: POST },
+    Entry { path: "/v1/import", endpoint: Endpoint::Ingest(Ingest::Segment(None)), methods: POST },
+    Entry { path: "/v1/b", endpoint: Endpoint::Ingest(Ingest::Segment(None)), methods: POST },
+    Entry { path: "/v1/track", endpoint: Endpoint::Ingest(Ingest::Segment(Some("track"))), methods: POST },
+    Entry { path: "/v1/identify", endpoint: Endpoint::Ingest(Ingest::Segment(Some("identify"))), methods: POST },
+    Entry { path: "/v1/page", endpoint: Endpoint::Ingest(Ingest::Segment(Some("page"))), methods: POST },
+    Entry { path: "/v1/screen", endpoint: Endpoint::Ingest(Ingest::Segment(Some("screen"))), methods: POST },
+    Entry { path: "/v1/group", endpoint: Endpoint::Ingest(Ingest::Segment(Some("group"))), methods: POST },
+    Entry { path: "/v1/alias", endpoint: Endpoint::Ingest(Ingest::Segment(Some("alias"))), methods: POST },
+    Entry { path: "/v1/t", endpoint: Endpoint::Ingest(Ingest::Segment(Some("track"))), methods: POST },
+    Entry { path: "/v1/i", endpoint: Endpoint::Ingest(Ingest::Segment(Some("identify"))), methods: POST },
+    Entry { path: "/v1/p", endpoint: Endpoint::Ingest(Ingest::Segment(Some("page"))), methods: POST },
+    Entry { path: "/v1/s", endpoint: Endpoint::Ingest(Ingest::Segment(Some("screen"))), methods: POST },
+    Entry { path: "/v1/g", endpoint: Endpoint::Ingest(Ingest::Segment(Some("group"))), methods: POST },
+    Entry { path: "/v1/a", endpoint: Endpoint::Ingest(Ingest::Segment(Some("alias"))), methods: POST },
+    Entry { path: "/batch", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry { path: "/batch/", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry { path: "/capture", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry { path: "/capture/", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry { path: "/i/v0/e", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry { path: "/i/v0/e/", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry { path: "/track", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry { path: "/track/", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry { path: "/engage", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry { path: "/engage/", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    // `/e` without the slash is plutos's own.
+    Entry { path: "/e/", endpoint: Endpoint::Ingest(Ingest::PostHog), methods: GET_POST },
+    Entry {
+        path: "/com.snowplowanalytics.snowplow/tp2",
+        endpoint: Endpoint::Ingest(Ingest::SnowplowPost),
+        methods: POST,
+    },
+    Entry { path: "/i", endpoint: Endpoint::Ingest(Ingest::SnowplowPixel), methods: GET_HEAD },
+    Entry { path: "/ice.png", endpoint: Endpoint::Ingest(Ingest::SnowplowPixel), methods: GET_HEAD },
+];
+
+/// How many routes there are (the rows of the response counters, besides the one of unrouted requests).
+pub const COUNT: usize = ROUTES.len();
+
+/// One route of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route(u8);
+
+impl Route {
+    fn entry(self) -> &'static Entry {
+        &ROUTES[usize::from(self.0)]
+    }
+
+    pub fn endpoint(self) -> Endpoint {
+        self.entry().endpoint
+    }
+
+    /// The path, which is also the route's label in the metrics.
+    pub fn path(self) -> &'static str {
+        self.entry().path
+    }
+
+    /// Its row in the response counters.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    /// The methods it takes, as an `Allow` header value.
+    pub fn allow(self) -> &'static str {
+        self.entry().methods.allow
+    }
+
+    /// Every route, in the order of the table.
+    pub fn all() -> impl Iterator<Item = Route> {
+        (0..COUNT).map(|i| Route(i as u8))
+    }
+}
+
+/// Whether the request's route keeps a payload over the body limit as a bad row (`http::framing` asks, and only
+/// when a body is over it).
+pub fn keeps_oversized(head: &RequestHead<'_>) -> bool {
+    route(head.path, head.method).is_ok_and(|route| route.endpoint().ingest().is_some_and(Ingest::keeps_oversized))
+}
+
+/// The route of a request, or the error it gets whatever its body: 404 for an unknown path, 405 (with the
+/// route's `Allow`) for a method the route does not take.
+pub fn route(path: &[u8], method: Method) -> Result<Route, HttpError> {
+    let i = ROUTES.iter().position(|e| e.path.as_bytes() == path).ok_or(HttpError::NotFound)?;
+    let entry = &ROUTES[i];
+    if entry.methods.list.contains(&method) {
+        Ok(Route(i as u8))
+    } else {
+        Err(HttpError::MethodNotAllowed(entry.methods.allow))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists_exactly_the_methods_of_each_route() {
+        assert!(COUNT <= usize::from(u8::MAX));
+        for route in Route::all() {
+            let methods = &route.entry().methods;
+            let listed: Vec<&str> = methods.list.iter().map(|m| m.as_str()).collect();
+            assert_eq!(route.allow(), listed.join(", "), "{}", route.path());
+        }
+    }
+
+    #[test]
+    fn paths_are_distinct_and_absolute() {
+        let mut paths: Vec<&str> = Route::all().map(Route::path).collect();
+        assert!(paths.iter().all(|p| p.starts_with('/')));
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), COUNT);
+    }
+
+    #[test]
+    fn routes_paths_and_methods() {
+        let endpoint = |path: &[u8], method| route(path, method).map(Route::endpoint);
+        assert_eq!(endpoint(b"/e", Method::Post), Ok(Endpoint::Ingest(Ingest::Plutos)));
+        assert_eq!(endpoint(b"/health", Method::Head), Ok(Endpoint::Health));
+        assert_eq!(endpoint(b"/metrics", Method::Get), Ok(Endpoint::Metrics));
+        assert_eq!(endpoint(b"/ready", Method::Get), Ok(Endpoint::Ready));
+        assert_eq!(endpoint(b"/e", Method::Other), Err(HttpError::MethodNotAllowed("GET, HEAD, POST, OPTIONS")));
+        assert_eq!(endpoint(b"/health", Method::Post), Err(HttpError::MethodNotAllowed("GET, HEAD")));
+        assert_eq!(endpoint(b"/e/", Method::Post), Ok(Endpoint::Ingest(Ingest::PostHog)), "PostHog's, with its slash");
+        assert_eq!(endpoint(b"/e//", Method::Get), Err(HttpError::NotFound));
+        assert_eq!(endpoint(b"*", Method::Options), Err(HttpError::NotFound));
+        assert_eq!(endpoint(b"/v1/t", Method::Post), Ok(Endpoint::Ingest(Ingest::Segment(Some("track")))));
+        assert_eq!(endpoint(b"/v1/batch", Method::Get), Err(HttpError::MethodNotAllowed("POST, OPTIONS")));
+        assert_eq!(endpoint(b"/i", Method::Head), Ok(Endpoint::Ingest(Ingest::SnowplowPixel)));
+        assert_eq!(endpoint(b"/batch/", Method::Get), Ok(Endpoint::Ingest(Ingest::PostHog)));
+        assert_eq!(route(b"/ready", Method::Get).map(Route::path), Ok("/ready"));
+    }
+
+    #[test]
+    fn only_snowplows_routes_keep_an_oversized_body() {
+        let keeps = |path: &[u8], method| keeps_oversized(&RequestHead { path, method, ..RequestHead::default() });
+        assert!(keeps(b"/com.snowplowanalytics.snowplow/tp2", Method::Post));
+        assert!(keeps(b"/i", Method::Get));
+        assert!(!keeps(b"/e", Method::Post) && !keeps(b"/v1/batch", Method::Post) && !keeps(b"/capture", Method::Post));
+        assert!(!keeps(b"/i", Method::Post), "a method the route does not take is a 405, not a bad row");
+        assert!(!keeps(b"/unknown", Method::Post));
+    }
+}
