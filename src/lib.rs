@@ -44,4 +44,4 @@ mod server;
 
 pub use config::{Args, Config};
 pub use listener::{Listeners, available_cpus, bind, raise_fd_limit};
-pub use server::{RunError, run};
+pub use server::{Prepared, RunError, prepare, run};

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 /// The settings as given; `None` after `--help` or `--version`; a bad one prints one line and gives exit code 2.
 fn parse_args() -> Result<Option<Args>, ExitCode> {
     match Args::try_parse() {
-        Ok(args) => Ok(Some(args)),
+        Ok(args) => Ok(Some(args.with_environment(std::env::vars()))),
         Err(e) if !e.use_stderr() => {
             let _ = e.print(); // --help, --version
             Ok(None)
@@ -82,27 +82,11 @@ fn parse_config(args: &Args) -> Result<Option<Config>, ExitCode> {
         }
     };
     if args.check_config {
-        // The GeoIP databases are part of the configuration an operator gives: a missing or broken file is
-        // found here, before the old instance is stopped.
-        if config.edge.enrich.enabled() {
-            if let Err(e) = plutos::enrich::Enrichment::new(&config.edge.enrich, config.edge.ip_mode) {
-                eprintln!("plutos: {e}");
-                return Err(ExitCode::from(2));
-            }
-        }
-        // So are the TLS certificate and key: they must load and match.
-        if let Some(tls) = &config.tls {
-            if let Err(e) = plutos::tls::Tls::load(&tls.cert, &tls.key) {
-                eprintln!("plutos: {e}");
-                return Err(ExitCode::from(2));
-            }
-        }
-        // IO_BACKEND=uring is a promise this kernel and process must keep (`auto` would fall back instead).
-        if config.io_backend == plutos::config::IoBackend::Uring {
-            if let Err(why) = plutos::uring::probe() {
-                eprintln!("plutos: IO_BACKEND=uring: {why}");
-                return Err(ExitCode::from(2));
-            }
+        // What a start would load and check (the GeoIP databases, the TLS pair, the event loop), found here,
+        // before the old instance is stopped.
+        if let Err(e) = plutos::prepare(&config) {
+            eprintln!("plutos: {e}");
+            return Err(ExitCode::from(2));
         }
         println!("plutos: configuration ok: {config:?}");
         return Ok(None);

@@ -63,15 +63,8 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
         tracing::info!(chunks = recovered.len(), "queued sealed chunks from the spool");
     }
     let workers = listeners.workers();
-    let enrichment = match config.edge.enrich.enabled() {
-        true => Some(Arc::new(Enrichment::new(&config.edge.enrich, config.edge.ip_mode)?)),
-        false => None,
-    };
-    let tls = match &config.tls {
-        Some(tls) => Some(Arc::new(Tls::load(&tls.cert, &tls.key)?)),
-        None => None,
-    };
-    let backend = io_backend(config.io_backend)?;
+    let Prepared { enrichment, tls, backend } = prepare(&config)?;
+    tracing::info!(backend = backend.name(), "io backend: {}", backend.name());
     let shared = Arc::new(
         Shared::new(workers, spool_bytes, config.spool.max_bytes)
             .with_io_backend(backend.name())
@@ -145,6 +138,29 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
 /// The worker threads, and the wakes that end their waits.
 type Workers = (Vec<thread::JoinHandle<()>>, Vec<Arc<Wake>>);
 
+/// What a start needs besides the configuration, loaded and checked once — by `run`, and by `--check-config`,
+/// which stops there — so a deployment's check refuses exactly what its start would: the GeoIP databases and
+/// user-agent lists, the TLS certificate and key (they must load and match), and the event loop
+/// (`IO_BACKEND=uring` must pass the probe; `auto` falls back).
+pub struct Prepared {
+    pub enrichment: Option<Arc<Enrichment>>,
+    pub tls: Option<Arc<Tls>>,
+    pub backend: Backend,
+}
+
+pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
+    let enrichment = match config.edge.enrich.enabled() {
+        true => Some(Arc::new(Enrichment::new(&config.edge.enrich, config.edge.ip_mode)?)),
+        false => None,
+    };
+    let tls = match &config.tls {
+        Some(tls) => Some(Arc::new(Tls::load(&tls.cert, &tls.key)?)),
+        None => None,
+    };
+    let backend = io_backend(config.io_backend)?;
+    Ok(Prepared { enrichment, tls, backend })
+}
+
 /// `IO_BACKEND` resolved: `auto` is io_uring when the probe passes, else epoll with one line saying why.
 fn io_backend(configured: IoBackend) -> Result<Backend, RunError> {
     let backend = match configured {
@@ -161,7 +177,6 @@ fn io_backend(configured: IoBackend) -> Result<Backend, RunError> {
             }
         },
     };
-    tracing::info!(backend = backend.name(), "io backend: {}", backend.name());
     Ok(backend)
 }
 

@@ -156,6 +156,11 @@ fn configuration_and_listen_errors_are_one_clear_line() {
     let (code, _, stdout) = run(&["--check-config"], &[("PORT", ":9999"), ("COMPRESSION_TYPE", "zstd")]);
     assert_eq!(code, Some(0));
     assert!(stdout.contains("configuration ok"), "{stdout}");
+    // The KAFKA_PRODUCER_* variables reach the configuration too: one that sets an owned property is refused.
+    let kafka = [("DRIVER", "kafka"), ("KAFKA_BROKERS", "127.0.0.1:9"), ("KAFKA_TOPIC", "t")];
+    let (code, stderr, _) = run(&["--check-config"], &[&kafka[..], &[("KAFKA_PRODUCER_ACKS", "1")]].concat());
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("KAFKA_PRODUCER_ACKS sets acks") && stderr.trim().lines().count() == 1, "{stderr}");
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();

@@ -191,6 +191,13 @@ pub struct Args {
     /// produced is produced again from its progress mark, so at most twice this many of its messages twice.
     #[arg(long, env = "KAFKA_MAX_IN_FLIGHT", default_value = "50000", value_parser = range(1, 1_000_000))]
     pub kafka_max_in_flight: u64,
+    /// Any other librdkafka producer property, `PROPERTY=VALUE` (repeatable): `batch.num.messages=10000`. As
+    /// environment variables: `KAFKA_PRODUCER_BATCH_NUM_MESSAGES=10000` (a flag wins).
+    #[arg(long = "kafka-producer", value_name = "PROPERTY=VALUE")]
+    pub kafka_producer: Vec<String>,
+    /// The `KAFKA_PRODUCER_*` variables of the environment (`with_environment`): no flag names them one by one.
+    #[arg(skip)]
+    pub kafka_producer_env: Vec<(String, String)>,
     /// SASL mechanism: PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (with KAFKA_SASL_USERNAME and _PASSWORD).
     #[arg(long, env = "KAFKA_SASL_MECHANISM")]
     pub kafka_sasl_mechanism: Option<String>,
@@ -275,6 +282,17 @@ pub struct Args {
     pub print_env_file: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Args {
+    /// Takes the settings the environment holds beyond clap's one variable per flag: the `KAFKA_PRODUCER_*`
+    /// variables, each a librdkafka property. The binary calls this once with the process's environment; a
+    /// library caller passes what it wants (tests: nothing), so no setting is read from the environment
+    /// anywhere else.
+    pub fn with_environment(mut self, vars: impl Iterator<Item = (String, String)>) -> Args {
+        self.kafka_producer_env = vars.filter(|(name, _)| name.starts_with("KAFKA_PRODUCER_")).collect();
+        self
+    }
 }
 
 /// What to do instead of collecting.

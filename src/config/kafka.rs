@@ -104,7 +104,7 @@ pub(super) fn kafka(args: &Args) -> Result<KafkaConfig, ConfigError> {
         message_max_bytes: args.kafka_message_max_bytes,
         max_in_flight: args.kafka_max_in_flight,
         security: security(args)?,
-        passthrough: passthrough(std::env::vars())?,
+        passthrough: passthrough(&args.kafka_producer, &args.kafka_producer_env)?,
     })
 }
 
@@ -156,24 +156,37 @@ pub fn security(args: &Args) -> Result<Vec<(String, Secret)>, ConfigError> {
     Ok(properties)
 }
 
-/// `KAFKA_PRODUCER_BATCH_NUM_MESSAGES=10000` → `batch.num.messages=10000`; the owned properties and the
-/// security ones (they have their own settings) are refused.
-fn passthrough(vars: impl Iterator<Item = (String, String)>) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut properties = Vec::new();
+/// The librdkafka properties given by flag (`--kafka-producer batch.num.messages=10000`) and by variable
+/// (`KAFKA_PRODUCER_BATCH_NUM_MESSAGES=10000` → `batch.num.messages=10000`; a flag wins); the owned properties
+/// and the security ones (they have their own settings) are refused.
+fn passthrough(flags: &[String], vars: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut properties: Vec<(String, String, String)> = Vec::new();
+    for given in flags {
+        let Some((property, value)) = given.split_once('=') else {
+            return Err(invalid("--kafka-producer", format!("{given:?}: PROPERTY=VALUE")));
+        };
+        properties.push((property.trim().to_string(), value.to_string(), format!("--kafka-producer {given}")));
+    }
     for (name, value) in vars {
         let Some(rest) = name.strip_prefix("KAFKA_PRODUCER_") else { continue };
         let property = rest.to_ascii_lowercase().replace('_', ".");
+        if !properties.iter().any(|(given, _, _)| *given == property) {
+            properties.push((property, value.clone(), name.clone()));
+        }
+    }
+    let mut checked = Vec::new();
+    for (property, value, source) in properties {
         let security = ["security.", "sasl.", "ssl."].iter().any(|p| property.starts_with(p));
         if OWNED_PROPERTIES.contains(&property.as_str()) || security {
             return Err(invalid(
                 "KAFKA_PRODUCER_*",
-                format!("{name} sets {property}, which plutos owns (README \"Kafka\")"),
+                format!("{source} sets {property}, which plutos owns (README \"Kafka\")"),
             ));
         }
-        properties.push((property, value));
+        checked.push((property, value));
     }
-    properties.sort();
-    Ok(properties)
+    checked.sort();
+    Ok(checked)
 }
 
 #[cfg(test)]
@@ -182,14 +195,32 @@ mod tests {
 
     #[test]
     fn passthrough_names_map_to_properties_and_owned_ones_are_refused() {
-        let vars = |pairs: &[(&str, &str)]| {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
-        };
-        let given = vars(&[("KAFKA_PRODUCER_BATCH_NUM_MESSAGES", "5000"), ("PATH", "/bin"), ("KAFKA_TOPIC", "t")]);
-        assert_eq!(passthrough(given).unwrap(), [("batch.num.messages".to_string(), "5000".to_string())]);
+        let vars =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let given = vars(&[("KAFKA_PRODUCER_BATCH_NUM_MESSAGES", "5000"), ("KAFKA_PRODUCER_LINGER_MS", "7")]);
+        let flags = ["linger.ms=9".to_string()];
+        assert_eq!(
+            passthrough(&flags, &given).unwrap(),
+            [("batch.num.messages".to_string(), "5000".to_string()), ("linger.ms".to_string(), "9".to_string())],
+            "a flag wins over its variable"
+        );
         for owned in ["KAFKA_PRODUCER_ACKS", "KAFKA_PRODUCER_ENABLE_IDEMPOTENCE", "KAFKA_PRODUCER_SASL_PASSWORD"] {
-            let error = passthrough(vars(&[(owned, "x")])).unwrap_err().to_string();
+            let error = passthrough(&[], &vars(&[(owned, "x")])).unwrap_err().to_string();
             assert!(error.contains(owned) && error.contains("owns"), "{error}");
         }
+        let error = passthrough(&["acks=1".to_string()], &[]).unwrap_err().to_string();
+        assert!(error.contains("--kafka-producer acks=1") && error.contains("owns"), "{error}");
+        assert!(passthrough(&["no-equals".to_string()], &[]).is_err());
+    }
+
+    #[test]
+    fn the_environment_reaches_the_kafka_settings_only_through_args() {
+        use clap::Parser;
+        let argv = ["plutos", "--driver", "kafka", "--kafka-brokers", "b:9092", "--kafka-topic", "t"];
+        let env = [("KAFKA_PRODUCER_BATCH_SIZE".to_string(), "100".to_string()), ("HOME".into(), "/root".into())];
+        let args = Args::try_parse_from(argv).unwrap().with_environment(env.into_iter());
+        assert_eq!(kafka(&args).unwrap().passthrough, [("batch.size".to_string(), "100".to_string())]);
+        let args = Args::try_parse_from(argv).unwrap();
+        assert!(kafka(&args).unwrap().passthrough.is_empty(), "nothing read behind the caller's back");
     }
 }
