@@ -367,6 +367,17 @@ def median(results, target, scenario, key):
     return statistics.median(values) if values else None
 
 
+def paired(results, target, base, scenario, key):
+    """The median over rounds of target's value / base's in the same round: the two ran one after the other, so
+    drift of the machine between rounds (±15% on a shared VM) cancels out of each ratio."""
+    by_round = {}
+    for r in results:
+        if r["scenario"] == scenario and r[key] is not None and r["target"] in (target, base):
+            by_round.setdefault(r["round"], {})[r["target"]] = r[key]
+    ratios = [v[target] / v[base] for v in by_round.values() if target in v and base in v and v[base]]
+    return statistics.median(ratios) if ratios else None
+
+
 def ms(value):
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -409,6 +420,7 @@ def main():
                     r = run_one(args, work, target, scenario)
                     if r is None:
                         continue
+                    r["round"] = round_no
                     results.append(r)
                     print(f"round {round_no} {scenario:14} {target:20} {r['rps']:>11.0f} req/s {r['eps']:>11.0f} ev/s "
                           f"{r['cpu_us_req']:6.2f} us/req p99 {r['p99_ms'] or 0:6.2f} ms rss {r['rss_mib']:6.1f} MiB "
@@ -473,6 +485,9 @@ def write_results(args, scenarios, targets, results, idle, idle_uring=None):
                 f"{t} CPU/req ×{median(results, t, scenario, 'cpu_us_req') / base:.2f} req/s ×"
                 f"{median(results, t, scenario, 'rps') / base_rps:.2f}"
                 for t in targets if t.startswith("plutos") and median(results, t, scenario, "rps") is not None))
+            w("\nplutos / nginx, the median of each round's ratio: " + ", ".join(
+                f"{t} CPU/req ×{paired(results, t, 'nginx', scenario, 'cpu_us_req'):.2f}"
+                for t in targets if t.startswith("plutos") and paired(results, t, "nginx", scenario, "cpu_us_req")))
         if tls_scenario(scenario):
             reused = [r["reused"] for r in results if r["target"] == "nginx" and r["scenario"] == scenario and r["reused"]]
             if reused:
@@ -562,6 +577,15 @@ def write_results(args, scenarios, targets, results, idle, idle_uring=None):
     u, n = median(results, URING, "get_close", "cpu_us_req"), median(results, "nginx", "get_close", "cpu_us_req")
     if u and n:
         line(f"get_close: {URING} CPU/req ≤ 0.9× nginx", f"{u:.2f} µs vs {n:.2f} µs (×{u / n:.2f})", u <= 0.9 * n)
+    for target in (epoll, URING):
+        ratio = paired(results, target, "nginx", "get_close", "cpu_us_req")
+        if ratio:
+            line(f"get_close: {target} CPU/req ≤ 1.0× nginx (median of the per-round ratios)", f"×{ratio:.2f}",
+                 ratio <= 1.0)
+    ratio = paired(results, epoll, "floor", "get_simple", "cpu_us_req")
+    if ratio:
+        line(f"get_simple: {epoll} CPU/req ≤ 1.20× the epoll floor (median of the per-round ratios)", f"×{ratio:.3f}",
+             ratio <= 1.20)
     u, n = median(results, URING, "get_pipelined", "rps"), median(results, "nginx", "get_pipelined", "rps")
     if u and n:
         line(f"get_pipelined: {URING} req/s ≥ 12× nginx", f"{u:,.0f} vs {n:,.0f} (×{u / n:.1f})", u >= 12 * n)

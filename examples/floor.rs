@@ -26,6 +26,8 @@ struct Conn {
 fn main() -> io::Result<()> {
     let addr: SocketAddr = std::env::var("PORT").unwrap_or_else(|_| "127.0.0.1:8080".into()).parse().expect("PORT");
     let mut listener = TcpListener::bind(addr)?;
+    // As plutos's listeners: accepted sockets inherit TCP_NODELAY, no setsockopt per connection.
+    socket2::SockRef::from(&listener).set_tcp_nodelay(true)?;
     let mut poll = Poll::new()?;
     poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut conns: HashMap<usize, Conn> = HashMap::new();
@@ -37,7 +39,6 @@ fn main() -> io::Result<()> {
         for event in events.iter() {
             if event.token() == LISTENER {
                 while let Ok((mut stream, _)) = listener.accept() {
-                    stream.set_nodelay(true)?;
                     next += 1;
                     poll.registry().register(&mut stream, Token(next), Interest::READABLE | Interest::WRITABLE)?;
                     conns.insert(next, Conn { stream, answers: floor::Answers::default() });

@@ -195,6 +195,34 @@ fn http10_and_connection_close_end_the_connection() {
     assert_eq!(read_records(&dir.path().join("out")).len(), 3);
 }
 
+/// A connection whose client asked to close after a whole request closes as soon as its answer is out, with no
+/// half-close to wait through; one that sent more after it (input the server drops unread) lingers instead, so
+/// that input cannot turn the close into a reset that destroys the answer.
+#[test]
+fn a_connection_closes_at_once_unless_input_was_left_unread() {
+    let server = TestServer::start(&["--workers", "1"]);
+    let mut clean = server.client();
+    let r = clean.request(b"GET /e?v=clean HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    assert!(matches!(clean.read_end(), Ok(0)), "a FIN after the answer");
+    // The client has not closed its side; the server's is gone already: only the connection asking counts.
+    assert_eq!(server.metric("plutos_connections_open"), 1);
+
+    let mut left = server.client();
+    left.send(b"GET /e?v=left HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET /e?v=dropped HTTP/1.1\r\n\r\n");
+    assert_eq!(left.read_response().status, 200);
+    assert!(matches!(left.read_end(), Ok(0)), "a FIN after the answer, not a reset");
+    assert_eq!(server.metric("plutos_connections_open"), 2, "it lingers, draining what was left");
+    drop(left);
+    wait_until("the lingering one to close", || server.metric("plutos_connections_open") == 1);
+    drop(clean);
+    let dir = server.stop();
+    let mut tags: Vec<String> =
+        read_records(&dir.path().join("out")).iter().map(|r| r["raw_data"]["v"].as_str().unwrap().into()).collect();
+    tags.sort();
+    assert_eq!(tags, ["clean", "left"]);
+}
+
 #[test]
 fn every_error_code_with_a_reason_and_nothing_stored() {
     let server = TestServer::start(&["--max-body-bytes", "1KiB", "--max-decompressed-bytes", "2KiB"]);

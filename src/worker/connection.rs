@@ -235,7 +235,11 @@ impl Connection {
             }
         };
         if !self.life.takes_requests() {
-            return Ok(()); // the last answer is decided; input after it is dropped
+            // The last answer is decided; input after it is dropped, and the connection lingers before closing.
+            if !data.is_empty() {
+                self.life.input_left();
+            }
+            return Ok(());
         }
         if self.pending.is_empty() {
             let used = handle(self, data);
@@ -248,6 +252,9 @@ impl Connection {
             self.pending = pending;
         }
         if !self.life.takes_requests() {
+            if !self.pending.is_empty() {
+                self.life.input_left();
+            }
             self.drop_input();
         }
         if self.pending.is_empty() && self.pending.capacity() > output::KEEP_CAPACITY {
@@ -278,16 +285,21 @@ impl Connection {
         output.move_committed(tls.as_deref_mut(), into, last_active, now)
     }
 
-    /// After the last response: send FIN and drain input for a while instead of closing at once, so the kernel
-    /// does not answer unread input with a RST that could destroy the response in flight.
-    pub fn linger(&mut self, now: Instant) {
-        if self.life.lingering_until().is_some() {
-            return;
-        }
+    /// The last answer is out: a TLS connection says so (`close_notify`, written directly: the rare path).
+    pub fn say_goodbye(&mut self) {
         if let Some(tls) = self.tls.as_deref_mut() {
             tls.send_close_notify();
             let _ = tls.write_tls(&mut self.stream);
         }
+    }
+
+    /// After the last response, with input left unread: send FIN and drain input for a while instead of closing
+    /// at once, so the kernel does not answer unread input with a RST that could destroy the response in flight.
+    pub fn linger(&mut self, now: Instant) {
+        if self.life.lingering_until().is_some() {
+            return;
+        }
+        self.say_goodbye();
         self.life.linger(now + LINGER);
         // shutdown(2) itself on both loops: the ring's SHUTDOWN runs in an io-wq worker, which looks the
         // descriptor up only when it runs — by then the connection may have closed and its number been reused.

@@ -80,12 +80,6 @@ impl Listeners {
             Transport::Udp => None,
         }
     }
-
-    /// Each listener with the transport of its connections.
-    pub fn each(&mut self) -> impl Iterator<Item = (Transport, &mut TcpListener)> {
-        let http = self.http.as_mut().map(|l| (Transport::Http, l));
-        http.into_iter().chain(self.https.as_mut().map(|l| (Transport::Https, l)))
-    }
 }
 
 /// What a worker needs of the configuration, besides what its request handling and chunk writer were given.
@@ -348,7 +342,10 @@ impl Worker {
         };
         match conn.life.written() {
             AfterWrite::Keep => {}
-            AfterWrite::Close => self.close(io, i),
+            AfterWrite::Close => {
+                conn.say_goodbye();
+                self.close(io, i);
+            }
             AfterWrite::Linger => conn.linger(now),
             AfterWrite::ReadAgain => self.resume_list.push(i),
         }

@@ -4,9 +4,15 @@
 //!
 //! ```text
 //! Open ──(an answer with Connection: close, or an error that ends it)──▶ Ending ──(answers written)──▶ Lingering
-//!   │                                                                                                  │
+//!   │                                                                       │  (input was left unread)      │
+//!   │                                                        (nothing left unread: closed at once)          │
 //!   └───────────────────(the peer closed and every answer was written)──▶ closed ◀──(EOF or deadline)───┘
 //! ```
+//!
+//! Lingering (a half-close, then input read and dropped until the client's FIN) keeps the kernel from answering
+//! unread input with a RST that could destroy the last answer on its way. When nothing was left unread — the
+//! client asked to close after a request it sent whole — the connection closes at once, as nginx does: a
+//! `shutdown`, a wake-up and a read less per connection.
 //!
 //! Beside that path: reading pauses while the client does not take its answers (and resumes once they went
 //! out), and a connection is queued for the flush at most once per iteration.
@@ -30,8 +36,9 @@ pub enum AfterWrite {
 enum Ending {
     /// Requests are read and answered.
     Open,
-    /// The last answer is decided; input after it is dropped, and once it is written the connection lingers.
-    AfterAnswers,
+    /// The last answer is decided; input after it is dropped, and once it is written the connection closes —
+    /// lingering first if input was (or may have been) left unread.
+    AfterAnswers { unread: bool },
     /// Half-closed after its last answer: input is read and dropped until EOF or this instant.
     Lingering(Instant),
 }
@@ -67,10 +74,20 @@ impl Lifecycle {
         self.over_limit
     }
 
-    /// No request after the one being answered: the connection ends once its answers are out.
-    pub fn end_after_answer(&mut self) {
-        if self.ending == Ending::Open {
-            self.ending = Ending::AfterAnswers;
+    /// No request after the one being answered: the connection ends once its answers are out. `unread`: input
+    /// may be left behind it (a body not read, a refused request's rest).
+    pub fn end_after_answer(&mut self, unread: bool) {
+        match &mut self.ending {
+            Ending::Open => self.ending = Ending::AfterAnswers { unread },
+            Ending::AfterAnswers { unread: left } => *left |= unread,
+            Ending::Lingering(_) => {}
+        }
+    }
+
+    /// Input arrived after the last answer was decided and was dropped: the connection lingers before it closes.
+    pub fn input_left(&mut self) {
+        if let Ending::AfterAnswers { unread } = &mut self.ending {
+            *unread = true;
         }
     }
 
@@ -119,8 +136,10 @@ impl Lifecycle {
     pub fn written(&mut self) -> AfterWrite {
         if self.peer_closed {
             AfterWrite::Close
-        } else if self.ending == Ending::AfterAnswers {
+        } else if self.ending == (Ending::AfterAnswers { unread: true }) {
             AfterWrite::Linger
+        } else if self.ending == (Ending::AfterAnswers { unread: false }) {
+            AfterWrite::Close
         } else if std::mem::take(&mut self.read_paused) {
             AfterWrite::ReadAgain
         } else {
@@ -165,17 +184,35 @@ mod tests {
         let mut life = Lifecycle::new(false);
         assert!(life.takes_requests() && !life.must_flush());
         assert_eq!(life.written(), AfterWrite::Keep);
-        life.end_after_answer();
+        life.end_after_answer(true);
         assert!(!life.takes_requests() && life.must_flush());
         assert_eq!(life.written(), AfterWrite::Linger);
         let until = Instant::now() + Duration::from_secs(2);
         life.linger(until);
         assert_eq!(life.lingering_until(), Some(until));
-        life.end_after_answer();
+        life.end_after_answer(false);
         assert_eq!(life.lingering_until(), Some(until), "ending again does not undo lingering");
         assert_eq!(life.written(), AfterWrite::Keep, "already lingering");
         life.peer_closed();
         assert_eq!(life.written(), AfterWrite::Close);
+    }
+
+    #[test]
+    fn a_connection_with_nothing_left_unread_closes_at_once_and_one_with_input_left_lingers() {
+        let mut clean = Lifecycle::new(false);
+        clean.end_after_answer(false);
+        assert_eq!(clean.written(), AfterWrite::Close, "the client asked to close after a whole request");
+        let mut left = Lifecycle::new(false);
+        left.end_after_answer(false);
+        left.input_left();
+        assert_eq!(left.written(), AfterWrite::Linger, "input arrived after the last answer and was dropped");
+        let mut refused = Lifecycle::new(false);
+        refused.end_after_answer(true);
+        refused.end_after_answer(false);
+        assert_eq!(refused.written(), AfterWrite::Linger, "once unread, still unread");
+        let mut open = Lifecycle::new(false);
+        open.input_left();
+        assert_eq!(open.written(), AfterWrite::Keep, "only an ending connection drops input");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The worker's loop on io_uring (`IO_BACKEND=uring`, or `auto` where the probe passed). One ring per worker,
 //! set up on its own thread (`uring::ring`: single issuer, deferred task work, the ring fd registered) and
 //! entered once per iteration, submitting what the last one queued and waiting for completions:
-//! - each listener has one multishot accept; each connection one multishot receive, whose data lands in a
+//! - each listener has a few single-shot accepts, each bringing its peer's address (`ring/accepts.rs`); each
+//!   connection one multishot receive, whose data lands in a
 //!   provided buffer of the worker's buffer ring (an idle connection holds none), handed back as soon as its
 //!   bytes were taken; a receive that ran out of buffers is armed again once the iteration gave them back;
 //! - answers leave through one plain send per connection at a time (`ring/sends.rs`, from the buffers of
@@ -28,9 +29,11 @@ use super::connection::Connection;
 use super::core::{Io, Listeners, Worker};
 use crate::event::record::Transport;
 use crate::uring::buffers::BufRing;
+use accepts::Accepts;
 use buffer::SendBuffer;
 use tag::{ACCEPT_HTTP, ACCEPT_HTTPS, OTHER, RECEIVE, SEND, UDP, WAKE, cancel, tag, untag};
 
+mod accepts;
 mod buffer;
 mod receives;
 mod sends;
@@ -81,7 +84,7 @@ pub struct Ring {
     /// left to the kernel, never freed, if the loop ends first: `SendBuffer`'s drop).
     orphans: Vec<(u64, SendBuffer)>,
     serial: u32,
-    accept_armed: [bool; 2],
+    accepts: Accepts,
     udp_armed: bool,
     wake_armed: bool,
     sends_in_flight: usize,
@@ -106,7 +109,7 @@ impl Ring {
             slots: Vec::new(),
             orphans: Vec::new(),
             serial: 0,
-            accept_armed: [false; 2],
+            accepts: Accepts::default(),
             udp_armed: false,
             wake_armed: false,
             sends_in_flight: 0,
@@ -179,18 +182,11 @@ impl Ring {
         }
     }
 
-    /// Arms the multishot accept of the listener of `transport`, unless it is armed.
+    /// Arms the accepts of the listener of `transport` that are not armed.
     fn arm_accept(&mut self, transport: Transport) {
-        let Some(listener) = self.listeners.get(transport) else {
-            return;
-        };
-        let https = transport == Transport::Https;
-        if std::mem::replace(&mut self.accept_armed[usize::from(https)], true) {
-            return;
+        if let Some(listener) = self.listeners.get(transport) {
+            self.accepts.arm(transport, listener.as_raw_fd(), &mut self.submissions);
         }
-        let accept = opcode::AcceptMulti::new(Fd(listener.as_raw_fd())).flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-        let op = if https { ACCEPT_HTTPS } else { ACCEPT_HTTP };
-        self.submissions.push(accept.build().user_data(tag(op, 0, 0)));
     }
 
     /// Handles every completion waiting.
@@ -204,8 +200,8 @@ impl Ring {
         for &(data, result, flags) in &done {
             let (op, slot, serial) = untag(data);
             match op {
-                ACCEPT_HTTP => self.accepted(worker, Transport::Http, result, flags, now),
-                ACCEPT_HTTPS => self.accepted(worker, Transport::Https, result, flags, now),
+                ACCEPT_HTTP => self.accepted(worker, Transport::Http, slot, result, now),
+                ACCEPT_HTTPS => self.accepted(worker, Transport::Https, slot, result, now),
                 RECEIVE => self.received(worker, slot, serial, result, flags, now),
                 SEND => self.sent(worker, slot, serial, result, now),
                 WAKE => {
@@ -267,9 +263,8 @@ impl Io for Ring {
     }
 
     fn stop_listening(&mut self, _: &mut Worker) {
-        for op in [ACCEPT_HTTP, ACCEPT_HTTPS, UDP] {
-            self.submissions.push(cancel(tag(op, 0, 0)));
-        }
+        self.accepts.cancel_all(&mut self.submissions);
+        self.submissions.push(cancel(tag(UDP, 0, 0)));
         self.listeners = Listeners::default();
     }
 

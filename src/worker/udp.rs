@@ -114,7 +114,8 @@ fn dropped_so_far(header: &libc::msghdr) -> Option<u32> {
     None
 }
 
-fn address(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
+/// The address a `sockaddr_storage` the kernel filled holds (of a datagram's sender, of an accepted peer).
+pub(crate) fn address(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(name.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in, which it is large and aligned enough for.

@@ -254,6 +254,12 @@ impl Client {
 
     /// True once the server closed the connection (EOF, or a reset); false if it sent more bytes or kept the
     /// connection open for the whole deadline.
+    /// What the next read gives after the answers: `Ok(0)` for the server's FIN, an error for a reset.
+    pub fn read_end(&mut self) -> std::io::Result<usize> {
+        let mut byte = [0u8; 1];
+        self.reader.read(&mut byte)
+    }
+
     pub fn is_closed_by_server(&mut self) -> bool {
         let mut byte = [0u8; 1];
         match self.reader.read(&mut byte) {

@@ -5,7 +5,7 @@
 //! HTTP/1.0, framing errors, and the 503 of a connection over `MAX_CONNECTIONS`.
 
 use super::Requests;
-use super::exchange::{Answer, Payload, Request};
+use super::exchange::{Answer, AnswerKind, Payload, Request};
 use crate::http::chunked::decode_chunked;
 use crate::http::framing::{self, BodyLimit, Framed, FramingError, Progress};
 use crate::http::response::{self, ConnectionHeader};
@@ -14,6 +14,10 @@ use crate::route::{self, Route};
 use crate::spool::batch::Batch;
 use crate::state::Phase;
 use crate::worker::connection::Connection;
+
+/// Room for a typical answer (a 200 with its headers is ~100 bytes; a keep-alive connection keeps its buffer, so
+/// this is also about what an idle one holds).
+const ANSWER_ROOM: usize = 256;
 
 impl Requests {
     /// Handles every complete request at the start of `data` (a connection's input): answers go to the
@@ -36,7 +40,7 @@ impl Requests {
     /// Answers `error` and ends the connection (a request not received in time, a failed spool write).
     pub fn refuse(&mut self, conn: &mut Connection, route: Option<Route>, error: HttpError) {
         let answer = Answer { close: true, head_only: false, ..Answer::error(error, route, crate::http::Method::Get) };
-        self.write_answer(conn, answer, ConnectionHeader::Close);
+        self.write_answer(conn, answer, ConnectionHeader::Close, true);
     }
 
     /// Handles the request at the start of `buf`, if it is complete. Returns the bytes it took.
@@ -54,7 +58,7 @@ impl Requests {
                 }
                 if head.expect_continue {
                     if let Some(answer) = self.precheck(&head) {
-                        self.write_answer(conn, Answer { close: true, ..answer }, ConnectionHeader::Close);
+                        self.write_answer(conn, Answer { close: true, ..answer }, ConnectionHeader::Close, true);
                         return Some(buf.len());
                     }
                     response::write_continue(conn.output.buf());
@@ -68,7 +72,7 @@ impl Requests {
                     head_only: body == response::Body::Omit,
                     ..Answer::error(error, None, head.method)
                 };
-                self.write_answer(conn, answer, ConnectionHeader::Close);
+                self.write_answer(conn, answer, ConnectionHeader::Close, true);
                 return Some(buf.len());
             }
         };
@@ -111,7 +115,9 @@ impl Requests {
         } else {
             ConnectionHeader::Omit
         };
-        self.write_answer(conn, answer, connection);
+        // A refusal that ends the connection, or a body left unread, may leave input behind: it lingers.
+        let unread = oversized || matches!(answer.kind, AnswerKind::Error(_));
+        self.write_answer(conn, answer, connection, unread);
         self.body.dechunked = dechunked;
         Some(if oversized { buf.len() } else { end })
     }
@@ -119,13 +125,17 @@ impl Requests {
     /// Encodes `answer` into the connection's output — after the mark of the answers that wait for this
     /// iteration's group commit, when it acknowledges events — and ends the connection after it when its
     /// `Connection` header says so.
-    fn write_answer(&mut self, conn: &mut Connection, answer: Answer, connection: ConnectionHeader) {
+    /// `unread`: input may be left behind this answer (the connection lingers if it ends).
+    fn write_answer(&mut self, conn: &mut Connection, answer: Answer, connection: ConnectionHeader, unread: bool) {
         if let (true, Some(route)) = (answer.commits, answer.route) {
             conn.output.mark_ingest(route);
         }
-        self.encode(conn.output.buf(), answer, connection);
+        let out = conn.output.buf();
+        // A new connection's first answer: room for it at once, not grown piece by piece (four reallocations).
+        out.reserve(ANSWER_ROOM);
+        self.encode(out, answer, connection);
         if connection == ConnectionHeader::Close {
-            conn.life.end_after_answer();
+            conn.life.end_after_answer(unread);
         }
     }
 }

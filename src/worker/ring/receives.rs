@@ -1,4 +1,4 @@
-//! The io_uring loop's input: connections its multishot accepts bring, the data its multishot receives
+//! The io_uring loop's input: connections its accepts bring, the data its multishot receives
 //! deliver into provided buffers (taken at once, the buffer handed back; what a paused connection was sent is
 //! stashed until it reads again), and the end of a connection's input.
 
@@ -16,29 +16,24 @@ use crate::event::record::Transport;
 use crate::worker::core::Worker;
 
 impl Ring {
-    pub(super) fn accepted(
-        &mut self,
-        worker: &mut Worker,
-        transport: Transport,
-        result: i32,
-        flags: u32,
-        now: Instant,
-    ) {
-        let armed = cqueue::more(flags);
-        self.accept_armed[usize::from(transport == Transport::Https)] = armed;
+    /// Accept `k` of the listener of `transport` completed: the connection becomes the worker's, its receive
+    /// armed, and the accept armed again.
+    pub(super) fn accepted(&mut self, worker: &mut Worker, transport: Transport, k: usize, result: i32, now: Instant) {
+        let peer = self.accepts.completed(k, result >= 0);
         if result < 0 {
             if result != -libc::ECANCELED {
-                // EMFILE and friends: the connection waits in the backlog; housekeeping arms the accept again.
+                // EMFILE and friends: the connection waits in the backlog; housekeeping arms the accept again
+                // (at once, it would fail again at once).
                 let error = io::Error::from_raw_os_error(-result);
                 tracing::warn!(worker = worker.index, error = %error, "accept failed");
             }
             return;
         }
+        self.arm_accept(transport);
         // SAFETY: an accept's result is a new descriptor that nothing else owns.
         let stream = unsafe { TcpStream::from_raw_fd(result) };
-        let listening = self.listeners.get(transport).is_some();
-        // Accepted while the drain ended, or reset before it was seen: dropping it closes it.
-        let Ok(peer) = stream.peer_addr().map_err(drop).and_then(|p| listening.then_some(p).ok_or(())) else {
+        // Accepted while the drain ended: dropping it closes it.
+        let (Some(peer), true) = (peer, self.listeners.get(transport).is_some()) else {
             return;
         };
         if let Some(i) = worker.admit(stream, peer.ip(), transport, now) {
@@ -46,9 +41,6 @@ impl Ring {
             let serial = self.serial;
             *self.slot(i) = Slot { serial, ..Slot::default() };
             self.arm_receive(worker, i);
-        }
-        if !armed {
-            self.arm_accept(transport);
         }
     }
 
