@@ -44,6 +44,10 @@ PLUTOS_TARGETS = {
     # counterpart without them is plutos-gzip6-spool; both trust 127.0.0.1's X-Forwarded-For (every target does).
     "plutos-gzip6-spool-enriched": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool",
                                     "GEOIP_DB": "@CITY_MMDB@", "UA_PARSE": "on", "BOTS": "flag"},
+    # Validation on: the Iglu Central schemas of tests/data/iglu (Snowplow's events and contexts), VALIDATION=flag.
+    # Its counterpart without it is plutos-gzip6-spool.
+    "plutos-gzip6-spool-validated": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool",
+                                     "SCHEMAS_DIR": str(ROOT / "tests" / "data" / "iglu"), "VALIDATION": "flag"},
 }
 FLOORS = {"floor": ROOT / "target" / "release" / "examples" / "floor",
           "floor-uring": ROOT / "target" / "release" / "examples" / "floor_uring"}
@@ -60,6 +64,7 @@ SCENARIOS = {
     "post_ndjson": (1, "POST /e, NDJSON batch of 100 events"),
     "post_segment_batch": (1, "POST /v1/batch, a Segment batch of 100 events as segment-analytics-python sends them"),
     "post_ndjson_sdk_events": (1, "POST /e, the same 100 events as post_segment_batch as NDJSON (like for like)"),
+    "post_snowplow_tp2": (1, "POST tp2, 100 events (page views and link clicks, each with a web_page context)"),
     "get_pipelined": (16, "GET /e?test=me pipelined 16 deep"),
     "get_close": (1, "GET /e?test=me, one request per connection (Connection: close)"),
     "get_simple_varied": (1, "get_simple from 10,000 clients (X-Forwarded-For) with 1,000 real user agents, Zipf-like"),
@@ -69,6 +74,7 @@ SCENARIOS = {
     "get_close_tls_full": (1, "get_close over HTTPS: a full TLS 1.3 handshake per request (examples/tls_load, no resumption)"),
 }
 ENRICHED = "plutos-gzip6-spool-enriched"
+VALIDATED = "plutos-gzip6-spool-validated"
 IDLE_CONNECTIONS = 10_000
 
 
@@ -545,6 +551,11 @@ def write_results(args, scenarios, targets, results, idle, idle_uring=None):
             m = median(results, f"plutos-{codec}-memory", scenario, "eps")
             if s and m:
                 line(f"{scenario} {codec}: spool ≥ 90% of memory", f"{100 * s / m:.0f}%", s >= 0.9 * m)
+    on = median(results, VALIDATED, "post_snowplow_tp2", "cpu_us_event")
+    off = median(results, "plutos-gzip6-spool", "post_snowplow_tp2", "cpu_us_event")
+    if on and off:
+        line("post_snowplow_tp2: validated (VALIDATION=flag) CPU/event ≤ 1.3× without SCHEMAS_DIR",
+             f"{on:.3f} µs vs {off:.3f} µs (×{on / off:.2f})", on <= 1.3 * off)
     for scenario in ("get_simple_varied", "post_ndjson_varied"):
         on, off = median(results, ENRICHED, scenario, "cpu_us_req"), median(results, "plutos-gzip6-spool", scenario, "cpu_us_req")
         if on and off:

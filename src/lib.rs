@@ -13,7 +13,9 @@
 //! - `protocol`: the wire formats events arrive in (plutos's `/e`, Segment, PostHog, Snowplow), one module each.
 //! - `event`: queries, forms and bodies into JSON events, and the record line of each.
 //! - `enrich`: what a record adds about its client (GeoIP, user agent, bots).
-//! - `reload`: files served from (GeoIP databases, the TLS certificate) read again on SIGHUP or when replaced.
+//! - `schema`: the Iglu registry events are validated against (`SCHEMAS_DIR`), compiled and reloaded.
+//! - `reload`: files served from (GeoIP databases, the TLS certificate, the schemas) read again on SIGHUP or
+//!   when replaced.
 //! - `spool`: the per-worker chunk writer, its gzip/zstd streams, and the durable directory of chunks.
 //! - `ship`: the uploader thread and the sinks it ships to (S3, file, stdout).
 //! - `state` and `metrics`: the few atomics everything shares.
@@ -32,6 +34,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod reload;
 pub mod route;
+pub mod schema;
 pub mod ship;
 pub mod spool;
 pub mod state;

@@ -11,10 +11,12 @@ use crate::http::HttpError;
 use crate::route::{self, Route};
 
 mod enrichment;
+mod schemas;
 mod tls;
 mod udp;
 
 pub use enrichment::render_enrichment;
+pub use schemas::render_schemas;
 pub use tls::render_tls;
 pub use udp::render_udp;
 
@@ -105,6 +107,8 @@ pub struct WorkerMetrics {
     pub agent_lookups: [AtomicU64; 3],
     /// Events from bots answered and not stored (`BOTS=drop`).
     pub bot_events_dropped: AtomicU64,
+    /// Self-describing events whose schema the registry does not hold (or whose URI is not one).
+    pub validations_unknown: AtomicU64,
 }
 
 impl Default for WorkerMetrics {
@@ -131,6 +135,7 @@ impl Default for WorkerMetrics {
             geo_lookups: [const { AtomicU64::new(0) }; 3],
             agent_lookups: [const { AtomicU64::new(0) }; 3],
             bot_events_dropped: zero(),
+            validations_unknown: zero(),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::enrich::{EnrichError, Enrichment};
 use crate::event::ids::{host_name, new_boot_id, random_u64};
 use crate::listener::Listeners;
 use crate::reload::{self, Reloadable};
+use crate::schema::Schemas;
 use crate::ship::Uploader;
 use crate::ship::sink::Sink;
 use crate::spool::chunk::ChunkWriter;
@@ -48,6 +49,8 @@ pub enum RunError {
     Enrich(#[from] EnrichError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("SCHEMAS_DIR: {0}")]
+    Schemas(#[from] crate::schema::LoadError),
 }
 
 /// Serves until `shutdown` yields (or its sender is dropped), then shuts down gracefully. Returns once every
@@ -63,13 +66,14 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
         tracing::info!(chunks = recovered.len(), "queued sealed chunks from the spool");
     }
     let workers = listeners.workers();
-    let Prepared { enrichment, tls, backend } = prepare(&config)?;
+    let Prepared { enrichment, tls, schemas, backend } = prepare(&config)?;
     tracing::info!(backend = backend.name(), "io backend: {}", backend.name());
     let shared = Arc::new(
         Shared::new(workers, spool_bytes, config.spool.max_bytes)
             .with_io_backend(backend.name())
             .with_enrichment(enrichment.clone())
             .with_tls(tls.clone())
+            .with_schemas(schemas.clone())
             .with_udp(config.udp.is_some()),
     );
     shared.aside_bytes.store(aside_bytes, std::sync::atomic::Ordering::Relaxed);
@@ -102,6 +106,9 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
     }
     if let Some(tls) = tls {
         reloadable.push(tls);
+    }
+    if let Some(schemas) = schemas {
+        reloadable.push(schemas);
     }
     let reload = reload::spawn(reloadable, hangup, reload_stopped).map_err(RunError::Thread)?;
 
@@ -140,11 +147,12 @@ type Workers = (Vec<thread::JoinHandle<()>>, Vec<Arc<Wake>>);
 
 /// What a start needs besides the configuration, loaded and checked once — by `run`, and by `--check-config`,
 /// which stops there — so a deployment's check refuses exactly what its start would: the GeoIP databases and
-/// user-agent lists, the TLS certificate and key (they must load and match), and the event loop
-/// (`IO_BACKEND=uring` must pass the probe; `auto` falls back).
+/// user-agent lists, the TLS certificate and key (they must load and match), the schemas (every one must
+/// compile), and the event loop (`IO_BACKEND=uring` must pass the probe; `auto` falls back).
 pub struct Prepared {
     pub enrichment: Option<Arc<Enrichment>>,
     pub tls: Option<Arc<Tls>>,
+    pub schemas: Option<Arc<Schemas>>,
     pub backend: Backend,
 }
 
@@ -157,8 +165,12 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         Some(tls) => Some(Arc::new(Tls::load(&tls.cert, &tls.key)?)),
         None => None,
     };
+    let schemas = match &config.validation.schemas_dir {
+        Some(dir) => Some(Arc::new(Schemas::load(dir, config.workers, config.validation.mode)?)),
+        None => None,
+    };
     let backend = io_backend(config.io_backend)?;
-    Ok(Prepared { enrichment, tls, backend })
+    Ok(Prepared { enrichment, tls, schemas, backend })
 }
 
 /// `IO_BACKEND` resolved: `auto` is io_uring when the probe passes, else epoll with one line saying why.

@@ -11,6 +11,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::enrich::Enrichment;
 use crate::metrics::{UploaderMetrics, WorkerMetrics};
+use crate::schema::Schemas;
 use crate::tls::Tls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,6 +44,8 @@ pub struct Shared {
     pub enrichment: Option<Arc<Enrichment>>,
     /// `None`: no HTTPS listener.
     pub tls: Option<Arc<Tls>>,
+    /// `None`: no `SCHEMAS_DIR`.
+    pub schemas: Option<Arc<Schemas>>,
     /// A UDP socket per worker (`UDP_PORT`).
     pub udp: bool,
     /// What the workers' loops wait on: `epoll` or `uring`.
@@ -62,6 +65,7 @@ impl Shared {
             started: Instant::now(),
             enrichment: None,
             tls: None,
+            schemas: None,
             udp: false,
             io_backend: "epoll",
         }
@@ -73,6 +77,10 @@ impl Shared {
 
     pub fn with_tls(self, tls: Option<Arc<Tls>>) -> Shared {
         Shared { tls, ..self }
+    }
+
+    pub fn with_schemas(self, schemas: Option<Arc<Schemas>>) -> Shared {
+        Shared { schemas, ..self }
     }
 
     pub fn with_udp(self, udp: bool) -> Shared {
@@ -160,6 +168,7 @@ impl Shared {
         let mut text = crate::metrics::render(&self.workers, &self.uploader, spool);
         crate::metrics::render_enrichment(&mut text, &self.workers, self.enrichment.as_deref());
         crate::metrics::render_tls(&mut text, &self.workers, self.tls.as_deref());
+        crate::metrics::render_schemas(&mut text, &self.workers, self.schemas.as_deref());
         let _ = write!(
             text,
             "# HELP plutos_io_backend the workers' event loop (IO_BACKEND, auto resolved at start)\n\

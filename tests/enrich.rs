@@ -318,9 +318,6 @@ fn a_database_that_does_not_load_stops_the_start_with_one_line() {
 
 #[test]
 fn databases_reload_under_load_on_rename_in_place_writes_and_sighup() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
     let data = tempfile::tempdir().unwrap();
     let city = write(data.path(), "city.mmdb", &city_db("GB"));
     let dir = tempfile::tempdir().unwrap();
@@ -330,31 +327,14 @@ fn databases_reload_under_load_on_rename_in_place_writes_and_sighup() {
     );
     let addr = collector.addr;
     // A keep-alive client sending GETs from London the whole time; every answer must be a 200.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        std::thread::spawn(move || {
-            let mut client = Client::connect(addr);
-            while !stop.load(Ordering::Relaxed) {
-                let head = b"GET /e?tag=load HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 81.2.69.160\r\n\r\n";
-                match client.try_request(head) {
-                    Some(r) if r.status == 200 => {}
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        client = Client::connect(addr);
-                    }
-                }
-                sent.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
+    let load =
+        KeepAliveLoad::start(addr, b"GET /e?tag=load HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 81.2.69.160\r\n\r\n");
     let reloads = |result: &str| metric(addr, &format!("plutos_geoip_reloads_total{{result=\"{result}\"}}"));
     let country_now = |tag: &str| {
         assert_eq!(get_from(addr, "81.2.69.160", "curl/8.5.0", tag), 200);
         tag.to_string()
     };
-    wait_until("the load to run", || sent.load(Ordering::Relaxed) >= 200);
+    wait_until("the load to run", || load.sent() >= 200);
     let mut expected = vec![(country_now("before"), "GB")];
 
     // 1. A new file renamed over the old one.
@@ -378,11 +358,9 @@ fn databases_reload_under_load_on_rename_in_place_writes_and_sighup() {
     wait_until("SIGHUP's reload", || reloads("ok") == 3);
     expected.push((country_now("after_sighup"), "FR"));
 
-    wait_until("more load after the reloads", || sent.load(Ordering::Relaxed) >= 400);
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during the reloads");
-    let total = sent.load(Ordering::Relaxed);
+    wait_until("more load after the reloads", || load.sent() >= 400);
+    let (total, failed) = load.stop();
+    assert_eq!(failed, 0, "requests failed during the reloads");
     let refused = reloads("failed");
     collector.signal(libc::SIGTERM);
     let (status, stderr) = collector.wait_with_stderr();

@@ -41,15 +41,18 @@ fn by_event_id<'a>(records: &'a [Value], protocol: &str) -> std::collections::BT
 fn assert_stable_fields(records: &[Value]) {
     for r in records {
         let object = r.as_object().unwrap();
-        assert_eq!(object.len(), 19, "{r}");
+        assert_eq!(object.len(), 21, "{r}");
         for field in
             ["written_at", "request_id", "ip", "user_agent", "method", "path", "transport", "protocol", "event_id"]
         {
             assert!(r[field].is_string(), "{field} in {r}");
         }
-        for field in ["event_type", "event_name", "user_id", "anonymous_id", "client_ts", "sent_at", "visitor_id"] {
+        for field in
+            ["event_type", "event_name", "schema", "user_id", "anonymous_id", "client_ts", "sent_at", "visitor_id"]
+        {
             assert!(r[field].is_string() || r[field].is_null(), "{field} in {r}");
         }
+        assert!(r["validation"].is_array() || r["validation"].is_null(), "{r}");
         assert!(r["timestamp"].as_str().unwrap().ends_with('Z'), "{r}");
         assert!(r["retry_count"].is_u64() || r["retry_count"].is_null(), "{r}");
     }

@@ -107,14 +107,17 @@ fn node_sdks_store_every_event_once() {
 
 #[test]
 fn duckdb_infers_one_schema_over_every_protocol_and_plutos_own_records() {
-    let server = collector();
+    // With a registry, so plutos's self-describing event below gets a `schema` and a `validation` too.
+    let registry = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/iglu");
+    let keys = [SEGMENT_KEY, POSTHOG_KEY, SNOWPLOW_APP].join(",");
+    let server = TestServer::start(&["--write-keys", &keys, "--schemas-dir", registry.to_str().unwrap()]);
     let url = format!("http://{}", server.addr);
     run("send_segment.py", &url, SEGMENT_KEY);
     run("send_posthog.cjs", &url, POSTHOG_KEY);
     run("send_snowplow.py", &url, SNOWPLOW_APP);
     let key = format!("write_key={SEGMENT_KEY}");
     assert_eq!(get(server.addr, &format!("/e?page=home&{key}")).status, 200);
-    let body = br#"[{"kind":"fetch","n":1},{"kind":"beacon","n":2}]"#;
+    let body = br#"[{"kind":"fetch","n":1},{"schema":"iglu:com.acme/beacon/jsonschema/1-0-0","data":{"n":2}}]"#;
     let mut client = server.client();
     let head = format!("POST /e?{key} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
     assert_eq!(client.request(&[head.as_bytes(), body].concat()).status, 200);
@@ -152,11 +155,13 @@ fn duckdb_infers_one_schema_over_every_protocol_and_plutos_own_records() {
         "raw_data",
         "request_id",
         "retry_count",
+        "schema",
         "sent_at",
         "timestamp",
         "transport",
         "user_agent",
         "user_id",
+        "validation",
         "visitor_id",
         "written_at",
     ];
@@ -175,6 +180,7 @@ fn duckdb_infers_one_schema_over_every_protocol_and_plutos_own_records() {
         "protocol",
         "event_type",
         "event_name",
+        "schema",
         "user_id",
         "anonymous_id",
         "client_ts",
@@ -182,6 +188,8 @@ fn duckdb_infers_one_schema_over_every_protocol_and_plutos_own_records() {
     ] {
         assert_eq!(columns[name], "VARCHAR", "{name}: {inferred}");
     }
+    let validation = &columns["validation"];
+    assert!(validation.starts_with("STRUCT(") && validation.ends_with("[]"), "a list of failures: {inferred}");
     for name in ["request_id", "event_id", "visitor_id"] {
         assert!(matches!(columns[name].as_str(), "VARCHAR" | "UUID"), "{name}: {inferred}");
     }

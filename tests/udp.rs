@@ -44,7 +44,7 @@ fn every_datagram_format_is_stored_with_its_sender_and_transport_udp() {
         assert_eq!(record["method"], "UDP");
         assert_eq!((record["path"].as_str(), record["user_agent"].as_str()), (Some(""), Some("")));
         assert_eq!(record["ip"], "127.0.0.1");
-        assert_eq!(record.as_object().unwrap().len(), 19);
+        assert_eq!(record.as_object().unwrap().len(), 21);
     }
     let query = records.iter().find(|r| r["raw_data"]["tag"] == "query").unwrap();
     assert_eq!(query["raw_data"]["page"], "/home");

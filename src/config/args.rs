@@ -14,6 +14,7 @@ use crate::enrich::{BotPolicy, GeoPrecision};
 use crate::event::client::IpMode;
 use crate::http::cors::{self, Origins};
 use crate::http::response::ResponseKind;
+use crate::schema::Validation;
 use crate::spool::{Codec, Durability, Fsync};
 
 /// `--io-backend` / `IO_BACKEND`: what a worker's loop waits on.
@@ -268,6 +269,14 @@ pub struct Args {
     /// Events from bots: keep (not looked for) | flag ("bot":true) | drop (answered, counted, not stored).
     #[arg(long, env = "BOTS", value_enum, default_value = "keep")]
     pub bots: BotPolicy,
+    /// An Iglu static registry (`schemas/{vendor}/{name}/jsonschema/{version}`): every schema compiled at start,
+    /// the whole set again on SIGHUP and when its files change.
+    #[arg(long, env = "SCHEMAS_DIR")]
+    pub schemas_dir: Option<PathBuf>,
+    /// off | flag: a self-describing event is validated against SCHEMAS_DIR and kept, with what failed in its
+    /// record's "validation"; default flag with SCHEMAS_DIR, else off.
+    #[arg(long, env = "VALIDATION", value_enum)]
+    pub validation: Option<Validation>,
     /// error | warn | info | debug | trace
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: tracing::Level,

@@ -20,6 +20,7 @@ pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig, s
 pub use values::parse_cidrs;
 
 use crate::http::response::ResponseKind;
+use crate::schema::Validation;
 use crate::spool::{ChunkConfig, Codec, Compression, SpoolConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,12 +44,21 @@ pub struct Config {
     pub cpus: Vec<usize>,
     pub http: HttpConfig,
     pub edge: EdgeConfig,
+    pub validation: ValidationConfig,
     pub spool: SpoolConfig,
     pub upload: UploadConfig,
     pub sink: SinkConfig,
     pub shutdown: ShutdownConfig,
     pub log_level: tracing::Level,
     pub log_format: LogFormat,
+}
+
+/// What events are validated against, and what a failure does (`SCHEMAS_DIR`, `VALIDATION`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationConfig {
+    /// The Iglu registry on disk, compiled at start and reloaded; `None`: nothing is validated.
+    pub schemas_dir: Option<PathBuf>,
+    pub mode: Validation,
 }
 
 /// `TLS_PORT` with the files of its certificate and key.
@@ -157,6 +167,7 @@ impl Config {
             cpus,
             http,
             edge: edge::edge(args)?,
+            validation: validation(args)?,
             spool: SpoolConfig { dir: args.spool_dir.clone(), max_bytes: args.max_spool_bytes, chunk: chunk(args)? },
             upload: sink::upload(args),
             sink,
@@ -168,6 +179,17 @@ impl Config {
             log_format: args.log_format,
         })
     }
+}
+
+fn validation(args: &Args) -> Result<ValidationConfig, ConfigError> {
+    let mode = args.validation.unwrap_or(match args.schemas_dir {
+        Some(_) => Validation::Flag,
+        None => Validation::Off,
+    });
+    if mode != Validation::Off && args.schemas_dir.is_none() {
+        return Err(invalid("VALIDATION (--validation)", "flag needs SCHEMAS_DIR"));
+    }
+    Ok(ValidationConfig { schemas_dir: args.schemas_dir.clone(), mode })
 }
 
 fn tls(args: &Args) -> Result<Option<TlsListen>, ConfigError> {

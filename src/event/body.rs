@@ -139,7 +139,13 @@ fn append_json(body: &[u8], emit: &mut Emitter<'_>, minified: &mut Vec<u8>) -> R
 }
 
 fn append_ndjson(body: &[u8], emit: &mut Emitter<'_>, minified: &mut Vec<u8>) -> Result<(), HttpError> {
-    for line in body.split(|&b| b == b'\n') {
+    // memchr's SIMD search for the line ends: a byte-by-byte split costs ~2 instructions a byte, and how well the
+    // compiler unrolls it moved with unrelated changes (callgrind: 110 to 330 instructions per 100-byte line).
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for end in ends {
+        let line = &body[start..end];
+        start = end + 1;
         if line.trim_ascii().is_empty() {
             continue;
         }

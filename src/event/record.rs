@@ -3,12 +3,12 @@
 //! ```text
 //! {"raw_data":…,"written_at":"…","request_id":"…","ip":"…","user_agent":"…"[,"geo":…][,"agent":…][,"bot":…,"bot_match":…],
 //!  "method":"GET","path":"/e","transport":"http"[,"headers":{…}],
-//!  "protocol":"plutos","event_id":"…","event_type":…,"event_name":…,"user_id":…,"anonymous_id":…,
-//!  "client_ts":…,"sent_at":…,"timestamp":"…","retry_count":…,"visitor_id":…}
+//!  "protocol":"plutos","event_id":"…","event_type":…,"event_name":…,"schema":…,"validation":…,"user_id":…,
+//!  "anonymous_id":…,"client_ts":…,"sent_at":…,"timestamp":"…","retry_count":…,"visitor_id":…}
 //! ```
 //!
 //! Every record has every field, each always of one type (a string or `null`; `retry_count` a number or
-//! `null`), whichever protocol brought the event, so a reader infers one schema over all of them. The parts that
+//! `null`; `validation` an array or `null`), whichever protocol brought the event, so a reader infers one schema over all of them. The parts that
 //! are the same for every event of one request (time, ip, user agent, method, path, protocol, retry count,
 //! visitor) are rendered once per request into reusable buffers; an event of plutos's own `/e` then costs its
 //! raw data, one id and a few copies, and an SDK event also its own fields.
@@ -19,6 +19,7 @@ use crate::event::json::{escape_into, escape_lossy_into};
 use crate::event::object::Text;
 use crate::event::timestamp::{self, ClientTimes};
 use crate::http::Method;
+use crate::schema::Checker;
 
 /// How an event reached plutos: the record's `transport`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +92,10 @@ pub struct EventFields<'a> {
     pub client_ts: Option<Text<'a>>,
     /// When the client sent it, as the client wrote it.
     pub sent_at: Option<Text<'a>>,
+    /// A self-describing event's Iglu URI (a JSON string literal).
+    pub schema: Option<Text<'a>>,
+    /// What failed when it was validated (`VALIDATION=flag`): a JSON array.
+    pub validation: Option<&'a [u8]>,
 }
 
 #[derive(Default)]
@@ -130,7 +135,7 @@ impl RecordBuilder {
             let n = &mut self.no_fields;
             n.clear();
             n.extend_from_slice(
-                b",\"event_type\":null,\"event_name\":null,\"user_id\":null,\"anonymous_id\":null,\
+                b",\"event_type\":null,\"event_name\":null,\"schema\":null,\"validation\":null,\"user_id\":null,\"anonymous_id\":null,\
                   \"client_ts\":null,\"sent_at\":null,\"timestamp\":\"",
             );
             clock.append_rfc3339_micros(n);
@@ -247,9 +252,14 @@ impl RecordBuilder {
         }
         out.extend_from_slice(b",\"event_type\":");
         write_or_null(out, fields.event_type);
+        out.extend_from_slice(b",\"event_name\":");
+        write_or_null(out, fields.event_name);
+        out.extend_from_slice(b",\"schema\":");
+        write_or_null(out, fields.schema);
+        out.extend_from_slice(b",\"validation\":");
+        out.extend_from_slice(fields.validation.unwrap_or(b"null"));
         for (name, value) in [
-            (&b",\"event_name\":"[..], fields.event_name),
-            (b",\"user_id\":", fields.user_id),
+            (&b",\"user_id\":"[..], fields.user_id),
             (b",\"anonymous_id\":", fields.anonymous_id),
             (b",\"client_ts\":", fields.client_ts),
             (b",\"sent_at\":", fields.sent_at),
@@ -290,12 +300,19 @@ pub struct Emitter<'a> {
     builder: &'a RecordBuilder,
     ids: &'a mut RequestIds,
     events: u64,
+    /// Reads (and validates) self-describing events: plutos's own, whose records it writes whole.
+    checker: Option<&'a mut Checker>,
 }
 
 impl<'a> Emitter<'a> {
     /// After `builder.start_request`.
     pub fn new(out: &'a mut Vec<u8>, builder: &'a RecordBuilder, ids: &'a mut RequestIds) -> Emitter<'a> {
-        Emitter { out, builder, ids, events: 0 }
+        Emitter { out, builder, ids, events: 0, checker: None }
+    }
+
+    /// Self-describing events recorded as whole JSON (`record`) get their schema (and validation) from `checker`.
+    pub fn checked(self, checker: &'a mut Checker) -> Emitter<'a> {
+        Emitter { checker: Some(checker), ..self }
     }
 
     /// One record: `raw_data` writes the event's JSON value, `fields` are what it brought.
@@ -303,6 +320,30 @@ impl<'a> Emitter<'a> {
         self.builder.begin_record(self.out);
         raw_data(self.out);
         self.builder.finish_event(self.out, self.ids, fields);
+        self.events += 1;
+    }
+
+    /// One record of an event with self-describing parts (Snowplow's unstructured event and contexts): `parts`
+    /// checks each with the checker and returns the event's schema (a JSON string literal), which with what
+    /// failed completes `fields`.
+    pub fn event_checked<'e>(
+        &mut self,
+        fields: EventFields<'e>,
+        parts: impl FnOnce(&mut Checker) -> Option<&'e [u8]>,
+        raw_data: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let (schema, validation) = match self.checker.as_deref_mut() {
+            Some(checker) => {
+                checker.begin();
+                let schema = parts(checker).and_then(Text::of);
+                (schema, checker.finish())
+            }
+            None => (None, None),
+        };
+        let fields = EventFields { schema, validation, ..fields };
+        self.builder.begin_record(self.out);
+        raw_data(self.out);
+        self.builder.finish_event(self.out, self.ids, &fields);
         self.events += 1;
     }
 
@@ -316,9 +357,32 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    /// One record of an event that brings no fields of its own, whose `raw_data` is already JSON.
+    /// One record of an event that brings no fields of its own, whose `raw_data` is already JSON. A
+    /// self-describing one gets its schema (and, under validation, what failed) as fields.
+    #[inline]
     pub fn record(&mut self, raw_data: &[u8]) {
+        if self.checker.is_some() && crate::schema::check::may_be_self_describing(raw_data) {
+            return self.record_checked(raw_data);
+        }
         self.builder.append_record(self.out, raw_data, self.ids);
+        self.events += 1;
+    }
+
+    #[inline(never)]
+    fn record_checked(&mut self, raw_data: &[u8]) {
+        match self.checker.as_deref_mut().and_then(|checker| checker.check(raw_data)) {
+            Some(checked) => {
+                let fields = EventFields {
+                    schema: Text::of(checked.schema),
+                    validation: checked.failures,
+                    ..Default::default()
+                };
+                self.builder.begin_record(self.out);
+                self.out.extend_from_slice(raw_data);
+                self.builder.finish_event(self.out, self.ids, &fields);
+            }
+            None => self.builder.append_record(self.out, raw_data, self.ids),
+        }
         self.events += 1;
     }
 

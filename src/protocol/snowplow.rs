@@ -22,6 +22,7 @@ use crate::event::query::append_query_object;
 use crate::event::record::{Emitter, EventFields};
 use crate::http::HttpError;
 use crate::http::write_key::KeyGate;
+use crate::schema::Checker;
 
 /// The body of a POST's success, as Snowplow's collector answers.
 pub const ACCEPTED: &[u8] = b"ok";
@@ -140,7 +141,8 @@ fn event(event: &[u8], gate: KeyGate<'_>, emit: &mut Emitter<'_>, buffers: Buffe
         None => (None, None),
     };
     let edited = ue_px.is_some() || ue_pr.is_some() || cx.is_some() || co.is_some();
-    emit.event(&f, |out| {
+    let parts = |checker: &mut Checker| self_describing_parts(checker, ue, co);
+    emit.event_checked(f, parts, |out| {
         if !edited {
             return out.extend_from_slice(event);
         }
@@ -156,6 +158,26 @@ fn event(event: &[u8], gate: KeyGate<'_>, emit: &mut Emitter<'_>, buffers: Buffe
         write_object(out, event, edit, &[]);
     });
     Ok(())
+}
+
+/// The self-describing parts of an event, each checked: the unstructured event's envelope (`unstruct_event`)
+/// and the event inside it, the contexts' envelope (`contexts`) and each context. Returns the event's own schema
+/// (the one inside the envelope).
+fn self_describing_parts<'e>(checker: &mut Checker, ue: Option<&'e [u8]>, co: Option<&[u8]>) -> Option<&'e [u8]> {
+    let mut schema = None;
+    if let Some(ue) = ue {
+        if checker.validate_part(ue, "ue_pr").is_some() {
+            schema = get(ue, "data").and_then(|event| checker.validate_part(event, "ue_pr's data"));
+        }
+    }
+    if let Some(co) = co {
+        if checker.validate_part(co, "co").is_some() {
+            if let Some(contexts) = get(co, "data") {
+                json::for_each_array_element(contexts, |context| _ = checker.validate_part(context, "a context"));
+            }
+        }
+    }
+    schema
 }
 
 #[derive(Clone, Copy)]

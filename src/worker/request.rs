@@ -30,6 +30,7 @@ use crate::event::visitor::Visitors;
 use crate::http::{HttpError, write_key};
 use crate::metrics::Tally;
 use crate::protocol;
+use crate::schema::{Checker, Validation};
 use crate::state::Shared;
 use crate::worker::connection::Peer;
 use crate::worker::edge::Edge;
@@ -53,6 +54,8 @@ pub struct Requests {
     first_party: Visitors,
     /// `HONOR_GPC=on`.
     honor_gpc: bool,
+    /// Reads self-describing events' schemas, and validates them (`SCHEMAS_DIR` with `VALIDATION` on).
+    checker: Checker,
     /// The last datagram sender, its `ip` rendered once for as long as datagrams keep coming from it.
     datagram_peer: Option<Peer>,
     /// Requests answered since the worker last counted them (once per iteration, not per request).
@@ -84,6 +87,8 @@ impl Requests {
         let first_party = Visitors::new(edge.visitor_cookie.clone(), seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
         let honor_gpc = edge.honor_gpc;
         let edge = Edge::new(edge, shared.enrichment.clone());
+        let validating = shared.schemas.as_ref().filter(|s| s.mode() != Validation::Off);
+        let checker = Checker::new(validating.map(|schemas| schemas.published()), worker);
         let mut protocols = protocol::Scratch::default();
         if edge.hides_write_key() {
             protocols.query.hide_key(write_key::PARAM);
@@ -101,6 +106,7 @@ impl Requests {
             visitors,
             first_party,
             honor_gpc,
+            checker,
             datagram_peer: None,
             answered: 0,
             tally: Tally::default(),
@@ -118,6 +124,9 @@ impl Requests {
     pub fn begin_iteration(&mut self, now: Instant, accepting: Result<(), HttpError>) {
         self.clock.refresh();
         self.edge.enricher.refresh(now);
+        if let Some(schemas) = &self.shared.schemas {
+            self.checker.refresh(schemas.published());
+        }
         self.accepting = accepting;
     }
 
@@ -135,6 +144,7 @@ impl Requests {
         let metrics = &self.shared.workers[self.worker];
         self.tally.publish(metrics);
         metrics.add_enrichment(self.edge.enricher.take_counts());
+        metrics.validations_unknown.fetch_add(self.checker.take_unknown(), std::sync::atomic::Ordering::Relaxed);
         std::mem::take(&mut self.answered)
     }
 }

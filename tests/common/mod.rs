@@ -13,6 +13,9 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -293,8 +296,12 @@ pub fn get(addr: SocketAddr, target: &str) -> Response {
 }
 
 pub fn post(addr: SocketAddr, content_type: &str, body: &[u8]) -> Response {
+    post_to(addr, "/e", content_type, body)
+}
+
+pub fn post_to(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> Response {
     let head = format!(
-        "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     request(addr, &[head.as_bytes(), body].concat())
@@ -315,6 +322,48 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     while !condition() {
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A keep-alive client sending one request over and over on its own thread, counting the answers that were not
+/// a 200 (after one, it connects again): the load of the reload tests.
+pub struct KeepAliveLoad {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    thread: JoinHandle<()>,
+}
+
+impl KeepAliveLoad {
+    pub fn start(addr: SocketAddr, request: &'static [u8]) -> KeepAliveLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let thread = {
+            let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                while !stop.load(Relaxed) {
+                    if client.try_request(request).is_none_or(|r| r.status != 200) {
+                        failed.fetch_add(1, Relaxed);
+                        client = Client::connect(addr);
+                    }
+                    sent.fetch_add(1, Relaxed);
+                }
+            })
+        };
+        KeepAliveLoad { stop, sent, failed, thread }
+    }
+
+    /// Requests sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Relaxed)
+    }
+
+    /// Stops the client; returns (sent, failed).
+    pub fn stop(self) -> (u64, u64) {
+        self.stop.store(true, Relaxed);
+        self.thread.join().unwrap();
+        (self.sent.load(Relaxed), self.failed.load(Relaxed))
     }
 }
 

@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use super::*;
 
 /// The fields of every record, in order.
-const FIELDS: [&str; 19] = [
+const FIELDS: [&str; 21] = [
     "raw_data",
     "written_at",
     "request_id",
@@ -16,6 +16,8 @@ const FIELDS: [&str; 19] = [
     "event_id",
     "event_type",
     "event_name",
+    "schema",
+    "validation",
     "user_id",
     "anonymous_id",
     "client_ts",
@@ -73,10 +75,10 @@ fn records_are_one_valid_json_line_with_plutos_fields_first() {
     assert!(v["written_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(v["event_id"], v["request_id"], "no id of its own: the request id");
     assert_eq!(v["timestamp"], v["written_at"], "no time of its own: received");
-    for null in ["event_type", "event_name", "user_id", "anonymous_id", "client_ts", "sent_at", "retry_count"] {
-        assert_eq!(v[null], Value::Null, "{null}");
+    // Everything an event brings (`event_type` to `sent_at`), and what the request did not say.
+    for null in FIELDS[10..18].iter().chain(&["retry_count", "visitor_id"]) {
+        assert_eq!(v[*null], Value::Null, "{null}");
     }
-    assert_eq!(v["visitor_id"], Value::Null);
     let second = &lines[1].1;
     assert_eq!(second["raw_data"], json!([1, "two"]));
     assert_ne!(v["request_id"], second["request_id"]);
@@ -107,6 +109,8 @@ fn an_sdk_event_brings_its_own_fields() {
         anonymous_id: None,
         client_ts: Some(Text::Literal(client_literal.as_bytes())),
         sent_at: Some(Text::Literal(sent_literal.as_bytes())),
+        schema: Some(Text::Literal(br#""iglu:com.acme/order/jsonschema/1-0-0""#)),
+        validation: Some(br#"[{"error":"ValidationError"}]"#),
     };
     let mut ids = RequestIds::new(0, 1);
     let mut out = Vec::new();
@@ -125,6 +129,8 @@ fn an_sdk_event_brings_its_own_fields() {
     assert_eq!(v["event_name"], "Order \"Completed\"");
     assert_eq!(v["user_id"], "42", "a number written as a string");
     assert_eq!(v["anonymous_id"], Value::Null);
+    assert_eq!(v["schema"], "iglu:com.acme/order/jsonschema/1-0-0");
+    assert_eq!(v["validation"], json!([{"error": "ValidationError"}]));
     assert_eq!((v["client_ts"].as_str(), v["sent_at"].as_str()), (Some(client), Some(sent)));
     let mut want = Vec::new();
     timestamp::append_json(&mut want, received - 5_000_000);

@@ -63,7 +63,7 @@ impl Requests {
         };
         self.records.start_request(&meta, &self.clock);
         let mark = batch.mark();
-        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids);
+        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids).checked(&mut self.checker);
         let written =
             body::append_body_events(kind, payload, &mut emit, &mut self.protocols.json, &mut self.protocols.query)
                 .map(|()| emit.events());

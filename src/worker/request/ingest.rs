@@ -71,7 +71,7 @@ impl Requests {
         };
         let gate = self.edge.gate(admission);
         let mark = batch.mark();
-        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids);
+        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids).checked(&mut self.checker);
         let written = ingest.events(&intake, gate, &mut emit, &mut self.protocols).map(|()| emit.events());
         match self.finish_request(batch, mark, written, keep) {
             // An event larger than the sink takes: where oversize payloads are bad rows, this is one too.
@@ -166,7 +166,7 @@ impl Requests {
             return Err(HttpError::Unauthorized);
         }
         let mark = batch.mark();
-        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids);
+        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids).checked(&mut self.checker);
         snowplow::bad_row(&mut emit, declared, self.config.max_body_bytes, head);
         self.finish_request(batch, mark, Ok(1), Keep::Yes)
     }

@@ -1,0 +1,309 @@
+//! Schema validation's registry (`SCHEMAS_DIR`): an Iglu static registry copied from Iglu Central
+//! (tests/data/iglu, Apache-2.0), compiled at start and by `--check-config`, refused in one line when a schema
+//! does not compile, and reloaded when a file is added or replaced and on SIGHUP — a broken file keeps the set in
+//! service — while a keep-alive client's requests all succeed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::collector::Collector;
+use common::{KeepAliveLoad, metric, wait_until};
+
+/// A writable copy of the test registry.
+fn registry_copy(into: &Path) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/iglu/schemas");
+    let to = into.join("registry");
+    copy_tree(&from, &to.join("schemas"));
+    to
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        match entry.file_type().unwrap().is_dir() {
+            true => copy_tree(&entry.path(), &target),
+            false => drop(std::fs::copy(entry.path(), target).unwrap()),
+        }
+    }
+}
+
+/// Writes `com.acme/{name}/jsonschema/{version}`, a schema requiring `required`.
+fn acme_schema(registry: &Path, name: &str, version: &str, required: &str) -> PathBuf {
+    let dir = registry.join("schemas/com.acme").join(name).join("jsonschema");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(version);
+    let schema = format!(
+        r#"{{"$schema":"http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+        "self":{{"vendor":"com.acme","name":"{name}","format":"jsonschema","version":"{version}"}},
+        "type":"object","required":["{required}"]}}"#
+    );
+    std::fs::write(&path, schema).unwrap();
+    path
+}
+
+fn plutos(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let spool = dir.join("spool");
+    let output = Command::new(env!("CARGO_BIN_EXE_plutos"))
+        .env_clear()
+        .env("PORT", "127.0.0.1:0")
+        .env("SPOOL_DIR", &spool)
+        .env("OUT_DIR", dir.join("out"))
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (output.status.code(), text(output.stderr), text(output.stdout))
+}
+
+#[test]
+fn a_schema_that_does_not_compile_fails_the_check_and_the_start_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry_copy(dir.path());
+    let schemas_dir = registry.to_str().unwrap();
+    let (code, stderr, stdout) = plutos(dir.path(), &["--check-config"], &[("SCHEMAS_DIR", schemas_dir)]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("configuration ok"), "{stdout}");
+
+    // `type` misspelt as a value draft 4 does not know.
+    let broken = acme_schema(&registry, "order", "1-0-0", "sku");
+    let text = std::fs::read_to_string(&broken).unwrap().replace(r#""type":"object""#, r#""type":"objekt""#);
+    std::fs::write(&broken, text).unwrap();
+    let (code, stderr, _) = plutos(dir.path(), &["--check-config"], &[("SCHEMAS_DIR", schemas_dir)]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.trim().lines().count() == 1 && stderr.contains("SCHEMAS_DIR") && stderr.contains("com.acme/order"));
+    let (code, stderr, _) = plutos(dir.path(), &[], &[("SCHEMAS_DIR", schemas_dir)]);
+    assert_eq!(code, Some(1), "a start refuses it too: {stderr}");
+    assert!(stderr.lines().any(|l| l.contains("does not compile") && l.contains("com.acme/order")), "{stderr}");
+
+    let missing = dir.path().join("no-registry");
+    let (code, stderr, _) = plutos(dir.path(), &["--check-config"], &[("SCHEMAS_DIR", missing.to_str().unwrap())]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no-registry/schemas"), "{stderr}");
+}
+
+#[test]
+fn the_registry_reloads_when_a_file_is_added_or_replaced_and_on_sighup_and_a_broken_one_keeps_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry_copy(dir.path());
+    let collector = Collector::spawn(dir.path(), &[("SCHEMAS_DIR", registry.to_str().unwrap())]);
+    let addr = collector.addr;
+    let load = KeepAliveLoad::start(addr, b"GET /e?tag=load HTTP/1.1\r\nHost: t\r\n\r\n");
+    let schemas = || metric(addr, "plutos_schemas");
+    let reloads = |result: &str| metric(addr, &format!("plutos_schema_reloads_total{{result=\"{result}\"}}"));
+    assert_eq!(schemas(), 14);
+    wait_until("the load to run", || load.sent() >= 100);
+
+    // The reload thread looks once a second and may catch a file half written (a failed reload, then a good
+    // one): what each step waits for is the set it must end with.
+    // 1. A schema of a new vendor: its directories are new too. Events of it are unknown before, validated
+    // after (the workers take the new set at their next loop iteration, before the next request).
+    let order = br#"{"schema":"iglu:com.acme/order/jsonschema/1-0-0","data":{}}"#;
+    assert_eq!(common::post(addr, "application/json", order).status, 200);
+    assert_eq!(metric(addr, "plutos_validations_total{schema=\"unknown\",result=\"unknown\"}"), 1);
+    acme_schema(&registry, "order", "1-0-0", "sku");
+    wait_until("the added schema to load", || schemas() == 15);
+    assert_eq!(common::post(addr, "application/json", order).status, 200);
+    let invalid = "plutos_validations_total{schema=\"iglu:com.acme/order/jsonschema/1-0-0\",result=\"invalid\"}";
+    assert_eq!(metric(addr, invalid), 1, "validated against the new schema: sku is required");
+
+    // 2. A new version written aside (a hidden name is not read) and renamed into place.
+    let staged = acme_schema(&registry, "order", "1-0-1", "sku");
+    let temporary = staged.with_file_name(".1-0-1.tmp");
+    std::fs::rename(&staged, &temporary).unwrap();
+    wait_until("the rename aside to load", || schemas() == 15);
+    std::fs::rename(&temporary, &staged).unwrap();
+    wait_until("the renamed schema to load", || schemas() == 16);
+
+    // 3. Replaced in place by one that does not compile: the set in service stays.
+    let ok = reloads("ok");
+    std::fs::write(&staged, "{\"self\":").unwrap();
+    wait_until("the broken schema to be refused", || reloads("failed") >= 1);
+    assert_eq!((schemas(), reloads("ok")), (16, ok));
+
+    // 4. SIGHUP compiles again: still broken, still refused; mended, loaded.
+    let failed_before = reloads("failed");
+    collector.signal(libc::SIGHUP);
+    wait_until("SIGHUP's reload", || reloads("failed") > failed_before);
+    acme_schema(&registry, "order", "1-0-1", "id");
+    wait_until("the mended schema to load", || reloads("ok") > ok);
+    assert_eq!(schemas(), 16);
+    assert_eq!(metric(addr, invalid), 1, "a reload carries the counts over");
+
+    let sent = load.sent();
+    wait_until("more load after the reloads", || load.sent() >= sent + 100);
+    let (_, failed) = load.stop();
+    assert_eq!(failed, 0, "requests failed during the reloads");
+    collector.signal(libc::SIGTERM);
+    let (status, stderr) = collector.wait_with_stderr();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.matches("schemas not reloaded").count() >= 2, "a line per refused reload: {stderr}");
+    assert!(stderr.contains("com.acme/order/jsonschema/1-0-1"), "the line names the file: {stderr}");
+}
+
+const WEB_PAGE: &str = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0";
+const UUID: &str = "0d3d4a4a-3b3c-4e5f-9a6b-1c2d3e4f5a6b";
+
+fn test_registry() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/iglu").display().to_string()
+}
+
+fn validations(addr: std::net::SocketAddr, schema: &str, result: &str) -> u64 {
+    metric(addr, &format!("plutos_validations_total{{schema=\"{schema}\",result=\"{result}\"}}"))
+}
+
+#[test]
+fn flagged_events_keep_their_schema_and_what_failed_on_every_way_in_and_every_answer_is_200() {
+    let registry = test_registry();
+    let server = common::TestServer::start(&["--schemas-dir", &registry, "--udp-port", "127.0.0.1:0"]);
+    let events = serde_json::json!([
+        {"schema": WEB_PAGE, "data": {"id": UUID}},
+        {"data": {"id": "not a uuid"}, "schema": WEB_PAGE},
+        {"schema": "iglu:com.acme/unknown/jsonschema/1-0-0", "data": {}},
+        {"schema": "iglu:com.acme/../jsonschema/1-0-0", "data": {}},
+        {"schema": WEB_PAGE, "data": {"id": UUID}, "tag": "not self-describing"},
+        {"tag": "plain"},
+    ]);
+    let response = common::post(server.addr, "application/json", events.to_string().as_bytes());
+    assert_eq!(response.status, 200);
+    assert_eq!(common::get(server.addr, "/e?schema=iglu:x&data=y").status, 200);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let datagram = format!(r#"{{"schema":"{WEB_PAGE}","data":{{"id":"udp"}}}}"#);
+    udp.send_to(datagram.as_bytes(), server.udp_addr.unwrap()).unwrap();
+    wait_until("every event committed", || server.metric("plutos_events_accepted_total") == 8);
+
+    // 10,000 distinct unknown schemas in one NDJSON batch: one label, nothing kept per URI.
+    let ndjson: String = (0..10_000)
+        .map(|i| format!("{{\"schema\":\"iglu:com.acme/unknown_{i}/jsonschema/1-0-0\",\"data\":{{}}}}\n"))
+        .collect();
+    assert_eq!(common::post(server.addr, "application/x-ndjson", ndjson.as_bytes()).status, 200);
+    wait_until("the batch committed", || server.metric("plutos_events_accepted_total") == 10_008);
+    assert_eq!(validations(server.addr, WEB_PAGE, "valid"), 1);
+    assert_eq!(validations(server.addr, WEB_PAGE, "invalid"), 2, "the POST's and the datagram's");
+    assert_eq!(validations(server.addr, "unknown", "unknown"), 10_002);
+    let metrics = String::from_utf8(common::get(server.addr, "/metrics").body).unwrap();
+    let labels = metrics.lines().filter(|l| l.starts_with("plutos_validations_total{")).count();
+    assert_eq!(labels, 3, "web_page's two results and unknown: {metrics}");
+
+    let dir = server.stop();
+    let records = common::read_records(&dir.path().join("out"));
+    let find = |f: &dyn Fn(&serde_json::Value) -> bool| records.iter().find(|r| f(r)).cloned().unwrap();
+    let valid = find(&|r| r["raw_data"]["data"]["id"] == UUID && r["raw_data"].get("tag").is_none());
+    assert_eq!((&valid["schema"], &valid["validation"]), (&serde_json::json!(WEB_PAGE), &serde_json::Value::Null));
+    let invalid = find(&|r| r["raw_data"]["data"]["id"] == "not a uuid");
+    assert_eq!(invalid["schema"], WEB_PAGE);
+    assert_eq!(
+        (&invalid["validation"][0]["pointer"], &invalid["validation"][0]["keyword"]),
+        (&"/id".into(), &"pattern".into())
+    );
+    let unknown = find(&|r| r["raw_data"]["schema"] == "iglu:com.acme/unknown/jsonschema/1-0-0");
+    assert_eq!(unknown["validation"][0]["error"], "ResolutionError");
+    let path = find(&|r| r["raw_data"]["schema"] == "iglu:com.acme/../jsonschema/1-0-0");
+    assert_eq!(path["validation"][0]["error"], "INVALID_IGLUURI");
+    for not in [find(&|r| r["raw_data"]["tag"] == "not self-describing"), find(&|r| r["raw_data"]["tag"] == "plain")] {
+        assert_eq!((&not["schema"], &not["validation"]), (&serde_json::Value::Null, &serde_json::Value::Null));
+    }
+    let query = find(&|r| r["method"] == "GET");
+    assert_eq!(query["schema"], serde_json::Value::Null, "a query is not self-describing");
+    let datagram = find(&|r| r["transport"] == "udp");
+    assert_eq!(
+        (&datagram["schema"], &datagram["validation"][0]["pointer"]),
+        (&serde_json::json!(WEB_PAGE), &"/id".into())
+    );
+    for record in &records {
+        let fields = record.as_object().unwrap();
+        assert!(fields.contains_key("schema") && fields.contains_key("validation"), "{record}");
+    }
+}
+
+#[test]
+fn with_validation_off_the_schema_is_kept_and_nothing_is_validated() {
+    let registry = test_registry();
+    let server = common::TestServer::start(&["--schemas-dir", &registry, "--validation", "off"]);
+    let event = format!(r#"{{"schema":"{WEB_PAGE}","data":{{"id":"not a uuid"}}}}"#);
+    assert_eq!(common::post(server.addr, "application/json", event.as_bytes()).status, 200);
+    wait_until("the event committed", || server.metric("plutos_events_accepted_total") == 1);
+    let metrics = String::from_utf8(common::get(server.addr, "/metrics").body).unwrap();
+    assert!(!metrics.contains(&format!("schema=\"{WEB_PAGE}\"")), "nothing validated: {metrics}");
+    let dir = server.stop();
+    let records = common::read_records(&dir.path().join("out"));
+    assert_eq!(
+        (&records[0]["schema"], &records[0]["validation"]),
+        (&serde_json::json!(WEB_PAGE), &serde_json::Value::Null)
+    );
+}
+
+/// A Snowplow tp2 POST of `events` (each a map of the tracker's parameters).
+fn tp2(addr: std::net::SocketAddr, events: &[serde_json::Value]) -> u16 {
+    let payload = serde_json::json!({
+        "schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+        "data": events,
+    });
+    common::post_to(addr, "/com.snowplowanalytics.snowplow/tp2", "application/json", payload.to_string().as_bytes())
+        .status
+}
+
+fn self_describing(schema: &str, data: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"schema": schema, "data": data})
+}
+
+#[test]
+fn snowplow_events_and_contexts_are_validated_part_by_part() {
+    use base64::Engine;
+    let registry = test_registry();
+    let server = common::TestServer::start(&["--schemas-dir", &registry]);
+    let unstruct = |event: serde_json::Value| {
+        self_describing("iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0", event).to_string()
+    };
+    let contexts = |entities: Vec<serde_json::Value>| {
+        self_describing("iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0", entities.into()).to_string()
+    };
+    let link = "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1";
+    let web_page = |id: &str| self_describing(WEB_PAGE, serde_json::json!({"id": id}));
+    let b64 = |json: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let events = [
+        serde_json::json!({"e": "pv", "eid": "pv-ok", "aid": "web", "co": contexts(vec![web_page(UUID)])}),
+        serde_json::json!({"e": "pv", "eid": "pv-bad-context", "aid": "web", "cx": b64(contexts(vec![web_page("x")]))}),
+        serde_json::json!({"e": "ue", "eid": "ue-ok", "aid": "web",
+            "ue_pr": unstruct(self_describing(link, serde_json::json!({"targetUrl": "/x"})))}),
+        serde_json::json!({"e": "ue", "eid": "ue-bad", "aid": "web",
+            "ue_px": b64(unstruct(self_describing(link, serde_json::json!({"target": "/x"}))))}),
+        serde_json::json!({"e": "ue", "eid": "ue-unknown", "aid": "web",
+            "ue_pr": unstruct(self_describing("iglu:com.acme/link_click/jsonschema/1-0-0", serde_json::json!({})))}),
+        serde_json::json!({"e": "ue", "eid": "ue-not-self-describing", "aid": "web", "ue_pr": "{\"target\":\"/x\"}"}),
+        serde_json::json!({"e": "se", "eid": "se-plain", "aid": "web", "se_ac": "add"}),
+    ];
+    assert_eq!(tp2(server.addr, &events), 200, "flagged events are answered as stored");
+    wait_until("every event committed", || server.metric("plutos_events_accepted_total") == 7);
+    assert_eq!(validations(server.addr, link, "valid"), 1);
+    assert_eq!(validations(server.addr, link, "invalid"), 1);
+    assert_eq!(validations(server.addr, WEB_PAGE, "valid"), 1);
+    assert_eq!(validations(server.addr, WEB_PAGE, "invalid"), 1);
+    let envelope = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0";
+    assert_eq!(validations(server.addr, envelope, "valid"), 3, "every well-formed envelope");
+    assert_eq!(validations(server.addr, "unknown", "unknown"), 1);
+
+    let dir = server.stop();
+    let records = common::read_records(&dir.path().join("out"));
+    let by_id: std::collections::HashMap<&str, &serde_json::Value> =
+        records.iter().map(|r| (r["event_id"].as_str().unwrap(), r)).collect();
+    let null = serde_json::Value::Null;
+    assert_eq!(
+        (&by_id["pv-ok"]["schema"], &by_id["pv-ok"]["validation"]),
+        (&null, &null),
+        "a context is no schema of the event's"
+    );
+    let failure = &by_id["pv-bad-context"]["validation"][0];
+    assert_eq!((&failure["schema"], &failure["pointer"]), (&serde_json::json!(WEB_PAGE), &"/id".into()));
+    assert_eq!((&by_id["ue-ok"]["schema"], &by_id["ue-ok"]["validation"]), (&serde_json::json!(link), &null));
+    assert_eq!(by_id["ue-bad"]["schema"], link, "ue_px decoded and validated like ue_pr");
+    assert_eq!(by_id["ue-bad"]["validation"][0]["schema"], link);
+    assert_eq!(by_id["ue-unknown"]["validation"][0]["error"], "ResolutionError");
+    let not = &by_id["ue-not-self-describing"];
+    assert_eq!((&not["schema"], &not["validation"][0]["error"]), (&null, &"INVALID_DATA_PAYLOAD".into()));
+    assert_eq!((&by_id["se-plain"]["schema"], &by_id["se-plain"]["validation"]), (&null, &null));
+}
