@@ -117,20 +117,15 @@ impl Checker {
             return;
         };
         let registry = &*registry.value;
-        let compiled = match SchemaKey::parse(uri) {
-            Ok(key) => registry.get(&key),
-            Err(e) => {
-                self.unknown += 1;
-                let error = match e {
-                    crate::schema::KeyError::Uri => "INVALID_IGLUURI",
-                    crate::schema::KeyError::Version => "INVALID_SCHEMAVER",
-                };
-                return failure(&mut self.failures, uri, error, "", "", &e.to_string());
-            }
-        };
-        let Some(compiled) = compiled else {
+        let Some(compiled) = registry.get_uri(uri) else {
             self.unknown += 1;
-            return failure(&mut self.failures, uri, "ResolutionError", "", "", "the registry holds no such schema");
+            // Not in the registry: parsed only now, to say whether it is an Iglu URI at all.
+            let (error, message) = match SchemaKey::parse(uri) {
+                Ok(_) => ("ResolutionError", "the registry holds no such schema".to_string()),
+                Err(e @ crate::schema::KeyError::Uri) => ("INVALID_IGLUURI", e.to_string()),
+                Err(e @ crate::schema::KeyError::Version) => ("INVALID_SCHEMAVER", e.to_string()),
+            };
+            return failure(&mut self.failures, uri, error, "", "", &message);
         };
         // The data passed the body's JSON check, so it parses; a number beyond f64 was refused there too.
         let Ok(instance) = serde_json::from_slice::<serde_json::Value>(data) else {

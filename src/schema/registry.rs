@@ -23,7 +23,11 @@ const JSON_SCHEMA: &str = "jsonschema";
 
 /// A registry's schemas, compiled.
 pub struct Registry {
-    schemas: HashMap<SchemaKey, Compiled>,
+    /// Each schema's index by its URI as written (`iglu:vendor/name/format/version`): a worker looks a client's
+    /// URI up as it came, with no parsing and no allocation (a URI that parses is exactly its key's text).
+    by_uri: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
+    /// In index order.
+    compiled: Vec<Compiled>,
     /// The keys in order: a schema's index is its place here (its metric label).
     keys: Vec<SchemaKey>,
     /// Every directory and file read: what the reload thread watches.
@@ -64,7 +68,7 @@ impl Registry {
         let documents: Arc<BTreeMap<SchemaKey, Value>> =
             Arc::new(sources.iter().map(|(key, (_, value))| (key.clone(), value.clone())).collect());
         let keys: Vec<SchemaKey> = documents.keys().cloned().collect();
-        let mut schemas = HashMap::with_capacity(keys.len());
+        let mut compiled = Vec::with_capacity(keys.len());
         for (index, key) in keys.iter().enumerate() {
             let (path, schema) = &sources[key];
             let validator = jsonschema::options()
@@ -76,11 +80,12 @@ impl Registry {
                     path: path.display().to_string(),
                     reason: format!("does not compile: {e}"),
                 })?;
-            schemas.insert(key.clone(), Compiled { index, validator });
+            compiled.push(Compiled { index, validator });
         }
         let stride = (keys.len() * 2).next_multiple_of(8);
         let counts = (0..stride * workers).map(|_| AtomicU64::new(0)).collect();
-        Ok(Registry { schemas, keys, files, counts, stride })
+        let by_uri = keys.iter().enumerate().map(|(index, key)| (key.to_string().into(), index)).collect();
+        Ok(Registry { by_uri, compiled, keys, files, counts, stride })
     }
 
     /// Counts one validation of the schema at `index` by `worker`.
@@ -116,7 +121,12 @@ impl Registry {
     }
 
     pub fn get(&self, key: &SchemaKey) -> Option<&Compiled> {
-        self.schemas.get(key)
+        self.get_uri(&key.to_string())
+    }
+
+    /// The schema of an Iglu URI as a client wrote it.
+    pub fn get_uri(&self, uri: &str) -> Option<&Compiled> {
+        self.by_uri.get(uri).map(|&index| &self.compiled[index])
     }
 
     /// Every key, in index order.
