@@ -21,7 +21,7 @@ pub enum Validation {
     Flag,
 }
 
-/// At most this many failures are reported per event (the validator's first ones).
+/// At most this many failures are reported per event, whatever its number of parts (the first ones).
 const MAX_FAILURES: usize = 10;
 /// A failure's message is cut at this many bytes (messages quote the instance, which may be large).
 const MAX_MESSAGE_BYTES: usize = 256;
@@ -37,8 +37,9 @@ pub struct Checker {
     /// `None`: events are not validated (no `SCHEMAS_DIR`, or `VALIDATION=off`); their schema is still read.
     registry: Option<Follower<Registry>>,
     worker: usize,
-    /// The failures of the event being checked, comma-separated.
+    /// The failures of the event being checked, comma-separated, and how many.
     failures: Vec<u8>,
+    reported: usize,
     /// The same as a JSON array, for its record.
     rendered: Vec<u8>,
     /// Events whose schema the registry does not hold (or whose URI is not one), since the last `take_unknown`.
@@ -49,7 +50,7 @@ impl Checker {
     /// `published`: the registry to validate against, if events are validated.
     pub fn new(published: Option<&Published<Registry>>, worker: usize) -> Checker {
         let registry = published.map(Published::follow);
-        Checker { registry, worker, failures: Vec::new(), rendered: Vec::new(), unknown: 0 }
+        Checker { registry, worker, failures: Vec::new(), reported: 0, rendered: Vec::new(), unknown: 0 }
     }
 
     /// Takes the registry a reload published, if one did.
@@ -76,6 +77,7 @@ impl Checker {
     /// Starts the checks of one event (which may hold several self-describing parts: Snowplow's).
     pub fn begin(&mut self) {
         self.failures.clear();
+        self.reported = 0;
     }
 
     /// Checks one self-describing part of the event begun: returns its schema (a JSON string literal), or
@@ -84,7 +86,7 @@ impl Checker {
         let Some((schema, data)) = self_describing(json) else {
             if self.registry.is_some() {
                 let message = format!("{what} is not a self-describing JSON ({{\"schema\":\"iglu:…\",\"data\":…}})");
-                failure(&mut self.failures, "", "INVALID_DATA_PAYLOAD", "", "", &message);
+                self.fail("", "INVALID_DATA_PAYLOAD", "", "", &message);
             }
             return None;
         };
@@ -125,20 +127,38 @@ impl Checker {
                 Err(e @ crate::schema::KeyError::Uri) => ("INVALID_IGLUURI", e.to_string()),
                 Err(e @ crate::schema::KeyError::Version) => ("INVALID_SCHEMAVER", e.to_string()),
             };
-            return failure(&mut self.failures, uri, error, "", "", &message);
+            return self.fail(uri, error, "", "", &message);
         };
         // The data passed the body's JSON check, so it parses; a number beyond f64 was refused there too.
         let Ok(instance) = serde_json::from_slice::<serde_json::Value>(data) else {
-            return failure(&mut self.failures, uri, "ValidationError", "", "", "the data is not JSON");
+            return self.fail(uri, "ValidationError", "", "", "the data is not JSON");
         };
-        let mut valid = true;
-        for error in compiled.validator.iter_errors(&instance).take(MAX_FAILURES) {
-            valid = false;
-            let message = error.to_string();
-            let pointer = error.instance_path().as_str().to_string();
-            failure(&mut self.failures, uri, "ValidationError", &pointer, error.kind().keyword(), &message);
-        }
+        // Most events are valid: the validator's yes/no path first, which builds no errors.
+        let valid = compiled.validator.is_valid(&instance);
         registry.count(self.worker, compiled.index, valid);
+        if valid {
+            return;
+        }
+        let room = MAX_FAILURES.saturating_sub(self.reported);
+        let mut errors = Vec::new();
+        for error in compiled.validator.iter_errors(&instance).take(room) {
+            errors.push((
+                error.instance_path().as_str().to_string(),
+                error.kind().keyword().to_string(),
+                error.to_string(),
+            ));
+        }
+        for (pointer, keyword, message) in errors {
+            self.fail(uri, "ValidationError", &pointer, &keyword, &message);
+        }
+    }
+
+    /// Reports one failure of the event begun, while there is room.
+    fn fail(&mut self, uri: &str, error: &str, pointer: &str, keyword: &str, message: &str) {
+        if self.reported < MAX_FAILURES {
+            self.reported += 1;
+            failure(&mut self.failures, uri, error, pointer, keyword, message);
+        }
     }
 }
 
@@ -287,6 +307,22 @@ mod tests {
             .collect();
         let (_, failures) = check(&mut checker, &json!({"schema": link, "data": many})).unwrap();
         assert!((2..=MAX_FAILURES).contains(&failures.as_array().unwrap().len()), "{failures}");
+    }
+
+    #[test]
+    fn an_event_of_many_parts_reports_at_most_the_bound() {
+        let published = registry();
+        let mut checker = Checker::new(Some(&published), 0);
+        checker.begin();
+        let part = json!({"schema": WEB_PAGE, "data": {"id": "not a uuid"}}).to_string();
+        for _ in 0..MAX_FAILURES + 5 {
+            assert!(checker.validate_part(part.as_bytes(), "a context").is_some());
+        }
+        let failures: Value = serde_json::from_slice(checker.finish().unwrap()).unwrap();
+        assert_eq!(failures.as_array().unwrap().len(), MAX_FAILURES);
+        assert_eq!(registry_counts(&published), (0, MAX_FAILURES as u64 + 5), "every part is counted");
+        checker.begin();
+        assert!(checker.finish().is_none(), "the next event starts afresh");
     }
 
     #[test]
