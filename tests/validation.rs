@@ -307,3 +307,21 @@ fn snowplow_events_and_contexts_are_validated_part_by_part() {
     assert_eq!((&not["schema"], &not["validation"][0]["error"]), (&null, &"INVALID_DATA_PAYLOAD".into()));
     assert_eq!((&by_id["se-plain"]["schema"], &by_id["se-plain"]["validation"]), (&null, &null));
 }
+
+#[test]
+fn a_900_kb_value_against_a_pattern_is_flagged_with_a_bounded_message_and_kept_whole() {
+    let registry = test_registry();
+    let server = common::TestServer::start(&["--schemas-dir", &registry]);
+    // web_page's `id` has a `pattern`: ~900 KB that almost match it, then a character that does not.
+    let id = format!("{}!", "a".repeat(900_000));
+    let event = format!(r#"{{"schema":"{WEB_PAGE}","data":{{"id":"{id}"}}}}"#);
+    assert_eq!(common::post(server.addr, "application/json", event.as_bytes()).status, 200);
+    wait_until("the event committed", || server.metric("plutos_events_accepted_total") == 1);
+    assert_eq!(validations(server.addr, WEB_PAGE, "invalid"), 1);
+    let dir = server.stop();
+    let records = common::read_records(&dir.path().join("out"));
+    let failure = &records[0]["validation"][0];
+    assert_eq!((&failure["keyword"], &failure["pointer"]), (&"pattern".into(), &"/id".into()));
+    assert!(failure["message"].as_str().unwrap().len() <= 256, "the message quotes a bounded part of the value");
+    assert_eq!(records[0]["raw_data"]["data"]["id"].as_str().map(str::len), Some(900_001), "the event kept whole");
+}
