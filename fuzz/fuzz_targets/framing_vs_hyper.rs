@@ -46,7 +46,8 @@ fn plutos_reads(stream: &[u8]) -> Vec<Read1> {
     while pos < stream.len() {
         let buf = &stream[pos..];
         let mut head = RequestHead::default();
-        let Ok(Framed::Complete { end }) = Progress::default().advance(buf, BodyLimit::strict(MAX_BODY), &mut head) else {
+        let Ok(Framed::Complete { end }) = Progress::default().advance(buf, BodyLimit::strict(MAX_BODY), &mut head)
+        else {
             break;
         };
         let body = match head.framing {

@@ -3,6 +3,9 @@
 
 #![no_main]
 
+#[path = "support/records.rs"]
+mod support;
+
 use libfuzzer_sys::fuzz_target;
 use plutos::event::body::{BodyKind, append_body_events};
 use plutos::event::clock::Clock;
@@ -40,13 +43,6 @@ fuzz_target!(|data: &[u8]| {
     let events = emit.events();
     // Whether the body was taken or refused part-way (the worker then rolls the request back), every record
     // written is one whole line that serde_json reads.
-    let lines = &out[b"previous\n".len()..];
-    assert!(lines.is_empty() || lines.ends_with(b"\n"));
-    let records: Vec<&[u8]> = lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
-    assert_eq!(records.len() as u64, events);
-    for record in records {
-        let value: serde_json::Value = serde_json::from_slice(record).expect("a record serde_json reads");
-        assert!(value.is_object() && value.get("raw_data").is_some(), "{value}");
-    }
+    support::whole_records(&out, events);
     let _ = result;
 });

@@ -6,6 +6,9 @@
 
 #![no_main]
 
+#[path = "support/records.rs"]
+mod support;
+
 use libfuzzer_sys::fuzz_target;
 use plutos::event::clock::Clock;
 use plutos::event::ids::RequestIds;
@@ -15,7 +18,7 @@ use plutos::http::write_key::{KeyGate, WriteKeys};
 use plutos::protocol::{Ingest, Intake, Scratch};
 
 /// Every field of every record, whichever protocol brought it.
-const FIELDS: [&str; 19] = [
+const FIELDS: [&str; 21] = [
     "raw_data",
     "written_at",
     "request_id",
@@ -28,6 +31,8 @@ const FIELDS: [&str; 19] = [
     "event_id",
     "event_type",
     "event_name",
+    "schema",
+    "validation",
     "user_id",
     "anonymous_id",
     "client_ts",
@@ -81,12 +86,7 @@ fuzz_target!(|data: &[u8]| {
     // Refused part-way, a request's records are rolled back by the worker; those written are whole lines all
     // the same, and none carries a key.
     let _ = result;
-    let lines = &out[b"previous\n".len()..];
-    assert!(lines.is_empty() || lines.ends_with(b"\n"));
-    let records: Vec<&[u8]> = lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
-    assert_eq!(records.len() as u64, events);
-    for record in records {
-        let value: serde_json::Value = serde_json::from_slice(record).expect("a record serde_json reads");
+    for value in support::whole_records(&out, events) {
         let object = value.as_object().expect("an object");
         assert_eq!(object.len(), FIELDS.len(), "{value}");
         for field in FIELDS {
@@ -94,9 +94,10 @@ fuzz_target!(|data: &[u8]| {
         }
         assert_eq!(value["protocol"], protocol.name());
         assert!(value["event_id"].is_string() && value["timestamp"].is_string(), "{value}");
-        for field in ["event_type", "event_name", "user_id", "anonymous_id", "client_ts", "sent_at"] {
+        for field in ["event_type", "event_name", "schema", "user_id", "anonymous_id", "client_ts", "sent_at"] {
             assert!(value[field].is_string() || value[field].is_null(), "{field} in {value}");
         }
+        assert!(value["validation"].is_array() || value["validation"].is_null(), "{value}");
         // The members that carry a key are left out (Snowplow's key is its app id, which stays in the event).
         let raw = &value["raw_data"];
         let carried = match protocol {

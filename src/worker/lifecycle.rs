@@ -134,16 +134,12 @@ impl Lifecycle {
 
     /// All its output was written: what it does next.
     pub fn written(&mut self) -> AfterWrite {
-        if self.peer_closed {
-            AfterWrite::Close
-        } else if self.ending == (Ending::AfterAnswers { unread: true }) {
-            AfterWrite::Linger
-        } else if self.ending == (Ending::AfterAnswers { unread: false }) {
-            AfterWrite::Close
-        } else if std::mem::take(&mut self.read_paused) {
-            AfterWrite::ReadAgain
-        } else {
-            AfterWrite::Keep
+        match self.ending {
+            _ if self.peer_closed => AfterWrite::Close,
+            Ending::AfterAnswers { unread: true } => AfterWrite::Linger,
+            Ending::AfterAnswers { unread: false } => AfterWrite::Close,
+            _ if std::mem::take(&mut self.read_paused) => AfterWrite::ReadAgain,
+            _ => AfterWrite::Keep,
         }
     }
 
