@@ -48,6 +48,10 @@ PLUTOS_TARGETS = {
     # Its counterpart without it is plutos-gzip6-spool.
     "plutos-gzip6-spool-validated": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool",
                                      "SCHEMAS_DIR": str(ROOT / "tests" / "data" / "iglu"), "VALIDATION": "flag"},
+    # A tracking plan (bench/plan): every Segment "Order Completed" validated against its schema, VALIDATION=reject.
+    "plutos-gzip6-spool-planned": {"COMPRESSION_TYPE": "gzip", "COMPRESSION_LEVEL": "6", "DURABILITY": "spool",
+                                   "SCHEMAS_DIR": str(ROOT / "bench" / "plan"),
+                                   "TRACKING_PLAN": str(ROOT / "bench" / "plan" / "plan.json")},
 }
 FLOORS = {"floor": ROOT / "target" / "release" / "examples" / "floor",
           "floor-uring": ROOT / "target" / "release" / "examples" / "floor_uring"}
@@ -75,6 +79,7 @@ SCENARIOS = {
 }
 ENRICHED = "plutos-gzip6-spool-enriched"
 VALIDATED = "plutos-gzip6-spool-validated"
+PLANNED = "plutos-gzip6-spool-planned"
 IDLE_CONNECTIONS = 10_000
 
 
@@ -555,6 +560,11 @@ def write_results(args, scenarios, targets, results, idle, idle_uring=None):
     off = median(results, "plutos-gzip6-spool", "post_snowplow_tp2", "cpu_us_event")
     if on and off:
         line("post_snowplow_tp2: validated (VALIDATION=flag) CPU/event ≤ 1.3× without SCHEMAS_DIR",
+             f"{on:.3f} µs vs {off:.3f} µs (×{on / off:.2f})", on <= 1.3 * off)
+    on = median(results, PLANNED, "post_segment_batch", "cpu_us_event")
+    off = median(results, "plutos-gzip6-spool", "post_segment_batch", "cpu_us_event")
+    if on and off:
+        line("post_segment_batch: under a tracking plan (VALIDATION=reject) CPU/event ≤ 1.3× without",
              f"{on:.3f} µs vs {off:.3f} µs (×{on / off:.2f})", on <= 1.3 * off)
     for scenario in ("get_simple_varied", "post_ndjson_varied"):
         on, off = median(results, ENRICHED, scenario, "cpu_us_req"), median(results, "plutos-gzip6-spool", scenario, "cpu_us_req")

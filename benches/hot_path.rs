@@ -170,7 +170,7 @@ fn pipelined_requests(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 assert_eq!(requests.process(&mut conn, black_box(input), &mut batch), input.len());
-                assert_eq!(batch.events(), events);
+                assert_eq!(batch.events(plutos::spool::Stream::Good), events);
                 conn.output.clear();
                 batch.clear();
             })
@@ -199,7 +199,7 @@ fn chunk_writer(c: &mut Criterion) {
             max_events: None,
             max_age: std::time::Duration::from_secs(3600),
         };
-        let mut writer = ChunkWriter::new(0, "bench".into(), dirs, settings);
+        let mut writer = ChunkWriter::new(0, plutos::spool::Stream::Good, "bench".into(), dirs, settings);
         group.bench_function(name, |b| {
             b.iter(|| {
                 let now = Instant::now();

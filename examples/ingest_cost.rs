@@ -50,7 +50,7 @@ fn main() {
     for _ in 0..rounds {
         requests.begin_iteration(Instant::now(), Ok(()));
         assert_eq!(requests.process(&mut conn, &request, &mut batch), request.len());
-        events += batch.events();
+        events += batch.total_events();
         conn.output.clear();
         batch.clear();
     }

@@ -16,7 +16,7 @@ mod tls;
 mod udp;
 
 pub use enrichment::render_enrichment;
-pub use schemas::render_schemas;
+pub use schemas::{render_bad_rows, render_schemas};
 pub use tls::render_tls;
 pub use udp::render_udp;
 
@@ -109,6 +109,8 @@ pub struct WorkerMetrics {
     pub bot_events_dropped: AtomicU64,
     /// Self-describing events whose schema the registry does not hold (or whose URI is not one).
     pub validations_unknown: AtomicU64,
+    /// Bad rows written, by `BadRowKind`.
+    pub bad_rows: [AtomicU64; 2],
 }
 
 impl Default for WorkerMetrics {
@@ -136,6 +138,7 @@ impl Default for WorkerMetrics {
             agent_lookups: [const { AtomicU64::new(0) }; 3],
             bot_events_dropped: zero(),
             validations_unknown: zero(),
+            bad_rows: [zero(), zero()],
         }
     }
 }
@@ -356,6 +359,7 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", sum(field));
     }
     render_answers(&mut out, workers);
+    render_bad_rows(&mut out, workers);
     let uploader_counters: [(&str, &str, &str, &AtomicU64); 6] = [
         ("plutos_chunks_shipped_total", "counter", "chunks the sink confirmed", &uploader.chunks_shipped),
         ("plutos_chunks_corrupt_total", "counter", "sealed chunks that did not decode, set aside in spool/corrupt", {

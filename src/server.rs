@@ -18,7 +18,7 @@ use crate::schema::Schemas;
 use crate::ship::Uploader;
 use crate::ship::sink::Sink;
 use crate::spool::chunk::ChunkWriter;
-use crate::spool::{SpoolDirs, UploadJob, recover};
+use crate::spool::{SpoolDirs, Stream, UploadJob, recover};
 use crate::state::{Phase, Shared};
 use crate::tls::{Tls, TlsError};
 use crate::worker::request::Requests;
@@ -166,7 +166,10 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         None => None,
     };
     let schemas = match &config.validation.schemas_dir {
-        Some(dir) => Some(Arc::new(Schemas::load(dir, config.workers, config.validation.mode)?)),
+        Some(dir) => {
+            let validation = &config.validation;
+            Some(Arc::new(Schemas::load(dir, validation.tracking_plan.as_deref(), config.workers, validation.mode)?))
+        }
         None => None,
     };
     let backend = io_backend(config.io_backend)?;
@@ -228,7 +231,8 @@ fn start_workers(
                 udp: sockets.udp.map(|socket| Datagrams::new(mio::net::UdpSocket::from_std(socket), max_datagram)),
                 settings,
                 requests: Requests::new(config.http, &config.edge, shared.clone(), index, boot_random),
-                chunk: ChunkWriter::new(index, boot.to_string(), dirs.clone(), config.spool.chunk),
+                chunks: Stream::ALL
+                    .map(|stream| ChunkWriter::new(index, stream, boot.to_string(), dirs.clone(), config.spool.chunk)),
                 jobs: jobs.clone(),
                 shared: shared.clone(),
             },

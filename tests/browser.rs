@@ -279,6 +279,8 @@ sp.newTracker("get", "{collector}", {{appId: "{SNOWPLOW_APP}", eventMethod: "get
 async function run() {{
   await send(() => sp.trackPageView({{}}, ["post"]));
   await send(() => sp.trackStructEvent({{category: "shop", action: "add-to-basket"}}, ["post"]));
+  await send(() => sp.trackSelfDescribingEvent({{event: {{
+    schema: "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1", data: {{targetUrl: "/x"}}}}}}, ["post"]));
   await send(() => sp.trackSelfDescribingEvent({{event: {{schema: "iglu:com.acme/link_click/jsonschema/1-0-0",
     data: {{target: "/x"}}}}}}, ["post"]));
   await send(() => sp.trackPageView({{title: "by GET"}}, ["get"]));
@@ -302,17 +304,45 @@ fn posthog_js_and_the_snowplow_browser_tracker_send_their_events_and_the_cookie_
     ];
     let (page_tx, page_rx) = crossbeam_channel::bounded::<String>(1);
     let (port, reports) = serve_page(page_rx, files);
-    // No CORS_ORIGINS: the SDK routes answer any origin as PostHog's and Snowplow's servers do.
-    let server = TestServer::start(&[]);
+    // No CORS_ORIGINS: the SDK routes answer any origin as PostHog's and Snowplow's servers do. The real Iglu
+    // schemas, rejecting: the tracker's own events (with its web_page context) must pass them.
+    let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/iglu");
+    let server = TestServer::start(&["--schemas-dir", registry]);
     let collector = format!("http://127.0.0.1:{}", server.addr.port());
     page_tx.send(sdk_page(&collector)).unwrap();
     let report = report_of(&format!("http://127.0.0.1:{port}/"), &reports);
-    assert_eq!(report["snowplow_failed"], json!([]), "{report}");
-    assert_eq!(report["snowplow_ok"], 4, "{report}");
+    assert_eq!(report["snowplow_failed"], json!([]), "a bad row is a success for the tracker: {report}");
+    assert_eq!(report["snowplow_ok"], 5, "{report}");
+    // An event that breaks its schema, as a tracker would POST it.
+    let link = json!({"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+        "data": {"schema": "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1", "data": {"targetUrl": 7}}});
+    let tp2 = json!({"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+        "data": [{"e": "ue", "eid": "raw-breaks-schema", "aid": SNOWPLOW_APP, "p": "web", "tv": "raw", "ue_pr": link.to_string()}]});
+    let posted = common::post_to(
+        server.addr,
+        "/com.snowplowanalytics.snowplow/tp2",
+        "application/json",
+        tp2.to_string().as_bytes(),
+    );
+    assert_eq!(posted.status, 200);
     // posthog-js sends in the background: wait until the collector has its three events.
-    wait_until("the SDK events", || server.metric("plutos_events_accepted_total") >= 7);
+    wait_until("the SDK events", || server.metric("plutos_events_accepted_total") >= 9);
     let dir = server.stop();
-    let records = read_records(&dir.path().join("out"));
+    let (records, rows) = read_streams(&dir.path().join("out"));
+    // The unknown schema's event and the one that breaks its schema are bad rows; the tracker's others pass.
+    common::sdks::assert_bad_rows_valid(&rows);
+    let mut failed: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            let enriched = &r["data"]["payload"]["enriched"];
+            (enriched["event_name"].as_str().unwrap(), enriched["event_vendor"].as_str().unwrap())
+        })
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, [("link_click", "com.acme"), ("link_click", "com.snowplowanalytics.snowplow")], "{rows:?}");
+    let errors: Vec<&Value> = rows.iter().map(|r| &r["data"]["failure"]["messages"][0]["error"]).collect();
+    assert!(errors.iter().any(|e| e["error"] == "ResolutionError"), "{errors:?}");
+    assert!(errors.iter().any(|e| e["error"] == "ValidationError"), "{errors:?}");
     let posthog: Vec<&Value> = records.iter().filter(|r| r["protocol"] == "posthog").collect();
     let mut names: Vec<&str> = posthog.iter().map(|r| r["event_name"].as_str().unwrap()).collect();
     names.sort_unstable();
@@ -334,6 +364,10 @@ fn posthog_js_and_the_snowplow_browser_tracker_send_their_events_and_the_cookie_
     assert!(visitor.is_string(), "{visitor}");
     assert!(snowplow.iter().all(|r| r["visitor_id"] == *visitor), "{snowplow:?}");
     let link = snowplow.iter().find(|r| r["event_name"] == "link_click").unwrap();
-    assert_eq!(link["raw_data"]["ue_pr"]["data"]["data"], json!({"target": "/x"}), "{link}");
+    assert_eq!(link["raw_data"]["ue_pr"]["data"]["data"], json!({"targetUrl": "/x"}), "{link}");
+    let page_view = snowplow.iter().find(|r| r["event_name"] == "page_view" && r["method"] == "POST").unwrap();
+    let context = &page_view["raw_data"]["co"]["data"][0];
+    assert_eq!(context["schema"], "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0", "{page_view}");
+    assert!(snowplow.iter().all(|r| r["validation"].is_null()), "nothing flagged under reject");
     assert!(snowplow.iter().any(|r| r["method"] == "GET" && r["path"] == "/i"), "the GET tracker's pixel");
 }

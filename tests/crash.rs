@@ -3,7 +3,8 @@
 //! SIGKILL at a random moment, restarted on the same spool and stopped gracefully; then every acknowledged event
 //! must have been shipped and `plutos verify` must find no gap and no bad object. The file sink, S3 with
 //! small chunks so the kill lands during uploads, and Kafka (tansu) the same way, read back from every partition;
-//! and the file sink with the clients over HTTPS (answers encrypted only after the spool write). Each trial prints acked / lost / duplicates, then a total;
+//! and the file sink with the clients over HTTPS (answers encrypted only after the spool write); and the file
+//! sink with bad rows in every batch (each acknowledged event once, in the good stream or the bad one). Each trial prints acked / lost / duplicates, then a total;
 //! `PLUTOS_CRASH_TRIALS` sets the number of trials per sink (default 3).
 
 mod common;
@@ -92,6 +93,46 @@ fn conclude(sink: &str, outcomes: &[Outcome], max_duplicates: u64) {
 #[test]
 fn file_sink_sigkill_at_random_moments_loses_no_acknowledged_event() {
     file_sink_trials(None, "file sink", "file");
+}
+
+/// With a registry and `VALIDATION=reject`, one event of every batch is a bad row: after the kill every
+/// acknowledged event is in the good stream or the bad one, exactly once, and `plutos verify` tiles both.
+#[test]
+fn bad_rows_in_flight_sigkill_at_random_moments_every_acknowledged_event_once_in_one_stream() {
+    let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/iglu");
+    let env = [("MAX_CHUNK_EVENTS", "2000"), ("SCHEMAS_DIR", registry)];
+    let mut outcomes = Vec::new();
+    for trial in 0..trials() {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("bad rows trial {trial}");
+        let collector = Collector::spawn(dir.path(), &env);
+        let load = Load::start_with_bad_rows(collector.addr, 4, &format!("b{trial}"));
+        load.wait_for(random_in(500..20_000));
+        collector.signal(libc::SIGKILL);
+        assert!(!collector.wait().success());
+        let acked = load.finish();
+        let restarted = Collector::spawn(dir.path(), &env);
+        restarted.signal(libc::SIGTERM);
+        assert!(restarted.wait().success(), "{tag}: clean exit after recovery");
+        let out = dir.path().join("out");
+        let (records, rows) = read_streams(&out);
+        let mut shipped = HashMap::new();
+        let good = records.iter().map(|r| r["raw_data"]["id"].as_str().unwrap().to_string());
+        let bad = rows.iter().map(|row| {
+            let unstruct = row["data"]["payload"]["enriched"]["unstruct_event"].as_str().unwrap();
+            let event: serde_json::Value = serde_json::from_str(unstruct).unwrap();
+            assert_eq!(event["schema"], UNKNOWN_SCHEMA, "{tag}: only the unknown schema's events are bad rows");
+            event["data"]["id"].as_str().unwrap().to_string()
+        });
+        for id in good.chain(bad) {
+            *shipped.entry(id).or_insert(0) += 1;
+        }
+        assert!(!rows.is_empty(), "{tag}: bad rows were in flight");
+        let mut verify = Command::new(env!("CARGO_BIN_EXE_plutos"));
+        verify.arg("verify").arg(&out).env_clear();
+        outcomes.push(outcome(&acked, &shipped, &mut verify, &tag));
+    }
+    conclude("file sink with bad rows", &outcomes, 0);
 }
 
 #[test]

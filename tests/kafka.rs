@@ -98,6 +98,7 @@ fn every_acknowledged_event_is_one_message_with_its_headers_and_key() {
 fn an_event_over_the_message_limit_is_refused_at_ingest_and_leaves_nothing_in_the_spool() {
     let broker = Broker::start();
     broker.create_topic("events", 1);
+    broker.create_topic("events-bad", 1);
     let brokers = broker.addr.to_string();
     let server = shipping_to(&brokers, &["--kafka-message-max-bytes", "4KiB", "--max-spool-bytes", "1MiB"]);
     let mut client = server.client();
@@ -132,9 +133,12 @@ fn an_event_over_the_message_limit_is_refused_at_ingest_and_leaves_nothing_in_th
     let _dir = server.stop();
     let messages = broker.read_all("events");
     let records: Vec<Value> = messages.iter().map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
-    assert_eq!(records.len(), 2, "the bad row and small-2");
-    assert_eq!(records[0]["event_type"], "bad_row");
-    assert_eq!(records[1]["raw_data"]["tag"], "small-2");
+    assert_eq!(records.len(), 1, "small-2");
+    assert_eq!(records[0]["raw_data"]["tag"], "small-2");
+    let bad = broker.read_all("events-bad");
+    assert_eq!(bad.len(), 1, "the bad row, in KAFKA_TOPIC's bad topic");
+    let row: Value = serde_json::from_slice(&bad[0].payload).unwrap();
+    assert_eq!(row["data"]["failure"]["maximumAllowedSizeBytes"], 4096, "{row}");
     assert!(!spool.join("dead-letter").exists(), "nothing was dead-lettered");
 }
 

@@ -297,20 +297,23 @@ fn snowplow_never_answers_413_an_oversized_payload_is_a_bad_row() {
     // The same on a route that does not keep them: 413.
     assert_eq!(server.client().request(&post("/e", "", big.as_bytes())).status, 413);
     let dir = server.stop();
-    let records = read_records(&dir.path().join("out"));
-    assert_stable_fields(&records);
-    let mut rows: Vec<&Value> = records.iter().filter(|r| r["event_type"] == "bad_row").collect();
-    rows.sort_by_key(|r| r["raw_data"]["size"].as_u64());
-    assert_eq!(rows.len(), 4, "{records:?}");
-    assert!(records.iter().all(|r| r["event_type"] == "bad_row"), "nothing else stored");
+    let (records, mut rows) = read_streams(&dir.path().join("out"));
+    assert!(records.is_empty(), "nothing in the good stream: {records:?}");
+    assert_eq!(rows.len(), 4, "one bad row per payload: {rows:?}");
+    common::sdks::assert_bad_rows_valid(&rows);
+    let size = |r: &Value| r["data"]["failure"]["actualSizeBytes"].as_u64().unwrap();
+    rows.sort_by_key(size);
     for r in &rows {
-        assert_eq!((&r["protocol"], &r["event_name"]), (&json!("snowplow"), &json!("size_violation")));
-        assert_eq!(r["raw_data"]["limit"], 4096);
+        assert_eq!(r["schema"], "iglu:com.snowplowanalytics.snowplow.badrows/size_violation/jsonschema/1-0-0");
+        assert_eq!(r["data"]["processor"]["artifact"], "plutos");
     }
-    let sizes: Vec<&Value> = rows.iter().map(|r| &r["raw_data"]["size"]).collect();
-    assert_eq!(sizes, [&Value::Null, &Value::Null, &json!(5000), &json!(big.len())]);
-    let by_length = rows[3];
-    let head = by_length["raw_data"]["payload_head"].as_str().unwrap();
+    let limits: Vec<(u64, &Value)> =
+        rows.iter().map(|r| (size(r), &r["data"]["failure"]["maximumAllowedSizeBytes"])).collect();
+    // Chunked and inflated: one byte over the limit (all that is known); the others as declared.
+    let (body, inflated) = (json!(4096), json!(8192));
+    assert_eq!(limits, [(4097, &body), (5000, &body), (big.len() as u64, &body), (8193, &inflated)]);
+    let by_length = rows.iter().find(|r| size(r) == big.len() as u64).unwrap();
+    let head = by_length["data"]["payload"].as_str().unwrap();
     assert_eq!(head, &big[..1024], "the first 1 KiB of the payload");
 }
 

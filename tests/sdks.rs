@@ -107,10 +107,17 @@ fn node_sdks_store_every_event_once() {
 
 #[test]
 fn duckdb_infers_one_schema_over_every_protocol_and_plutos_own_records() {
-    // With a registry, so plutos's self-describing event below gets a `schema` and a `validation` too.
+    // With a registry, flagging, so plutos's self-describing event below gets a `schema` and a `validation` too.
     let registry = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/iglu");
     let keys = [SEGMENT_KEY, POSTHOG_KEY, SNOWPLOW_APP].join(",");
-    let server = TestServer::start(&["--write-keys", &keys, "--schemas-dir", registry.to_str().unwrap()]);
+    let server = TestServer::start(&[
+        "--write-keys",
+        &keys,
+        "--schemas-dir",
+        registry.to_str().unwrap(),
+        "--validation",
+        "flag",
+    ]);
     let url = format!("http://{}", server.addr);
     run("send_segment.py", &url, SEGMENT_KEY);
     run("send_posthog.cjs", &url, POSTHOG_KEY);
@@ -197,4 +204,77 @@ fn duckdb_infers_one_schema_over_every_protocol_and_plutos_own_records() {
     let by_protocol = &inferred["protocols"];
     assert_eq!((&by_protocol["plutos"], &by_protocol["segment"]), (&json!(3), &json!(4)), "{inferred}");
     assert_eq!((&by_protocol["posthog"], &by_protocol["snowplow"]), (&json!(3), &json!(4)), "{inferred}");
+}
+
+/// A tracking plan, with the real SDKs: Segment's and PostHog's "Order Completed" validated against the plan's
+/// schema, "Coupon Applied" unplanned, Snowplow's self-describing events against their own. Under reject (and an
+/// unplanned rule of reject) the failures are bad rows — Python's jsonschema checks them — and the rest records;
+/// under flag everything is a record, the failures flagged. Every SDK reports success either way.
+#[test]
+fn a_tracking_plan_sorts_the_sdks_events_into_good_and_bad_and_every_sdk_reports_success() {
+    let order = r#""type":"object","properties":{"total":{"type":"number"},"currency":{"type":"string"}},
+        "required":["total","currency"]"#;
+    for (validation, unplanned) in [("reject", "reject"), ("flag", "flag")] {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = common::registry_copy(dir.path(), &[("com.acme/order_completed/jsonschema/1-0-0", order)]);
+        let plan = dir.path().join("plan.json");
+        let text = json!({
+            "events": {"Order Completed": "iglu:com.acme/order_completed/jsonschema/1-0-0"},
+            "unplanned": unplanned,
+        });
+        std::fs::write(&plan, text.to_string()).unwrap();
+        let keys = [SEGMENT_KEY, POSTHOG_KEY, SNOWPLOW_APP].join(",");
+        let server = TestServer::start(&[
+            "--write-keys",
+            &keys,
+            "--schemas-dir",
+            registry.to_str().unwrap(),
+            "--tracking-plan",
+            plan.to_str().unwrap(),
+            "--validation",
+            validation,
+        ]);
+        let (python, _) = sdks();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/plan_events.py");
+        let url = format!("http://{}", server.addr);
+        let output =
+            Command::new(python).arg(script).args([&url, SEGMENT_KEY, POSTHOG_KEY, SNOWPLOW_APP]).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let verdicts: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let ids = |verdict: &str| -> Vec<String> {
+            let mut ids: Vec<String> =
+                verdicts[verdict].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_string()).collect();
+            ids.sort();
+            ids
+        };
+        let (good, bad) = (ids("good"), ids("bad"));
+        assert_eq!((good.len(), bad.len()), (4, 7), "{verdicts}");
+        let dir = server.stop();
+        let (records, rows) = read_streams(&dir.path().join("out"));
+        let mut record_ids: Vec<String> = records.iter().map(|r| r["event_id"].as_str().unwrap().to_string()).collect();
+        record_ids.sort();
+        let flagged = |id: &str| !records.iter().find(|r| r["event_id"] == id).unwrap()["validation"].is_null();
+        if validation == "reject" {
+            assert_eq!(record_ids, good, "the good stream holds the events that passed");
+            let mut row_ids: Vec<String> = rows
+                .iter()
+                .map(|r| r["data"]["payload"]["enriched"]["event_id"].as_str().unwrap().to_string())
+                .collect();
+            row_ids.sort();
+            assert_eq!(row_ids, bad, "a bad row for each event that failed, once");
+            common::sdks::assert_bad_rows_valid(&rows);
+            let planned = records.iter().find(|r| r["event_id"] == "seg-ok").unwrap();
+            assert_eq!(planned["schema"], "iglu:com.acme/order_completed/jsonschema/1-0-0");
+            let unplanned = rows.iter().find(|r| r["data"]["payload"]["enriched"]["event_id"] == "seg-unplanned");
+            let message = &unplanned.unwrap()["data"]["failure"]["messages"][0];
+            assert_eq!(message, &json!({"json": {"event": "Coupon Applied"}, "error": "INVALID_SCHEMA"}));
+        } else {
+            assert!(rows.is_empty(), "flag keeps everything in the good stream: {rows:?}");
+            let mut all = [good.clone(), bad.clone()].concat();
+            all.sort();
+            assert_eq!(record_ids, all);
+            assert!(good.iter().all(|id| !flagged(id)), "nothing flagged on a good event");
+            assert!(bad.iter().all(|id| flagged(id)), "every failure flagged");
+        }
+    }
 }

@@ -13,22 +13,7 @@ use common::{KeepAliveLoad, metric, wait_until};
 
 /// A writable copy of the test registry.
 fn registry_copy(into: &Path) -> PathBuf {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/iglu/schemas");
-    let to = into.join("registry");
-    copy_tree(&from, &to.join("schemas"));
-    to
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        match entry.file_type().unwrap().is_dir() {
-            true => copy_tree(&entry.path(), &target),
-            false => drop(std::fs::copy(entry.path(), target).unwrap()),
-        }
-    }
+    common::registry_copy(into, &[])
 }
 
 /// Writes `com.acme/{name}/jsonschema/{version}`, a schema requiring `required`.
@@ -159,7 +144,8 @@ fn validations(addr: std::net::SocketAddr, schema: &str, result: &str) -> u64 {
 #[test]
 fn flagged_events_keep_their_schema_and_what_failed_on_every_way_in_and_every_answer_is_200() {
     let registry = test_registry();
-    let server = common::TestServer::start(&["--schemas-dir", &registry, "--udp-port", "127.0.0.1:0"]);
+    let server =
+        common::TestServer::start(&["--schemas-dir", &registry, "--validation", "flag", "--udp-port", "127.0.0.1:0"]);
     let events = serde_json::json!([
         {"schema": WEB_PAGE, "data": {"id": UUID}},
         {"data": {"id": "not a uuid"}, "schema": WEB_PAGE},
@@ -196,12 +182,10 @@ fn flagged_events_keep_their_schema_and_what_failed_on_every_way_in_and_every_an
     assert_eq!((&valid["schema"], &valid["validation"]), (&serde_json::json!(WEB_PAGE), &serde_json::Value::Null));
     let invalid = find(&|r| r["raw_data"]["data"]["id"] == "not a uuid");
     assert_eq!(invalid["schema"], WEB_PAGE);
-    assert_eq!(
-        (&invalid["validation"][0]["pointer"], &invalid["validation"][0]["keyword"]),
-        (&"/id".into(), &"pattern".into())
-    );
+    let report = &invalid["validation"][0]["error"]["dataReports"][0];
+    assert_eq!((&report["path"], &report["keyword"]), (&"$.id".into(), &"pattern".into()));
     let unknown = find(&|r| r["raw_data"]["schema"] == "iglu:com.acme/unknown/jsonschema/1-0-0");
-    assert_eq!(unknown["validation"][0]["error"], "ResolutionError");
+    assert_eq!(unknown["validation"][0]["error"]["error"], "ResolutionError");
     let path = find(&|r| r["raw_data"]["schema"] == "iglu:com.acme/../jsonschema/1-0-0");
     assert_eq!(path["validation"][0]["error"], "INVALID_IGLUURI");
     for not in [find(&|r| r["raw_data"]["tag"] == "not self-describing"), find(&|r| r["raw_data"]["tag"] == "plain")] {
@@ -211,8 +195,8 @@ fn flagged_events_keep_their_schema_and_what_failed_on_every_way_in_and_every_an
     assert_eq!(query["schema"], serde_json::Value::Null, "a query is not self-describing");
     let datagram = find(&|r| r["transport"] == "udp");
     assert_eq!(
-        (&datagram["schema"], &datagram["validation"][0]["pointer"]),
-        (&serde_json::json!(WEB_PAGE), &"/id".into())
+        (&datagram["schema"], &datagram["validation"][0]["error"]["dataReports"][0]["path"]),
+        (&serde_json::json!(WEB_PAGE), &"$.id".into())
     );
     for record in &records {
         let fields = record.as_object().unwrap();
@@ -255,7 +239,7 @@ fn self_describing(schema: &str, data: serde_json::Value) -> serde_json::Value {
 fn snowplow_events_and_contexts_are_validated_part_by_part() {
     use base64::Engine;
     let registry = test_registry();
-    let server = common::TestServer::start(&["--schemas-dir", &registry]);
+    let server = common::TestServer::start(&["--schemas-dir", &registry, "--validation", "flag"]);
     let unstruct = |event: serde_json::Value| {
         self_describing("iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0", event).to_string()
     };
@@ -298,11 +282,12 @@ fn snowplow_events_and_contexts_are_validated_part_by_part() {
         "a context is no schema of the event's"
     );
     let failure = &by_id["pv-bad-context"]["validation"][0];
-    assert_eq!((&failure["schema"], &failure["pointer"]), (&serde_json::json!(WEB_PAGE), &"/id".into()));
+    let path = &failure["error"]["dataReports"][0]["path"];
+    assert_eq!((&failure["schemaKey"], path), (&serde_json::json!(WEB_PAGE), &"$.id".into()));
     assert_eq!((&by_id["ue-ok"]["schema"], &by_id["ue-ok"]["validation"]), (&serde_json::json!(link), &null));
     assert_eq!(by_id["ue-bad"]["schema"], link, "ue_px decoded and validated like ue_pr");
-    assert_eq!(by_id["ue-bad"]["validation"][0]["schema"], link);
-    assert_eq!(by_id["ue-unknown"]["validation"][0]["error"], "ResolutionError");
+    assert_eq!(by_id["ue-bad"]["validation"][0]["schemaKey"], link);
+    assert_eq!(by_id["ue-unknown"]["validation"][0]["error"]["error"], "ResolutionError");
     let not = &by_id["ue-not-self-describing"];
     assert_eq!((&not["schema"], &not["validation"][0]["error"]), (&null, &"INVALID_DATA_PAYLOAD".into()));
     assert_eq!((&by_id["se-plain"]["schema"], &by_id["se-plain"]["validation"]), (&null, &null));
@@ -311,7 +296,7 @@ fn snowplow_events_and_contexts_are_validated_part_by_part() {
 #[test]
 fn a_900_kb_value_against_a_pattern_is_flagged_with_a_bounded_message_and_kept_whole() {
     let registry = test_registry();
-    let server = common::TestServer::start(&["--schemas-dir", &registry]);
+    let server = common::TestServer::start(&["--schemas-dir", &registry, "--validation", "flag"]);
     // web_page's `id` has a `pattern`: ~900 KB that almost match it, then a character that does not.
     let id = format!("{}!", "a".repeat(900_000));
     let event = format!(r#"{{"schema":"{WEB_PAGE}","data":{{"id":"{id}"}}}}"#);
@@ -320,8 +305,125 @@ fn a_900_kb_value_against_a_pattern_is_flagged_with_a_bounded_message_and_kept_w
     assert_eq!(validations(server.addr, WEB_PAGE, "invalid"), 1);
     let dir = server.stop();
     let records = common::read_records(&dir.path().join("out"));
-    let failure = &records[0]["validation"][0];
-    assert_eq!((&failure["keyword"], &failure["pointer"]), (&"pattern".into(), &"/id".into()));
+    let failure = &records[0]["validation"][0]["error"]["dataReports"][0];
+    assert_eq!((&failure["keyword"], &failure["path"]), (&"pattern".into(), &"$.id".into()));
     assert!(failure["message"].as_str().unwrap().len() <= 256, "the message quotes a bounded part of the value");
     assert_eq!(records[0]["raw_data"]["data"]["id"].as_str().map(str::len), Some(900_001), "the event kept whole");
+}
+
+/// `VALIDATION=reject` (the default with `SCHEMAS_DIR`): an event that fails — invalid data, an unknown schema,
+/// an URI that is no Iglu URI however it tries to name a path — is one bad row in the bad stream (`bad/`), in
+/// Snowplow's `schema_violations` format as Python's jsonschema checks it; `/e` POST says how many; every
+/// event is in exactly one stream and `plutos verify` tiles both.
+#[test]
+fn rejected_events_are_snowplow_bad_rows_in_the_bad_stream_and_the_answer_counts_them() {
+    let registry = test_registry();
+    let server = common::TestServer::start(&["--schemas-dir", &registry, "--udp-port", "127.0.0.1:0"]);
+    let nested = |levels| (0..levels).fold(serde_json::json!("leaf"), |inner, _| serde_json::json!([inner]));
+    // Deeper than the body's nesting limit (64): a clear 400, nothing stored; within it, a bad row.
+    let too_deep = self_describing(WEB_PAGE, serde_json::json!({"id": nested(100)})).to_string();
+    let refused = common::post(server.addr, "application/json", too_deep.as_bytes());
+    assert_eq!((refused.status, refused.text()), (400, "JSON nested deeper than 64 levels\n".to_string()));
+    let deep = nested(58);
+    let hostile = [
+        "iglu:com.acme/unknown/jsonschema/1-0-0".to_string(),
+        "iglu:com.acme/../jsonschema/1-0-0".into(),
+        "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/../../../../etc/passwd".into(),
+        "iglu:com.snowplowanalytics.snowplow/%2e%2e/jsonschema/1-0-0".into(),
+        "iglu:com.snowplowanalytics.snowplow/web_page\u{0}/jsonschema/1-0-0".into(),
+        "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema".into(),
+        format!("iglu:com.acme/{}/jsonschema/1-0-0", "a".repeat(400)),
+    ];
+    let mut events = vec![
+        self_describing(WEB_PAGE, serde_json::json!({"id": UUID})),
+        serde_json::json!({"tag": "plain"}),
+        self_describing(WEB_PAGE, serde_json::json!({"id": "not a uuid"})),
+        self_describing(WEB_PAGE, serde_json::json!({"id": deep})),
+    ];
+    events.extend(hostile.iter().map(|uri| self_describing(uri, serde_json::json!({}))));
+    let response =
+        common::post(server.addr, "application/json", serde_json::Value::from(events).to_string().as_bytes());
+    assert_eq!((response.status, response.text()), (200, r#"{"accepted":2,"invalid":9}"#.to_string()));
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let datagram = format!(r#"{{"schema":"{WEB_PAGE}","data":{{"id":"udp"}}}}"#);
+    udp.send_to(datagram.as_bytes(), server.udp_addr.unwrap()).unwrap();
+    wait_until("every event committed", || server.metric("plutos_events_accepted_total") == 12);
+    assert_eq!(server.metric("plutos_bad_rows_total{type=\"schema_violations\"}"), 10);
+    assert_eq!(server.metric("plutos_bad_rows_total{type=\"size_violation\"}"), 0);
+
+    let dir = server.stop();
+    let out = dir.path().join("out");
+    let (records, rows) = common::read_streams(&out);
+    assert_eq!(records.len(), 2, "the valid event and the plain one: {records:?}");
+    assert!(records.iter().all(|r| r["validation"].is_null()), "under reject no record is flagged");
+    assert_eq!(rows.len(), 10);
+    common::sdks::assert_bad_rows_valid(&rows);
+    let ids: std::collections::HashSet<&str> =
+        rows.iter().filter_map(|r| r["data"]["payload"]["enriched"]["event_id"].as_str()).collect();
+    assert!(ids.len() == 10 && ids.iter().all(|id| id.len() == 36), "each its own request id as event id: {ids:?}");
+    let unstruct = |row: &serde_json::Value| -> serde_json::Value {
+        serde_json::from_str(row["data"]["payload"]["enriched"]["unstruct_event"].as_str().unwrap()).unwrap()
+    };
+    let by_schema = |uri: &str| rows.iter().find(|r| unstruct(r)["schema"] == uri).unwrap_or_else(|| panic!("{uri}"));
+    let unknown = by_schema("iglu:com.acme/unknown/jsonschema/1-0-0");
+    assert_eq!(unknown["data"]["failure"]["messages"][0]["error"]["error"], "ResolutionError");
+    for uri in &hostile[1..] {
+        assert_eq!(by_schema(uri)["data"]["failure"]["messages"][0]["error"], "INVALID_IGLUURI", "{uri}");
+    }
+    let deep_row = rows.iter().find(|r| unstruct(r)["data"]["id"].is_array()).unwrap();
+    assert_eq!(unstruct(deep_row)["data"]["id"], deep, "the event whole in the bad row");
+    let udp_row = rows.iter().find(|r| unstruct(r)["data"]["id"] == "udp").unwrap();
+    assert_eq!(udp_row["data"]["payload"]["raw"]["vendor"], "io.plutos");
+
+    let verify = Command::new(env!("CARGO_BIN_EXE_plutos")).args(["verify", out.to_str().unwrap()]).output().unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    assert!(report.contains(", 12 events from ") && report.contains("; 0 gaps"), "{report}");
+}
+
+/// Under reject, a Snowplow tracker's events that fail become bad rows with the tracker's parameters and the
+/// self-describing parts whole; the tracker is answered as for stored events.
+#[test]
+fn rejected_snowplow_events_keep_their_parameters_and_parts_and_the_tracker_gets_ok() {
+    let registry = test_registry();
+    let server = common::TestServer::start(&["--schemas-dir", &registry]);
+    let link = "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1";
+    let unstruct = self_describing(
+        "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+        self_describing(link, serde_json::json!({"target": "/x"})),
+    );
+    let contexts = self_describing(
+        "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+        serde_json::json!([self_describing(WEB_PAGE, serde_json::json!({"id": "x"}))]),
+    );
+    let events = [
+        serde_json::json!({"e": "pv", "eid": "pv-ok", "aid": "web", "url": "https://a.example/"}),
+        serde_json::json!({"e": "pv", "eid": "pv-bad", "aid": "web", "co": contexts.to_string()}),
+        serde_json::json!({"e": "ue", "eid": "ue-bad", "aid": "web", "ue_pr": unstruct.to_string()}),
+    ];
+    assert_eq!(tp2(server.addr, &events), 200);
+    wait_until("every event committed", || server.metric("plutos_events_accepted_total") == 3);
+    let dir = server.stop();
+    let (records, rows) = common::read_streams(&dir.path().join("out"));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["event_id"], "pv-ok");
+    assert_eq!(rows.len(), 2);
+    common::sdks::assert_bad_rows_valid(&rows);
+    let enriched = |id: &str| {
+        let row = rows.iter().find(|r| r["data"]["payload"]["enriched"]["event_id"] == id).unwrap();
+        row["data"]["payload"].clone()
+    };
+    let pv = enriched("pv-bad");
+    let parsed = |v: &serde_json::Value| serde_json::from_str::<serde_json::Value>(v.as_str().unwrap()).unwrap();
+    assert_eq!(parsed(&pv["enriched"]["contexts"]), contexts, "the contexts whole");
+    assert_eq!(pv["raw"]["vendor"], "com.snowplowanalytics.snowplow");
+    let names: Vec<&str> =
+        pv["raw"]["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["aid", "co", "e", "eid"], "the tracker's parameters, in the order sent");
+    let ue = enriched("ue-bad");
+    assert_eq!(parsed(&ue["enriched"]["unstruct_event"]), unstruct);
+    assert_eq!(
+        (&ue["enriched"]["event_name"], &ue["enriched"]["event_version"]),
+        (&"link_click".into(), &"1-0-1".into())
+    );
 }

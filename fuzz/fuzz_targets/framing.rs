@@ -72,7 +72,7 @@ fn read_all<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u8>) {
         let used = requests.process(&mut conn, &input, &mut batch);
         conn.pending = input[used..].to_vec();
     }
-    (std::mem::take(conn.output.buf()), batch.lines().to_vec())
+    (std::mem::take(conn.output.buf()), batch.lines(plutos::spool::Stream::Good).to_vec())
 }
 
 /// The answers without their `Date` lines and interim 100s.

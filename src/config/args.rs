@@ -175,6 +175,9 @@ pub struct Args {
     /// The topic every event is produced to; required with DRIVER=kafka.
     #[arg(long, env = "KAFKA_TOPIC")]
     pub kafka_topic: Option<String>,
+    /// The topic bad rows are produced to (events refused for their content); default `{KAFKA_TOPIC}-bad`.
+    #[arg(long, env = "KAFKA_BAD_TOPIC")]
+    pub kafka_bad_topic: Option<String>,
     /// Each message's key: none | event_id | a raw_data field path such as `user_id` or `user.id`.
     #[arg(long, env = "KAFKA_KEY", default_value = "none")]
     pub kafka_key: String,
@@ -273,10 +276,15 @@ pub struct Args {
     /// the whole set again on SIGHUP and when its files change.
     #[arg(long, env = "SCHEMAS_DIR")]
     pub schemas_dir: Option<PathBuf>,
-    /// off | flag: a self-describing event is validated against SCHEMAS_DIR and kept, with what failed in its
-    /// record's "validation"; default flag with SCHEMAS_DIR, else off.
+    /// off | flag | reject: a self-describing event is validated against SCHEMAS_DIR; one that fails is kept
+    /// with what failed in its record's "validation" (flag) or becomes a bad row in the bad stream (reject);
+    /// default reject with SCHEMAS_DIR, else off.
     #[arg(long, env = "VALIDATION", value_enum)]
     pub validation: Option<Validation>,
+    /// A tracking plan, `{"events":{"Order Completed":"iglu:…"},"unplanned":"allow|flag|reject"}`: the schema in
+    /// SCHEMAS_DIR that validates the properties of each Segment `track` event and PostHog event of that name.
+    #[arg(long, env = "TRACKING_PLAN")]
+    pub tracking_plan: Option<PathBuf>,
     /// error | warn | info | debug | trace
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: tracing::Level,

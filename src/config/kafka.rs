@@ -56,6 +56,8 @@ pub enum KafkaKey {
 pub struct KafkaConfig {
     pub brokers: String,
     pub topic: String,
+    /// Where the bad stream's rows go.
+    pub bad_topic: String,
     pub key: KafkaKey,
     pub compression: KafkaCompression,
     pub linger_ms: u64,
@@ -80,9 +82,20 @@ pub(super) fn kafka(args: &Args) -> Result<KafkaConfig, ConfigError> {
     };
     let brokers = required(&args.kafka_brokers, "KAFKA_BROKERS (--kafka-brokers)")?;
     let topic = required(&args.kafka_topic, "KAFKA_TOPIC (--kafka-topic)")?;
+    let bad_topic = match args.kafka_bad_topic.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(bad) => bad.to_string(),
+        None => format!("{topic}-bad"),
+    };
     let topic_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if topic.len() > 249 || !topic.chars().all(topic_char) {
-        return Err(invalid("KAFKA_TOPIC (--kafka-topic)", format!("{topic:?} is not a Kafka topic name")));
+    for (setting, topic) in
+        [("KAFKA_TOPIC (--kafka-topic)", &topic), ("KAFKA_BAD_TOPIC (--kafka-bad-topic)", &bad_topic)]
+    {
+        if topic.len() > 249 || !topic.chars().all(topic_char) {
+            return Err(invalid(setting, format!("{topic:?} is not a Kafka topic name")));
+        }
+    }
+    if bad_topic == topic {
+        return Err(invalid("KAFKA_BAD_TOPIC (--kafka-bad-topic)", "must differ from KAFKA_TOPIC"));
     }
     let key = match args.kafka_key.trim() {
         "" | "none" => KafkaKey::None,
@@ -98,6 +111,7 @@ pub(super) fn kafka(args: &Args) -> Result<KafkaConfig, ConfigError> {
     Ok(KafkaConfig {
         brokers,
         topic,
+        bad_topic,
         key,
         compression: args.kafka_compression,
         linger_ms: args.kafka_linger_ms,

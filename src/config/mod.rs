@@ -58,6 +58,8 @@ pub struct Config {
 pub struct ValidationConfig {
     /// The Iglu registry on disk, compiled at start and reloaded; `None`: nothing is validated.
     pub schemas_dir: Option<PathBuf>,
+    /// `TRACKING_PLAN`: event names to the schemas of their properties (with `schemas_dir`).
+    pub tracking_plan: Option<PathBuf>,
     pub mode: Validation,
 }
 
@@ -183,13 +185,16 @@ impl Config {
 
 fn validation(args: &Args) -> Result<ValidationConfig, ConfigError> {
     let mode = args.validation.unwrap_or(match args.schemas_dir {
-        Some(_) => Validation::Flag,
+        Some(_) => Validation::Reject,
         None => Validation::Off,
     });
     if mode != Validation::Off && args.schemas_dir.is_none() {
-        return Err(invalid("VALIDATION (--validation)", "flag needs SCHEMAS_DIR"));
+        return Err(invalid("VALIDATION (--validation)", "flag and reject need SCHEMAS_DIR"));
     }
-    Ok(ValidationConfig { schemas_dir: args.schemas_dir.clone(), mode })
+    if args.tracking_plan.is_some() && (args.schemas_dir.is_none() || mode == Validation::Off) {
+        return Err(invalid("TRACKING_PLAN (--tracking-plan)", "needs SCHEMAS_DIR and VALIDATION flag or reject"));
+    }
+    Ok(ValidationConfig { schemas_dir: args.schemas_dir.clone(), tracking_plan: args.tracking_plan.clone(), mode })
 }
 
 fn tls(args: &Args) -> Result<Option<TlsListen>, ConfigError> {

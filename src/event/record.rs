@@ -16,10 +16,11 @@
 use crate::event::clock::Clock;
 use crate::event::ids::RequestIds;
 use crate::event::json::{escape_into, escape_lossy_into};
-use crate::event::object::Text;
+use crate::event::object::{Text, get};
 use crate::event::timestamp::{self, ClientTimes};
 use crate::http::Method;
-use crate::schema::Checker;
+use crate::schema::badrow::{self, Received, Unstruct};
+use crate::schema::{Checked, Checker};
 
 /// How an event reached plutos: the record's `transport`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +110,8 @@ pub struct RecordBuilder {
     /// `,"retry_count":…,"visitor_id":…}\n`
     tail: Vec<u8>,
     micros: Option<i64>,
+    /// `micros` in RFC 3339 (what `written_at` says), for bad rows.
+    written_at: Vec<u8>,
     /// What `after_id` and `tail` were rendered from: keep-alive clients repeat it request after request.
     rendered_ip: String,
     rendered_user_agent: Vec<u8>,
@@ -132,6 +135,8 @@ impl RecordBuilder {
             self.before_id.extend_from_slice(b",\"written_at\":\"");
             clock.append_rfc3339_micros(&mut self.before_id);
             self.before_id.extend_from_slice(b"\",\"request_id\":\"");
+            self.written_at.clear();
+            clock.append_rfc3339_micros(&mut self.written_at);
             let n = &mut self.no_fields;
             n.clear();
             n.extend_from_slice(
@@ -220,6 +225,16 @@ impl RecordBuilder {
         t.extend_from_slice(b"\",\"event_id\":");
     }
 
+    /// What a bad row says of the request (after `start_request`).
+    pub fn received(&self) -> Received<'_> {
+        Received {
+            timestamp: &self.written_at,
+            ip: &self.rendered_ip,
+            user_agent: &self.rendered_user_agent,
+            protocol: self.rendered_protocol.unwrap_or(Protocol::Plutos),
+        }
+    }
+
     /// Opens a record; the caller appends the `raw_data` JSON value, then calls `finish_record` or
     /// `finish_event`.
     pub fn begin_record(&self, out: &mut Vec<u8>) {
@@ -302,17 +317,37 @@ pub struct Emitter<'a> {
     events: u64,
     /// Reads (and validates) self-describing events: plutos's own, whose records it writes whole.
     checker: Option<&'a mut Checker>,
+    /// Where the bad rows of events that fail go, and how many went.
+    bad: Option<&'a mut Vec<u8>>,
+    bad_rows: u64,
+    /// `VALIDATION=reject`: an event that fails validation is a bad row (the tracking plan has its own rule
+    /// for unplanned events).
+    rejects: bool,
+    /// An event's JSON, written aside while it may yet become a bad row.
+    aside: Vec<u8>,
 }
 
 impl<'a> Emitter<'a> {
     /// After `builder.start_request`.
     pub fn new(out: &'a mut Vec<u8>, builder: &'a RecordBuilder, ids: &'a mut RequestIds) -> Emitter<'a> {
-        Emitter { out, builder, ids, events: 0, checker: None }
+        Emitter {
+            out,
+            builder,
+            ids,
+            events: 0,
+            checker: None,
+            bad: None,
+            bad_rows: 0,
+            rejects: false,
+            aside: Vec::new(),
+        }
     }
 
-    /// Self-describing events recorded as whole JSON (`record`) get their schema (and validation) from `checker`.
-    pub fn checked(self, checker: &'a mut Checker) -> Emitter<'a> {
-        Emitter { checker: Some(checker), ..self }
+    /// Self-describing events get their schema (and validation) from `checker`; under `VALIDATION=reject`, one
+    /// that fails becomes a bad row in `bad` instead of a record.
+    pub fn checked(self, checker: &'a mut Checker, bad: &'a mut Vec<u8>) -> Emitter<'a> {
+        let rejects = checker.rejects();
+        Emitter { checker: Some(checker), bad: Some(bad), rejects, ..self }
     }
 
     /// One record: `raw_data` writes the event's JSON value, `fields` are what it brought.
@@ -340,7 +375,60 @@ impl<'a> Emitter<'a> {
             }
             None => (None, None),
         };
+        if let (Some(messages), true, Some(bad)) = (validation, self.rejects, self.bad.as_deref_mut()) {
+            // The event as its record would have held it, then its bad row.
+            self.aside.clear();
+            raw_data(&mut self.aside);
+            let event = &self.aside[..];
+            let (ue, co) = (get(event, "ue_pr"), get(event, "co"));
+            let unstruct = ue.map_or(Unstruct::None, Unstruct::Json);
+            let received = self.builder.received();
+            let id = fields.event_id.is_none().then(|| request_id(self.builder, self.ids));
+            let fields = EventFields { event_id: fields.event_id.or(id.as_deref().map(Text::Literal)), ..fields };
+            badrow::schema_violations(bad, &received, messages, event, &fields, unstruct, co);
+            self.bad_rows += 1;
+            return;
+        }
         let fields = EventFields { schema, validation, ..fields };
+        self.builder.begin_record(self.out);
+        raw_data(self.out);
+        self.builder.finish_event(self.out, self.ids, &fields);
+        self.events += 1;
+    }
+
+    /// One record of an event an SDK named (Segment's `track`, PostHog's), checked against the tracking plan if
+    /// there is one: `name` and `properties` are what the plan reads. A planned event's record names its schema;
+    /// what failed is flagged, or makes the event a bad row, as the plan and `VALIDATION` say.
+    pub fn event_planned(
+        &mut self,
+        fields: EventFields<'_>,
+        name: Option<&str>,
+        properties: Option<&[u8]>,
+        raw_data: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let verdict = match (self.checker.as_deref_mut(), name) {
+            (Some(checker), Some(name)) => checker.check_planned(name, properties),
+            _ => None,
+        };
+        let Some(verdict) = verdict else {
+            return self.event(&fields, raw_data);
+        };
+        if let (Some(messages), true) = (verdict.failures, verdict.reject) {
+            let bad = self.bad.as_deref_mut().expect("a checker comes with a bad-row buffer");
+            self.aside.clear();
+            raw_data(&mut self.aside);
+            let unstruct = match verdict.schema {
+                Some(schema) => Unstruct::Parts { schema, data: properties.unwrap_or(b"{}") },
+                None => Unstruct::None,
+            };
+            let received = self.builder.received();
+            let id = fields.event_id.is_none().then(|| request_id(self.builder, self.ids));
+            let fields = EventFields { event_id: fields.event_id.or(id.as_deref().map(Text::Literal)), ..fields };
+            badrow::schema_violations(bad, &received, messages, &self.aside, &fields, unstruct, None);
+            self.bad_rows += 1;
+            return;
+        }
+        let fields = EventFields { schema: verdict.schema.and_then(Text::of), validation: verdict.failures, ..fields };
         self.builder.begin_record(self.out);
         raw_data(self.out);
         self.builder.finish_event(self.out, self.ids, &fields);
@@ -371,6 +459,15 @@ impl<'a> Emitter<'a> {
     #[inline(never)]
     fn record_checked(&mut self, raw_data: &[u8]) {
         match self.checker.as_deref_mut().and_then(|checker| checker.check(raw_data)) {
+            Some(Checked { failures: Some(messages), .. }) if self.rejects => {
+                let bad = self.bad.as_deref_mut().expect("checked above");
+                let received = self.builder.received();
+                let id = request_id(self.builder, self.ids);
+                let fields = EventFields { event_id: Some(Text::Literal(&id)), ..EventFields::default() };
+                badrow::schema_violations(bad, &received, messages, raw_data, &fields, Unstruct::Json(raw_data), None);
+                self.bad_rows += 1;
+                return;
+            }
             Some(checked) => {
                 let fields = EventFields {
                     schema: Text::of(checked.schema),
@@ -390,6 +487,21 @@ impl<'a> Emitter<'a> {
     pub fn events(&self) -> u64 {
         self.events
     }
+
+    /// Bad rows written so far.
+    pub fn bad_rows(&self) -> u64 {
+        self.bad_rows
+    }
+}
+
+/// A new request id as a JSON string literal: the event id of a bad row whose event brought none (as its record's
+/// would have been).
+fn request_id(builder: &RecordBuilder, ids: &mut RequestIds) -> Vec<u8> {
+    let mut id = Vec::with_capacity(38);
+    id.push(b'"');
+    ids.append_next(builder.micros.unwrap_or_default(), &mut id);
+    id.push(b'"');
+    id
 }
 
 fn write_or_null(out: &mut Vec<u8>, value: Option<Text<'_>>) {

@@ -109,21 +109,34 @@ pub fn write_event_accepted(out: &mut Vec<u8>, date: &[u8; 29], kind: ResponseKi
     write(out, date, &response, delivery);
 }
 
-/// The answer to an accepted POST: `{"accepted":N}`.
-pub fn write_batch_accepted(out: &mut Vec<u8>, date: &[u8; 29], accepted: u64, delivery: Delivery<'_>) {
-    let mut body = [0u8; 40];
-    let prefix = b"{\"accepted\":";
-    body[..prefix.len()].copy_from_slice(prefix);
+/// The answer to an accepted POST: `{"accepted":N}`, or `{"accepted":N,"invalid":M}` when events are rejected.
+pub fn write_batch_accepted(
+    out: &mut Vec<u8>,
+    date: &[u8; 29],
+    accepted: u64,
+    invalid: Option<u64>,
+    delivery: Delivery<'_>,
+) {
+    let mut body = [0u8; 80];
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        body[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    };
+    put(b"{\"accepted\":");
     let (digits, start) = decimal(accepted);
-    let mut len = prefix.len();
-    body[len..len + digits.len() - start].copy_from_slice(&digits[start..]);
-    len += digits.len() - start;
-    body[len] = b'}';
+    put(&digits[start..]);
+    if let Some(invalid) = invalid {
+        put(b",\"invalid\":");
+        let (digits, start) = decimal(invalid);
+        put(&digits[start..]);
+    }
+    put(b"}");
     let response = Response {
         status: (200, "OK"),
         content_type: Some("application/json"),
         extra_headers: b"",
-        body: &body[..=len],
+        body: &body[..len],
     };
     write(out, date, &response, Delivery { body: Body::Send, ..delivery });
 }
@@ -207,10 +220,13 @@ mod tests {
             "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Length: 0\r\n\r\n"
         );
         assert_eq!(
-            text(|o| write_batch_accepted(o, DATE, 1234, plain(Body::Omit, ConnectionHeader::Close))),
+            text(|o| write_batch_accepted(o, DATE, 1234, None, plain(Body::Omit, ConnectionHeader::Close))),
             "HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 02:26:54 GMT\r\nContent-Type: application/json\r\n\
              Content-Length: 17\r\nConnection: close\r\n\r\n{\"accepted\":1234}"
         );
+        let rejecting =
+            text(|o| write_batch_accepted(o, DATE, 0, Some(u64::MAX), plain(Body::Send, ConnectionHeader::Omit)));
+        assert!(rejecting.ends_with("\r\n\r\n{\"accepted\":0,\"invalid\":18446744073709551615}"), "{rejecting}");
         let err = text(|o| write_error(o, DATE, HttpError::SpoolFull, plain(Body::Send, ConnectionHeader::Omit)));
         assert!(err.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{err}");
         assert!(err.contains("Retry-After: 1\r\n") && err.ends_with("\r\n\r\nspool is full\n"), "{err}");

@@ -1,5 +1,6 @@
-//! Validation's lines in `/metrics` (only with `SCHEMAS_DIR`): the schemas in service, their reloads, and the
-//! validations by schema and result — a label per schema the registry holds, one for every unknown schema.
+//! Validation's lines in `/metrics`: bad rows by type, and (only with `SCHEMAS_DIR`) the schemas in service,
+//! their reloads, and the validations by schema and result — a label per schema the registry holds, one for
+//! every unknown schema.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -8,6 +9,20 @@ use crossbeam_utils::CachePadded;
 
 use super::WorkerMetrics;
 use crate::schema::Schemas;
+use crate::schema::badrow::BadRowKind;
+
+/// Bad rows written to the bad stream, by type (Snowplow's bad-row schema name); part of the events accepted.
+pub fn render_bad_rows(out: &mut String, workers: &[CachePadded<WorkerMetrics>]) {
+    let _ = writeln!(
+        out,
+        "# HELP plutos_bad_rows_total events stored as bad rows in the bad stream (counted in events accepted), by \
+         type\n# TYPE plutos_bad_rows_total counter"
+    );
+    for kind in BadRowKind::ALL {
+        let n: u64 = workers.iter().map(|w| w.bad_rows[kind as usize].load(Relaxed)).sum();
+        let _ = writeln!(out, "plutos_bad_rows_total{{type=\"{}\"}} {n}", kind.name());
+    }
+}
 
 pub fn render_schemas(out: &mut String, workers: &[CachePadded<WorkerMetrics>], schemas: Option<&Schemas>) {
     let Some(schemas) = schemas else {

@@ -51,8 +51,8 @@ pub enum Cookie {
 pub enum Accepted {
     /// plutos's GET: the answer `RESPONSE` names (empty 200, 1×1 GIF, 204), Plutos's contract.
     Event,
-    /// plutos's POST: `{"accepted":N}`.
-    Count(u64),
+    /// plutos's POST: `{"accepted":N}`, and `"invalid":M` (events stored as bad rows) under `VALIDATION=reject`.
+    Count { accepted: u64, invalid: Option<u64> },
     /// An SDK's own: exactly 200, this body and type (and no-cache headers for a pixel).
     Body { content_type: &'static str, body: &'static [u8], no_cache: bool },
 }
@@ -126,11 +126,15 @@ impl Ingest {
         }
     }
 
-    /// The answer to an accepted request of `method` that brought `events`.
-    pub fn accepted(self, method: Method, events: u64) -> Accepted {
+    /// The answer to an accepted request of `method` that brought `events`, `invalid` of them stored as bad
+    /// rows (`None` unless events are rejected: `VALIDATION=reject`). An SDK's answer is the same either way: a
+    /// bad row is stored, and its batch must not be sent again.
+    pub fn accepted(self, method: Method, events: u64, invalid: Option<u64>) -> Accepted {
         let json = |body| Accepted::Body { content_type: "application/json", body, no_cache: false };
         match self {
-            Ingest::Plutos if method == Method::Post => Accepted::Count(events),
+            Ingest::Plutos if method == Method::Post => {
+                Accepted::Count { accepted: events - invalid.unwrap_or(0), invalid }
+            }
             Ingest::Plutos => Accepted::Event,
             Ingest::Segment(_) => json(segment::ACCEPTED),
             Ingest::PostHog => json(posthog::ACCEPTED),

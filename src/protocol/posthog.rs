@@ -206,7 +206,11 @@ fn event(event: &[u8], envelope: Envelope<'_>, gate: KeyGate<'_>, emit: &mut Emi
     // An event without a key of its own (posthog-python and posthog-node put it in the envelope) is copied as it
     // stands.
     let edited = own_key.is_some() || token.is_some();
-    emit.event(&f, |out| {
+    let planned = match name {
+        Text::Literal(literal) => text(literal),
+        _ => None,
+    };
+    emit.event_planned(f, planned.as_deref(), properties, |out| {
         if !edited {
             return out.extend_from_slice(event);
         }

@@ -98,7 +98,7 @@ fn message(
     let mut f = EventFields::default();
     let (mut kind, mut event, mut name, mut original, mut sent_at, mut write_key) =
         (None, None, None, None, None, None);
-    let (mut has_context, mut has_integrations) = (false, false);
+    let (mut has_context, mut has_integrations, mut properties) = (false, false, None);
     for (k, value) in Members::of(message) {
         match &*key(k) {
             b"messageId" => f.event_id = Text::of(value),
@@ -113,6 +113,7 @@ fn message(
             b"writeKey" => write_key = Some(value),
             b"context" => has_context = true,
             b"integrations" => has_integrations = true,
+            b"properties" if value.starts_with(b"{") => properties = Some(value),
             _ => {}
         }
     }
@@ -141,7 +142,15 @@ fn message(
     // Most messages need no edit (their SDK sent the key in the head or the batch, and no batch context):
     // they are copied as they are.
     let edited = write_key.is_some() || batch.context.is_some() || batch.integrations.is_some();
-    emit.event(&f, |out| {
+    // A `track` event is what a tracking plan names.
+    let planned = match kind_name {
+        Some("track") => event.and_then(|e| match e {
+            Text::Literal(literal) => text(literal),
+            _ => None,
+        }),
+        _ => None,
+    };
+    emit.event_planned(f, planned.as_deref(), properties, |out| {
         if !edited {
             return out.extend_from_slice(message);
         }

@@ -12,11 +12,11 @@
 //! a tracker's `appId` is its key — as public as a Segment or PostHog browser key.
 //!
 //! Snowplow's trackers send a payload again forever when it is refused as too large, so these routes never
-//! answer 413: a body over the limit becomes a bad-row record (`bad_row`: the reason, its size, its first bytes)
-//! and the answer is 200.
+//! answer 413: a body over the limit becomes a `size_violation` bad row in the bad stream (its size, its first
+//! bytes: `schema::badrow`) and the answer is 200.
 
 use super::{Scratch, minified_json};
-use crate::event::json::{self, escape_lossy_into};
+use crate::event::json;
 use crate::event::object::{Edit, Members, Text, get, key, text, write_object};
 use crate::event::query::append_query_object;
 use crate::event::record::{Emitter, EventFields};
@@ -68,26 +68,6 @@ pub fn ingest_pixel(
     json.clear();
     append_query_object(json, query, pairs)?;
     event(json, gate, emit, Buffers { base64: decoded, ue: nested, co: more })
-}
-
-/// The record of a payload over the body limit, stored instead of it (`size`: its declared length, when it
-/// declared one; `head`: its first bytes).
-pub fn bad_row(emit: &mut Emitter<'_>, size: Option<u64>, limit: usize, head: &[u8]) {
-    let fields = EventFields {
-        event_type: Some(Text::Static("bad_row")),
-        event_name: Some(Text::Static("size_violation")),
-        ..EventFields::default()
-    };
-    emit.event(&fields, |out| {
-        out.extend_from_slice(b"{\"reason\":\"payload over the body limit\",\"size\":");
-        match size {
-            Some(size) => out.extend_from_slice(size.to_string().as_bytes()),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(format!(",\"limit\":{limit},\"payload_head\":\"").as_bytes());
-        escape_lossy_into(out, &head[..head.len().min(BAD_ROW_HEAD)]);
-        out.extend_from_slice(b"\"}");
-    });
 }
 
 struct Buffers<'s> {
@@ -166,14 +146,14 @@ fn event(event: &[u8], gate: KeyGate<'_>, emit: &mut Emitter<'_>, buffers: Buffe
 fn self_describing_parts<'e>(checker: &mut Checker, ue: Option<&'e [u8]>, co: Option<&[u8]>) -> Option<&'e [u8]> {
     let mut schema = None;
     if let Some(ue) = ue {
-        if checker.validate_part(ue, "ue_pr").is_some() {
-            schema = get(ue, "data").and_then(|event| checker.validate_part(event, "ue_pr's data"));
+        if checker.validate_part(ue).is_some() {
+            schema = get(ue, "data").and_then(|event| checker.validate_part(event));
         }
     }
     if let Some(co) = co {
-        if checker.validate_part(co, "co").is_some() {
+        if checker.validate_part(co).is_some() {
             if let Some(contexts) = get(co, "data") {
-                json::for_each_array_element(contexts, |context| _ = checker.validate_part(context, "a context"));
+                json::for_each_array_element(contexts, |context| _ = checker.validate_part(context));
             }
         }
     }

@@ -9,8 +9,10 @@
 //! A reload (SIGHUP, or a file of the registry added, replaced or removed) compiles the whole registry again on
 //! the reload thread; if any schema fails, the set in service stays and one line says which file and why.
 
+pub mod badrow;
 pub mod check;
 pub mod key;
+pub mod plan;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ use crate::reload::{Published, Reloadable};
 /// The registry in service, and its reloads.
 pub struct Schemas {
     dir: PathBuf,
+    /// `TRACKING_PLAN`, loaded with the registry.
+    plan: Option<PathBuf>,
     /// The workers counting validations.
     workers: usize,
     mode: Validation,
@@ -36,19 +40,21 @@ pub struct Schemas {
 }
 
 impl Schemas {
-    /// Loads and compiles the registry at `dir` for `workers` that validate as `mode` says; an error names the
-    /// first file that failed.
-    pub fn load(dir: &Path, workers: usize, mode: Validation) -> Result<Schemas, LoadError> {
+    /// Loads and compiles the registry at `dir` (and the tracking plan at `plan`) for `workers` that validate as
+    /// `mode` says; an error names the first file that failed.
+    pub fn load(dir: &Path, plan: Option<&Path>, workers: usize, mode: Validation) -> Result<Schemas, LoadError> {
         let started = Instant::now();
-        let registry = Registry::load(dir, workers)?;
+        let registry = load(dir, plan, workers)?;
         tracing::info!(
             dir = %dir.display(),
             schemas = registry.len(),
+            planned_events = registry.plan().map(|p| p.len()),
             ms = started.elapsed().as_millis() as u64,
             "schemas compiled"
         );
         Ok(Schemas {
             dir: dir.to_path_buf(),
+            plan: plan.map(Path::to_path_buf),
             workers,
             mode,
             published: Published::new(registry),
@@ -82,6 +88,15 @@ impl Schemas {
     }
 }
 
+/// The registry at `dir`, with the tracking plan at `plan` if there is one.
+fn load(dir: &Path, plan: Option<&Path>, workers: usize) -> Result<Registry, LoadError> {
+    let registry = Registry::load(dir, workers)?;
+    match plan {
+        Some(plan) => registry.with_plan(plan),
+        None => Ok(registry),
+    }
+}
+
 impl Reloadable for Schemas {
     fn what(&self) -> &'static str {
         "the schemas"
@@ -96,7 +111,7 @@ impl Reloadable for Schemas {
     /// old only when every schema compiled.
     fn reload(&self, _forced: bool) {
         let started = Instant::now();
-        match Registry::load(&self.dir, self.workers) {
+        match load(&self.dir, self.plan.as_deref(), self.workers) {
             Ok(registry) => {
                 registry.carry_counts(&self.current());
                 tracing::info!(schemas = registry.len(), ms = started.elapsed().as_millis() as u64, "schemas reloaded");

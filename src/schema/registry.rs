@@ -15,6 +15,7 @@ use jsonschema::{Draft, PatternOptions, Retrieve, Uri, Validator};
 use serde_json::Value;
 
 use super::key::SchemaKey;
+use super::plan::Plan;
 
 /// A schema file larger than this is refused (Iglu Central's largest is under 100 KiB).
 const MAX_SCHEMA_BYTES: u64 = 1 << 20;
@@ -36,6 +37,8 @@ pub struct Registry {
     /// own cache line (`stride` counters apart), so workers never write the same line.
     counts: Box<[AtomicU64]>,
     stride: usize,
+    /// The tracking plan (`TRACKING_PLAN`), whose schemas are this registry's.
+    plan: Option<Plan>,
 }
 
 pub struct Compiled {
@@ -85,7 +88,23 @@ impl Registry {
         let stride = (keys.len() * 2).next_multiple_of(8);
         let counts = (0..stride * workers).map(|_| AtomicU64::new(0)).collect();
         let by_uri = keys.iter().enumerate().map(|(index, key)| (key.to_string().into(), index)).collect();
-        Ok(Registry { by_uri, compiled, keys, files, counts, stride })
+        Ok(Registry { by_uri, compiled, keys, files, counts, stride, plan: None })
+    }
+
+    /// Reads the tracking plan at `path` into this registry (its file watched with the schemas').
+    pub fn with_plan(mut self, path: &Path) -> Result<Registry, LoadError> {
+        self.plan = Some(Plan::load(path, &self)?);
+        self.files.push(path.to_path_buf());
+        Ok(self)
+    }
+
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    /// The schema at `index`.
+    pub fn at(&self, index: usize) -> &Compiled {
+        &self.compiled[index]
     }
 
     /// Counts one validation of the schema at `index` by `worker`.

@@ -61,6 +61,7 @@ mod tests {
             host: "h".into(),
             boot: "b".into(),
             worker: 0,
+            stream: crate::spool::Stream::Good,
             content_encoding: Some("gzip"),
         };
         let sink = FileSink::new(dir.path().join("out"));

@@ -36,9 +36,9 @@ use rdkafka::{ClientConfig, ClientContext};
 use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
 use crate::config::KafkaConfig;
 use crate::metrics::{KAFKA_ERROR_KINDS, KafkaMetrics};
-use crate::spool::Codec;
 use crate::spool::SpoolDirs;
 use crate::spool::encoder::decoder;
+use crate::spool::{Codec, Stream};
 use crate::spool::{sync_data, sync_dir};
 use crate::state::Shared;
 use message::{message_key, record_protocol};
@@ -83,7 +83,7 @@ impl KafkaSink {
     /// At start: the topic's metadata (does it exist, with partitions).
     pub async fn check(&self) -> Result<String, SinkError> {
         let (producer, config, shared) = (self.producer(), self.config.clone(), self.shared.clone());
-        blocking(move || topic_exists(&producer, &config, &shared.uploader.kafka)).await
+        blocking(move || topic_exists(&producer, &config, &config.topic, &shared.uploader.kafka)).await
     }
 
     /// Produces every event of `chunk` and waits until the broker acknowledged each one.
@@ -118,8 +118,13 @@ impl KafkaSink {
 
 /// Whether the topic exists (a broker with in-memory storage that restarted has lost it; producing would wait
 /// out librdkafka's metadata timeouts before saying so).
-fn topic_exists(producer: &Kafka, config: &KafkaConfig, metrics: &KafkaMetrics) -> Result<String, SinkError> {
-    let (topic, brokers) = (&config.topic, &config.brokers);
+fn topic_exists(
+    producer: &Kafka,
+    config: &KafkaConfig,
+    topic: &str,
+    metrics: &KafkaMetrics,
+) -> Result<String, SinkError> {
+    let brokers = &config.brokers;
     // Within the uploader's start-up check (5 s), so that its line names this failure.
     let context = producer.context();
     let metadata = producer.client().fetch_metadata(Some(topic), Duration::from_secs(4)).map_err(|e| {
@@ -327,7 +332,12 @@ impl Job {
         let lines = BufReader::new(decoder(codec, File::open(&self.chunk.path)?)?);
         // A topic that is gone (deleted, or lost by a broker with in-memory storage) is said at once: producing
         // to it would wait out librdkafka's message timeout first.
-        topic_exists(&self.producer, &self.config, self.metrics())?;
+        // The bad stream's rows go to their own topic (needed only once a bad row comes).
+        let topic = match self.object.stream {
+            Stream::Good => self.config.topic.clone(),
+            Stream::Bad => self.config.bad_topic.clone(),
+        };
+        topic_exists(&self.producer, &self.config, &topic, self.metrics())?;
         // Messages before the mark were acknowledged by an earlier attempt (of this process or one killed).
         let resumed = self.mark.load(self.object.events);
         self.metrics().resumed.fetch_add(resumed, Relaxed);
@@ -372,8 +382,7 @@ impl Job {
                 .insert(Header { key: "protocol", value: record_protocol(&line) });
             let has_key = message_key(&self.config.key, &line, &mut key);
             let pending = Box::new(Pending { chunk: acks.clone(), index: i });
-            let mut record =
-                BaseRecord::with_opaque_to(&self.config.topic, pending).payload(&line[..]).headers(headers);
+            let mut record = BaseRecord::with_opaque_to(&topic, pending).payload(&line[..]).headers(headers);
             if has_key {
                 record = record.key(&key[..]);
             }

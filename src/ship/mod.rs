@@ -429,6 +429,7 @@ async fn ship(context: &Context, chunk: SealedChunk, cancel: Cancel) -> Result<D
         host: context.host.clone(),
         boot: chunk.id.boot.clone(),
         worker: chunk.id.worker,
+        stream: chunk.id.stream,
         content_encoding: chunk.id.codec.content_encoding(),
     };
     context.sink.put(&object, &ChunkFile { path: chunk.path.clone(), len }, &cancel).await?;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::spool::Codec;
 use crate::spool::encoder::decoder;
+use crate::spool::{Codec, Stream};
 
 /// What a sink stores with each chunk: the S3 user metadata, the file sink's `.meta.json` (`plutos verify` reads
 /// both back).
@@ -25,6 +25,9 @@ pub struct ObjectMeta {
     pub host: String,
     pub boot: String,
     pub worker: u16,
+    /// The worker's stream the chunk is of (absent in the sidecars of plutos before bad rows: good).
+    #[serde(default)]
+    pub stream: Stream,
     /// The HTTP Content-Encoding an object store serves the chunk with (not part of the sidecar).
     #[serde(skip)]
     pub content_encoding: Option<&'static str>,

@@ -259,6 +259,7 @@ fn attributes(object: &ObjectMeta) -> Attributes {
         ("host", object.host.clone()),
         ("boot", object.boot.clone()),
         ("worker", object.worker.to_string()),
+        ("stream", object.stream.name().to_string()),
     ];
     for (name, value) in metadata {
         attributes.insert(Attribute::Metadata(name.into()), value.into());

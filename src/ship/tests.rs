@@ -121,6 +121,7 @@ impl Rig {
         ChunkId {
             boot: "b".into(),
             worker: 0,
+            stream: crate::spool::Stream::Good,
             chunk_seq: seq,
             first_seq: seq,
             first_unix: 1000 + seq as i64,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::spool::encoder::{Compression, Encoder};
-use crate::spool::{ChunkId, SealedChunk, SpoolDirs, sync_data, sync_dir, write_durably};
+use crate::spool::{ChunkId, SealedChunk, SpoolDirs, Stream, sync_data, sync_dir, write_durably};
 
 /// How a worker writes chunks: codec, durability, fsync, and when a chunk is sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,7 @@ struct OpenChunk {
 
 pub struct ChunkWriter {
     worker: u16,
+    stream: Stream,
     boot: String,
     dirs: SpoolDirs,
     settings: ChunkConfig,
@@ -77,9 +78,10 @@ pub struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    pub fn new(worker: usize, boot: String, dirs: SpoolDirs, settings: ChunkConfig) -> ChunkWriter {
+    pub fn new(worker: usize, stream: Stream, boot: String, dirs: SpoolDirs, settings: ChunkConfig) -> ChunkWriter {
         ChunkWriter {
             worker: worker as u16,
+            stream,
             boot,
             dirs,
             settings,
@@ -148,6 +150,7 @@ impl ChunkWriter {
         let id = ChunkId {
             boot: self.boot.clone(),
             worker: self.worker,
+            stream: self.stream,
             chunk_seq: self.next_chunk_seq,
             first_seq: self.next_event_seq,
             first_unix: unix_secs,

@@ -5,6 +5,7 @@
 //! ```text
 //! {spool}/open/{boot}-w{worker}-{chunk:08}-f{first_seq}-t{first_unix}.ndjson.gz        being written by a worker
 //! {spool}/sealed/{boot}-w{worker}-{chunk:08}-f{first_seq}-t{first_unix}-n{events}.ndjson.gz   complete, waiting for the sink
+//! {spool}/open/{boot}-w{worker}-bad-{chunk:08}-f…        the same for the worker's bad-row stream
 //! {spool}/corrupt/…      sealed chunks that did not decode, set aside by the uploader (never shipped)
 //! {spool}/dead-letter/…  events the Kafka sink could not send (over its message size)
 //! ```
@@ -121,11 +122,35 @@ impl SpoolDirs {
     }
 }
 
+/// Which of a worker's two streams a chunk belongs to. Each is a writer of its own: its own chunks, its own
+/// sequence numbers from 0, its own objects (the bad stream's under `bad/`, or its own Kafka topic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Records of accepted events.
+    #[default]
+    Good,
+    /// Bad rows: events refused for their content, in Snowplow's bad-row format.
+    Bad,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 2] = [Stream::Good, Stream::Bad];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Good => "good",
+            Stream::Bad => "bad",
+        }
+    }
+}
+
 /// Who wrote a chunk and where its events sit in that writer's sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkId {
     pub boot: String,
     pub worker: u16,
+    pub stream: Stream,
     pub chunk_seq: u64,
     pub first_seq: u64,
     /// Unix seconds of the chunk's first event: its partition.
@@ -135,7 +160,8 @@ pub struct ChunkId {
 
 impl ChunkId {
     fn stem(&self) -> String {
-        format!("{}-w{}-{:08}-f{}-t{}", self.boot, self.worker, self.chunk_seq, self.first_seq, self.first_unix)
+        let bad = if self.stream == Stream::Bad { "-bad" } else { "" };
+        format!("{}-w{}{bad}-{:08}-f{}-t{}", self.boot, self.worker, self.chunk_seq, self.first_seq, self.first_unix)
     }
 
     pub fn open_name(&self) -> String {
@@ -153,7 +179,11 @@ impl ChunkId {
         let mut parts = stem.split('-');
         let boot = parts.next()?.to_string();
         let worker = parts.next()?.strip_prefix('w')?.parse().ok()?;
-        let chunk_seq = parts.next()?.parse().ok()?;
+        let (stream, chunk_seq) = match parts.next()? {
+            "bad" => (Stream::Bad, parts.next()?),
+            seq => (Stream::Good, seq),
+        };
+        let chunk_seq = chunk_seq.parse().ok()?;
         let first_seq = parts.next()?.strip_prefix('f')?.parse().ok()?;
         let first_unix = parts.next()?.strip_prefix('t')?.parse().ok()?;
         let events = match parts.next() {
@@ -163,16 +193,21 @@ impl ChunkId {
         if parts.next().is_some() || boot.is_empty() {
             return None;
         }
-        let id = ChunkId { boot, worker, chunk_seq, first_seq, first_unix, codec };
+        let id = ChunkId { boot, worker, stream, chunk_seq, first_seq, first_unix, codec };
         Some((id, events))
     }
 
     /// `{prefix}/created_date=YYYY-MM-DD/hour=HH/{host}-{boot}-w{worker}-{seq:08}.ndjson{.gz|.zst}`, no
-    /// leading `/`.
+    /// leading `/`; a bad-row chunk's the same under `{prefix}/bad/`.
     pub fn object_key(&self, prefix: &str, host: &str) -> String {
         let partition = Civil::from_unix(self.first_unix).partition();
         let name = format!("{host}-{}-w{}-{:08}.{}", self.boot, self.worker, self.chunk_seq, self.codec.extension());
-        if prefix.is_empty() { format!("{partition}/{name}") } else { format!("{prefix}/{partition}/{name}") }
+        let stream = if self.stream == Stream::Bad { "bad/" } else { "" };
+        if prefix.is_empty() {
+            format!("{stream}{partition}/{name}")
+        } else {
+            format!("{prefix}/{stream}{partition}/{name}")
+        }
     }
 }
 
@@ -335,6 +370,7 @@ mod tests {
         ChunkId {
             boot: "019abdfc36041234abcd".into(),
             worker: 3,
+            stream: Stream::Good,
             chunk_seq: 12,
             first_seq: 4500,
             first_unix: 1_764_124_014,
@@ -347,6 +383,11 @@ mod tests {
         let id = id();
         assert_eq!(ChunkId::parse(&id.open_name()), Some((id.clone(), None)));
         assert_eq!(ChunkId::parse(&id.sealed_name(77)), Some((id.clone(), Some(77))));
+        let bad = ChunkId { stream: Stream::Bad, ..id.clone() };
+        assert_eq!(bad.open_name(), "019abdfc36041234abcd-w3-bad-00000012-f4500-t1764124014.ndjson.gz");
+        assert_eq!(ChunkId::parse(&bad.open_name()), Some((bad.clone(), None)));
+        assert_eq!(ChunkId::parse(&bad.sealed_name(5)), Some((bad.clone(), Some(5))));
+        assert_eq!(ChunkId::parse(&bad.open_name().replace("-bad-", "-worse-")), None);
         assert_eq!(ChunkId::parse("random.txt"), None);
         assert_eq!(ChunkId::parse("a-b-c.ndjson.gz"), None);
         let name = id.sealed_name(77);
@@ -426,6 +467,15 @@ mod tests {
         assert_eq!(
             id.object_key("events/web", "h"),
             "events/web/created_date=2025-11-26/hour=02/h-019abdfc36041234abcd-w3-00000012.ndjson.gz"
+        );
+        let bad = ChunkId { stream: Stream::Bad, ..id };
+        assert_eq!(
+            bad.object_key("events/web", "h"),
+            "events/web/bad/created_date=2025-11-26/hour=02/h-019abdfc36041234abcd-w3-00000012.ndjson.gz"
+        );
+        assert_eq!(
+            bad.object_key("", "h"),
+            "bad/created_date=2025-11-26/hour=02/h-019abdfc36041234abcd-w3-00000012.ndjson.gz"
         );
     }
 

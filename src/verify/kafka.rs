@@ -13,6 +13,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::{Report, Writer, tile};
+use crate::spool::Stream;
 
 /// How long the whole read may take before the topic is reported unreadable.
 const READ_DEADLINE: Duration = Duration::from_secs(600);
@@ -137,7 +138,8 @@ fn check(message: &BorrowedMessage<'_>) -> Result<(Writer, u64), String> {
     };
     let worker = header("worker")?.parse().map_err(|_| "worker header is not a number")?;
     let seq = header("seq")?.parse().map_err(|_| "seq header is not a number")?;
-    let writer = Writer { host: header("host")?, boot: header("boot")?, worker };
+    // A topic holds one stream: its writers are told apart by host, boot and worker.
+    let writer = Writer { host: header("host")?, boot: header("boot")?, worker, stream: Stream::Good };
     let payload = message.payload().ok_or("no payload")?;
     let object = payload.first() == Some(&b'{')
         && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
@@ -154,7 +156,7 @@ mod tests {
 
     #[test]
     fn repeats_are_duplicated_ranges_and_holes_are_gaps() {
-        let writer = Writer { host: "h".into(), boot: "b".into(), worker: 0 };
+        let writer = Writer { host: "h".into(), boot: "b".into(), worker: 0, stream: Stream::Good };
         let numbers = [0, 1, 1, 2, 2, 3, 5, 6, 6].iter().enumerate().map(|(i, &s)| (s, format!("0@{i}"))).collect();
         let mut report = Report::default();
         let ranges = writer_ranges(BTreeMap::from([(writer.clone(), numbers)]), &mut report);

@@ -2,14 +2,14 @@
 //! writers numbered, once. Each object is checked against its metadata (the file sink's `.meta.json`, S3's
 //! `x-amz-meta-*`): sha256 of the bytes, a stream that decodes to the end, one JSON object per line, as many
 //! lines as `events`, `last-seq - first-seq + 1 = events`, the object's own key, and a key naming the same
-//! host, boot and worker.
-//! Then, per writer (host / boot / worker), the objects' `[first-seq, last-seq]` ranges must tile `0..` with
+//! host, boot and worker (and, for the bad-row stream, lying under `bad/`).
+//! Then, per writer (host / boot / worker / stream: the bad rows are a writer of their own), the objects' `[first-seq, last-seq]` ranges must tile `0..` with
 //! no hole and no overlap. `source` lists the objects; this file checks them and writes the report.
 //!
 //! Report (stdout), one finding per line, then a summary line:
 //! ```text
 //! object KEY: PROBLEM
-//! gap HOST/BOOT/wN: events A..=B missing (before KEY)
+//! gap HOST/BOOT/wN[/bad]: events A..=B missing (before KEY)
 //! duplicate HOST/BOOT/wN: events A..=B in KEY and KEY
 //! other KEY: not a plutos object name (ignored)
 //! plutos verify: N objects, E events from W writers; G gaps (M events missing), D duplicated ranges, B bad objects
@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Args, s3_bucket};
 use crate::ship::object::{ObjectMeta, sha256_of};
-use crate::spool::Codec;
 use crate::spool::encoder::decoder;
+use crate::spool::{Codec, Stream};
 
 /// A line longer than this is reported, not read on (a record is at most a request body plus its fields).
 const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
@@ -63,11 +63,13 @@ struct Writer {
     host: String,
     boot: String,
     worker: u16,
+    stream: Stream,
 }
 
 impl std::fmt::Display for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/w{}", self.host, self.boot, self.worker)
+        write!(f, "{}/{}/w{}", self.host, self.boot, self.worker)?;
+        if self.stream == Stream::Bad { f.write_str("/bad") } else { Ok(()) }
     }
 }
 
@@ -158,7 +160,7 @@ pub fn verify(found: impl IntoIterator<Item = Found>) -> Report {
         }
         if let Ok(m) = object.metadata {
             report.events += m.events;
-            let writer = Writer { host: m.host, boot: m.boot, worker: m.worker };
+            let writer = Writer { host: m.host, boot: m.boot, worker: m.worker, stream: m.stream };
             ranges.entry(writer).or_default().push((m.first_seq, m.last_seq, object.key));
         }
     }
@@ -218,6 +220,13 @@ fn check_object(codec: Codec, object: &Found) -> Vec<String> {
             named.0, named.1, named.2, metadata.host, metadata.boot, metadata.worker
         ));
     }
+    if (metadata.stream == Stream::Bad) != in_bad_stream(&object.key) {
+        problems.push(format!(
+            "metadata says stream {} but the key is {}under bad/",
+            metadata.stream.name(),
+            if metadata.stream == Stream::Bad { "not " } else { "" }
+        ));
+    }
     let (sha256, content) = match object.data.open().and_then(sha256_of) {
         Ok((_, sha256)) => (sha256, object.data.open().and_then(|r| read_lines(codec, r))),
         Err(e) => return [problems, vec![format!("cannot be read: {e}")]].concat(),
@@ -241,6 +250,12 @@ fn check_object(codec: Codec, object: &Found) -> Vec<String> {
         Err(e) => problems.push(format!("cannot be read: {e}")),
     }
     problems
+}
+
+/// Whether the key's partition lies in a `bad/` directory (`…/bad/created_date=…`).
+fn in_bad_stream(key: &str) -> bool {
+    let mut parts = key.rsplit('/').skip(3);
+    parts.next() == Some("bad")
 }
 
 /// `(host, boot, worker)` from a key ending in `{host}-{boot}-w{worker}-{seq:08}.ndjson…`.
@@ -334,6 +349,7 @@ mod tests {
             host: "my-host".into(),
             boot: "b1".into(),
             worker: 0,
+            stream: Stream::Good,
             content_encoding: None,
         };
         Found { key, metadata: Ok(metadata), data: Data::Bytes(bytes) }
@@ -420,6 +436,46 @@ mod tests {
             assert!(text.contains(expected), "{expected:?} not in\n{text}");
         }
         assert!(!text.contains("-00000004.ndjson.gz: holds"), "4 lines for 4 events\n{text}");
+    }
+
+    /// `object` of the bad-row stream: under `bad/` unless `misplaced`.
+    fn bad_object(chunk: u64, first_seq: u64, lines: &[&str], misplaced: bool) -> Found {
+        let mut found = object(chunk, first_seq, lines);
+        if !misplaced {
+            found.key = format!("bad/{}", found.key);
+        }
+        if let Ok(m) = &mut found.metadata {
+            m.key = found.key.clone();
+            m.stream = Stream::Bad;
+        }
+        found
+    }
+
+    #[test]
+    fn the_bad_stream_is_a_writer_of_its_own_under_bad() {
+        // Both streams of worker 0 number from 0: neither is a duplicate of the other.
+        let report = verify([
+            object(0, 0, &events(3)),
+            bad_object(0, 0, &events(2), false),
+            bad_object(1, 2, &events(1), false),
+        ]);
+        assert!(!report.failed() && report.findings.is_empty(), "{report}");
+        assert_eq!((report.writers, report.events), (2, 6));
+        let report = verify([bad_object(0, 1, &events(1), false)]);
+        assert_eq!(
+            report.findings,
+            [
+                "gap my-host/b1/w0/bad: events 0..=0 missing (before bad/created_date=2026-11-27/hour=01/my-host-b1-w0-00000000.ndjson.gz)"
+            ]
+        );
+        let report = verify([bad_object(0, 0, &events(1), true)]);
+        assert!(report.failed(), "a bad-row object outside bad/: {report}");
+        assert!(report.to_string().contains("metadata says stream bad but the key is not under bad/"), "{report}");
+        assert!(in_bad_stream("p/q/bad/created_date=2026-11-27/hour=01/x.ndjson.gz"));
+        assert!(
+            !in_bad_stream("bad/p/created_date=2026-11-27/hour=01/x.ndjson.gz"),
+            "a prefix named bad is not the stream"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::{Data, Found};
 use crate::config::S3Config;
 use crate::ship::object::ObjectMeta;
 use crate::ship::s3::S3Sink;
+use crate::spool::Stream;
 
 /// Every object under `root`, ordered by key. A leftover temporary file (`*.tmp`) is not an object; a sidecar
 /// whose object is gone is reported as that object, unreadable.
@@ -91,6 +92,11 @@ fn s3_metadata(key: &str, get: impl Fn(&str) -> Option<String>) -> Result<Object
         host: text("host")?,
         boot: text("boot")?,
         worker: u16::try_from(number("worker")?).map_err(|e| format!("worker metadata: {e}"))?,
+        stream: match get("stream").as_deref() {
+            None | Some("good") => Stream::Good,
+            Some("bad") => Stream::Bad,
+            Some(other) => return Err(format!("stream metadata: {other:?} is neither good nor bad")),
+        },
         content_encoding: None,
     })
 }

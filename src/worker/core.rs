@@ -23,7 +23,7 @@ use crate::metrics::{UdpResult, WorkerMetrics, add};
 use crate::reload::Follower;
 use crate::spool::batch::Batch;
 use crate::spool::chunk::{ChunkWriter, SpoolWriteError};
-use crate::spool::{Fsync, UploadJob};
+use crate::spool::{Fsync, Stream, UploadJob};
 use crate::state::{Phase, Shared};
 use crate::tls::{Served, Tls};
 
@@ -110,7 +110,8 @@ pub struct Worker {
     pub(super) requests: Requests,
     /// This iteration's accepted events, written by the group commit.
     pub(super) batch: Batch,
-    chunk: ChunkWriter,
+    /// One chunk writer per stream (`Stream as usize`): records of good events, bad rows.
+    chunks: [ChunkWriter; 2],
     jobs: Sender<UploadJob>,
     pub(super) shared: Arc<Shared>,
     pub(super) unsent_jobs: Vec<UploadJob>,
@@ -133,14 +134,15 @@ pub struct Parts {
     pub udp: Option<Datagrams>,
     pub settings: WorkerSettings,
     pub requests: Requests,
-    pub chunk: ChunkWriter,
+    /// The good stream's chunk writer, then the bad rows'.
+    pub chunks: [ChunkWriter; 2],
     pub jobs: Sender<UploadJob>,
     pub shared: Arc<Shared>,
 }
 
 impl Worker {
     pub fn new(parts: Parts) -> Worker {
-        let Parts { index, wake, tls, udp, settings, requests, chunk, jobs, shared } = parts;
+        let Parts { index, wake, tls, udp, settings, requests, chunks, jobs, shared } = parts;
         let tls = tls.map(|tls| {
             let follower = tls.published.follow();
             (tls, follower)
@@ -157,7 +159,7 @@ impl Worker {
             conns: Slab::new(),
             requests,
             batch: Batch::with_capacity(64 * 1024),
-            chunk,
+            chunks,
             jobs,
             shared,
             unsent_jobs: Vec::new(),
@@ -213,12 +215,14 @@ impl Worker {
         }
         self.commit(now);
         self.flush_all(io, now);
-        // After a failed spool write, the disk gets a pause before the next attempt.
-        if self.chunk.seal_due(now) && self.write_error_until.is_none_or(|t| now >= t) {
-            self.seal(now);
-        }
-        if let Err(e) = self.chunk.sync_if_due(now) {
-            tracing::error!(worker = self.index, error = %e, "fsync of the open chunk failed");
+        for stream in Stream::ALL {
+            // After a failed spool write, the disk gets a pause before the next attempt.
+            if self.chunks[stream as usize].seal_due(now) && self.write_error_until.is_none_or(|t| now >= t) {
+                self.seal(stream, now);
+            }
+            if let Err(e) = self.chunks[stream as usize].sync_if_due(now) {
+                tracing::error!(worker = self.index, error = %e, "fsync of the open chunk failed");
+            }
         }
         if self.shared.phase() == Phase::Closing {
             if self.closing_deadline.is_none() {
@@ -236,7 +240,7 @@ impl Worker {
             return Duration::ZERO;
         }
         let mut until = self.next_housekeeping;
-        if let Some(age) = self.chunk.age_deadline() {
+        if let Some(age) = self.chunks.iter().filter_map(ChunkWriter::age_deadline).min() {
             // While the disk pauses after a failed write, sealing waits for the pause to end.
             until = until.min(self.write_error_until.map_or(age, |t| age.max(t)));
         }
@@ -251,7 +255,7 @@ impl Worker {
     }
 
     fn accepting(&self, now: Instant) -> Result<(), HttpError> {
-        if self.write_error_until.is_some_and(|t| now < t) || self.chunk.is_backlogged() {
+        if self.write_error_until.is_some_and(|t| now < t) || self.chunks.iter().any(ChunkWriter::is_backlogged) {
             Err(HttpError::SpoolWriteFailed)
         } else if self.shared.spool_full() {
             Err(HttpError::SpoolFull)
@@ -260,17 +264,16 @@ impl Worker {
         }
     }
 
-    /// Group commit: this iteration's events go to the spool, and only then may their responses leave.
+    /// Group commit: this iteration's events go to the spool, and only then may their responses leave. Each
+    /// stream that has lines is one write; a stream without is none.
     fn commit(&mut self, now: Instant) {
-        let events = self.batch.events();
+        let events = self.batch.total_events();
         if events > 0 {
             let unix = self.requests.clock().unix_seconds();
             let datagrams = std::mem::take(&mut self.udp_batched);
-            match self.chunk.commit(self.batch.lines(), events, now, unix) {
-                Ok(bytes) => {
-                    self.shared.spool_grew(bytes);
+            match self.commit_streams(now, unix) {
+                Ok(()) => {
                     add(&self.metrics().events_accepted, events);
-                    add(&self.metrics().spool_writes, 1);
                     if datagrams > 0 {
                         add(&self.metrics().udp_datagrams[UdpResult::Stored as usize], datagrams);
                     }
@@ -293,6 +296,21 @@ impl Worker {
                 conn.output.commit();
             }
         }
+    }
+
+    /// Writes each stream's lines to its chunk. Should the second write fail after the first, the first's
+    /// lines stay in the spool though their requests are answered 503: sent again, they are stored twice
+    /// (at least once, never lost).
+    fn commit_streams(&mut self, now: Instant, unix: i64) -> Result<(), SpoolWriteError> {
+        for stream in Stream::ALL {
+            let events = self.batch.events(stream);
+            if events > 0 {
+                let bytes = self.chunks[stream as usize].commit(self.batch.lines(stream), events, now, unix)?;
+                self.shared.spool_grew(bytes);
+                add(&self.metrics().spool_writes, 1);
+            }
+        }
+        Ok(())
     }
 
     /// A spool write failed: ingest answers 503 for a while; an abandoned open chunk goes to repair.
@@ -351,8 +369,8 @@ impl Worker {
         }
     }
 
-    fn seal(&mut self, now: Instant) {
-        match self.chunk.seal() {
+    fn seal(&mut self, stream: Stream, now: Instant) {
+        match self.chunks[stream as usize].seal() {
             Ok((Some(sealed), bytes)) => {
                 self.shared.spool_grew(bytes);
                 add(&self.metrics().chunks_sealed, 1);
@@ -383,11 +401,13 @@ impl Worker {
         let now = Instant::now();
         // Two rounds: a memory-mode chunk whose earlier write failed goes first, then the open one.
         for _ in 0..2 {
-            if !self.chunk.is_idle() {
-                self.seal(now);
+            for stream in Stream::ALL {
+                if !self.chunks[stream as usize].is_idle() {
+                    self.seal(stream, now);
+                }
             }
         }
-        if !self.chunk.is_idle() {
+        if !self.chunks.iter().all(ChunkWriter::is_idle) {
             // Only DURABILITY=memory gets here (a spool-mode chunk that cannot be sealed is left for repair).
             tracing::error!(
                 worker = self.index,

@@ -30,7 +30,7 @@ use crate::event::visitor::Visitors;
 use crate::http::{HttpError, write_key};
 use crate::metrics::Tally;
 use crate::protocol;
-use crate::schema::{Checker, Validation};
+use crate::schema::Checker;
 use crate::state::Shared;
 use crate::worker::connection::Peer;
 use crate::worker::edge::Edge;
@@ -61,6 +61,8 @@ pub struct Requests {
     /// Requests answered since the worker last counted them (once per iteration, not per request).
     answered: u64,
     tally: Tally,
+    /// Bad rows written since the last `publish_counts`, by `BadRowKind`.
+    bad_rows: [u64; 2],
     /// Whether ingest may accept in this iteration; `Err` carries the 503.
     accepting: Result<(), HttpError>,
     /// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date).
@@ -87,8 +89,7 @@ impl Requests {
         let first_party = Visitors::new(edge.visitor_cookie.clone(), seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15);
         let honor_gpc = edge.honor_gpc;
         let edge = Edge::new(edge, shared.enrichment.clone());
-        let validating = shared.schemas.as_ref().filter(|s| s.mode() != Validation::Off);
-        let checker = Checker::new(validating.map(|schemas| schemas.published()), worker);
+        let checker = Checker::new(shared.schemas.as_ref().map(|s| (s.published(), s.mode())), worker);
         let mut protocols = protocol::Scratch::default();
         if edge.hides_write_key() {
             protocols.query.hide_key(write_key::PARAM);
@@ -110,6 +111,7 @@ impl Requests {
             datagram_peer: None,
             answered: 0,
             tally: Tally::default(),
+            bad_rows: [0; 2],
             accepting: Ok(()),
             event_ok: CachedAnswer::default(),
             extra: Vec::new(),
@@ -126,6 +128,7 @@ impl Requests {
         self.edge.enricher.refresh(now);
         if let Some(schemas) = &self.shared.schemas {
             self.checker.refresh(schemas.published());
+            self.checker.set_time(&self.clock);
         }
         self.accepting = accepting;
     }
@@ -145,6 +148,11 @@ impl Requests {
         self.tally.publish(metrics);
         metrics.add_enrichment(self.edge.enricher.take_counts());
         metrics.validations_unknown.fetch_add(self.checker.take_unknown(), std::sync::atomic::Ordering::Relaxed);
+        for (counter, n) in metrics.bad_rows.iter().zip(std::mem::take(&mut self.bad_rows)) {
+            if n > 0 {
+                counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         std::mem::take(&mut self.answered)
     }
 }

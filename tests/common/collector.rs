@@ -204,6 +204,9 @@ pub fn pass_io_backend(command: &mut Command) {
     }
 }
 
+/// The schema of the bad-row events `Load::start_with_bad_rows` sends.
+pub const UNKNOWN_SCHEMA: &str = "iglu:com.acme/crash_unknown/jsonschema/1-0-0";
+
 /// Keep-alive clients that record every event that got a 2xx, until their connection fails or `stop`.
 pub struct Load {
     acked: Arc<Mutex<Vec<String>>>,
@@ -223,20 +226,26 @@ impl Load {
     /// thousands of GETs ahead of the answers they read, into a small receive buffer: the server's output backs
     /// up and it pauses reading them (the shape of the acked-before-written race).
     pub fn start_with(addr: SocketAddr, clients: usize, pipelining: usize, tag: &str) -> Load {
-        Self::start_over(addr, None, clients, pipelining, tag)
+        Self::start_over(addr, None, (clients, pipelining), tag, false)
     }
 
     /// Keep-alive `clients` over TLS with `config`.
     pub fn start_tls(addr: SocketAddr, config: Arc<rustls::ClientConfig>, clients: usize, tag: &str) -> Load {
-        Self::start_over(addr, Some(config), clients, 0, tag)
+        Self::start_over(addr, Some(config), (clients, 0), tag, false)
+    }
+
+    /// Keep-alive `clients` whose NDJSON batches carry, in the middle, an event of a schema no registry holds:
+    /// under `VALIDATION=reject` a bad row (its id in its `data`).
+    pub fn start_with_bad_rows(addr: SocketAddr, clients: usize, tag: &str) -> Load {
+        Self::start_over(addr, None, (clients, 0), tag, true)
     }
 
     fn start_over(
         addr: SocketAddr,
         tls: Option<Arc<rustls::ClientConfig>>,
-        clients: usize,
-        pipelining: usize,
+        (clients, pipelining): (usize, usize),
         tag: &str,
+        bad_rows: bool,
     ) -> Load {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicU64::new(0));
@@ -273,7 +282,11 @@ impl Load {
                         let raw = if ids.len() == 1 {
                             format!("GET /e?id={} HTTP/1.1\r\nHost: t\r\n\r\n", ids[0]).into_bytes()
                         } else {
-                            let body: String = ids.iter().map(|id| format!("{{\"id\":\"{id}\"}}\n")).collect();
+                            let line = |(k, id): (usize, &String)| match (bad_rows, k) {
+                                (true, 1) => format!("{{\"schema\":\"{UNKNOWN_SCHEMA}\",\"data\":{{\"id\":\"{id}\"}}}}\n"),
+                                _ => format!("{{\"id\":\"{id}\"}}\n"),
+                            };
+                            let body: String = ids.iter().enumerate().map(line).collect();
                             format!(
                                 "POST /e HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
                                 body.len()

@@ -371,9 +371,11 @@ impl KeepAliveLoad {
 pub struct Shipped {
     pub key: String,
     pub records: Vec<Value>,
+    /// `host-boot-wN`, and `/bad` for the bad-row stream's.
     pub worker_key: String,
     pub first_seq: u64,
     pub last_seq: u64,
+    pub bad: bool,
 }
 
 /// Decodes every chunk under the file sink's `root`: each must be a complete stream of valid JSON lines whose
@@ -410,17 +412,33 @@ pub fn read_shipped(root: &Path) -> Vec<Shipped> {
         let last_seq = meta["last-seq"].as_u64().unwrap();
         assert_eq!(last_seq - first_seq + 1, records.len() as u64, "{rel}");
         let name = rel.rsplit('/').next().unwrap();
-        let worker_key = name[..name.rfind('-').unwrap()].to_string(); // host-boot-wN
+        let mut worker_key = name[..name.rfind('-').unwrap()].to_string(); // host-boot-wN
         let from_meta =
             format!("{}-{}-w{}", meta["host"].as_str().unwrap(), meta["boot"].as_str().unwrap(), meta["worker"]);
         assert_eq!(from_meta, worker_key, "{rel}: host, boot and worker in the sidecar");
-        shipped.push(Shipped { key: rel, records, worker_key, first_seq, last_seq });
+        let bad = meta["stream"] == "bad";
+        assert_eq!(bad, rel.starts_with("bad/") || rel.contains("/bad/"), "{rel}: bad rows, and only they, under bad/");
+        if bad {
+            worker_key.push_str("/bad");
+        }
+        shipped.push(Shipped { key: rel, records, worker_key, first_seq, last_seq, bad });
     }
     shipped
 }
 
-/// Every shipped record, after checking that each (host, boot, worker)'s sequence ranges tile 0..n.
+/// Every shipped record (the good stream), after checking that each (host, boot, worker, stream)'s sequence
+/// ranges tile 0..n.
 pub fn read_records(root: &Path) -> Vec<Value> {
+    read_streams(root).0
+}
+
+/// Every shipped bad row (the bad stream under `bad/`), checked as `read_records` checks.
+pub fn read_bad_rows(root: &Path) -> Vec<Value> {
+    read_streams(root).1
+}
+
+/// (good records, bad rows), after checking that each writer's sequence ranges tile 0..n.
+pub fn read_streams(root: &Path) -> (Vec<Value>, Vec<Value>) {
     let shipped = read_shipped(root);
     let mut ranges: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
     for s in &shipped {
@@ -435,7 +453,8 @@ pub fn read_records(root: &Path) -> Vec<Value> {
             next = last + 1;
         }
     }
-    shipped.into_iter().flat_map(|s| s.records).collect()
+    let (bad, good): (Vec<Shipped>, Vec<Shipped>) = shipped.into_iter().partition(|s| s.bad);
+    (good.into_iter().flat_map(|s| s.records).collect(), bad.into_iter().flat_map(|s| s.records).collect())
 }
 
 pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -500,7 +519,7 @@ pub fn sealed_chunks_of(spool_dir: &Path, boot: &str, chunks: &[Vec<String>]) ->
         max_events: None,
         max_age: Duration::from_secs(3600),
     };
-    let mut writer = ChunkWriter::new(0, boot.to_string(), dirs, settings);
+    let mut writer = ChunkWriter::new(0, plutos::spool::Stream::Good, boot.to_string(), dirs, settings);
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     chunks
         .iter()
@@ -510,4 +529,34 @@ pub fn sealed_chunks_of(spool_dir: &Path, boot: &str, chunks: &[Vec<String>]) ->
             writer.seal().unwrap().0.unwrap()
         })
         .collect()
+}
+
+/// A writable copy of the test registry (`tests/data/iglu`: Iglu Central's schemas the tests use) under `into`,
+/// with `extra` schemas added (`(vendor/name/jsonschema/version, its JSON Schema body without "self")`).
+pub fn registry_copy(into: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            match entry.file_type().unwrap().is_dir() {
+                true => copy_tree(&entry.path(), &target),
+                false => drop(std::fs::copy(entry.path(), target).unwrap()),
+            }
+        }
+    }
+    let registry = into.join("registry");
+    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/iglu/schemas"), &registry.join("schemas"));
+    for (place, body) in extra {
+        let parts: Vec<&str> = place.split('/').collect();
+        let path = registry.join("schemas").join(place);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let schema = format!(
+            r#"{{"$schema":"http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+            "self":{{"vendor":"{}","name":"{}","format":"{}","version":"{}"}},{body}}}"#,
+            parts[0], parts[1], parts[2], parts[3]
+        );
+        std::fs::write(path, schema).unwrap();
+    }
+    registry
 }

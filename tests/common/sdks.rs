@@ -23,3 +23,30 @@ pub fn sdks() -> &'static (PathBuf, PathBuf) {
         (find("PLUTOS_SDK_PYTHON="), find("PLUTOS_SDK_NODE="))
     })
 }
+
+/// Checks every bad row against its schema in the test registry (`tests/data/iglu`) with Python's jsonschema
+/// (`tests/badrows.py`): an independent validator, not plutos's own.
+pub fn assert_bad_rows_valid(rows: &[serde_json::Value]) {
+    use std::io::Write;
+    assert!(!rows.is_empty(), "no bad rows to check");
+    let (python, _) = sdks();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut child = Command::new(python)
+        .arg(format!("{root}/tests/badrows.py"))
+        .arg(format!("{root}/tests/data/iglu"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the SDKs' Python runs");
+    let mut input = Vec::new();
+    for row in rows {
+        input.extend_from_slice(row.to_string().as_bytes());
+        input.push(b'\n');
+    }
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "bad rows that Python's jsonschema refuses:\n{report}");
+    assert!(report.contains(&format!("{} rows, 0 invalid", rows.len())), "{report}");
+}

@@ -5,7 +5,8 @@ import sys
 
 import duckdb
 
-files = f"{sys.argv[1]}/**/*.ndjson.gz"
+# The good stream's partitions (the bad rows, under bad/, are another table).
+files = f"{sys.argv[1]}/created_date=*/hour=*/*.ndjson.gz"
 relation = duckdb.sql(f"SELECT * FROM read_json_auto('{files}')")
 columns = dict(zip(relation.columns, [str(t) for t in relation.types]))
 protocols = dict(duckdb.sql(f"SELECT protocol, count(*) FROM read_json_auto('{files}') GROUP BY protocol").fetchall())

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::cost::take_syncs as syncs;
 use crate::spool::recoverable_lines;
-use crate::spool::{Codec, Compression};
+use crate::spool::{Codec, Compression, Stream};
 
 const LINE: &[u8] = b"{\"n\":1}\n";
 
@@ -23,7 +23,7 @@ fn settings(durability: Durability, fsync: Fsync) -> ChunkConfig {
 }
 
 fn writer(dir: &tempfile::TempDir, settings: ChunkConfig) -> ChunkWriter {
-    ChunkWriter::new(2, "boot".into(), SpoolDirs::create(dir.path()).unwrap(), settings)
+    ChunkWriter::new(2, Stream::Good, "boot".into(), SpoolDirs::create(dir.path()).unwrap(), settings)
 }
 
 fn files(dir: &std::path::Path) -> Vec<PathBuf> {

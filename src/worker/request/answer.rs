@@ -38,9 +38,10 @@ impl Requests {
                             self.event_ok.write(out, &self.clock, kind, lines);
                         }
                     }
-                    Accepted::Count(events) => {
+                    Accepted::Count { accepted, invalid } => {
                         let lines = header_lines(&self.edge.cors, answer, &[], cookie, &mut self.extra);
-                        response::write_batch_accepted(out, date, events, Delivery { body, connection, cors: lines });
+                        let delivery = Delivery { body, connection, cors: lines };
+                        response::write_batch_accepted(out, date, accepted, invalid, delivery);
                     }
                     Accepted::Body { content_type, body: text, no_cache } => {
                         let cache = if no_cache { NO_CACHE.as_bytes() } else { &[] };

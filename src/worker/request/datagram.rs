@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::Requests;
-use super::ingest::Keep;
+use super::ingest::{Keep, Written};
 use crate::event::body::{self, BodyKind};
 use crate::event::json;
 use crate::event::record::{Emitter, Protocol, RequestMeta, Transport};
@@ -63,10 +63,11 @@ impl Requests {
         };
         self.records.start_request(&meta, &self.clock);
         let mark = batch.mark();
-        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids).checked(&mut self.checker);
+        let (good, bad) = batch.streams_mut();
+        let mut emit = Emitter::new(good, &self.records, &mut self.ids).checked(&mut self.checker, bad);
         let written =
             body::append_body_events(kind, payload, &mut emit, &mut self.protocols.json, &mut self.protocols.query)
-                .map(|()| emit.events());
+                .map(|()| Written::by(&emit));
         match self.finish_request(batch, mark, written, Keep::Yes) {
             Ok(taken) if taken.stored > 0 => Ok(taken.stored),
             // An empty array has nothing to store; an error (an event larger than the sink takes among them)

@@ -125,7 +125,11 @@ impl Requests {
                 let taken = admitted.and_then(|admission| self.ingest(request, ingest, admission, batch));
                 match taken {
                     Ok(taken) => Answer {
-                        kind: AnswerKind::Accepted(ingest.accepted(head.method, taken.events)),
+                        kind: AnswerKind::Accepted(ingest.accepted(
+                            head.method,
+                            taken.events,
+                            self.checker.rejects().then_some(taken.invalid),
+                        )),
                         commits: taken.stored > 0,
                         ..answer
                     },
@@ -200,7 +204,14 @@ impl Requests {
 #[derive(Debug, Clone, Copy)]
 pub struct Taken {
     pub events: u64,
+    /// Records and bad rows in the batch: the answer waits for their group commit.
     pub stored: u64,
+    /// Events stored as bad rows.
+    pub invalid: u64,
+}
+
+impl Taken {
+    pub const NOTHING: Taken = Taken { events: 0, stored: 0, invalid: 0 };
 }
 
 #[cfg(test)]
@@ -212,6 +223,7 @@ mod tests {
     use super::*;
     use crate::event::record::Transport;
     use crate::protocol::Accepted;
+    use crate::spool::Stream;
     use crate::state::Shared;
 
     fn requests(flags: &[&str]) -> Requests {
@@ -244,7 +256,10 @@ mod tests {
         let raw = b"POST /e HTTP/2\r\nX-Write-Key: k1\r\n\r\n";
         let post = RequestHead { content_type: Some(b"application/x-ndjson"), ..head(Method::Post, b"/e", b"", raw) };
         let answer = exchange(&post, b"{\"a\":1}\n{\"a\":2}\n", &mut requests);
-        assert_eq!((answer.kind, answer.commits), (AnswerKind::Accepted(Accepted::Count(2)), true));
+        assert_eq!(
+            (answer.kind, answer.commits),
+            (AnswerKind::Accepted(Accepted::Count { accepted: 2, invalid: None }), true)
+        );
         // Refusals commit nothing: no key, an unknown path.
         let unkeyed = head(Method::Get, b"/e", b"tag=x", b"GET /e HTTP/2\r\n\r\n");
         let answer = exchange(&unkeyed, b"", &mut requests);
@@ -256,8 +271,8 @@ mod tests {
         assert!(matches!(answer.kind, AnswerKind::Text { status: (200, _), .. }));
         assert_eq!(requests.text, b"ok\n");
 
-        assert_eq!(batch.events(), 3);
-        let lines = String::from_utf8(batch.lines().to_vec()).unwrap();
+        assert_eq!(batch.events(Stream::Good), 3);
+        let lines = String::from_utf8(batch.lines(Stream::Good).to_vec()).unwrap();
         let records: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(records[0]["raw_data"], serde_json::json!({"tag": "h2"}), "the key is left out");
         assert_eq!((records[0]["transport"].as_str(), records[0]["ip"].as_str()), (Some("https"), Some("203.0.113.9")));

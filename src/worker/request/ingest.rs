@@ -9,6 +9,8 @@ use crate::event::body;
 use crate::event::record::{Emitter, Protocol, RecordBuilder, RequestMeta};
 use crate::http::{HttpError, RequestHead, field, percent};
 use crate::protocol::{Cookie, Ingest, Intake, snowplow};
+use crate::schema::badrow::{self, BadRowKind};
+use crate::spool::Stream;
 use crate::spool::batch::{Batch, Mark};
 use crate::worker::edge::{Admission, Edge};
 
@@ -45,8 +47,14 @@ impl Requests {
         let keep = self.start_request(request, ingest);
         let raw = match request.body {
             Payload::Whole(body) => body,
-            Payload::Oversized { .. } if keep == Keep::No => return Ok(Taken { events: 0, stored: 0 }),
-            Payload::Oversized { declared, first } => return self.store_bad_row(admission, declared, first, batch),
+            Payload::Oversized { .. } if keep == Keep::No => return Ok(Taken::NOTHING),
+            Payload::Oversized { declared, first } => {
+                // Without a declared length (chunked), all that is known is that it passed the limit.
+                let limit = self.config.max_body_bytes;
+                let size = declared.unwrap_or(limit as u64 + 1);
+                let over = Oversize { limit, size, setting: "MAX_BODY_BYTES" };
+                return self.store_bad_row(admission, over, first, batch);
+            }
         };
         let max = self.config.max_decompressed_bytes;
         // An empty body (a GET's) has no content coding to undo.
@@ -55,10 +63,12 @@ impl Requests {
             Ok(body) => body,
             // Never 413 where a payload over the limit is a bad row: Snowplow's trackers would send it forever.
             Err(HttpError::PayloadTooLarge(_)) if ingest.keeps_oversized() && keep == Keep::No => {
-                return Ok(Taken { events: 0, stored: 0 });
+                return Ok(Taken::NOTHING);
             }
             Err(HttpError::PayloadTooLarge(_)) if ingest.keeps_oversized() => {
-                return self.store_bad_row(admission, None, raw, batch);
+                // Inflating stopped at the limit: the size is at least one byte over it.
+                let over = Oversize { limit: max, size: max as u64 + 1, setting: "MAX_DECOMPRESSED_BYTES" };
+                return self.store_bad_row(admission, over, raw, batch);
             }
             Err(e) => return Err(e),
         };
@@ -71,12 +81,15 @@ impl Requests {
         };
         let gate = self.edge.gate(admission);
         let mark = batch.mark();
-        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids).checked(&mut self.checker);
-        let written = ingest.events(&intake, gate, &mut emit, &mut self.protocols).map(|()| emit.events());
+        let (good, bad) = batch.streams_mut();
+        let mut emit = Emitter::new(good, &self.records, &mut self.ids).checked(&mut self.checker, bad);
+        let written = ingest.events(&intake, gate, &mut emit, &mut self.protocols).map(|()| Written::by(&emit));
         match self.finish_request(batch, mark, written, keep) {
             // An event larger than the sink takes: where oversize payloads are bad rows, this is one too.
             Err(HttpError::PayloadTooLarge(_)) if ingest.keeps_oversized() => {
-                self.store_bad_row(admission, None, raw, batch)
+                let limit = self.config.max_event_bytes.unwrap_or(usize::MAX);
+                let over = Oversize { limit, size: raw.len() as u64, setting: "KAFKA_MESSAGE_MAX_BYTES" };
+                self.store_bad_row(admission, over, raw, batch)
             }
             finished => finished,
         }
@@ -120,27 +133,32 @@ impl Requests {
         &mut self,
         batch: &mut Batch,
         mark: Mark,
-        written: Result<u64, HttpError>,
+        written: Result<Written, HttpError>,
         keep: Keep,
     ) -> Result<Taken, HttpError> {
-        let events = match written {
-            Ok(events) => events,
+        let written = match written {
+            Ok(written) => written,
             Err(e) => {
                 batch.rollback(mark);
                 return Err(e);
             }
         };
+        let events = written.records + written.bad_rows.iter().sum::<u64>();
         if keep == Keep::No {
             batch.rollback(mark);
             self.edge.enricher.bots_dropped += events;
-            return Ok(Taken { events, stored: 0 });
+            return Ok(Taken { events, stored: 0, invalid: 0 });
         }
         if self.config.max_event_bytes.is_some_and(|max| batch.longest_line_since(mark) > max) {
             batch.rollback(mark);
             return Err(HttpError::PayloadTooLarge("an event is larger than the sink takes (KAFKA_MESSAGE_MAX_BYTES)"));
         }
-        batch.add_events(events);
-        Ok(Taken { events, stored: events })
+        batch.add_events(Stream::Good, written.records);
+        batch.add_events(Stream::Bad, events - written.records);
+        for (tally, n) in self.bad_rows.iter_mut().zip(written.bad_rows) {
+            *tally += n;
+        }
+        Ok(Taken { events, stored: events, invalid: events - written.records })
     }
 
     /// `HONOR_GPC=on` and the request says `DNT: 1` or `Sec-GPC: 1`: no visitor id, no cookie.
@@ -151,14 +169,13 @@ impl Requests {
                 .any(|name| field(head.raw, name).is_some_and(|v| v.trim_ascii() == b"1"))
     }
 
-    /// A payload over a limit where such a payload is a bad row (Snowplow's routes): one bad-row record
-    /// instead of its events (`declared`: the length it declared; `head`: its first bytes), so its answer can
-    /// be 200. Refused (401) when its events would need keys in the body to be admitted: a bad row's body is
-    /// never read for them.
+    /// A payload over a limit where such a payload is a bad row (Snowplow's routes): one `size_violation` bad
+    /// row instead of its events (`head`: its first bytes), so its answer can be 200. Refused (401) when its
+    /// events would need keys in the body to be admitted: a bad row's body is never read for them.
     fn store_bad_row(
         &mut self,
         admission: Admission,
-        declared: Option<u64>,
+        over: Oversize,
         head: &[u8],
         batch: &mut Batch,
     ) -> Result<Taken, HttpError> {
@@ -166,9 +183,34 @@ impl Requests {
             return Err(HttpError::Unauthorized);
         }
         let mark = batch.mark();
-        let mut emit = Emitter::new(batch.lines_mut(), &self.records, &mut self.ids).checked(&mut self.checker);
-        snowplow::bad_row(&mut emit, declared, self.config.max_body_bytes, head);
-        self.finish_request(batch, mark, Ok(1), Keep::Yes)
+        let head = &head[..head.len().min(snowplow::BAD_ROW_HEAD)];
+        let received = self.records.received();
+        badrow::size_violation(batch.streams_mut().1, &received, over.limit as u64, over.size, over.setting, head);
+        let mut bad_rows = [0; 2];
+        bad_rows[BadRowKind::SizeViolation as usize] = 1;
+        self.finish_request(batch, mark, Ok(Written { records: 0, bad_rows }), Keep::Yes)
+    }
+}
+
+/// Which limit a payload is over, and its size (or as much of it as is known).
+struct Oversize {
+    limit: usize,
+    size: u64,
+    setting: &'static str,
+}
+
+/// What a request's events became: records in the good stream, bad rows (by `BadRowKind`) in the bad one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Written {
+    pub records: u64,
+    pub bad_rows: [u64; 2],
+}
+
+impl Written {
+    pub fn by(emit: &Emitter<'_>) -> Written {
+        let mut bad_rows = [0; 2];
+        bad_rows[BadRowKind::SchemaViolations as usize] = emit.bad_rows();
+        Written { records: emit.events(), bad_rows }
     }
 }
 
