@@ -89,6 +89,41 @@ fn get_and_post_events_become_objects_with_their_keys_headers_and_metadata() {
     assert!(report.lines().any(|l| l == line), "{line:?} in\n{report}");
 }
 
+/// A bad row (here a Snowplow payload over the body limit: no registry needed) is an object of its own under
+/// `bad/` beside the partitions, with `stream=bad` in its metadata, and `plutos verify` tiles it as a writer of
+/// its own.
+#[test]
+fn bad_rows_land_under_bad_with_their_stream_in_the_metadata() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let collector = spawn(dir.path(), &server, &server.endpoint(), &[("S3_PREFIX", "raw"), ("MAX_BODY_BYTES", "4096")]);
+    let mut client = Client::connect(collector.addr);
+    assert!(get_ok(&mut client, "good-1"));
+    let big = format!(
+        r#"{{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4","data":[{{"e":"pv","p":"{}"}}]}}"#,
+        "x".repeat(6000)
+    );
+    let post = format!(
+        "POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{big}",
+        big.len()
+    );
+    assert_eq!(Client::connect(collector.addr).request(post.as_bytes()).status, 200);
+    collector.signal(libc::SIGTERM);
+    assert!(collector.wait().success());
+    let s3 = server.client();
+    let keys = s3.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let bad: Vec<&String> = keys.iter().filter(|k| k.starts_with("raw/bad/created_date=")).collect();
+    assert_eq!(bad.len(), 1, "{keys:?}");
+    let object = s3.get(bad[0]);
+    assert_eq!(object.metadata.get("stream").map(String::as_str), Some("bad"), "{:?}", object.metadata);
+    let good = keys.iter().find(|k| k.starts_with("raw/created_date=")).expect("the good stream's object");
+    assert_eq!(s3.get(good).metadata.get("stream").map(String::as_str), Some("good"));
+    let (code, report) = verify_s3(&server, "s3://events/raw");
+    assert_eq!(code, 0, "{report}");
+    assert!(report.lines().last().unwrap().contains("2 events from 2 writers; 0 gaps"), "{report}");
+}
+
 /// `plutos verify URL` with the collector's S3 settings; the exit code and stdout.
 fn verify_s3(server: &S3Server, url: &str) -> (i32, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_plutos"))

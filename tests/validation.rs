@@ -69,6 +69,23 @@ fn a_schema_that_does_not_compile_fails_the_check_and_the_start_in_one_line() {
     let (code, stderr, _) = plutos(dir.path(), &["--check-config"], &[("SCHEMAS_DIR", missing.to_str().unwrap())]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("no-registry/schemas"), "{stderr}");
+
+    // A tracking plan naming a schema the registry lacks, and one without a registry at all.
+    std::fs::remove_file(&broken).unwrap();
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, r#"{"events":{"Order Completed":"iglu:com.acme/order/jsonschema/1-0-0"}}"#).unwrap();
+    let with_plan = [("SCHEMAS_DIR", schemas_dir), ("TRACKING_PLAN", plan.to_str().unwrap())];
+    let (code, stderr, _) = plutos(dir.path(), &["--check-config"], &with_plan);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.trim().lines().count() == 1 && stderr.contains("plan.json") && stderr.contains("is not in SCHEMAS_DIR")
+    );
+    let (code, stderr, _) = plutos(dir.path(), &["--check-config"], &with_plan[1..]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("TRACKING_PLAN") && stderr.contains("needs SCHEMAS_DIR"), "{stderr}");
+    acme_schema(&registry, "order", "1-0-0", "sku");
+    let (code, stderr, _) = plutos(dir.path(), &["--check-config"], &with_plan);
+    assert_eq!(code, Some(0), "the plan's schema now there: {stderr}");
 }
 
 #[test]
@@ -426,4 +443,26 @@ fn rejected_snowplow_events_keep_their_parameters_and_parts_and_the_tracker_gets
         (&ue["enriched"]["event_name"], &ue["enriched"]["event_version"]),
         (&"link_click".into(), &"1-0-1".into())
     );
+}
+
+/// The group commit writes only the streams that have lines: a request of good events alone or of bad rows alone
+/// costs one spool write, one of both two.
+#[test]
+fn a_loop_iteration_writes_only_the_streams_that_have_lines() {
+    let registry = test_registry();
+    let server = common::TestServer::start(&["--schemas-dir", &registry]);
+    let good = self_describing(WEB_PAGE, serde_json::json!({"id": UUID}));
+    let bad = self_describing(WEB_PAGE, serde_json::json!({"id": "nope"}));
+    let mut accepted = 0;
+    let mut writes = |events: Vec<&serde_json::Value>| {
+        let before = server.metric("plutos_spool_writes_total");
+        accepted += events.len() as u64;
+        let body = serde_json::to_vec(&events).unwrap();
+        assert_eq!(common::post(server.addr, "application/json", &body).status, 200);
+        wait_until("the request committed", || server.metric("plutos_events_accepted_total") == accepted);
+        server.metric("plutos_spool_writes_total") - before
+    };
+    assert_eq!(writes(vec![&good, &good]), 1, "records only");
+    assert_eq!(writes(vec![&bad, &bad]), 1, "bad rows only");
+    assert_eq!(writes(vec![&good, &bad]), 2, "both streams");
 }
