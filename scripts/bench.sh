@@ -14,10 +14,25 @@
 #                    count and the kernel's), CPU per event, and the rate at which drops begin
 #   scripts/bench.sh --upload --sink kafka --backlog-mb 8 [...]
 #                    the same with the Kafka sink producing to tansu: events/s, plutos CPU µs per event
+#   scripts/bench.sh --plot cpu|udp|upload RESULTS.md... OUT.png
+#                    a chart of results (bench/plot.py, matplotlib installed once into the tools cache)
 #
 # The article's 4+4 split on an 8-thread host: scripts/bench.sh --server-cpus 0-3 --load-cpus 4-7
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--plot" ]; then
+  shift
+  venv="${PLUTOS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/plutos}/plot-matplotlib-3.11.2"
+  if [ ! -e "$venv/complete" ]; then
+    echo "installing matplotlib into $venv (once)" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check matplotlib==3.11.2 >&2
+    touch "$venv/complete"
+  fi
+  exec "$venv/bin/python" bench/plot.py "$@"
+fi
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)

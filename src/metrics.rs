@@ -11,11 +11,13 @@ use crate::http::HttpError;
 use crate::route::{self, Route};
 
 mod enrichment;
+mod saturation;
 mod schemas;
 mod tls;
 mod udp;
 
 pub use enrichment::render_enrichment;
+pub use saturation::{BusyClock, render_saturation};
 pub use schemas::{render_bad_rows, render_schemas};
 pub use tls::render_tls;
 pub use udp::render_udp;
@@ -111,6 +113,10 @@ pub struct WorkerMetrics {
     pub validations_unknown: AtomicU64,
     /// Bad rows written, by `BadRowKind`.
     pub bad_rows: [AtomicU64; 2],
+    /// Time the loop spent working (from a wake to the next wait), in nanoseconds.
+    pub busy_nanos: AtomicU64,
+    /// The busy share of the last housekeeping window (an `f64`'s bits).
+    pub utilization: AtomicU64,
 }
 
 impl Default for WorkerMetrics {
@@ -139,6 +145,8 @@ impl Default for WorkerMetrics {
             bot_events_dropped: zero(),
             validations_unknown: zero(),
             bad_rows: [zero(), zero()],
+            busy_nanos: zero(),
+            utilization: zero(),
         }
     }
 }

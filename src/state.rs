@@ -40,6 +40,8 @@ pub struct Shared {
     pub upload_deadline: OnceLock<Instant>,
     /// When the process started (`/ready` counts the time without a successful upload from here).
     started: Instant,
+    /// The same in Unix seconds, for `/metrics` (restarts are its changes).
+    started_unix: f64,
     /// `None`: no enrichment configured.
     pub enrichment: Option<Arc<Enrichment>>,
     /// `None`: no HTTPS listener.
@@ -63,6 +65,9 @@ impl Shared {
             uploader: UploaderMetrics::default(),
             upload_deadline: OnceLock::new(),
             started: Instant::now(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             enrichment: None,
             tls: None,
             schemas: None,
@@ -169,12 +174,17 @@ impl Shared {
         crate::metrics::render_enrichment(&mut text, &self.workers, self.enrichment.as_deref());
         crate::metrics::render_tls(&mut text, &self.workers, self.tls.as_deref());
         crate::metrics::render_schemas(&mut text, &self.workers, self.schemas.as_deref());
+        let held = spool.0 + spool.1;
+        crate::metrics::render_saturation(&mut text, &self.workers, held as f64 / self.max_spool_bytes.max(1) as f64);
         let _ = write!(
             text,
             "# HELP plutos_io_backend the workers' event loop (IO_BACKEND, auto resolved at start)\n\
              # TYPE plutos_io_backend gauge\n\
-             plutos_io_backend{{backend=\"{}\"}} 1\n",
-            self.io_backend
+             plutos_io_backend{{backend=\"{}\"}} 1\n\
+             # HELP plutos_start_time_seconds when the process started (Unix seconds): a change is a restart\n\
+             # TYPE plutos_start_time_seconds gauge\n\
+             plutos_start_time_seconds {:.3}\n",
+            self.io_backend, self.started_unix
         );
         if self.udp {
             crate::metrics::render_udp(&mut text, &self.workers);

@@ -359,6 +359,10 @@ fn health_options_head_and_pixel() {
     assert_eq!(r.header("content-type"), Some("image/gif"));
     assert_eq!(r.body.len(), 43);
     assert!(r.header("cache-control").unwrap().contains("no-cache"));
+    // HTTP/1.0's Pragma is a request header, and Expires needs a date: neither belongs in the answer.
+    assert_eq!((r.header("pragma"), r.header("expires")), (None, None));
+    let metrics = get(server.addr, "/metrics");
+    assert_eq!(metrics.header("cache-control"), Some("no-store"), "a scrape is never cached");
     let mut client = server.client();
     // HEAD: the GET's headers and Content-Length, no body; the next response follows directly.
     client.send(b"HEAD /e?head=1 HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n");

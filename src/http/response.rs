@@ -16,8 +16,9 @@ pub enum ResponseKind {
 /// A transparent 1×1 GIF (43 bytes).
 pub const PIXEL_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
 
-/// The header lines that keep a pixel from being cached (each view must reach the collector).
-pub const NO_CACHE: &str = "Cache-Control: no-cache, no-store, must-revalidate\r\nPragma: no-cache\r\nExpires: 0\r\n";
+/// The header lines that keep a pixel from being cached (each view must reach the collector). `Cache-Control`
+/// alone: `Pragma` is a request header and `Expires` wants a date (`Expires: 0` is invalid, REDbot says).
+pub const NO_CACHE: &str = "Cache-Control: no-cache, no-store, must-revalidate\r\n";
 
 /// Whether a response carries its body: the answer to a HEAD request has the headers (and `Content-Length`) of the
 /// GET it stands for, and no body.

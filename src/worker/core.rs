@@ -19,7 +19,7 @@ use super::udp::Datagrams;
 use super::wake::Wake;
 use crate::event::record::Transport;
 use crate::http::HttpError;
-use crate::metrics::{UdpResult, WorkerMetrics, add};
+use crate::metrics::{BusyClock, UdpResult, WorkerMetrics, add};
 use crate::reload::Follower;
 use crate::spool::batch::Batch;
 use crate::spool::chunk::{ChunkWriter, SpoolWriteError};
@@ -124,6 +124,8 @@ pub struct Worker {
     write_error_until: Option<Instant>,
     pub(super) next_housekeeping: Instant,
     pub(super) closing_deadline: Option<Instant>,
+    /// Time spent working rather than waiting: the saturation signal.
+    busy: BusyClock,
 }
 
 /// Everything a worker's state is made of (its listeners go to its event loop).
@@ -168,6 +170,7 @@ impl Worker {
             write_error_until: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             closing_deadline: None,
+            busy: BusyClock::new(Instant::now()),
         }
     }
 
@@ -178,8 +181,11 @@ impl Worker {
     /// The loop, on `io`, until the drain is over; then what is left is sealed and handed over.
     pub fn run(mut self, mut io: impl Io) -> io::Result<()> {
         loop {
-            io.wait(self.poll_timeout(Instant::now()))?;
+            let before = Instant::now();
+            self.busy.waits(before, &self.shared.workers[self.index]);
+            io.wait(self.poll_timeout(before))?;
             let now = Instant::now();
+            self.busy.woke(now);
             self.begin_iteration(now);
             io.dispatch(&mut self, now);
             if self.end_iteration(&mut io, now) {
@@ -212,6 +218,7 @@ impl Worker {
         }
         if now >= self.next_housekeeping {
             self.housekeeping(io, now);
+            self.busy.publish(now, &self.shared.workers[self.index]);
         }
         self.commit(now);
         self.flush_all(io, now);

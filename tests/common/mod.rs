@@ -113,6 +113,17 @@ pub fn metric(addr: SocketAddr, name: &str) -> u64 {
         .unwrap()
 }
 
+/// A gauge (or any sample) from the /metrics of the server at `addr`, as a float; panics when it is missing.
+pub fn metric_f64(addr: SocketAddr, name: &str) -> f64 {
+    let response = request(addr, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    let text = String::from_utf8(response.body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no metric {name}"))
+        .parse()
+        .unwrap()
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,

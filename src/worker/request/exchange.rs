@@ -156,7 +156,7 @@ impl Requests {
             Endpoint::Metrics => {
                 self.text = self.shared.metrics_text().into_bytes();
                 let content_type = "text/plain; version=0.0.4; charset=utf-8";
-                Answer { kind: AnswerKind::Text { status: (200, "OK"), content_type, no_store: false }, ..answer }
+                Answer { kind: AnswerKind::Text { status: (200, "OK"), content_type, no_store: true }, ..answer }
             }
         }
     }
