@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || need+=(chromium)
+# tests/operator.rs runs `plutos top` in a tmux pane.
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   apt-get update -qq
@@ -29,6 +31,8 @@ PLUTOS_SDK_NODE="$(sed -n 's/^PLUTOS_SDK_NODE=//p' <<<"$sdks")"
 export PLUTOS_SDK_PYTHON PLUTOS_SDK_NODE
 PLUTOS_TANSU="$(scripts/tansu.sh)"
 export PLUTOS_TANSU
+# Debian's Prometheus and promtool for the dashboard and alert tests (tests/operator.rs), unpacked once.
+scripts/prometheus.sh >/dev/null
 PLUTOS_GEO_COUNTRY_MMDB="$(scripts/geo-data.sh | sed -n 's/^PLUTOS_GEO_COUNTRY_MMDB=//p')"
 export PLUTOS_GEO_COUNTRY_MMDB
 cargo test --locked --bench hot_path --bench input_scaling

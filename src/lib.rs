@@ -39,6 +39,7 @@ pub mod ship;
 pub mod spool;
 pub mod state;
 pub mod tls;
+pub mod top;
 pub mod uring;
 pub mod verify;
 pub mod worker;

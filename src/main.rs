@@ -16,8 +16,10 @@ fn main() -> ExitCode {
         Ok(None) => return ExitCode::SUCCESS,
         Err(code) => return code,
     };
-    if let Some(Command::Verify { target }) = &args.command {
-        return verify(&args, target);
+    match &args.command {
+        Some(Command::Verify { target }) => return verify(&args, target),
+        Some(Command::Top { once, collectors }) => return top(*once, collectors),
+        None => {}
     }
     let config = match parse_config(&args) {
         Ok(Some(config)) => config,
@@ -40,6 +42,21 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("plutos: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `plutos top`: the view (or one as text), exit 1 when a collector cannot be read or the terminal not used.
+fn top(once: bool, collectors: &[String]) -> ExitCode {
+    let result = match once {
+        true => plutos::top::once(collectors).map(|text| print!("{text}")),
+        false => plutos::top::run(collectors),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("plutos top: {why}");
             ExitCode::from(1)
         }
     }

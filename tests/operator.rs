@@ -229,3 +229,43 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus_and_every_rule_eval
         assert_eq!((&rule["health"], &rule["lastError"]), (&"ok".into(), &serde_json::Value::Null), "{name}");
     }
 }
+
+/// The events rate `plutos top` shows in `text` (`events 1.2k/s`), if it shows one above zero.
+fn events_rate(text: &str) -> Option<String> {
+    let rate = text.split("events ").nth(1)?.split("/s").next()?.to_string();
+    (rate != "0.0").then_some(rate)
+}
+
+/// `plutos top` against a collector under load: `--once` prints its rates; the terminal view, run in a tmux pane
+/// of 80×24, shows them live and quits on `q`.
+#[test]
+fn plutos_top_shows_live_rates_in_a_terminal_and_once_as_text() {
+    use std::process::Command;
+    let server = TestServer::start(&[]);
+    let load = KeepAliveLoad::start(server.addr, b"GET /e?tag=top HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_until("load running", || load.sent() >= 100);
+    let bin = env!("CARGO_BIN_EXE_plutos");
+    let addr = server.addr.to_string();
+    let once = Command::new(bin).args(["top", "--once", &addr]).output().unwrap();
+    let text = String::from_utf8(once.stdout).unwrap();
+    assert!(once.status.success(), "{text}{}", String::from_utf8_lossy(&once.stderr));
+    assert!(text.starts_with(&format!("{addr}\n")) && events_rate(&text).is_some(), "{text}");
+    assert!(text.contains("busy     w0 ") && text.contains("routes   /e "), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+
+    let socket = format!("plutos-top-{}", std::process::id());
+    let tmux = |args: &[&str]| Command::new("tmux").arg("-L").arg(&socket).args(args).output().expect("tmux runs");
+    let started = tmux(&["new-session", "-d", "-x", "80", "-y", "24", &format!("{bin} top {addr}")]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let mut screen = String::new();
+    wait_until("the view to show a rate", || {
+        screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
+        events_rate(&screen).is_some()
+    });
+    assert!(screen.contains(&format!("plutos top — {addr}")) && screen.contains("busy     w0 "), "{screen}");
+    assert!(screen.lines().count() <= 24 && screen.lines().all(|l| l.chars().count() <= 80), "{screen}");
+    tmux(&["send-keys", "q"]);
+    wait_until("q to end it", || !tmux(&["has-session"]).status.success());
+    let _ = tmux(&["kill-server"]);
+    assert_eq!(load.stop().1, 0);
+}

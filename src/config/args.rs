@@ -321,4 +321,15 @@ pub enum Command {
         /// A file sink's directory (OUT_DIR) or `s3://bucket/prefix`.
         target: String,
     },
+    /// A live view of collectors read from their /metrics (rates from two scrapes a second apart): events and
+    /// requests per second, each worker's busy share, answers by route and status, refusals, the spool and the
+    /// uploads. `q` quits.
+    Top {
+        /// Print one view as plain text (two scrapes a second apart) and exit.
+        #[arg(long)]
+        once: bool,
+        /// Collectors' `host:port` (their PORT), or `http://host:port`.
+        #[arg(required = true)]
+        collectors: Vec<String>,
+    },
 }
