@@ -3,7 +3,8 @@
 # pinned, from PyPI and npm — once into a cache outside the clone (PLUTOS_TOOLS_CACHE, else ~/.cache/plutos), and
 # prints where they are as two lines for `eval`/`export`:
 #   PLUTOS_SDK_PYTHON=<a Python with segment-analytics-python, posthog, snowplow-tracker, rudder-sdk-python, duckdb,
-#                      and jsonschema (+ rfc3339-validator for date-time) to check bad rows independently>
+#                      jsonschema (+ rfc3339-validator for date-time) to check bad rows independently, and
+#                      REDbot, the HTTP linter>
 #   PLUTOS_SDK_NODE=<a node_modules with @segment/analytics-node, posthog-node, @snowplow/node-tracker,
 #                    posthog-js and @snowplow/browser-tracker (their built browser files)>
 # Needs python3 (with venv) and npm. A new pin list installs into a new directory; a half-done install is redone.
@@ -16,6 +17,7 @@ python_packages=(
   duckdb==2.0.1
   jsonschema==4.26.0
   rfc3339-validator==0.1.4
+  redbot==2.7.1
 )
 node_packages=(
   @segment/analytics-node@3.1.0

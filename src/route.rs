@@ -18,6 +18,11 @@ pub enum Endpoint {
     Ready,
     /// `/metrics`: Prometheus text.
     Metrics,
+    /// PostHog's feature flags (`/flags`, `/decide`), which posthog-js asks for by default: none, answered as
+    /// PostHog's server answers a project without flags, so its console stays clean.
+    PostHogFlags,
+    /// PostHog's remote config (`/array/{token}/config` and `config.js`), asked for by posthog-js: empty.
+    PostHogConfig,
 }
 
 impl Endpoint {
@@ -27,12 +32,13 @@ impl Endpoint {
         match self {
             Endpoint::Ingest(ingest) => Some(ingest),
             Endpoint::Health | Endpoint::Ready | Endpoint::Metrics => None,
+            Endpoint::PostHogFlags | Endpoint::PostHogConfig => None,
         }
     }
 
     /// Speaks an SDK's protocol: answers as that SDK's own server does, CORS included (any origin echoed).
     pub fn is_sdk(self) -> bool {
-        self.ingest().is_some_and(Ingest::is_sdk)
+        matches!(self, Endpoint::PostHogFlags | Endpoint::PostHogConfig) || self.ingest().is_some_and(Ingest::is_sdk)
     }
 }
 
@@ -95,7 +101,33 @@ const ROUTES: &[Entry] = &[
     },
     Entry { path: "/i", endpoint: Endpoint::Ingest(Ingest::SnowplowPixel), methods: GET_HEAD },
     Entry { path: "/ice.png", endpoint: Endpoint::Ingest(Ingest::SnowplowPixel), methods: GET_HEAD },
+    Entry { path: "/flags", endpoint: Endpoint::PostHogFlags, methods: GET_POST },
+    Entry { path: "/flags/", endpoint: Endpoint::PostHogFlags, methods: GET_POST },
+    Entry { path: "/decide", endpoint: Endpoint::PostHogFlags, methods: GET_POST },
+    Entry { path: "/decide/", endpoint: Endpoint::PostHogFlags, methods: GET_POST },
+    // Matched by `remote_config_token`, not by this path, which is its label.
+    Entry { path: CONFIG_PATH, endpoint: Endpoint::PostHogConfig, methods: GET_HEAD_OPTIONS },
 ];
+
+/// The label of PostHog's remote-config route, whose paths carry the project token.
+const CONFIG_PATH: &str = "/array/{token}/config";
+const GET_HEAD_OPTIONS: Methods =
+    Methods { list: &[Method::Get, Method::Head, Method::Options], allow: "GET, HEAD, OPTIONS" };
+
+/// The project token of a PostHog remote-config path (`/array/{token}/config` or `/array/{token}/config.js`), and
+/// whether it asks for the script. A token is letters, digits, `_` and `-`, as PostHog's are.
+pub fn remote_config_token(path: &[u8]) -> Option<(&str, bool)> {
+    let rest = path.strip_prefix(b"/array/")?;
+    let (token, script) = match rest.strip_suffix(b"/config.js") {
+        Some(token) => (token, true),
+        None => (rest.strip_suffix(b"/config")?, false),
+    };
+    let valid = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-';
+    if token.is_empty() || token.len() > 128 || !token.iter().all(valid) {
+        return None;
+    }
+    Some((std::str::from_utf8(token).ok()?, script))
+}
 
 /// How many routes there are (the rows of the response counters, besides the one of unrouted requests).
 pub const COUNT: usize = ROUTES.len();
@@ -143,7 +175,9 @@ pub fn keeps_oversized(head: &RequestHead<'_>) -> bool {
 /// The route of a request, or the error it gets whatever its body: 404 for an unknown path, 405 (with the
 /// route's `Allow`) for a method the route does not take.
 pub fn route(path: &[u8], method: Method) -> Result<Route, HttpError> {
-    let i = ROUTES.iter().position(|e| e.path.as_bytes() == path).ok_or(HttpError::NotFound)?;
+    let exact = ROUTES.iter().position(|e| e.path.as_bytes() == path && e.path != CONFIG_PATH);
+    let config = || remote_config_token(path).and_then(|_| ROUTES.iter().position(|e| e.path == CONFIG_PATH));
+    let i = exact.or_else(config).ok_or(HttpError::NotFound)?;
     let entry = &ROUTES[i];
     if entry.methods.list.contains(&method) {
         Ok(Route(i as u8))
@@ -164,6 +198,19 @@ mod tests {
             let listed: Vec<&str> = methods.list.iter().map(|m| m.as_str()).collect();
             assert_eq!(route.allow(), listed.join(", "), "{}", route.path());
         }
+    }
+
+    #[test]
+    fn posthog_remote_config_paths_carry_a_token() {
+        assert_eq!(remote_config_token(b"/array/phc_abc-1/config"), Some(("phc_abc-1", false)));
+        assert_eq!(remote_config_token(b"/array/phc_abc/config.js"), Some(("phc_abc", true)));
+        for path in [&b"/array//config"[..], b"/array/a/b/config", b"/array/a\"/config.js", b"/array/a/config.json"] {
+            assert_eq!(remote_config_token(path), None, "{}", String::from_utf8_lossy(path));
+        }
+        let route = route(b"/array/phc_abc/config.js", Method::Get).unwrap();
+        assert_eq!((route.endpoint(), route.path()), (Endpoint::PostHogConfig, "/array/{token}/config"));
+        assert_eq!(super::route(CONFIG_PATH.as_bytes(), Method::Get), Err(HttpError::NotFound), "the label is no path");
+        assert_eq!(super::route(b"/flags/", Method::Post).map(Route::endpoint), Ok(Endpoint::PostHogFlags));
     }
 
     #[test]

@@ -257,10 +257,10 @@ fn sdk_page(collector: &str) -> String {
         r#"<!doctype html><meta charset="utf-8"><title>plutos SDK page</title>
 <script src="/posthog.js"></script><script src="/sp.js"></script><script>
 const results = {{snowplow_ok: 0, snowplow_failed: []}};
-// The headless browser's user agent is one posthog-js would drop as a bot; no feature-flag or remote-config calls.
+// The headless browser's user agent is one posthog-js would drop as a bot. Its feature-flag and remote-config
+// calls are left on: plutos answers them as PostHog does for a project without flags.
 posthog.init("{POSTHOG_KEY}", {{api_host: "{collector}", request_batching: false, persistence: "memory",
-  opt_out_useragent_filter: true, advanced_disable_decide: true, advanced_disable_flags: true,
-  disable_session_recording: true, autocapture: false, capture_pageleave: false}});
+  opt_out_useragent_filter: true, disable_session_recording: true, autocapture: false, capture_pageleave: false}});
 posthog.capture("clicked", {{button: "buy"}});
 posthog.identify("user-browser", {{plan: "pro"}});
 const sp = snowplowBrowserTracking;
@@ -327,6 +327,16 @@ fn posthog_js_and_the_snowplow_browser_tracker_send_their_events_and_the_cookie_
     assert_eq!(posted.status, 200);
     // posthog-js sends in the background: wait until the collector has its three events.
     wait_until("the SDK events", || server.metric("plutos_events_accepted_total") >= 9);
+    let metrics = String::from_utf8(get(server.addr, "/metrics").body).unwrap();
+    let answers: Vec<&str> = metrics.lines().filter(|l| l.starts_with("plutos_responses_total{")).collect();
+    assert!(
+        answers.iter().any(|l| l.starts_with("plutos_responses_total{route=\"/flags/\",status=\"200\"}")),
+        "{answers:#?}"
+    );
+    assert!(
+        answers.iter().all(|l| l.contains("status=\"200\"") || l.contains("status=\"204\"")),
+        "nothing refused: {answers:#?}"
+    );
     let dir = server.stop();
     let (records, rows) = read_streams(&dir.path().join("out"));
     // The unknown schema's event and the one that breaks its schema are bad rows; the tracker's others pass.

@@ -269,3 +269,21 @@ fn plutos_top_shows_live_rates_in_a_terminal_and_once_as_text() {
     let _ = tmux(&["kill-server"]);
     assert_eq!(load.stop().1, 0);
 }
+
+/// REDbot (the HTTP linter, from PyPI) finds nothing bad in the answers an operator's tools and a page's pixel
+/// get: the pixel, `/health`, `/ready` and `/metrics`.
+#[test]
+fn redbot_finds_nothing_bad_in_the_pixel_health_and_metrics() {
+    let server = TestServer::start(&["--response", "pixel"]);
+    let redbot = common::sdks::sdks().0.with_file_name("redbot");
+    for path in ["/e?page=home&ref=redbot", "/health", "/ready", "/metrics"] {
+        let url = format!("http://{}{path}", server.addr);
+        let output = std::process::Command::new(&redbot).args(["-o", "har", &url]).output().expect("redbot runs");
+        assert!(output.status.success(), "{path}: {}", String::from_utf8_lossy(&output.stderr));
+        let har: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let notes = har["log"]["entries"][0]["_red_messages"].as_array().expect("REDbot's notes").clone();
+        assert!(!notes.is_empty(), "{path}: REDbot said nothing");
+        let bad: Vec<&serde_json::Value> = notes.iter().filter(|n| n["level"] == "BAD").collect();
+        assert!(bad.is_empty(), "{path}: {bad:#?}");
+    }
+}

@@ -384,3 +384,28 @@ fn hostile_input_per_protocol_gets_a_clear_answer_and_nothing_half_stored() {
     assert_eq!(records.len(), stored, "exactly the accepted events");
     assert_stable_fields(&records[..10]);
 }
+
+/// posthog-js asks for feature flags and remote config by default: plutos answers as PostHog does for a project
+/// without either, with the SDK routes' CORS, so the page's console stays clean; nothing is stored.
+#[test]
+fn posthog_flags_and_remote_config_are_answered_empty() {
+    let server = TestServer::start(&[]);
+    let origin = "Origin: http://shop.example\r\n";
+    let flags = server.client().request(
+        format!("POST /flags/?v=2&config=true HTTP/1.1\r\nHost: t\r\n{origin}Content-Length: 2\r\n\r\n{{}}").as_bytes(),
+    );
+    assert_eq!((flags.status, flags.header("content-type")), (200, Some("application/json")));
+    assert_eq!(flags.header("access-control-allow-origin"), Some("http://shop.example"));
+    let body: Value = serde_json::from_slice(&flags.body).unwrap();
+    assert_eq!((&body["flags"], &body["errorsWhileComputingFlags"]), (&json!({}), &json!(false)));
+    assert_eq!(get(server.addr, "/decide/").status, 200);
+    let config = get(server.addr, "/array/phc_test-1/config");
+    assert_eq!((config.status, config.text()), (200, "{}".to_string()));
+    let script = get(server.addr, "/array/phc_test-1/config.js");
+    assert_eq!(script.header("content-type"), Some("application/javascript"));
+    assert!(script.text().contains("window._POSTHOG_REMOTE_CONFIG") && script.text().contains("\"phc_test-1\""));
+    for path in ["/array/a%22b/config.js", "/array//config", "/array/a/b/config"] {
+        assert_eq!(get(server.addr, path).status, 404, "{path}");
+    }
+    assert_eq!(server.metric("plutos_events_accepted_total"), 0, "nothing stored");
+}

@@ -153,6 +153,14 @@ impl Requests {
                 };
                 self.text(status, text.as_bytes(), answer)
             }
+            Endpoint::PostHogFlags | Endpoint::PostHogConfig => {
+                let (grant, _) = self.edge.admit(head, true);
+                answer.grant = grant;
+                let (content_type, body) = posthog_answer(route.endpoint(), head.path);
+                self.text.clear();
+                self.text.extend_from_slice(body.as_bytes());
+                Answer { kind: AnswerKind::Text { status: (200, "OK"), content_type, no_store: true }, ..answer }
+            }
             Endpoint::Metrics => {
                 self.text = self.shared.metrics_text().into_bytes();
                 let content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -196,6 +204,23 @@ impl Requests {
         self.text.extend_from_slice(text);
         let kind = AnswerKind::Text { status, content_type: "text/plain; charset=utf-8", no_store: true };
         Answer { kind, ..answer }
+    }
+}
+
+/// PostHog's answers for a project with no feature flags and no remote config: `/flags` (the v2 shape, and the
+/// v1 fields older posthog-js versions read), the remote config as JSON, or as the script that registers it.
+fn posthog_answer(endpoint: Endpoint, path: &[u8]) -> (&'static str, String) {
+    const NO_FLAGS: &str = r#"{"flags":{},"featureFlags":{},"featureFlagPayloads":{},"errorsWhileComputingFlags":false,"quotaLimited":[]}"#;
+    match (endpoint, route::remote_config_token(path)) {
+        (Endpoint::PostHogConfig, Some((token, true))) => (
+            "application/javascript",
+            format!(
+                "(window._POSTHOG_REMOTE_CONFIG=window._POSTHOG_REMOTE_CONFIG||{{}})[\"{token}\"]=\
+                 {{config:{{\"token\":\"{token}\"}},siteApps:[]}};\n"
+            ),
+        ),
+        (Endpoint::PostHogConfig, _) => ("application/json", "{}".to_string()),
+        _ => ("application/json", NO_FLAGS.to_string()),
     }
 }
 
