@@ -172,6 +172,28 @@ pub fn keeps_oversized(head: &RequestHead<'_>) -> bool {
     route(head.path, head.method).is_ok_and(|route| route.endpoint().ingest().is_some_and(Ingest::keeps_oversized))
 }
 
+/// Whether the request line at the start of `buf` (a head, perhaps partial) names a route that keeps an oversized
+/// payload as a bad row — Snowplow's pixel, whose query is its payload —, so a target over the limit is read to
+/// the end of its head instead of refused with 414. Read from the raw bytes, before the head is parsed: a method,
+/// one space, an origin-form path.
+pub fn keeps_long_target(buf: &[u8]) -> bool {
+    let line = &buf[buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()..];
+    let Some(space) = line.iter().take(8).position(|&b| b == b' ') else {
+        return false;
+    };
+    let method = match &line[..space] {
+        b"GET" => Method::Get,
+        b"HEAD" => Method::Head,
+        _ => return false,
+    };
+    let target = &line[space + 1..];
+    // The longest path of the table is short: a path that has not ended within it is no route's.
+    let end = target.iter().take(64).position(|&b| b == b'?' || b == b' ');
+    end.is_some_and(|end| {
+        route(&target[..end], method).is_ok_and(|r| r.endpoint().ingest().is_some_and(Ingest::keeps_oversized))
+    })
+}
+
 /// The route of a request, or the error it gets whatever its body: 404 for an unknown path, 405 (with the
 /// route's `Allow`) for a method the route does not take.
 pub fn route(path: &[u8], method: Method) -> Result<Route, HttpError> {

@@ -409,3 +409,40 @@ fn posthog_flags_and_remote_config_are_answered_empty() {
     }
     assert_eq!(server.metric("plutos_events_accepted_total"), 0, "nothing stored");
 }
+
+/// A Snowplow pixel GET whose target is over 8 KiB is a size-violation bad row answered with the GIF (its
+/// trackers would send it again forever if refused), whole or trickled; a target past the head's limit is 431,
+/// and any other route's long target is still 414.
+#[test]
+fn a_snowplow_pixel_target_over_8_kib_is_a_bad_row_answered_200() {
+    let server = TestServer::start(&[]);
+    let long = format!("/i?e=pv&aid=shop&url={}", "u".repeat(9_000));
+    let request = format!("GET {long} HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut client = server.client();
+    let answer = client.request(request.as_bytes());
+    assert_eq!((answer.status, answer.header("content-type")), (200, Some("image/gif")));
+    // Trickled in 1 KiB pieces on the same connection: the same.
+    for piece in request.as_bytes().chunks(1024) {
+        client.send(piece);
+    }
+    assert_eq!(client.read_response().status, 200);
+    assert_eq!(client.request(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n").status, 200, "the connection goes on");
+    let too_long = format!("GET /i?p={} HTTP/1.1\r\nHost: t\r\n\r\n", "x".repeat(17_000));
+    assert_eq!(server.client().request(too_long.as_bytes()).status, 431);
+    let elsewhere = format!("GET /e?p={} HTTP/1.1\r\nHost: t\r\n\r\n", "x".repeat(9_000));
+    assert_eq!(server.client().request(elsewhere.as_bytes()).status, 414);
+    let dir = server.stop();
+    let (records, rows) = read_streams(&dir.path().join("out"));
+    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(rows.len(), 2);
+    common::sdks::assert_bad_rows_valid(&rows);
+    for row in &rows {
+        let failure = &row["data"]["failure"];
+        assert_eq!(
+            (&failure["maximumAllowedSizeBytes"], &failure["actualSizeBytes"]),
+            (&json!(8192), &json!(long.len()))
+        );
+        assert_eq!(failure["expectation"], "at most 8 KiB (a request target)");
+        assert_eq!(row["data"]["payload"].as_str().unwrap(), &long[..1024], "the target's first 1 KiB");
+    }
+}

@@ -93,7 +93,7 @@ impl Progress {
                     }
                 }
                 *scanned = buf.len();
-                match partial_head_error(buf.len(), *line_end) {
+                match partial_head_error(buf, *line_end) {
                     Some(error) => Err(error.into()),
                     None => Ok(Framed::Partial),
                 }
@@ -143,7 +143,7 @@ impl Progress {
             }
             Err(_) if !head_is_whole(buf) => {
                 let line_end = first_line_end(buf, 0);
-                if let Some(limit) = partial_head_error(buf.len(), line_end) {
+                if let Some(limit) = partial_head_error(buf, line_end) {
                     return Err(limit.into());
                 }
                 // A complete request line that is itself the error is answered now, not when the head ends.

@@ -44,6 +44,10 @@ pub struct RequestHead<'b> {
     pub len: usize,
     /// Header lines in the head.
     pub headers: usize,
+    /// The target is longer than `MAX_URI_BYTES` on a route that keeps an oversized payload as a bad row
+    /// (Snowplow's pixel, whose trackers would send it again forever if refused): `query` is left empty and the
+    /// request becomes a size-violation bad row. Any other route answers 414.
+    pub oversized_target: bool,
 }
 
 /// Where the head at the start of `buf` ends (just past its blank line), if it is complete. Only bytes from
@@ -59,13 +63,16 @@ pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
     })
 }
 
-/// The error for an incomplete head of `len` bytes whose first line ends at `line_end` (if it has ended) that
-/// already broke a limit: 414 while the request line is unfinished and longer than a target may be, 431 once
-/// the head is longer than a head may be.
-pub fn partial_head_error(len: usize, line_end: Option<usize>) -> Option<HttpError> {
+/// The error for the incomplete head `buf` whose first line ends at `line_end` (if it has ended) that already
+/// broke a limit: 414 while the request line is unfinished and longer than a target may be (unless its route
+/// keeps an oversized payload as a bad row: `crate::route::keeps_long_target`), 431 once the head is longer than
+/// a head may be.
+pub fn partial_head_error(buf: &[u8], line_end: Option<usize>) -> Option<HttpError> {
+    let len = buf.len();
+    let target_limit = |over: bool| over && !crate::route::keeps_long_target(buf);
     match line_end {
-        None if len > MAX_URI_BYTES => Some(HttpError::UriTooLong),
-        Some(line_end) if line_end > MAX_URI_BYTES + 64 => Some(HttpError::UriTooLong),
+        None if target_limit(len > MAX_URI_BYTES) => Some(HttpError::UriTooLong),
+        Some(line_end) if target_limit(line_end > MAX_URI_BYTES + 64) => Some(HttpError::UriTooLong),
         _ if len > MAX_HEAD_BYTES => Some(HttpError::HeadersTooLarge),
         _ => None,
     }
@@ -125,7 +132,7 @@ pub fn parse_head_into<'b>(buf: &'b [u8], head: &mut RequestHead<'b>) -> Result<
     let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
-            return match partial_head_error(buf.len(), first_line_end(buf, 0)) {
+            return match partial_head_error(buf, first_line_end(buf, 0)) {
                 Some(e) => Err(e),
                 None => Ok(Parse::Partial),
             };
@@ -139,10 +146,12 @@ pub fn parse_head_into<'b>(buf: &'b [u8], head: &mut RequestHead<'b>) -> Result<
         return Err(HttpError::HeadersTooLarge);
     }
     let target = req.path.unwrap_or("").as_bytes();
-    if target.len() > MAX_URI_BYTES {
+    let oversized_target = target.len() > MAX_URI_BYTES;
+    if oversized_target && !crate::route::keeps_long_target(buf) {
         return Err(HttpError::UriTooLong);
     }
     let (path, query) = split_target(target)?;
+    let query = if oversized_target { &[][..] } else { query };
     let method = match req.method.unwrap_or("") {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
@@ -166,6 +175,7 @@ pub fn parse_head_into<'b>(buf: &'b [u8], head: &mut RequestHead<'b>) -> Result<
         raw: &buf[newlines..len],
         len,
         headers: req.headers.len(),
+        oversized_target,
     };
     read_fields(head, req.headers)?;
     Ok(Parse::Complete(()))

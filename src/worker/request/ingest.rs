@@ -7,7 +7,7 @@ use super::Requests;
 use super::exchange::{Payload, Request, Taken};
 use crate::event::body;
 use crate::event::record::{Emitter, Protocol, RecordBuilder, RequestMeta};
-use crate::http::{HttpError, RequestHead, field, percent};
+use crate::http::{HttpError, MAX_URI_BYTES, RequestHead, field, percent};
 use crate::protocol::{Cookie, Ingest, Intake, snowplow};
 use crate::schema::badrow::{self, BadRowKind};
 use crate::spool::Stream;
@@ -45,6 +45,16 @@ impl Requests {
         let head = request.head;
         ingest.check(head)?;
         let keep = self.start_request(request, ingest);
+        if head.oversized_target {
+            // Only where oversized payloads are bad rows (Snowplow's pixel: its query is its payload).
+            if keep == Keep::No {
+                return Ok(Taken::NOTHING);
+            }
+            let target = request_target(head.raw);
+            let over =
+                Oversize { limit: MAX_URI_BYTES, size: target.len() as u64, setting: "8 KiB (a request target)" };
+            return self.store_bad_row(admission, over, target, batch);
+        }
         let raw = match request.body {
             Payload::Whole(body) => body,
             Payload::Oversized { .. } if keep == Keep::No => return Ok(Taken::NOTHING),
@@ -190,6 +200,15 @@ impl Requests {
         bad_rows[BadRowKind::SizeViolation as usize] = 1;
         self.finish_request(batch, mark, Ok(Written { records: 0, bad_rows }), Keep::Yes)
     }
+}
+
+/// The target of the request line that starts `raw` (a parsed head: method, one space, target, one space,
+/// version).
+fn request_target(raw: &[u8]) -> &[u8] {
+    let line = &raw[..memchr::memchr(b'\n', raw).unwrap_or(raw.len())];
+    let start = memchr::memchr(b' ', line).map_or(0, |i| i + 1);
+    let end = memchr::memrchr(b' ', line).filter(|&end| end > start).unwrap_or(line.len());
+    &line[start..end]
 }
 
 /// Which limit a payload is over, and its size (or as much of it as is known).
