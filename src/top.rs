@@ -58,8 +58,8 @@ pub struct View {
     pub events: f64,
     pub requests: f64,
     pub shipped: f64,
-    /// Each worker's busy share, by its index.
-    pub workers: Vec<f64>,
+    /// Each worker's events per second and busy share, by its index.
+    pub workers: Vec<(f64, f64)>,
     /// Answers per second by route and by status; refusals by reason; bad rows by type (non-zero only).
     pub routes: Vec<(String, f64)>,
     pub statuses: Vec<(String, f64)>,
@@ -87,16 +87,19 @@ impl View {
             rates.sort_by(|a, b| b.1.total_cmp(&a.1));
             rates
         };
-        let mut workers: Vec<(usize, f64)> = now
+        let mut workers: Vec<(usize, (f64, f64))> = now
             .by_label("plutos_worker_utilization", "worker")
-            .filter_map(|(_, worker, share)| Some((worker.parse().ok()?, share)))
+            .filter_map(|(_, worker, share)| {
+                let events = rate(&format!("plutos_worker_events_accepted_total{{worker=\"{worker}\"}}"));
+                Some((worker.parse().ok()?, (events, share)))
+            })
             .collect();
         workers.sort_by_key(|(worker, _)| *worker);
         View {
             events: rate("plutos_events_accepted_total"),
             requests: rate("plutos_requests_total"),
             shipped: rate("plutos_events_shipped_total"),
-            workers: workers.into_iter().map(|(_, share)| share).collect(),
+            workers: workers.into_iter().map(|(_, worker)| worker).collect(),
             routes: by("plutos_responses_total", "route"),
             statuses: by("plutos_responses_total", "status"),
             refusals: by("plutos_rejections_total", "reason"),
@@ -122,10 +125,15 @@ impl View {
         let workers = if self.workers.is_empty() {
             "-".to_string()
         } else {
-            let shown: Vec<String> =
-                self.workers.iter().enumerate().take(8).map(|(i, s)| format!("w{i} {:.0}%", s * 100.0)).collect();
-            let more = self.workers.len().saturating_sub(8);
-            shown.join(" ") + &if more > 0 { format!(" +{more}") } else { String::new() }
+            let shown: Vec<String> = self
+                .workers
+                .iter()
+                .enumerate()
+                .take(4)
+                .map(|(i, (events, share))| format!("w{i} {}/s {:.0}%", human(*events), share * 100.0))
+                .collect();
+            let more = self.workers.len().saturating_sub(4);
+            shown.join("  ") + &if more > 0 { format!("  +{more}") } else { String::new() }
         };
         let fit = |line: String| line.chars().take(78).collect::<String>();
         [
@@ -135,7 +143,7 @@ impl View {
                 human(self.requests),
                 human(self.shipped)
             ),
-            format!("busy     {workers}"),
+            format!("workers  {workers}"),
             format!("routes   {}", list(&self.routes)),
             format!("answers  {}", list(&self.statuses)),
             format!("refused  {}", list(&self.refusals)),
@@ -287,11 +295,13 @@ mod tests {
     const BEFORE: &str = "# HELP x\nplutos_events_accepted_total 100\nplutos_requests_total 10\n\
         plutos_responses_total{route=\"/e\",status=\"200\"} 8\nplutos_responses_total{route=\"/v1/batch\",status=\"200\"} 2\n\
         plutos_rejections_total{reason=\"too_large\"} 0\nplutos_worker_utilization{worker=\"1\"} 0.1\n\
-        plutos_worker_utilization{worker=\"0\"} 0.2\nplutos_spool_bytes 2048\nplutos_spool_fill_ratio 0.5\n";
+        plutos_worker_utilization{worker=\"0\"} 0.2\nplutos_worker_events_accepted_total{worker=\"0\"} 60\n\
+        plutos_worker_events_accepted_total{worker=\"1\"} 40\nplutos_spool_bytes 2048\nplutos_spool_fill_ratio 0.5\n";
     const AFTER: &str = "plutos_events_accepted_total 2100\nplutos_requests_total 30\n\
         plutos_responses_total{route=\"/e\",status=\"200\"} 18\nplutos_responses_total{route=\"/v1/batch\",status=\"200\"} 4\n\
         plutos_responses_total{route=\"/e\",status=\"413\"} 1\nplutos_rejections_total{reason=\"too_large\"} 1\n\
         plutos_worker_utilization{worker=\"1\"} 0.25\nplutos_worker_utilization{worker=\"0\"} 0.9\n\
+        plutos_worker_events_accepted_total{worker=\"0\"} 1660\nplutos_worker_events_accepted_total{worker=\"1\"} 540\n\
         plutos_spool_bytes 3145728\nplutos_spool_fill_ratio 0.75\nplutos_oldest_unshipped_chunk_age_seconds 12\n";
 
     #[test]
@@ -301,14 +311,14 @@ mod tests {
         let after = Scrape::parse(AFTER, start + Duration::from_secs(2));
         let view = View::between(&before, &after);
         assert_eq!((view.events, view.requests), (1000.0, 10.0));
-        assert_eq!(view.workers, [0.9, 0.25], "by worker index");
+        assert_eq!(view.workers, [(800.0, 0.9), (250.0, 0.25)], "by worker index");
         assert_eq!(view.routes, [("/e".to_string(), 5.5), ("/v1/batch".to_string(), 1.0)]);
         assert_eq!(view.statuses, [("200".to_string(), 6.0), ("413".to_string(), 0.5)]);
         assert_eq!(view.refusals, [("too_large".to_string(), 0.5)]);
         let lines = view.lines();
         assert!(lines.iter().all(|l| l.chars().count() <= 78), "{lines:#?}");
         assert_eq!(lines[0], "events 1000/s  requests 10.0/s  shipped 0.0/s");
-        assert_eq!(lines[1], "busy     w0 90% w1 25%");
+        assert_eq!(lines[1], "workers  w0 800/s 90%  w1 250/s 25%");
         assert_eq!(lines[6], "spool    3.0 MiB (75% full)  oldest unshipped 12 s");
     }
 

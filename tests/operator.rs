@@ -250,7 +250,7 @@ fn plutos_top_shows_live_rates_in_a_terminal_and_once_as_text() {
     let text = String::from_utf8(once.stdout).unwrap();
     assert!(once.status.success(), "{text}{}", String::from_utf8_lossy(&once.stderr));
     assert!(text.starts_with(&format!("{addr}\n")) && events_rate(&text).is_some(), "{text}");
-    assert!(text.contains("busy     w0 ") && text.contains("routes   /e "), "{text}");
+    assert!(text.contains("workers  w0 ") && text.contains("routes   /e "), "{text}");
     assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
 
     let socket = format!("plutos-top-{}", std::process::id());
@@ -262,7 +262,7 @@ fn plutos_top_shows_live_rates_in_a_terminal_and_once_as_text() {
         screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
         events_rate(&screen).is_some()
     });
-    assert!(screen.contains(&format!("plutos top — {addr}")) && screen.contains("busy     w0 "), "{screen}");
+    assert!(screen.contains(&format!("plutos top — {addr}")) && screen.contains("workers  w0 "), "{screen}");
     assert!(screen.lines().count() <= 24 && screen.lines().all(|l| l.chars().count() <= 80), "{screen}");
     tmux(&["send-keys", "q"]);
     wait_until("q to end it", || !tmux(&["has-session"]).status.success());

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-use super::WorkerMetrics;
+use super::{WorkerCounter, WorkerMetrics};
 
 /// A worker's own accounting of busy time (only its thread touches it).
 #[derive(Debug)]
@@ -59,8 +59,22 @@ fn add_to(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Relaxed) + n, Relaxed);
 }
 
-/// Per-worker busy time and utilization, and the spool's fill.
+/// Per-worker events, loop iterations, busy time and utilization, and the spool's fill.
 pub fn render_saturation(out: &mut String, workers: &[CachePadded<WorkerMetrics>], fill: f64) {
+    let per_worker: [(&str, &str, WorkerCounter); 2] = [
+        ("plutos_worker_events_accepted_total", "events each worker acknowledged (in the spool)", |w| {
+            &w.events_accepted
+        }),
+        ("plutos_worker_loop_iterations_total", "each worker's event-loop iterations (at least one a second)", |w| {
+            &w.loop_iterations
+        }),
+    ];
+    for (name, help, counter) in per_worker {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (i, w) in workers.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{worker=\"{i}\"}} {}", counter(w).load(Relaxed));
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP plutos_worker_busy_seconds_total time each worker spent handling work rather than waiting for it\n\
@@ -113,5 +127,6 @@ mod tests {
         assert!(text.contains("plutos_worker_busy_seconds_total{worker=\"0\"} 0.400000\n"), "{text}");
         assert!(text.contains("plutos_worker_utilization{worker=\"0\"} 0.0000\n"), "{text}");
         assert!(text.contains("plutos_spool_fill_ratio 0.2500\n"), "{text}");
+        assert!(text.contains("plutos_worker_events_accepted_total{worker=\"0\"} 0\n"), "{text}");
     }
 }
