@@ -63,6 +63,17 @@ pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
     })
 }
 
+/// A request line longer than this is 414 however it goes on (a target plus room for the method and version).
+const MAX_LINE_BYTES: usize = MAX_URI_BYTES + 64;
+
+/// 414 for a head whose request line is longer than a request line may be (and whose route does not keep a long
+/// target): the judgement a head read in pieces reaches before the rest arrives, so a whole one reaches it too,
+/// whatever else is wrong with it.
+fn long_line_error(buf: &[u8]) -> Option<HttpError> {
+    let end = first_line_end(buf, 0)?;
+    (end > MAX_LINE_BYTES && !crate::route::keeps_long_target(buf)).then_some(HttpError::UriTooLong)
+}
+
 /// The error for the incomplete head `buf` whose first line ends at `line_end` (if it has ended) that already
 /// broke a limit: 414 while the request line is unfinished and longer than a target may be (unless its route
 /// keeps an oversized payload as a bad row: `crate::route::keeps_long_target`), 431 once the head is longer than
@@ -70,9 +81,10 @@ pub fn find_head_end(buf: &[u8], scanned: usize) -> Option<usize> {
 pub fn partial_head_error(buf: &[u8], line_end: Option<usize>) -> Option<HttpError> {
     let len = buf.len();
     let target_limit = |over: bool| over && !crate::route::keeps_long_target(buf);
+    // The same bound whether the line has ended or not, so a head judged in pieces is judged as it is whole.
     match line_end {
-        None if target_limit(len > MAX_URI_BYTES) => Some(HttpError::UriTooLong),
-        Some(line_end) if target_limit(line_end > MAX_URI_BYTES + 64) => Some(HttpError::UriTooLong),
+        None if target_limit(len > MAX_LINE_BYTES) => Some(HttpError::UriTooLong),
+        Some(line_end) if target_limit(line_end > MAX_LINE_BYTES) => Some(HttpError::UriTooLong),
         _ if len > MAX_HEAD_BYTES => Some(HttpError::HeadersTooLarge),
         _ => None,
     }
@@ -137,6 +149,7 @@ pub fn parse_head_into<'b>(buf: &'b [u8], head: &mut RequestHead<'b>) -> Result<
                 None => Ok(Parse::Partial),
             };
         }
+        Err(_) if long_line_error(buf).is_some() => return Err(HttpError::UriTooLong),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
         Err(httparse::Error::Version) if has_http_version(buf) => return Err(HttpError::VersionNotSupported),
         Err(_) if lacks_version(&buf[newlines..]) => return Err(NO_VERSION),
