@@ -104,24 +104,22 @@ impl TestServer {
 
 /// A counter or gauge from the /metrics of the server at `addr`; panics when it is missing.
 pub fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let response = request(addr, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
-    let text = String::from_utf8(response.body).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .parse()
-        .unwrap()
+    sample(addr, name).parse().unwrap()
 }
 
 /// A gauge (or any sample) from the /metrics of the server at `addr`, as a float; panics when it is missing.
 pub fn metric_f64(addr: SocketAddr, name: &str) -> f64 {
+    sample(addr, name).parse().unwrap()
+}
+
+/// The value of the sample `name` (with its labels, as written) in the /metrics of the server at `addr`.
+fn sample(addr: SocketAddr, name: &str) -> String {
     let response = request(addr, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
     let text = String::from_utf8(response.body).unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
         .unwrap_or_else(|| panic!("no metric {name}"))
-        .parse()
-        .unwrap()
+        .to_string()
 }
 
 #[derive(Debug)]
