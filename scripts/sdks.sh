@@ -3,6 +3,7 @@
 # pinned, from PyPI and npm — once into a cache outside the clone (PLUTOS_TOOLS_CACHE, else ~/.cache/plutos), and
 # prints where they are as two lines for `eval`/`export`:
 #   PLUTOS_SDK_PYTHON=<a Python with segment-analytics-python, posthog, snowplow-tracker, rudder-sdk-python, duckdb,
+#                      pyarrow (reading Parquet output),
 #                      jsonschema (+ rfc3339-validator for date-time) to check bad rows independently, and
 #                      REDbot, the HTTP linter>
 #   PLUTOS_SDK_NODE=<a node_modules with @segment/analytics-node, posthog-node, @snowplow/node-tracker,
@@ -15,6 +16,7 @@ python_packages=(
   snowplow-tracker==1.1.0
   rudder-sdk-python==2.1.9
   duckdb==2.0.1
+  pyarrow==26.0.1
   jsonschema==4.26.0
   rfc3339-validator==0.1.4
   redbot==2.7.1

@@ -25,6 +25,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
+pub mod convert;
 pub mod cost;
 pub mod enrich;
 pub mod event;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     match &args.command {
         Some(Command::Verify { target }) => return verify(&args, target),
         Some(Command::Top { once, collectors }) => return top(*once, collectors),
+        Some(Command::Convert { source, dest }) => return convert(&args, source, dest),
         None => {}
     }
     let config = match parse_config(&args) {
@@ -120,6 +121,30 @@ fn verify(args: &Args, target: &str) -> ExitCode {
         }
         Err(e) => {
             eprintln!("plutos verify: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `plutos convert`: one summary line on stdout; exit 1 when a source object was left out, 2 when a source or
+/// the destination cannot be used.
+fn convert(args: &Args, source: &str, dest: &str) -> ExitCode {
+    match plutos::convert::run(args, source, dest) {
+        Ok(done) => {
+            for line in &done.skipped {
+                println!("left out {line}");
+            }
+            println!(
+                "plutos convert: {} NDJSON objects, {} events into {} Parquet objects; {} left out",
+                done.sources,
+                done.events,
+                done.objects,
+                done.skipped.len()
+            );
+            if done.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            eprintln!("plutos convert: {e}");
             ExitCode::from(2)
         }
     }

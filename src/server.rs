@@ -87,6 +87,7 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
             .map_err(RunError::Sink)?,
         dirs: dirs.clone(),
         host: host_name(),
+        boot: boot.clone(),
         shared: shared.clone(),
         settings: config.upload.clone(),
     };
@@ -243,10 +244,10 @@ fn start_workers(
             .spawn(move || {
                 // Pinning keeps a worker's connections, buffers and chunk state in one core's caches; the
                 // kernel's SO_REUSEPORT spread then maps connections to cores.
-                if let Some(id) = cpu {
-                    if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
-                        tracing::warn!(worker = index, cpu = id, "cannot pin worker");
-                    }
+                if let Some(id) = cpu
+                    && !core_affinity::set_for_current(core_affinity::CoreId { id })
+                {
+                    tracing::warn!(worker = index, cpu = id, "cannot pin worker");
                 }
                 if let Err(e) = crate::worker::run(setup) {
                     tracing::error!(worker = index, error = %e, "worker stopped");

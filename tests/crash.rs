@@ -4,7 +4,8 @@
 //! must have been shipped and `plutos verify` must find no gap and no bad object. The file sink, S3 with
 //! small chunks so the kill lands during uploads, and Kafka (tansu) the same way, read back from every partition;
 //! and the file sink with the clients over HTTPS (answers encrypted only after the spool write); and the file
-//! sink with bad rows in every batch (each acknowledged event once, in the good stream or the bad one). Each trial prints acked / lost / duplicates, then a total;
+//! sink with bad rows in every batch (each acknowledged event once, in the good stream or the bad one); and
+//! OUTPUT_FORMAT=parquet on the file and S3 sinks (the kill during conversion or upload of merged objects). Each trial prints acked / lost / duplicates, then a total;
 //! `PLUTOS_CRASH_TRIALS` sets the number of trials per sink (default 3).
 
 mod common;
@@ -190,6 +191,61 @@ fn s3_sigkill_during_uploads_loses_no_acknowledged_event() {
     }
     // As for the file sink: the same key, the same sha256 (a conditional PUT that finds it is done).
     conclude("S3 sink", &outcomes, 0);
+}
+
+/// `OUTPUT_FORMAT=parquet`, file sink: the kill lands while chunks are converted into objects or objects
+/// shipped (small objects, closed often); the next start builds the listed objects again to the same bytes.
+#[test]
+fn parquet_file_sink_sigkill_during_conversion_and_upload_loses_no_acknowledged_event() {
+    let env = [("OUTPUT_FORMAT", "parquet"), ("MAX_CHUNK_EVENTS", "500"), ("PARQUET_TARGET_BYTES", "256KiB")];
+    let mut outcomes = Vec::new();
+    for trial in 0..trials() {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("parquet file trial {trial}");
+        let acked = kill_and_restart(dir.path(), &env, &format!("q{trial}"));
+        let out = dir.path().join("out");
+        let mut shipped = HashMap::new();
+        for row in common::parquet::read_parquet_streams(&out).0 {
+            *shipped.entry(row["raw_data"]["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        }
+        let mut verify = Command::new(env!("CARGO_BIN_EXE_plutos"));
+        verify.arg("verify").arg(&out).env_clear();
+        outcomes.push(outcome(&acked, &shipped, &mut verify, &tag));
+        let left: usize = ["sealed", "open", "merge"]
+            .iter()
+            .map(|d| std::fs::read_dir(dir.path().join("spool").join(d)).map_or(0, |e| e.count()))
+            .sum();
+        assert_eq!(left, 0, "{tag}: everything shipped, spool empty");
+    }
+    conclude("Parquet file sink", &outcomes, 0);
+}
+
+#[test]
+fn parquet_s3_sigkill_during_conversion_and_upload_loses_no_acknowledged_event() {
+    let mut outcomes = Vec::new();
+    for trial in 0..trials() {
+        let server = S3Server::start();
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("parquet s3 trial {trial}");
+        let base = server.collector_env(&server.endpoint());
+        let mut env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend([("OUTPUT_FORMAT", "parquet"), ("MAX_CHUNK_EVENTS", "500"), ("PARQUET_TARGET_BYTES", "256KiB")]);
+        let acked = kill_and_restart(dir.path(), &env, &format!("r{trial}"));
+        let client = server.client();
+        let mut shipped = HashMap::new();
+        for key in client.keys() {
+            let object = client.get(&key);
+            assert_eq!(object.content_type.as_deref(), Some("application/vnd.apache.parquet"), "{key}");
+            for row in common::parquet::rows_of(object.bytes) {
+                *shipped.entry(row["raw_data"]["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
+            }
+        }
+        let mut verify = Command::new(env!("CARGO_BIN_EXE_plutos"));
+        verify.args(["verify", "s3://events"]).env_clear().envs(base.iter().map(|(k, v)| (*k, v.as_str())));
+        outcomes.push(outcome(&acked, &shipped, &mut verify, &tag));
+    }
+    // An object shipped before the kill is built again to the same bytes and found there (same sha256).
+    conclude("Parquet S3 sink", &outcomes, 0);
 }
 
 #[test]

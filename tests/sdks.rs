@@ -204,6 +204,19 @@ fn duckdb_infers_one_schema_over_every_protocol_and_plutos_own_records() {
     let by_protocol = &inferred["protocols"];
     assert_eq!((&by_protocol["plutos"], &by_protocol["segment"]), (&json!(3), &json!(4)), "{inferred}");
     assert_eq!((&by_protocol["posthog"], &by_protocol["snowplow"]), (&json!(3), &json!(4)), "{inferred}");
+
+    // The same records as Parquet (`plutos convert`, the uploader's converter): every field of every SDK's
+    // events in its typed column, equal to the record's.
+    let converted = dir.path().join("parquet");
+    let convert = Command::new(env!("CARGO_BIN_EXE_plutos")).arg("convert").arg(&out).arg(&converted).output().unwrap();
+    assert!(convert.status.success(), "{}", String::from_utf8_lossy(&convert.stderr));
+    let id = |r: &Value| r["request_id"].as_str().unwrap().to_string();
+    let (rows, _) = common::parquet::read_parquet_streams(&converted);
+    let rows: HashMap<String, Value> = rows.into_iter().map(|r| (id(&r), common::parquet::without_absent(r))).collect();
+    assert_eq!(rows.len(), records.len());
+    for record in &records {
+        assert_eq!(rows[&id(record)], common::parquet::without_absent(record.clone()), "{record}");
+    }
 }
 
 /// A tracking plan, with the real SDKs: Segment's and PostHog's "Order Completed" validated against the plan's

@@ -39,6 +39,15 @@ pub enum Driver {
     Kafka,
 }
 
+/// `--output-format` / `OUTPUT_FORMAT`: what the file and S3 sinks store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One object per sealed chunk, as the spool holds it (compressed NDJSON).
+    Ndjson,
+    /// Sealed chunks of every worker merged into Parquet objects with typed columns.
+    Parquet,
+}
+
 fn range(min: u64, max: u64) -> RangedU64ValueParser<u64> {
     RangedU64ValueParser::new().range(min..=max)
 }
@@ -151,6 +160,20 @@ pub struct Args {
     /// Milliseconds between attempts after a permanent failure (credentials, bucket, policy).
     #[arg(long, env = "UPLOAD_PERMANENT_RETRY_MS", default_value = "60000", value_parser = range(1, 3_600_000))]
     pub upload_permanent_retry_ms: u64,
+    /// What the file and S3 sinks store: ndjson (one object per chunk) | parquet (chunks merged, typed columns).
+    #[arg(long, env = "OUTPUT_FORMAT", value_enum, default_value = "ndjson")]
+    pub output_format: OutputFormat,
+    /// OUTPUT_FORMAT=parquet: an object is closed once the NDJSON it holds reaches this size (or its first chunk
+    /// is MAX_BUFFER_TIME_SECONDS old).
+    #[arg(long, env = "PARQUET_TARGET_BYTES", default_value = "128MiB", value_parser = values::bytes)]
+    pub parquet_target_bytes: u64,
+    /// OUTPUT_FORMAT=parquet: a row group is closed once its encoded size reaches this (the memory an object
+    /// being built holds).
+    #[arg(long, env = "PARQUET_ROW_GROUP_BYTES", default_value = "32MiB", value_parser = values::bytes)]
+    pub parquet_row_group_bytes: u64,
+    /// OUTPUT_FORMAT=parquet: zstd level of the pages, 1–22.
+    #[arg(long, env = "PARQUET_ZSTD_LEVEL", default_value = "3", value_parser = range(1, 22))]
+    pub parquet_zstd_level: u64,
     /// Prefix of every object key (Plutos's name; applies to every sink).
     #[arg(long, env = "S3_PREFIX", default_value = "")]
     pub s3_prefix: String,
@@ -320,6 +343,15 @@ pub enum Command {
     Verify {
         /// A file sink's directory (OUT_DIR) or `s3://bucket/prefix`.
         target: String,
+    },
+    /// Turn NDJSON objects a file or S3 sink holds into the Parquet objects OUTPUT_FORMAT=parquet writes (the
+    /// PARQUET_* settings; S3 uses the S3_* settings, each URL's bucket wins). Exit 1 if a source object was
+    /// left out (it does not match its metadata).
+    Convert {
+        /// A file sink's directory or `s3://bucket/prefix` holding NDJSON objects.
+        source: String,
+        /// Where the Parquet objects go: a directory or `s3://bucket/prefix`.
+        dest: String,
     },
     /// A live view of collectors read from their /metrics (rates from two scrapes a second apart): events and
     /// requests per second, each worker's busy share, answers by route and status, refusals, the spool and the

@@ -160,6 +160,7 @@ impl Config {
         if let SinkConfig::Kafka(kafka) = &sink {
             http.max_event_bytes = Some(kafka.message_max_bytes as usize);
         }
+        let chunk = chunk(args)?;
         Ok(Config {
             listen: args.port.0,
             tls: tls(args)?,
@@ -170,8 +171,8 @@ impl Config {
             http,
             edge: edge::edge(args)?,
             validation: validation(args)?,
-            spool: SpoolConfig { dir: args.spool_dir.clone(), max_bytes: args.max_spool_bytes, chunk: chunk(args)? },
-            upload: sink::upload(args),
+            upload: sink::upload(args, chunk.max_age)?,
+            spool: SpoolConfig { dir: args.spool_dir.clone(), max_bytes: args.max_spool_bytes, chunk },
             sink,
             shutdown: ShutdownConfig {
                 drain: Duration::from_secs(args.drain_seconds),

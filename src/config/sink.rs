@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::args::{Args, Driver};
+use super::args::{Args, Driver, OutputFormat};
 use super::kafka::{KafkaConfig, kafka};
 use super::{ConfigError, invalid};
+use crate::ship::parquet::ParquetConfig;
 
 /// S3's smallest part (all but the last part of a multipart upload).
 pub const MIN_PART_BYTES: u64 = 5 << 20;
@@ -46,6 +47,10 @@ pub struct UploadConfig {
     pub backoff_max: Duration,
     /// The fixed wait after a permanent failure.
     pub permanent_retry: Duration,
+    /// `OUTPUT_FORMAT=parquet` (file and S3 sinks): how objects are written.
+    pub parquet: Option<ParquetConfig>,
+    /// The upload window (`MAX_BUFFER_TIME_SECONDS`): the longest a Parquet object waits for more chunks.
+    pub window: Duration,
 }
 
 pub(super) fn sink(args: &Args) -> Result<SinkConfig, ConfigError> {
@@ -85,11 +90,29 @@ pub fn s3_bucket(args: &Args, bucket: &str) -> Result<S3Config, ConfigError> {
     Ok(S3Config { bucket, region, endpoint, checksum: args.s3_checksum, multipart_bytes: args.s3_multipart_bytes })
 }
 
-pub(super) fn upload(args: &Args) -> UploadConfig {
-    UploadConfig {
+pub(super) fn upload(args: &Args, window: Duration) -> Result<UploadConfig, ConfigError> {
+    let parquet = match args.output_format {
+        OutputFormat::Ndjson => None,
+        OutputFormat::Parquet => {
+            if !matches!(args.driver, Driver::File | Driver::S3 | Driver::Discard) {
+                return Err(invalid("OUTPUT_FORMAT (--output-format)", "parquet needs DRIVER=file or s3"));
+            }
+            if args.parquet_target_bytes == 0 || args.parquet_row_group_bytes == 0 {
+                return Err(invalid("PARQUET_TARGET_BYTES, PARQUET_ROW_GROUP_BYTES", "must be above 0"));
+            }
+            Some(ParquetConfig {
+                target_bytes: args.parquet_target_bytes,
+                row_group_bytes: usize::try_from(args.parquet_row_group_bytes).unwrap_or(usize::MAX),
+                zstd_level: args.parquet_zstd_level as i32,
+            })
+        }
+    };
+    Ok(UploadConfig {
         key_prefix: args.s3_prefix.trim_matches('/').to_string(),
         concurrency: args.upload_concurrency as usize,
         backoff_max: Duration::from_millis(args.upload_backoff_max_ms),
         permanent_retry: Duration::from_millis(args.upload_permanent_retry_ms),
-    }
+        parquet,
+        window,
+    })
 }

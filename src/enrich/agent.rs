@@ -68,10 +68,10 @@ impl BotPatterns {
             return best.map(|(_, text)| text);
         }
         for pattern in &self.guarded {
-            if let Ok(Some(m)) = pattern.find(ua) {
-                if best.is_none_or(|(start, _)| m.start() < start) {
-                    best = Some((m.start(), m.as_str().as_bytes()));
-                }
+            if let Ok(Some(m)) = pattern.find(ua)
+                && best.is_none_or(|(start, _)| m.start() < start)
+            {
+                best = Some((m.start(), m.as_str().as_bytes()));
             }
         }
         best.map(|(_, text)| text)

@@ -145,17 +145,16 @@ fn event(event: &[u8], gate: KeyGate<'_>, emit: &mut Emitter<'_>, buffers: Buffe
 /// (the one inside the envelope).
 fn self_describing_parts<'e>(checker: &mut Checker, ue: Option<&'e [u8]>, co: Option<&[u8]>) -> Option<&'e [u8]> {
     let mut schema = None;
-    if let Some(ue) = ue {
-        if checker.validate_part(ue).is_some() {
-            schema = get(ue, "data").and_then(|event| checker.validate_part(event));
-        }
+    if let Some(ue) = ue
+        && checker.validate_part(ue).is_some()
+    {
+        schema = get(ue, "data").and_then(|event| checker.validate_part(event));
     }
-    if let Some(co) = co {
-        if checker.validate_part(co).is_some() {
-            if let Some(contexts) = get(co, "data") {
-                json::for_each_array_element(contexts, |context| _ = checker.validate_part(context));
-            }
-        }
+    if let Some(co) = co
+        && checker.validate_part(co).is_some()
+        && let Some(contexts) = get(co, "data")
+    {
+        json::for_each_array_element(contexts, |context| _ = checker.validate_part(context));
     }
     schema
 }

@@ -7,6 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::object::{ChunkFile, ObjectMeta, SinkError};
+use super::parquet::MergedMeta;
 use crate::spool::{write_durably, write_durably_with};
 
 #[derive(Debug, Clone)]
@@ -24,17 +25,25 @@ impl FileSink {
     }
 
     pub fn put(&self, object: &ObjectMeta, chunk: &ChunkFile) -> Result<(), SinkError> {
-        let path = self.root.join(&object.key);
+        self.store(&object.key, &serde_json::to_vec(object).map_err(io::Error::other)?, chunk)
+    }
+
+    /// A Parquet object and its manifest (`OUTPUT_FORMAT=parquet`).
+    pub fn put_merged(&self, meta: &MergedMeta, file: &ChunkFile) -> Result<(), SinkError> {
+        self.store(&meta.manifest.key, &serde_json::to_vec(meta).map_err(io::Error::other)?, file)
+    }
+
+    fn store(&self, key: &str, meta: &[u8], chunk: &ChunkFile) -> Result<(), SinkError> {
+        let path = self.root.join(key);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
         // Data first, then the sidecar: a sidecar always describes a complete object.
         // io::copy between files uses copy_file_range: the bytes never pass through this process.
         write_durably_with(&path, |out| io::copy(&mut File::open(&chunk.path)?, out).map(drop))?;
-        let meta = serde_json::to_vec(object).map_err(io::Error::other)?;
         let mut meta_path = path.into_os_string();
         meta_path.push(".meta.json");
-        write_durably(&PathBuf::from(meta_path), &meta)?;
+        write_durably(&PathBuf::from(meta_path), meta)?;
         Ok(())
     }
 }

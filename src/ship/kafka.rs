@@ -402,7 +402,7 @@ impl Job {
             }
             sent += 1;
             self.metrics().in_flight.fetch_add(1, Relaxed);
-            if sent % 1024 == 0 {
+            if sent.is_multiple_of(1024) {
                 self.producer.poll(Duration::ZERO);
             }
             self.note_progress(&acks, false);

@@ -18,10 +18,14 @@
 //!   `spool/corrupt/`, counted and logged, instead of being tried forever — the rest keep shipping.
 //! - At the shutdown deadline uploads in flight are cancelled (a multipart upload is aborted); every chunk not
 //!   confirmed stays in the spool for the next start.
+//! - `OUTPUT_FORMAT=parquet`: sealed chunks go to the merge tasks (`parquet/merge.rs`) instead, and what comes
+//!   back — a closed Parquet object holding many chunks — is shipped the same way; its chunks' spool files are
+//!   deleted once the sink holds it.
 
 pub mod file;
 pub mod kafka;
 pub mod object;
+pub mod parquet;
 pub mod s3;
 pub mod sink;
 pub mod stdout;
@@ -41,8 +45,9 @@ use tokio::time::Instant;
 use crate::config::UploadConfig;
 use crate::metrics::add;
 use crate::ship::object::{Cancel, ChunkFile, Inspected, ObjectMeta, SinkError, blocking, inspect_chunk};
+use crate::ship::parquet::merge::{self, Closed, Merging};
 use crate::ship::sink::Sink;
-use crate::spool::{ChunkId, SealedChunk, SpoolDirs, UploadJob, repair_open_file};
+use crate::spool::{ChunkId, SealedChunk, SpoolDirs, Stream, UploadJob, repair_open_file};
 use crate::state::Shared;
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -57,6 +62,8 @@ pub struct Uploader {
     pub sink: Sink,
     pub dirs: SpoolDirs,
     pub host: String,
+    /// This start's boot id (names the Parquet objects it builds).
+    pub boot: String,
     pub shared: Arc<Shared>,
     pub settings: UploadConfig,
 }
@@ -70,9 +77,15 @@ struct Context {
     shared: Arc<Shared>,
 }
 
+/// What the uploader ships: a spool job, or a Parquet object the merge tasks closed.
+enum Job {
+    Spool(UploadJob),
+    Object(Closed),
+}
+
 /// A job the uploader holds, with its retry state.
 struct Held {
-    job: UploadJob,
+    job: Job,
     attempts: u32,
     not_before: Instant,
     last_error: Option<SinkError>,
@@ -81,14 +94,19 @@ struct Held {
 }
 
 impl Held {
-    fn new(job: UploadJob) -> Held {
+    fn is_repair(&self) -> bool {
+        matches!(self.job, Job::Spool(UploadJob::Repair(_)))
+    }
+
+    fn new(job: Job) -> Held {
         let first_unix = match &job {
-            UploadJob::Sealed(chunk) => chunk.id.first_unix,
-            UploadJob::Repair(path) => path
+            Job::Spool(UploadJob::Sealed(chunk)) => chunk.id.first_unix,
+            Job::Spool(UploadJob::Repair(path)) => path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(ChunkId::parse)
                 .map_or(crate::event::clock::unix_micros() / 1_000_000, |(id, _)| id.first_unix),
+            Job::Object(object) => object.first_unix,
         };
         Held { job, attempts: 0, not_before: Instant::now(), last_error: None, first_unix }
     }
@@ -103,6 +121,10 @@ enum Done {
         latency: Duration,
     },
     Repaired(Option<SealedChunk>),
+    /// A Parquet object is in the sink (its chunks are deleted by `finish`).
+    Merged {
+        latency: Duration,
+    },
     /// The spool file is gone (an operator removed it): nothing left to ship.
     Vanished,
 }
@@ -141,7 +163,7 @@ impl Uploader {
         recovered: Vec<SealedChunk>,
         started: crossbeam_channel::Sender<Result<String, SinkError>>,
     ) {
-        let Uploader { sink, dirs, host, shared, settings } = self;
+        let Uploader { sink, dirs, host, boot, shared, settings } = self;
         let key_prefix = settings.key_prefix.clone();
         let check = match tokio::time::timeout(CHECK_TIMEOUT, sink.check()).await {
             Ok(result) => result,
@@ -155,17 +177,41 @@ impl Uploader {
         }
         let _ = started.send(check);
 
+        let merge = settings.parquet.map(|config| {
+            Arc::new(Merging {
+                dirs: dirs.clone(),
+                host: host.clone(),
+                boot,
+                key_prefix: key_prefix.clone(),
+                config,
+                window: settings.window,
+                shared: shared.clone(),
+                next: 0.into(),
+            })
+        });
         let context = Arc::new(Context { sink, dirs, key_prefix, host, shared });
         let mut state = State {
             context: context.clone(),
             settings,
-            held: recovered.into_iter().map(|c| Held::new(UploadJob::Sealed(c))).collect(),
+            held: VecDeque::new(),
             in_flight: JoinSet::new(),
             in_flight_unix: HashMap::new(),
             last_logged: None,
             failing: 0,
             rng: crate::event::ids::random_u64() | 1,
+            in_flight_repairs: 0,
+            merge: None,
         };
+        let (recovered, mut closed) = match merge {
+            Some(merging) => {
+                let (rest, closed) = state.start_merging(merging, recovered);
+                (rest, Some(closed))
+            }
+            None => (recovered, None),
+        };
+        for chunk in recovered {
+            state.take(chunk);
+        }
         let (cancel_all, cancel) = watch::channel(false);
         let mut open = true;
         let mut measure_aside_at = Instant::now();
@@ -176,7 +222,13 @@ impl Uploader {
                 state.measure_aside();
                 measure_aside_at = Instant::now() + MEASURE_ASIDE;
             }
-            if !open && state.held.is_empty() && state.in_flight.is_empty() {
+            if !open && !state.repairing() {
+                // No chunk can come any more: the merge tasks close their last objects and end.
+                if let Some(merge) = &mut state.merge {
+                    merge.to = None;
+                }
+            }
+            if !open && closed.is_none() && state.held.is_empty() && state.in_flight.is_empty() {
                 return;
             }
             let deadline = context.shared.upload_deadline.get().copied().map(Instant::from_std);
@@ -192,8 +244,14 @@ impl Uploader {
             let wake = next_wake(state.held.iter().map(|h| h.not_before), Instant::now(), deadline);
             tokio::select! {
                 job = received.recv(), if open => match job {
-                    Some(job) => state.held.push_back(Held::new(job)),
+                    Some(UploadJob::Sealed(chunk)) => state.take(chunk),
+                    Some(job) => state.held.push_back(Held::new(Job::Spool(job))),
                     None => open = false,
+                },
+                object = next_closed(&mut closed), if closed.is_some() => match object {
+                    Some(object) => state.held.push_back(Held::new(Job::Object(object))),
+                    // Both merge tasks have ended.
+                    None => closed = None,
                 },
                 Some(joined) = state.in_flight.join_next_with_id(), if !state.in_flight.is_empty() => {
                     state.finish(joined);
@@ -201,6 +259,28 @@ impl Uploader {
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
+    }
+}
+
+/// A sealed chunk no attempt can ship: it moves to `spool/corrupt/` (its bytes from the chunks' count to what
+/// is set aside), counted, with one line. Should the move fail, it stays where it is and is not tried again
+/// before the next start.
+pub(crate) fn set_aside(dirs: &SpoolDirs, shared: &Shared, chunk: &SealedChunk, why: &str) {
+    add(&shared.uploader.chunks_corrupt, 1);
+    let len = fs::metadata(&chunk.path).map_or(0, |m| m.len());
+    match dirs.set_aside(&chunk.path) {
+        Ok(to) => {
+            shared.spool_shrank(len);
+            shared.aside_bytes.fetch_add(len, Relaxed);
+            tracing::error!(
+                path = %to.display(), events = chunk.events, reason = why,
+                "a sealed chunk is corrupt: set aside, never shipped; its events are missing from the sink"
+            );
+        }
+        Err(e) => tracing::error!(
+            path = %chunk.path.display(), reason = why, error = %e,
+            "a sealed chunk is corrupt and cannot be moved aside; left in the spool until the next start"
+        ),
     }
 }
 
@@ -226,9 +306,73 @@ struct State {
     /// Chunks whose last attempt failed; "uploads succeed again" once none is left.
     failing: usize,
     rng: u64,
+    /// Repairs in flight (each may still bring a chunk).
+    in_flight_repairs: usize,
+    /// `OUTPUT_FORMAT=parquet`: where sealed chunks go instead of `held`.
+    merge: Option<MergeTasks>,
+}
+
+/// The two merge tasks (one per stream).
+struct MergeTasks {
+    /// Dropped once no chunk can come any more: the tasks then close their last objects and end.
+    to: Option<[mpsc::UnboundedSender<SealedChunk>; 2]>,
+}
+
+/// The next object a merge task closed (`None` once both have ended).
+async fn next_closed(closed: &mut Option<mpsc::UnboundedReceiver<Closed>>) -> Option<Closed> {
+    closed.as_mut()?.recv().await
 }
 
 impl State {
+    /// Starts a merge task per stream, after finding what a previous run left (`merge::recover`); returns the
+    /// recovered chunks no object of that run holds, and where the closed objects come out.
+    fn start_merging(
+        &mut self,
+        merging: Arc<Merging>,
+        recovered: Vec<SealedChunk>,
+    ) -> (Vec<SealedChunk>, mpsc::UnboundedReceiver<Closed>) {
+        let (rebuilds, rest) = match merge::recover(&self.context.dirs, recovered.clone()) {
+            Ok(found) => {
+                self.context.shared.spool_shrank(found.removed);
+                (found.rebuilds, found.rest)
+            }
+            Err(e) => {
+                // Without the lists every chunk is merged anew: a crash between shipping and deleting then shows
+                // as duplicated ranges in verify, never as a loss.
+                tracing::error!(error = %e, "cannot read the spool's merge lists; merging every chunk anew");
+                (Vec::new(), recovered)
+            }
+        };
+        let (closed_tx, closed) = mpsc::unbounded_channel();
+        let mut to = Vec::new();
+        let mut rebuilds: Vec<_> = rebuilds.into_iter().map(|r| (r.stream(), r)).collect();
+        for stream in Stream::ALL {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (mine, others) = rebuilds.into_iter().partition(|(s, _)| *s == stream);
+            rebuilds = others;
+            let mine = mine.into_iter().map(|(_, r)| r).collect();
+            tokio::spawn(merging.clone().run(stream, mine, rx, closed_tx.clone()));
+            to.push(tx);
+        }
+        self.merge = Some(MergeTasks { to: to.try_into().ok() });
+        (rest, closed)
+    }
+
+    /// A sealed chunk to ship: to its stream's merge task, or held to ship alone.
+    fn take(&mut self, chunk: SealedChunk) {
+        match self.merge.as_ref().and_then(|m| m.to.as_ref()) {
+            Some(to) => {
+                let _ = to[chunk.id.stream as usize].send(chunk);
+            }
+            None => self.held.push_back(Held::new(Job::Spool(UploadJob::Sealed(chunk)))),
+        }
+    }
+
+    /// Whether a repair is waiting or running (it may still bring a chunk).
+    fn repairing(&self) -> bool {
+        self.held.iter().any(Held::is_repair) || self.in_flight_repairs > 0
+    }
+
     /// Starts the oldest jobs that are due, up to the concurrency.
     fn start_ready(&mut self, cancel: &watch::Receiver<bool>) {
         let now = Instant::now();
@@ -238,6 +382,7 @@ impl State {
             };
             let held = self.held.remove(due).expect("found above");
             let first_unix = held.first_unix;
+            self.in_flight_repairs += usize::from(held.is_repair());
             let task = self.in_flight.spawn(attempt(held, self.context.clone(), Cancel::new(cancel.clone())));
             self.in_flight_unix.insert(task.id(), first_unix);
         }
@@ -258,6 +403,7 @@ impl State {
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         self.in_flight_unix.remove(&id);
+        self.in_flight_repairs -= usize::from(held.is_repair());
         let shared = self.context.shared.clone();
         match result {
             Ok(Done::Shipped { path, len, events, latency }) => {
@@ -275,9 +421,23 @@ impl State {
                 shared.sink_succeeded();
                 self.recovered(&held);
             }
+            Ok(Done::Merged { latency }) => {
+                let Job::Object(object) = &held.job else { unreachable!("only objects are merged") };
+                shared.spool_shrank(object.delete());
+                let metrics = &shared.uploader;
+                add(&metrics.chunks_shipped, object.chunks.len() as u64);
+                add(&metrics.events_shipped, object.meta.manifest.events);
+                add(&metrics.bytes_shipped, object.len);
+                metrics.upload_seconds.observe(latency);
+                shared.sink_succeeded();
+                self.recovered(&held);
+            }
             Ok(Done::Repaired(Some(chunk))) => {
                 self.recovered(&held);
-                self.held.push_front(Held::new(UploadJob::Sealed(chunk)));
+                match self.merge.as_ref().and_then(|m| m.to.as_ref()) {
+                    Some(_) => self.take(chunk),
+                    None => self.held.push_front(Held::new(Job::Spool(UploadJob::Sealed(chunk)))),
+                }
             }
             Ok(Done::Repaired(None) | Done::Vanished) => self.recovered(&held),
             // Still in the spool: counted with what is left at the deadline.
@@ -320,29 +480,9 @@ impl State {
         }
     }
 
-    /// A sealed chunk no attempt can ship: it moves to `spool/corrupt/` (its bytes from the chunks' count to
-    /// what is set aside), counted, with one line. Should the move fail, it stays where it is and is not tried
-    /// again before the next start.
     fn set_aside(&mut self, held: &Held, why: &str) {
-        let UploadJob::Sealed(chunk) = &held.job else {
-            return;
-        };
-        let shared = &self.context.shared;
-        add(&shared.uploader.chunks_corrupt, 1);
-        let len = fs::metadata(&chunk.path).map_or(0, |m| m.len());
-        match self.context.dirs.set_aside(&chunk.path) {
-            Ok(to) => {
-                shared.spool_shrank(len);
-                shared.aside_bytes.fetch_add(len, Relaxed);
-                tracing::error!(
-                    path = %to.display(), events = chunk.events, reason = why,
-                    "a sealed chunk is corrupt: set aside, never shipped; its events are missing from the sink"
-                );
-            }
-            Err(e) => tracing::error!(
-                path = %chunk.path.display(), reason = why, error = %e,
-                "a sealed chunk is corrupt and cannot be moved aside; left in the spool until the next start"
-            ),
+        if let Job::Spool(UploadJob::Sealed(chunk)) = &held.job {
+            set_aside(&self.context.dirs, &self.context.shared, chunk, why);
         }
     }
 
@@ -390,8 +530,9 @@ impl State {
 /// One attempt at a job.
 async fn attempt(held: Held, context: Arc<Context>, cancel: Cancel) -> Attempt {
     let result = match &held.job {
-        UploadJob::Sealed(chunk) => ship(&context, chunk.clone(), cancel).await,
-        UploadJob::Repair(path) => {
+        Job::Object(object) => ship_object(&context, object, cancel).await,
+        Job::Spool(UploadJob::Sealed(chunk)) => ship(&context, chunk.clone(), cancel).await,
+        Job::Spool(UploadJob::Repair(path)) => {
             let (dirs, path, shared) = (context.dirs.clone(), path.clone(), context.shared.clone());
             blocking(move || {
                 let before = fs::metadata(&path).map_or(0, |m| m.len());
@@ -406,6 +547,15 @@ async fn attempt(held: Held, context: Arc<Context>, cancel: Cancel) -> Attempt {
         }
     };
     (held, result)
+}
+
+/// Ships a closed Parquet object (it was written and hashed when it was closed).
+async fn ship_object(context: &Context, object: &Closed, cancel: Cancel) -> Result<Done, SinkError> {
+    let start = Instant::now();
+    let file = ChunkFile { path: object.path.clone(), len: object.len };
+    context.sink.put_merged(&object.meta, &file, &cancel).await?;
+    tracing::debug!(key = %object.meta.manifest.key, events = object.meta.manifest.events, "shipped");
+    Ok(Done::Merged { latency: start.elapsed() })
 }
 
 async fn ship(context: &Context, chunk: SealedChunk, cancel: Cancel) -> Result<Done, SinkError> {

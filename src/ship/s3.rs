@@ -25,6 +25,7 @@ use object_store::{
 };
 
 use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
+use super::parquet::MergedMeta;
 use crate::config::{S3Checksum, S3Config};
 
 /// How long aborting a failed or cancelled multipart upload may take (also past the shutdown deadline).
@@ -97,9 +98,25 @@ impl S3Sink {
         Ok(format!("S3 {} (reachable and writable)", self.target))
     }
 
-    pub async fn put(&self, object: &ObjectMeta, chunk: &ChunkFile, mut cancel: Cancel) -> Result<(), SinkError> {
-        let location = ObjectPath::from(object.key.as_str());
-        let attributes = attributes(object);
+    pub async fn put(&self, object: &ObjectMeta, chunk: &ChunkFile, cancel: Cancel) -> Result<(), SinkError> {
+        self.store(&object.key, &object.sha256, attributes(object), chunk, cancel).await
+    }
+
+    /// A Parquet object (`OUTPUT_FORMAT=parquet`): its manifest's summary as metadata (S3 allows 2 KiB of it, so
+    /// the list of chunks is in the object's footer, where `plutos verify` reads it).
+    pub async fn put_merged(&self, meta: &MergedMeta, file: &ChunkFile, cancel: Cancel) -> Result<(), SinkError> {
+        self.store(&meta.manifest.key, &meta.sha256, merged_attributes(meta), file, cancel).await
+    }
+
+    async fn store(
+        &self,
+        key: &str,
+        sha256: &str,
+        attributes: Attributes,
+        chunk: &ChunkFile,
+        mut cancel: Cancel,
+    ) -> Result<(), SinkError> {
+        let location = ObjectPath::from(key);
         if chunk.len <= self.part_bytes {
             let path = chunk.path.clone();
             let bytes = blocking(move || std::fs::read(path)).await?;
@@ -111,13 +128,13 @@ impl S3Sink {
             };
             return match result {
                 Ok(_) => Ok(()),
-                Err(object_store::Error::AlreadyExists { .. }) => self.confirm_existing(&location, object).await,
+                Err(object_store::Error::AlreadyExists { .. }) => self.confirm_existing(&location, key, sha256).await,
                 Err(e) => Err(self.classify(&e)),
             };
         }
         // CompleteMultipartUpload takes no If-None-Match here: look for an earlier upload first.
         if self.existing_sha256(&location).await?.is_some() {
-            return self.confirm_existing(&location, object).await;
+            return self.confirm_existing(&location, key, sha256).await;
         }
         let options = PutMultipartOptions { attributes, ..PutMultipartOptions::default() };
         let mut upload = self.store.put_multipart_opts(&location, options).await.map_err(|e| self.classify(&e))?;
@@ -130,8 +147,8 @@ impl S3Sink {
             // (a bucket lifecycle rule for incomplete multipart uploads cleans those).
             match tokio::time::timeout(ABORT_TIMEOUT, upload.abort()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(key = %object.key, error = %e, "aborting a multipart upload failed"),
-                Err(_) => tracing::debug!(key = %object.key, "aborting a multipart upload timed out"),
+                Ok(Err(e)) => tracing::debug!(key, error = %e, "aborting a multipart upload failed"),
+                Err(_) => tracing::debug!(key, "aborting a multipart upload timed out"),
             }
         }
         result
@@ -199,18 +216,18 @@ impl S3Sink {
     }
 
     /// The key is taken: done if it holds this chunk (shipped before a crash), an error if it holds another.
-    async fn confirm_existing(&self, location: &ObjectPath, object: &ObjectMeta) -> Result<(), SinkError> {
+    async fn confirm_existing(&self, location: &ObjectPath, key: &str, sha256: &str) -> Result<(), SinkError> {
         match self.existing_sha256(location).await? {
-            Some(sha256) if sha256 == object.sha256 => {
-                tracing::info!(key = %object.key, "already shipped (same sha256): counted as done");
+            Some(found) if found == sha256 => {
+                tracing::info!(key, "already shipped (same sha256): counted as done");
                 Ok(())
             }
             Some(_) => Err(SinkError::Permanent(format!(
-                "{} already holds another object with this key in {} (sha256 differs)",
-                object.key, self.target
+                "{key} already holds another object with this key in {} (sha256 differs)",
+                self.target
             ))),
             // Deleted between the PUT and the look: try again.
-            None => Err(SinkError::Retryable(format!("{} vanished while checking it in {}", object.key, self.target))),
+            None => Err(SinkError::Retryable(format!("{key} vanished while checking it in {}", self.target))),
         }
     }
 
@@ -246,11 +263,6 @@ impl S3Sink {
 
 /// Content-Type, Content-Encoding and the chunk's metadata as `x-amz-meta-*`.
 fn attributes(object: &ObjectMeta) -> Attributes {
-    let mut attributes = Attributes::new();
-    attributes.insert(Attribute::ContentType, "application/x-ndjson".into());
-    if let Some(encoding) = object.content_encoding {
-        attributes.insert(Attribute::ContentEncoding, encoding.into());
-    }
     let metadata = [
         ("events", object.events.to_string()),
         ("first-seq", object.first_seq.to_string()),
@@ -261,6 +273,33 @@ fn attributes(object: &ObjectMeta) -> Attributes {
         ("worker", object.worker.to_string()),
         ("stream", object.stream.name().to_string()),
     ];
+    described("application/x-ndjson", object.content_encoding, metadata)
+}
+
+/// A Parquet object's Content-Type and summary as `x-amz-meta-*`.
+fn merged_attributes(meta: &MergedMeta) -> Attributes {
+    let manifest = &meta.manifest;
+    let metadata = [
+        ("format", meta.format.clone()),
+        ("events", manifest.events.to_string()),
+        ("chunks", manifest.chunks.len().to_string()),
+        ("sha256", meta.sha256.clone()),
+        ("host", manifest.host.clone()),
+        ("stream", manifest.stream.name().to_string()),
+    ];
+    described("application/vnd.apache.parquet", None, metadata)
+}
+
+fn described<const N: usize>(
+    content_type: &'static str,
+    encoding: Option<&'static str>,
+    metadata: [(&'static str, String); N],
+) -> Attributes {
+    let mut attributes = Attributes::new();
+    attributes.insert(Attribute::ContentType, content_type.into());
+    if let Some(encoding) = encoding {
+        attributes.insert(Attribute::ContentEncoding, encoding.into());
+    }
     for (name, value) in metadata {
         attributes.insert(Attribute::Metadata(name.into()), value.into());
     }

@@ -10,6 +10,7 @@
 use super::file::FileSink;
 use super::kafka::KafkaSink;
 use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
+use super::parquet::MergedMeta;
 use super::s3::S3Sink;
 use super::stdout::StdoutSink;
 use crate::config::SinkConfig;
@@ -63,6 +64,20 @@ impl Sink {
             Sink::Discard => Ok(()),
             #[cfg(test)]
             Sink::Scripted(sink) => sink.put(object, chunk, cancel).await,
+        }
+    }
+
+    /// Stores a Parquet object (`OUTPUT_FORMAT=parquet`, which only the file and S3 sinks take) under its
+    /// manifest's key.
+    pub async fn put_merged(&self, meta: &MergedMeta, file: &ChunkFile, cancel: &Cancel) -> Result<(), SinkError> {
+        match self {
+            Sink::File(sink) => {
+                let (sink, meta, file) = (sink.clone(), meta.clone(), file.clone());
+                blocking(move || sink.put_merged(&meta, &file)).await
+            }
+            Sink::S3(sink) => sink.put_merged(meta, file, cancel.clone()).await,
+            Sink::Discard => Ok(()),
+            _ => Err(SinkError::Permanent("this sink takes no Parquet objects (OUTPUT_FORMAT=parquet)".into())),
         }
     }
 

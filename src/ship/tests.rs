@@ -101,6 +101,8 @@ fn settings(concurrency: usize) -> UploadConfig {
         concurrency,
         backoff_max: Duration::from_millis(2),
         permanent_retry: Duration::from_millis(1),
+        parquet: None,
+        window: Duration::from_secs(60),
     }
 }
 
@@ -154,6 +156,7 @@ impl Rig {
             sink: Sink::Scripted(self.sink.clone()),
             dirs: self.dirs.clone(),
             host: "h".into(),
+            boot: "b".into(),
             shared: self.shared.clone(),
             settings: settings(concurrency),
         };
@@ -387,6 +390,8 @@ fn state(rig: &Rig) -> State {
         last_logged: None,
         failing: 0,
         rng: 0x9E37_79B9_7F4A_7C15,
+        in_flight_repairs: 0,
+        merge: None,
     }
 }
 
@@ -396,7 +401,7 @@ fn each_failed_attempt_is_counted_and_waits_its_backoff_from_now() {
     let mut state = state(&rig);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let _context = runtime.enter();
-    let mut held = Held::new(UploadJob::Sealed(rig.sealed(0, 1)));
+    let mut held = Held::new(Job::Spool(UploadJob::Sealed(rig.sealed(0, 1))));
     for attempt in 1..=4u32 {
         state.in_flight.spawn(async move { (held, Err(SinkError::Retryable("down".into()))) });
         let joined = runtime.block_on(state.in_flight.join_next_with_id()).unwrap();

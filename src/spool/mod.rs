@@ -8,6 +8,7 @@
 //! {spool}/open/{boot}-w{worker}-bad-{chunk:08}-f…        the same for the worker's bad-row stream
 //! {spool}/corrupt/…      sealed chunks that did not decode, set aside by the uploader (never shipped)
 //! {spool}/dead-letter/…  events the Kafka sink could not send (over its message size)
+//! {spool}/merge/…        OUTPUT_FORMAT=parquet: objects being built from sealed chunks (`ship/parquet/merge.rs`)
 //! ```
 //!
 //! What is set aside stays on the spool's disk until an operator takes it, so it counts against
@@ -51,6 +52,8 @@ pub struct SpoolDirs {
     pub dead_letter: PathBuf,
     /// How far the Kafka sink got with each chunk it produces (`ship/kafka/progress.rs`).
     pub progress: PathBuf,
+    /// Parquet objects being built or waiting to ship, and the lists of their chunks (`ship/parquet/merge.rs`).
+    pub merge: PathBuf,
 }
 
 impl SpoolDirs {
@@ -63,6 +66,7 @@ impl SpoolDirs {
             corrupt: root.join("corrupt"),
             dead_letter: root.join("dead-letter"),
             progress: root.join("progress"),
+            merge: root.join("merge"),
         }
     }
 
@@ -89,11 +93,15 @@ impl SpoolDirs {
         Ok(file)
     }
 
-    /// Bytes currently held: open and sealed chunks.
+    /// Bytes currently held: open and sealed chunks, and Parquet objects waiting to ship.
     pub fn total_bytes(&self) -> io::Result<u64> {
         let mut total = 0;
-        for dir in [&self.open, &self.sealed] {
-            total += dir_bytes(dir)?;
+        for dir in [&self.open, &self.sealed, &self.merge] {
+            match dir_bytes(dir) {
+                Ok(bytes) => total += bytes,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && dir == &self.merge => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(total)
     }

@@ -1,5 +1,6 @@
 //! `plutos verify <dir | s3://bucket/prefix | kafka://brokers/topic>` (Kafka: `kafka.rs`): reads what a sink holds and says whether it is every event the
-//! writers numbered, once. Each object is checked against its metadata (the file sink's `.meta.json`, S3's
+//! writers numbered, once. A Parquet object (`OUTPUT_FORMAT=parquet`) is read whole — every page decoded, its
+//! rows counted — and the chunks its footer lists are tiled like NDJSON objects. Each object is checked against its metadata (the file sink's `.meta.json`, S3's
 //! `x-amz-meta-*`): sha256 of the bytes, a stream that decodes to the end, one JSON object per line, as many
 //! lines as `events`, `last-seq - first-seq + 1 = events`, the object's own key, and a key naming the same
 //! host, boot and worker (and, for the bad-row stream, lying under `bad/`).
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Args, s3_bucket};
 use crate::ship::object::{ObjectMeta, sha256_of};
+use crate::ship::parquet::{MergedMeta, read_back};
 use crate::spool::encoder::decoder;
 use crate::spool::{Codec, Stream};
 
@@ -38,8 +40,15 @@ const LINES_SHOWN: usize = 3;
 /// One object as `source` found it: its key, its metadata (or why there is none) and where its bytes are.
 pub struct Found {
     pub key: String,
-    pub metadata: Result<ObjectMeta, String>,
+    pub metadata: Result<Meta, String>,
     pub data: Data,
+}
+
+/// What an object's sidecar or S3 metadata says: one chunk (NDJSON), or a Parquet object of many.
+pub enum Meta {
+    Chunk(ObjectMeta),
+    /// From S3 without the list of chunks (S3's metadata is too small for it; the footer has it).
+    Merged(MergedMeta),
 }
 
 /// An object's bytes: a file of the file sink, or an S3 object's body (at most a chunk, 64 MiB by default).
@@ -148,6 +157,28 @@ pub fn verify(found: impl IntoIterator<Item = Found>) -> Report {
     let mut ranges: BTreeMap<Writer, Vec<(u64, u64, String)>> = BTreeMap::new();
     let mut others = Vec::new();
     for object in found {
+        if object.key.ends_with(".parquet") {
+            report.objects += 1;
+            let (problems, chunks, unreadable) = check_parquet(&object);
+            if !problems.is_empty() {
+                report.bad_objects += 1;
+                report.findings.extend(problems.iter().map(|p| format!("object {}: {p}", object.key)));
+            }
+            for (writer, first, last, events) in chunks {
+                report.events += events;
+                ranges.entry(writer).or_default().push((first, last, object.key.clone()));
+            }
+            // The chunks its sidecar lists and its bytes no longer hold: missing events, named.
+            for (writer, first, last, events) in unreadable {
+                report.gaps += 1;
+                report.missing_events += events;
+                report
+                    .findings
+                    .push(format!("gap {writer}: events {first}..={last} missing ({} cannot be read)", object.key));
+                ranges.entry(writer).or_default();
+            }
+            continue;
+        }
         let Some(codec) = Codec::from_file_name(&object.key) else {
             others.push(format!("other {}: not a plutos object name (ignored)", object.key));
             continue;
@@ -158,7 +189,7 @@ pub fn verify(found: impl IntoIterator<Item = Found>) -> Report {
             report.bad_objects += 1;
             report.findings.extend(problems.iter().map(|p| format!("object {}: {p}", object.key)));
         }
-        if let Ok(m) = object.metadata {
+        if let Ok(Meta::Chunk(m)) = object.metadata {
             report.events += m.events;
             let writer = Writer { host: m.host, boot: m.boot, worker: m.worker, stream: m.stream };
             ranges.entry(writer).or_default().push((m.first_seq, m.last_seq, object.key));
@@ -196,10 +227,94 @@ fn tile(ranges: BTreeMap<Writer, Vec<(u64, u64, String)>>, report: &mut Report) 
     }
 }
 
+/// A chunk a Parquet object's footer lists: its writer, first and last sequence number, events.
+type Listed = (Writer, u64, u64, u64);
+
+/// A Parquet object: every way it disagrees with its metadata or its own footer, the chunks its footer lists,
+/// and — when its footer cannot be read (a cut object) — the chunks its sidecar lists, whose events are
+/// missing. When the footer can be read its chunks are tiled even if the object has other problems.
+fn check_parquet(object: &Found) -> (Vec<String>, Vec<Listed>, Vec<Listed>) {
+    let metadata = match &object.metadata {
+        Ok(Meta::Merged(m)) => Some(m),
+        Ok(Meta::Chunk(_)) => return (vec!["its metadata describes an NDJSON chunk".into()], Vec::new(), Vec::new()),
+        Err(_) => None,
+    };
+    let listed = |manifest: &crate::ship::parquet::Manifest| -> Vec<Listed> {
+        manifest
+            .chunks
+            .iter()
+            .map(|c| {
+                let writer =
+                    Writer { host: c.host.clone(), boot: c.boot.clone(), worker: c.worker, stream: manifest.stream };
+                (writer, c.first_seq, c.last_seq, c.events)
+            })
+            .collect()
+    };
+    let unreadable = metadata.map(|m| listed(&m.manifest)).unwrap_or_default();
+    let mut problems = Vec::new();
+    if let Err(why) = &object.metadata {
+        problems.push(why.clone());
+    }
+    let bytes = match &object.data {
+        Data::File(path) => std::fs::read(path).map(bytes::Bytes::from),
+        Data::Bytes(bytes) => Ok(bytes::Bytes::from(bytes.clone())),
+    };
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(e) => return ([problems, vec![format!("cannot be read: {e}")]].concat(), Vec::new(), unreadable),
+    };
+    if let Some(m) = metadata {
+        let (_, sha256) = sha256_of(&bytes[..]).expect("reading memory");
+        if sha256 != m.sha256 {
+            problems.push(format!("sha256 {sha256} differs from its metadata's {}", m.sha256));
+        }
+    }
+    let back = match read_back(bytes) {
+        Ok(back) => back,
+        Err(why) => return ([problems, vec![why]].concat(), Vec::new(), unreadable),
+    };
+    let manifest = &back.manifest;
+    if manifest.key != object.key {
+        problems.push(format!("its footer names the key {}", manifest.key));
+    }
+    if back.rows != manifest.events {
+        problems.push(format!("holds {} rows, its footer says {} events", back.rows, manifest.events));
+    }
+    let counted: u64 = manifest.chunks.iter().map(|c| c.events).sum();
+    if counted != manifest.events {
+        problems.push(format!("its footer lists chunks of {counted} events in all, and says {}", manifest.events));
+    }
+    if let Some(m) = metadata {
+        let described = &m.manifest;
+        if described.events != manifest.events || described.host != manifest.host || described.stream != manifest.stream
+        {
+            problems.push("its metadata and its footer disagree (events, host or stream)".into());
+        }
+        if !described.chunks.is_empty() && described.chunks != manifest.chunks {
+            problems.push("its sidecar and its footer list different chunks".into());
+        }
+    }
+    if (manifest.stream == Stream::Bad) != in_bad_stream(&object.key) {
+        problems.push(format!(
+            "its footer says stream {} but the key is {}under bad/",
+            manifest.stream.name(),
+            if manifest.stream == Stream::Bad { "not " } else { "" }
+        ));
+    }
+    let chunks = listed(manifest);
+    for (writer, first, last, events) in &chunks {
+        if last.checked_sub(*first).and_then(|d| d.checked_add(1)) != Some(*events) {
+            problems.push(format!("its footer lists {writer} first-seq {first} .. last-seq {last} as {events} events"));
+        }
+    }
+    (problems, chunks, Vec::new())
+}
+
 /// Every way the object disagrees with its metadata or with the record format; empty when it is sound.
 fn check_object(codec: Codec, object: &Found) -> Vec<String> {
     let metadata = match &object.metadata {
-        Ok(m) => m,
+        Ok(Meta::Chunk(m)) => m,
+        Ok(Meta::Merged(_)) => return vec!["its metadata describes a Parquet object".into()],
         Err(why) => return vec![why.clone()],
     };
     let mut problems = Vec::new();
@@ -352,7 +467,7 @@ mod tests {
             stream: Stream::Good,
             content_encoding: None,
         };
-        Found { key, metadata: Ok(metadata), data: Data::Bytes(bytes) }
+        Found { key, metadata: Ok(Meta::Chunk(metadata)), data: Data::Bytes(bytes) }
     }
 
     fn events(n: usize) -> Vec<&'static str> {
@@ -399,22 +514,22 @@ mod tests {
             bytes.truncate(bytes.len() / 2);
         }
         let mut miscounted = object(1, 50, &events(2));
-        if let Ok(m) = &mut miscounted.metadata {
+        if let Ok(Meta::Chunk(m)) = &mut miscounted.metadata {
             m.events = 3;
             m.last_seq = 52;
         }
         let mut inconsistent = object(2, 53, &events(1));
-        if let Ok(m) = &mut inconsistent.metadata {
+        if let Ok(Meta::Chunk(m)) = &mut inconsistent.metadata {
             m.last_seq = 60;
         }
         let mut other_writer = object(3, 54, &events(1));
-        if let Ok(m) = &mut other_writer.metadata {
+        if let Ok(Meta::Chunk(m)) = &mut other_writer.metadata {
             m.worker = 1;
         }
         let not_json = object(4, 55, &["{\"a\":1}\n", "[1]\n", "{\"a\":\n", "{}"]);
         let unlabelled = Found { metadata: Err("no .meta.json sidecar".into()), ..object(5, 59, &events(1)) };
         let mut moved = object(6, 60, &events(1));
-        if let Ok(m) = &mut moved.metadata {
+        if let Ok(Meta::Chunk(m)) = &mut moved.metadata {
             m.key = "elsewhere.ndjson.gz".into();
         }
         let report = verify([truncated, miscounted, inconsistent, other_writer, not_json, unlabelled, moved]);
@@ -444,7 +559,7 @@ mod tests {
         if !misplaced {
             found.key = format!("bad/{}", found.key);
         }
-        if let Ok(m) = &mut found.metadata {
+        if let Ok(Meta::Chunk(m)) = &mut found.metadata {
             m.key = found.key.clone();
             m.stream = Stream::Bad;
         }

@@ -5,9 +5,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Data, Found};
+use super::{Data, Found, Meta};
 use crate::config::S3Config;
 use crate::ship::object::ObjectMeta;
+use crate::ship::parquet::{Manifest, MergedMeta};
 use crate::ship::s3::S3Sink;
 use crate::spool::Stream;
 
@@ -30,7 +31,12 @@ pub fn directory(root: &Path) -> io::Result<Vec<Found>> {
         };
         let key = object.strip_prefix(root).unwrap_or(&object).to_string_lossy().into_owned();
         let metadata = match fs::read(&sidecar) {
-            Ok(json) => serde_json::from_slice::<ObjectMeta>(&json).map_err(|e| format!("sidecar .meta.json: {e}")),
+            Ok(json) if key.ends_with(".parquet") => serde_json::from_slice::<MergedMeta>(&json)
+                .map(Meta::Merged)
+                .map_err(|e| format!("sidecar .meta.json: {e}")),
+            Ok(json) => serde_json::from_slice::<ObjectMeta>(&json)
+                .map(Meta::Chunk)
+                .map_err(|e| format!("sidecar .meta.json: {e}")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err("no .meta.json sidecar".to_string()),
             Err(e) => Err(format!("sidecar .meta.json: {e}")),
         };
@@ -79,11 +85,27 @@ pub fn s3(config: &S3Config, prefix: &str) -> Result<impl Iterator<Item = Found>
     }))
 }
 
-/// The chunk's fields from the object's user metadata.
-fn s3_metadata(key: &str, get: impl Fn(&str) -> Option<String>) -> Result<ObjectMeta, String> {
+/// The chunk's fields from the object's user metadata; a Parquet object's summary (its chunks are listed in
+/// its footer only).
+fn s3_metadata(key: &str, get: impl Fn(&str) -> Option<String>) -> Result<Meta, String> {
     let text = |name: &str| get(name).ok_or_else(|| format!("no {name} metadata"));
     let number = |name: &str| text(name)?.parse::<u64>().map_err(|e| format!("{name} metadata: {e}"));
-    Ok(ObjectMeta {
+    let stream = match get("stream").as_deref() {
+        None | Some("good") => Stream::Good,
+        Some("bad") => Stream::Bad,
+        Some(other) => return Err(format!("stream metadata: {other:?} is neither good nor bad")),
+    };
+    if key.ends_with(".parquet") {
+        let manifest = Manifest {
+            key: key.to_string(),
+            host: text("host")?,
+            stream,
+            events: number("events")?,
+            chunks: Vec::new(),
+        };
+        return Ok(Meta::Merged(MergedMeta { format: text("format")?, sha256: text("sha256")?, manifest }));
+    }
+    Ok(Meta::Chunk(ObjectMeta {
         key: key.to_string(),
         events: number("events")?,
         first_seq: number("first-seq")?,
@@ -92,11 +114,7 @@ fn s3_metadata(key: &str, get: impl Fn(&str) -> Option<String>) -> Result<Object
         host: text("host")?,
         boot: text("boot")?,
         worker: u16::try_from(number("worker")?).map_err(|e| format!("worker metadata: {e}"))?,
-        stream: match get("stream").as_deref() {
-            None | Some("good") => Stream::Good,
-            Some("bad") => Stream::Bad,
-            Some(other) => return Err(format!("stream metadata: {other:?} is neither good nor bad")),
-        },
+        stream,
         content_encoding: None,
-    })
+    }))
 }

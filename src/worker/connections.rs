@@ -95,10 +95,10 @@ impl Worker {
     }
 
     pub(super) fn queue_flush(&mut self, i: usize) {
-        if let Some(conn) = self.conns.get_mut(i) {
-            if conn.life.queue_flush() {
-                self.flush_list.push(i);
-            }
+        if let Some(conn) = self.conns.get_mut(i)
+            && conn.life.queue_flush()
+        {
+            self.flush_list.push(i);
         }
     }
 

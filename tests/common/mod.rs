@@ -5,6 +5,7 @@
 pub mod collector;
 pub mod kafka;
 pub mod mmdb;
+pub mod parquet;
 pub mod pki;
 pub mod s3;
 pub mod sdks;
