@@ -283,17 +283,19 @@ fn an_object_shipped_before_a_crash_is_shipped_again_identically_under_its_key()
     // The sink cannot take anything (OUT_DIR is a file): objects close and wait in the spool with their lists.
     let blocked = dir.path().join("blocked");
     std::fs::write(&blocked, b"").unwrap();
-    let collector = collector::Collector::spawn(
-        dir.path(),
-        &[
-            ("OUTPUT_FORMAT", "parquet"),
-            ("OUT_DIR", blocked.to_str().unwrap()),
-            ("MAX_CHUNK_EVENTS", "10"),
-            ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
-        ],
-    );
+    // Chunks of 10 events, sealed by count only; each closes an object of its own (over 2 KiB of NDJSON).
+    let blocked_env = [
+        ("OUTPUT_FORMAT", "parquet"),
+        ("OUT_DIR", blocked.to_str().unwrap()),
+        ("MAX_CHUNK_EVENTS", "10"),
+        ("MAX_BUFFER_TIME_MILLISECONDS", "3600000"),
+        ("PARQUET_TARGET_BYTES", "2KiB"),
+        ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
+    ];
+    let collector = collector::Collector::spawn(dir.path(), &blocked_env);
     let mut client = Client::connect(collector.addr);
-    for i in 0..50 {
+    // 5 full chunks, and 5 events in an open chunk that the kill leaves to be repaired.
+    for i in 0..55 {
         assert_eq!(client.request(format!("GET /e?i={i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status, 200);
     }
     let merge = dir.path().join("spool/merge");
@@ -303,7 +305,12 @@ fn an_object_shipped_before_a_crash_is_shipped_again_identically_under_its_key()
         files.retain(|p| p.extension().is_some_and(|e| e == "json"));
         files
     };
-    wait_until("an object closed with its list", || !lists().is_empty());
+    wait_until("five objects closed with their lists", || lists().len() == 5);
+    // Every sealed chunk not shipped counts as queued, whether in a closed object or in one being built.
+    let sealed = || std::fs::read_dir(dir.path().join("spool/sealed")).unwrap().count() as u64;
+    wait_until("plutos_chunks_queued counts the sealed chunks", || {
+        metric(collector.addr, "plutos_chunks_queued") == sealed()
+    });
     collector.signal(libc::SIGKILL);
     assert!(!collector.wait().success());
     // What a sink that took the object before the crash holds: the object under its key.
@@ -314,6 +321,13 @@ fn an_object_shipped_before_a_crash_is_shipped_again_identically_under_its_key()
     let out = dir.path().join("out");
     std::fs::create_dir_all(out.join(key).parent().unwrap()).unwrap();
     std::fs::write(out.join(key), &shipped).unwrap();
+    // A start that finds the five lists and the repaired chunk counts each chunk once (the sink still blocked).
+    let again = collector::Collector::spawn(dir.path(), &blocked_env);
+    wait_until("the recovered chunks counted once", || {
+        sealed() == 6 && metric(again.addr, "plutos_chunks_queued") == 6
+    });
+    again.signal(libc::SIGKILL);
+    assert!(!again.wait().success());
 
     let restarted = collector::Collector::spawn(dir.path(), &[("OUTPUT_FORMAT", "parquet")]);
     restarted.signal(libc::SIGTERM);
@@ -322,7 +336,7 @@ fn an_object_shipped_before_a_crash_is_shipped_again_identically_under_its_key()
     let (ok, report) = verify(&out);
     assert!(ok && report.contains(" 0 duplicated ranges"), "{report}");
     let (rows, _) = read_parquet_streams(&out);
-    assert!(rows.len() >= 50, "every acknowledged event: {}", rows.len());
+    assert_eq!(rows.len(), 55, "every acknowledged event once");
 }
 
 #[test]

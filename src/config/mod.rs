@@ -309,6 +309,29 @@ mod tests {
     }
 
     #[test]
+    fn parquet_is_for_the_file_and_s3_sinks_and_its_window_is_the_chunks_age() {
+        let c = config(&["--output-format", "parquet", "--max-buffer-time-seconds", "7"]).unwrap();
+        let parquet = c.upload.parquet.unwrap();
+        assert_eq!((parquet.target_bytes, parquet.row_group_bytes, parquet.zstd_level), (128 << 20, 32 << 20, 3));
+        assert_eq!(c.upload.window, Duration::from_secs(7));
+        assert_eq!(config(&["--port", "127.0.0.1:0"]).unwrap().upload.parquet, None, "ndjson by default");
+        for driver in ["stdout", "kafka"] {
+            let e = config(&[
+                "--output-format",
+                "parquet",
+                "--driver",
+                driver,
+                "--kafka-brokers",
+                "b:9092",
+                "--kafka-topic",
+                "t",
+            ]);
+            assert!(e.unwrap_err().contains("parquet needs DRIVER=file or s3"), "{driver}");
+        }
+        assert!(config(&["--output-format", "parquet", "--parquet-zstd-level", "23"]).is_err());
+    }
+
+    #[test]
     fn buffer_time_milliseconds_win() {
         let c = config(&["--max-buffer-time-seconds", "5", "--max-buffer-time-milliseconds", "250"]).unwrap();
         assert_eq!(c.spool.chunk.max_age, Duration::from_millis(250));

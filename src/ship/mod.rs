@@ -98,6 +98,14 @@ impl Held {
         matches!(self.job, Job::Spool(UploadJob::Repair(_)))
     }
 
+    /// The sealed chunks it ships (a repair: the one it makes).
+    fn chunks(&self) -> u64 {
+        match &self.job {
+            Job::Object(object) => object.chunks.len() as u64,
+            Job::Spool(_) => 1,
+        }
+    }
+
     fn new(job: Job) -> Held {
         let first_unix = match &job {
             Job::Spool(UploadJob::Sealed(chunk)) => chunk.id.first_unix,
@@ -187,6 +195,7 @@ impl Uploader {
                 window: settings.window,
                 shared: shared.clone(),
                 next: 0.into(),
+                waiting: 0.into(),
             })
         });
         let context = Arc::new(Context { sink, dirs, key_prefix, host, shared });
@@ -300,7 +309,8 @@ struct State {
     /// Jobs waiting for their first attempt or their next one, oldest first.
     held: VecDeque<Held>,
     in_flight: JoinSet<Attempt>,
-    in_flight_unix: HashMap<Id, i64>,
+    /// Per upload in flight: its first event's Unix seconds and the chunks it ships.
+    in_flight_unix: HashMap<Id, (i64, u64)>,
     /// The failure logged last: another chunk failing the same way adds no line.
     last_logged: Option<SinkError>,
     /// Chunks whose last attempt failed; "uploads succeed again" once none is left.
@@ -314,6 +324,7 @@ struct State {
 
 /// The two merge tasks (one per stream).
 struct MergeTasks {
+    merging: Arc<Merging>,
     /// Dropped once no chunk can come any more: the tasks then close their last objects and end.
     to: Option<[mpsc::UnboundedSender<SealedChunk>; 2]>,
 }
@@ -343,6 +354,9 @@ impl State {
                 (Vec::new(), recovered)
             }
         };
+        // The rest are counted as they are taken.
+        let listed: usize = rebuilds.iter().map(|r| r.chunks()).sum();
+        merging.waiting.fetch_add(listed as u64, Relaxed);
         let (closed_tx, closed) = mpsc::unbounded_channel();
         let mut to = Vec::new();
         let mut rebuilds: Vec<_> = rebuilds.into_iter().map(|r| (r.stream(), r)).collect();
@@ -354,14 +368,16 @@ impl State {
             tokio::spawn(merging.clone().run(stream, mine, rx, closed_tx.clone()));
             to.push(tx);
         }
-        self.merge = Some(MergeTasks { to: to.try_into().ok() });
+        self.merge = Some(MergeTasks { merging, to: to.try_into().ok() });
         (rest, closed)
     }
 
     /// A sealed chunk to ship: to its stream's merge task, or held to ship alone.
     fn take(&mut self, chunk: SealedChunk) {
-        match self.merge.as_ref().and_then(|m| m.to.as_ref()) {
-            Some(to) => {
+        match self.merge.as_ref().and_then(|m| Some((&m.merging, m.to.as_ref()?))) {
+            Some((merging, to)) => {
+                // Counted until the object holding it closes (or it is set aside).
+                merging.waiting.fetch_add(1, Relaxed);
                 let _ = to[chunk.id.stream as usize].send(chunk);
             }
             None => self.held.push_back(Held::new(Job::Spool(UploadJob::Sealed(chunk)))),
@@ -381,19 +397,23 @@ impl State {
                 return;
             };
             let held = self.held.remove(due).expect("found above");
-            let first_unix = held.first_unix;
+            let (first_unix, chunks) = (held.first_unix, held.chunks());
             self.in_flight_repairs += usize::from(held.is_repair());
             let task = self.in_flight.spawn(attempt(held, self.context.clone(), Cancel::new(cancel.clone())));
-            self.in_flight_unix.insert(task.id(), first_unix);
+            self.in_flight_unix.insert(task.id(), (first_unix, chunks));
         }
     }
 
     /// Updates the gauges: chunks held, uploads in flight, the age of the oldest.
     fn publish(&self) {
         let metrics = &self.context.shared.uploader;
-        metrics.chunks_queued.store((self.held.len() + self.in_flight.len()) as u64, Relaxed);
+        let held: u64 = self.held.iter().map(Held::chunks).sum();
+        let in_flight: u64 = self.in_flight_unix.values().map(|(_, chunks)| chunks).sum();
+        let merging = self.merge.as_ref().map_or(0, |m| m.merging.waiting.load(Relaxed));
+        metrics.chunks_queued.store(held + in_flight + merging, Relaxed);
         metrics.uploads_in_flight.store(self.in_flight.len() as u64, Relaxed);
-        let oldest = self.held.iter().map(|h| h.first_unix).chain(self.in_flight_unix.values().copied()).min();
+        let in_flight = self.in_flight_unix.values().map(|(first_unix, _)| *first_unix);
+        let oldest = self.held.iter().map(|h| h.first_unix).chain(in_flight).min();
         metrics.oldest_unshipped_unix.store(oldest.unwrap_or(0), Relaxed);
     }
 

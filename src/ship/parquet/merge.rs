@@ -96,6 +96,8 @@ pub struct Merging {
     pub shared: Arc<Shared>,
     /// The number of the next object this process names.
     pub next: AtomicU64,
+    /// Chunks handed to the merge tasks and in no closed object yet (part of `plutos_chunks_queued`).
+    pub waiting: AtomicU64,
 }
 
 /// An object to build again at start: its name, its key and its chunks in order.
@@ -106,6 +108,10 @@ pub struct Rebuild {
 }
 
 impl Rebuild {
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
     pub fn stream(&self) -> Stream {
         self.chunks.first().map_or(Stream::Good, |c| c.id.stream)
     }
@@ -218,9 +224,7 @@ impl Merging {
                 if due {
                     let b = building.take().expect("checked above");
                     match self.close(stream, b, None).await {
-                        Ok(object) => {
-                            let _ = closed.send(object);
-                        }
+                        Ok(object) => self.hand_over(object, &closed),
                         Err((chunks, e)) => self.failed(&mut queue, chunks, &e).await,
                     }
                     continue;
@@ -259,10 +263,12 @@ impl Merging {
             Ok(building) => Some(building),
             Err((chunk, AppendError::Io(e))) if e.kind() == io::ErrorKind::NotFound && !chunk.path.exists() => {
                 tracing::error!(path = %chunk.path.display(), "sealed chunk vanished from the spool");
+                self.waiting.fetch_sub(1, Relaxed);
                 building
             }
             Err((chunk, AppendError::Corrupt(why))) => {
                 crate::ship::set_aside(&self.dirs, &self.shared, &chunk, &why);
+                self.waiting.fetch_sub(1, Relaxed);
                 self.abandon(building, queue);
                 None
             }
@@ -379,6 +385,12 @@ impl Merging {
         .await
     }
 
+    /// A closed object goes to the uploader; its chunks are counted there from now on.
+    fn hand_over(&self, object: Closed, closed: &mpsc::UnboundedSender<Closed>) {
+        self.waiting.fetch_sub(object.chunks.len() as u64, Relaxed);
+        let _ = closed.send(object);
+    }
+
     /// A close that failed (a full disk): its chunks go back to the queue after a wait.
     async fn failed(&self, queue: &mut VecDeque<SealedChunk>, chunks: Vec<SealedChunk>, e: &io::Error) {
         tracing::warn!(error = %e, "cannot finish a Parquet object; building it again shortly");
@@ -431,7 +443,7 @@ impl Merging {
         match building {
             Some(b) if b.chunks.len() == listed => match self.close(stream, b, Some(key)).await {
                 Ok(object) => {
-                    let _ = closed.send(object);
+                    self.hand_over(object, closed);
                     return queue;
                 }
                 Err((chunks, e)) => {
