@@ -123,7 +123,8 @@ pub struct Recovered {
     pub rebuilds: Vec<Rebuild>,
     /// The recovered chunks no list names.
     pub rest: Vec<SealedChunk>,
-    /// Bytes of the object files removed (the start counted them in the spool).
+    /// Bytes of the files removed (the start counted them in the spool): object files, and the chunks of an
+    /// object that was shipped.
     pub removed: u64,
 }
 
@@ -166,6 +167,7 @@ pub fn recover(dirs: &SpoolDirs, recovered: Vec<SealedChunk>) -> io::Result<Reco
         } else {
             // Its deletion had begun, so the object is in the sink: finish it.
             for chunk in present.into_iter().flatten() {
+                removed += fs::metadata(&chunk.path)?.len();
                 fs::remove_file(&chunk.path)?;
             }
             fs::remove_file(&path)?;
