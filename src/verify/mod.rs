@@ -1,16 +1,19 @@
-//! `plutos verify <dir | s3://bucket/prefix | kafka://brokers/topic>` (Kafka: `kafka.rs`): reads what a sink holds and says whether it is every event the
-//! writers numbered, once. A Parquet object (`OUTPUT_FORMAT=parquet`) is read whole — every page decoded, its
-//! rows counted — and the chunks its footer lists are tiled like NDJSON objects. Each object is checked against its metadata (the file sink's `.meta.json`, S3's
-//! `x-amz-meta-*`): sha256 of the bytes, a stream that decodes to the end, one JSON object per line, as many
-//! lines as `events`, `last-seq - first-seq + 1 = events`, the object's own key, and a key naming the same
-//! host, boot and worker (and, for the bad-row stream, lying under `bad/`).
-//! Then, per writer (host / boot / worker / stream: the bad rows are a writer of their own), the objects' `[first-seq, last-seq]` ranges must tile `0..` with
-//! no hole and no overlap. `source` lists the objects; this file checks them and writes the report.
+//! `plutos verify <dir | s3://bucket/prefix | kafka://brokers/topic>` (Kafka: `kafka.rs`): reads what a sink
+//! holds and says whether it is every event the writers numbered, once. Each NDJSON object is checked against its
+//! metadata (the file sink's `.meta.json`, S3's `x-amz-meta-*`): sha256 of the bytes, a stream that decodes to
+//! the end, one JSON object per line, as many lines as `events`, `last-seq - first-seq + 1 = events`, the
+//! object's own key, and a key naming the same host, boot and worker (and, for the bad-row stream, lying under
+//! `bad/`). A Parquet object (`OUTPUT_FORMAT=parquet`) is read whole — its sha256, every page decoded, its rows
+//! counted against its footer's manifest and its metadata — and the chunks the manifest lists count as objects
+//! of their own below. Then, per writer (host / boot / worker / stream: the bad rows are a writer of their own),
+//! the `[first-seq, last-seq]` ranges must tile `0..` with no hole and no overlap. `source` lists the objects;
+//! this file checks them and writes the report.
 //!
 //! Report (stdout), one finding per line, then a summary line:
 //! ```text
 //! object KEY: PROBLEM
 //! gap HOST/BOOT/wN[/bad]: events A..=B missing (before KEY)
+//! gap HOST/BOOT/wN[/bad]: events A..=B missing (KEY cannot be read)      a Parquet object its sidecar lists
 //! duplicate HOST/BOOT/wN: events A..=B in KEY and KEY
 //! other KEY: not a plutos object name (ignored)
 //! plutos verify: N objects, E events from W writers; G gaps (M events missing), D duplicated ranges, B bad objects
