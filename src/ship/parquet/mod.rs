@@ -6,7 +6,8 @@
 //! An object is a function of its chunks: the same chunks in the same order give the same bytes (no clock, no
 //! random id in it), so an object shipped again after a crash lands under the same key with the same sha256.
 //! Memory per object being built: the row group in progress (at most `PARQUET_ROW_GROUP_BYTES` encoded, as the
-//! writer estimates it) plus one batch of `BATCH_ROWS` rows as Arrow arrays plus one decoded line.
+//! writer estimates it, plus each column's page and dictionary in progress, 1 MiB each at most) plus one batch of
+//! `BATCH_ROWS` rows as Arrow arrays plus one decoded line.
 
 pub mod columns;
 pub mod merge;
