@@ -15,6 +15,11 @@ With `--sink kafka` the ship step produces to tansu (scripts/tansu.sh, pinned to
 3-partition topic) instead: events/s produced and plutos's CPU µs per event (every event becomes a message), and
 the cores one uploader follows = events/s produced / events/s a server core accepted while filling. Keep the
 backlog small (`--backlog-mb 8`): the broker holds every message in memory.
+
+With `--sink sqs` it sends to moto's SQS server (scripts/moto.sh, tests/common/moto_server.py, pinned to the load
+CPUs) instead: events/s sent, plutos's CPU µs per event, and the batch size reached (messages per
+SendMessageBatch request). moto is one Python process: it, not plutos, bounds events/s; the CPU per event is the
+figure that carries to SQS itself. Keep the backlog to a few MB.
 """
 
 import argparse
@@ -149,6 +154,19 @@ def tansu(args):
     return proc, f"127.0.0.1:{port}"
 
 
+def moto(args):
+    """moto's SQS server on a free port of the load CPUs with a queue `events`; returns (process, queue URL)."""
+    python = subprocess.run([str(ROOT / "scripts" / "moto.sh")], capture_output=True, text=True, check=True).stdout.strip()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEFAULT_REGION": "us-east-1"}
+    proc = subprocess.Popen(["taskset", "-c", args.load_cpus, python, str(ROOT / "tests" / "common" / "moto_server.py"), "0"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    port = int(proc.stdout.readline())
+    endpoint = f"http://127.0.0.1:{port}"
+    url = subprocess.run([python, str(ROOT / "tests" / "common" / "sqs_client.py"), "create", endpoint, "events"],
+                         capture_output=True, text=True, check=True, env=env).stdout.strip()
+    return proc, url
+
+
 def ship(args, work, filled, concurrency, round_no):
     """Ships a copy of the filled spool with UPLOAD_CONCURRENCY=concurrency; returns its figures."""
     base = work / f"ship-c{concurrency}-r{round_no}"
@@ -158,6 +176,9 @@ def ship(args, work, filled, concurrency, round_no):
     if args.sink == "kafka":
         server, brokers = tansu(args)
         sink_env = {"DRIVER": "kafka", "KAFKA_BROKERS": brokers, "KAFKA_TOPIC": "events"}
+    elif args.sink == "sqs":
+        server, queue = moto(args)
+        sink_env = {"DRIVER": "sqs", "SQS_QUEUE_URL": queue}
     else:
         server, endpoint = s3s_fs(args, base / "s3")
         sink_env = {"S3_ENDPOINT": endpoint, "S3_MULTIPART_BYTES": args.multipart_bytes}
@@ -175,6 +196,7 @@ def ship(args, work, filled, concurrency, round_no):
         shipped = metric(args.port, "plutos_bytes_shipped_total")
         events = metric(args.port, "plutos_events_shipped_total")
         failures = metric(args.port, 'plutos_upload_failures_total{kind="retryable"}')
+        batches = metric(args.port, "plutos_sqs_batches_total") if args.sink == "sqs" else 0
     finally:
         stop(proc)
         server.send_signal(signal.SIGTERM)
@@ -183,7 +205,7 @@ def ship(args, work, filled, concurrency, round_no):
     return {"concurrency": concurrency, "seconds": seconds, "mb_per_s": shipped / seconds / 1e6,
             "chunks_per_s": chunks / seconds, "cpu_s_per_gb": cpu_s / (shipped / 1e9), "cpu_share": cpu_s / seconds,
             "server_cpu_share": server_cpu_s / seconds, "failures": failures, "events_per_s": events / seconds,
-            "cpu_us_per_event": cpu_s * 1e6 / events}
+            "cpu_us_per_event": cpu_s * 1e6 / events, "batch": events / batches if batches else 0}
 
 
 def main():
@@ -203,7 +225,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--results", default=None)
     parser.add_argument("--binary", default=str(BIN), help="the plutos binary that fills and ships (default: this build)")
-    parser.add_argument("--sink", default="s3", choices=["s3", "kafka"], help="where the ship step sends chunks")
+    parser.add_argument("--sink", default="s3", choices=["s3", "kafka", "sqs"], help="where the ship step sends chunks")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory(prefix="plutos-upload-", dir=os.environ.get("TMPDIR", "/var/tmp")) as work:
@@ -221,7 +243,8 @@ def main():
                       f"{r['cpu_us_per_event']:.3f} plutos CPU µs/event, {r['mb_per_s']:.1f} MB/s, {r['chunks_per_s']:.1f} chunks/s, "
                       f"{r['cpu_s_per_gb']:.2f} CPU s/GB, plutos CPU {100 * r['cpu_share']:.0f}%, "
                       f"{args.sink} server CPU {100 * r['server_cpu_share']:.0f}%, "
-                      f"retryable failures {r['failures']:.0f}", flush=True)
+                      f"retryable failures {r['failures']:.0f}"
+                      + (f", {r['batch']:.2f} messages per batch" if args.sink == "sqs" else ""), flush=True)
     write(args, filled, results, concurrencies)
 
 
@@ -234,7 +257,7 @@ def write(args, filled, results, concurrencies):
     now = datetime.now(timezone.utc)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    name = f"{now:%Y-%m-%d}-upload{'-kafka' if args.sink == 'kafka' else ''}-{platform.node()}.md"
+    name = f"{now:%Y-%m-%d}-upload{'' if args.sink == 's3' else '-' + args.sink}-{platform.node()}.md"
     path = Path(args.results) if args.results else ROOT / "bench" / "results" / name
     out = [f"# plutos upload benchmark, {now:%Y-%m-%d %H:%M} UTC\n",
            f"- command: `scripts/bench.sh --upload {' '.join(sys.argv[1:])}`",
@@ -249,6 +272,21 @@ def write(args, filled, results, concurrencies):
            f"chunks are).\n",
            "| UPLOAD_CONCURRENCY | MB/s shipped | chunks/s | plutos CPU s per GB shipped | plutos CPU (share of one core) | s3s-fs CPU | cores one uploader follows |",
            "|---:|---:|---:|---:|---:|---:|---:|"]
+    if args.sink == "sqs":
+        out[3] = out[3].replace("s3s-fs 0.14.1", "moto 5.2.6's SQS server (one Python process, a standard queue)")
+        out[-2:] = ["| UPLOAD_CONCURRENCY | events/s sent | plutos CPU µs per event | plutos CPU (share of one core) "
+                    "| moto CPU | messages per SendMessageBatch |", "|---:|---:|---:|---:|---:|---:|"]
+        for c in concurrencies:
+            runs = [r for r in results if r["concurrency"] == c]
+            out.append(f"| {c} | {median([r['events_per_s'] for r in runs]):,.0f} | "
+                       f"{median([r['cpu_us_per_event'] for r in runs]):.2f} | "
+                       f"{100 * median([r['cpu_share'] for r in runs]):.0f}% | "
+                       f"{100 * median([r['server_cpu_share'] for r in runs]):.0f}% | "
+                       f"{median([r['batch'] for r in runs]):.2f} |")
+        out.append("\nmoto (Python, one process) bounds events/s here; plutos's CPU per event is what carries to SQS.")
+        path.write_text("\n".join(out) + "\n")
+        print(f"results written to {path}")
+        return
     if args.sink == "kafka":
         out[3] = out[3].replace("s3s-fs 0.14.1", "tansu 0.6.0 (memory storage, 3 partitions)")
         out[-2:] = ["| UPLOAD_CONCURRENCY | events/s produced | plutos CPU µs per event | plutos CPU (share of one core) "

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match &args.command {
-        Some(Command::Verify { target }) => return verify(&args, target),
+        Some(Command::Verify { target, peek }) => return verify(&args, target, *peek),
         Some(Command::Top { once, collectors }) => return top(*once, collectors),
         Some(Command::Convert { source, dest }) => return convert(&args, source, dest),
         None => {}
@@ -113,8 +113,8 @@ fn parse_config(args: &Args) -> Result<Option<Config>, ExitCode> {
 }
 
 /// `plutos verify`: the report on stdout; exit 1 on a gap or a bad object, 2 when the target cannot be read.
-fn verify(args: &Args, target: &str) -> ExitCode {
-    match plutos::verify::run(args, target) {
+fn verify(args: &Args, target: &str, peek: bool) -> ExitCode {
+    match plutos::verify::run(args, target, peek) {
         Ok(report) => {
             println!("{report}");
             if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS }

@@ -172,26 +172,49 @@ pub struct UploaderMetrics {
     /// Sealed chunks that did not decode, set aside in `spool/corrupt` and never shipped.
     pub chunks_corrupt: AtomicU64,
     /// The Kafka sink's counters (rendered only with `DRIVER=kafka`).
-    pub kafka: KafkaMetrics,
+    pub kafka: MessageMetrics,
+    /// The SQS sink's counters (rendered only with `DRIVER=sqs`).
+    pub sqs: MessageMetrics,
+    /// Object-ready notifications SQS accepted, and those it did not (`NOTIFY_SQS_QUEUE_URL`).
+    pub notifications: AtomicU64,
+    pub notifications_failed: AtomicU64,
+    pub notify_enabled: AtomicBool,
 }
 
-/// The Kafka sink's own counters; a chunk's produce latency is `plutos_upload_duration_seconds`.
+/// The counters of a sink that sends one message per event (Kafka, SQS); a chunk's latency is
+/// `plutos_upload_duration_seconds`.
 #[derive(Default)]
-pub struct KafkaMetrics {
+pub struct MessageMetrics {
     pub enabled: AtomicBool,
-    /// Messages produced and not acknowledged yet.
+    /// Messages sent and not acknowledged yet.
     pub in_flight: AtomicI64,
     pub acknowledged: AtomicU64,
-    /// Events over `KAFKA_MESSAGE_MAX_BYTES`, written to the dead-letter file.
+    /// Events the sink cannot send (over its message limit, refused for their content), in the dead-letter file.
     pub dead_lettered: AtomicU64,
-    /// Messages of chunks produced again that their progress marks showed acknowledged: not produced twice.
+    /// Messages of chunks sent again that an earlier attempt had sent (progress marks; for SQS also the entries
+    /// a failed attempt of this process had sent): not sent twice.
     pub resumed: AtomicU64,
-    /// Failed messages and metadata requests by `KAFKA_ERROR_KINDS`.
-    pub errors: [AtomicU64; KAFKA_ERROR_KINDS.len()],
+    /// Requests that carried messages (SQS's `SendMessageBatch`; Kafka's batching is librdkafka's, not counted).
+    pub batches: AtomicU64,
+    /// Failures by kind (`KAFKA_ERROR_KINDS`, `SQS_ERROR_KINDS`: the sink's own list).
+    pub errors: [AtomicU64; 8],
+}
+
+impl MessageMetrics {
+    /// Counts a failure of `kind`, one of `kinds` (else the last of them, "other").
+    pub fn count(&self, kinds: &[&str], kind: &str) {
+        let index = kinds.iter().position(|k| *k == kind).unwrap_or(kinds.len() - 1);
+        self.errors[index].fetch_add(1, Relaxed);
+    }
 }
 
 /// The `kind` labels of `plutos_kafka_errors_total`.
 pub const KAFKA_ERROR_KINDS: [&str; 6] = ["unreachable", "topic", "authorization", "tls", "fatal", "other"];
+
+/// The `kind` labels of `plutos_sqs_errors_total`: requests that failed whole (no connection, no such queue,
+/// credentials, throttled, 5xx), entries SQS failed (sent again) or refused for their content (dead-lettered).
+pub const SQS_ERROR_KINDS: [&str; 8] =
+    ["unreachable", "queue", "authorization", "throttled", "server", "entry", "refused", "other"];
 
 /// What became of a datagram: its `result` label, in `UDP_RESULTS`' order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,30 +428,38 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
         "plutos_upload_duration_seconds",
         "time from the start of an upload to the sink's confirmation, successful uploads",
     );
-    let kafka = &uploader.kafka;
-    if kafka.enabled.load(Relaxed) {
+    let kafka = MessageHelp {
+        sink: "kafka",
+        in_flight: "messages produced and not acknowledged yet",
+        acknowledged: "messages the brokers acknowledged",
+        dead_letter: "events over KAFKA_MESSAGE_MAX_BYTES, in the dead-letter file instead",
+        resumed: "messages of chunks produced again that their progress marks showed acknowledged already (not \
+                  produced twice)",
+        errors: "failed messages and metadata requests by kind (the chunk is produced again)",
+        batches: None,
+    };
+    kafka.render(&mut out, &uploader.kafka, &KAFKA_ERROR_KINDS);
+    let sqs = MessageHelp {
+        sink: "sqs",
+        in_flight: "batch entries sent and not answered yet",
+        acknowledged: "messages the queue accepted",
+        dead_letter: "events over SQS_MAX_MESSAGE_BYTES or refused for their content, in the dead-letter file \
+                      instead",
+        resumed: "messages of chunks sent again that an earlier attempt had sent already (not sent twice)",
+        errors: "failed requests and batch entries by kind (entries are sent again; refused ones dead-lettered)",
+        batches: Some("SendMessageBatch requests sent (messages per batch: acknowledged / batches)"),
+    };
+    sqs.render(&mut out, &uploader.sqs, &SQS_ERROR_KINDS);
+    if uploader.notify_enabled.load(Relaxed) {
         let _ = writeln!(
             out,
-            "# HELP plutos_kafka_messages_in_flight messages produced and not acknowledged yet\n\
-             # TYPE plutos_kafka_messages_in_flight gauge\nplutos_kafka_messages_in_flight {}\n\
-             # HELP plutos_kafka_messages_acknowledged_total messages the brokers acknowledged\n\
-             # TYPE plutos_kafka_messages_acknowledged_total counter\nplutos_kafka_messages_acknowledged_total {}\n\
-             # HELP plutos_kafka_dead_letter_events_total events over KAFKA_MESSAGE_MAX_BYTES, in the dead-letter \
-             file instead\n# TYPE plutos_kafka_dead_letter_events_total counter\n\
-             plutos_kafka_dead_letter_events_total {}\n\
-             # HELP plutos_kafka_resumed_messages_total messages of chunks produced again that their progress marks \
-             showed acknowledged already (not produced twice)\n# TYPE plutos_kafka_resumed_messages_total counter\n\
-             plutos_kafka_resumed_messages_total {}\n\
-             # HELP plutos_kafka_errors_total failed messages and metadata requests by kind (the chunk is produced \
-             again)\n# TYPE plutos_kafka_errors_total counter",
-            kafka.in_flight.load(Relaxed).max(0),
-            kafka.acknowledged.load(Relaxed),
-            kafka.dead_lettered.load(Relaxed),
-            kafka.resumed.load(Relaxed),
+            "# HELP plutos_notifications_sent_total object-ready notifications the SQS queue accepted\n\
+             # TYPE plutos_notifications_sent_total counter\nplutos_notifications_sent_total {}\n\
+             # HELP plutos_notifications_failed_total object-ready notifications that failed (the object's upload is \
+             tried again)\n# TYPE plutos_notifications_failed_total counter\nplutos_notifications_failed_total {}",
+            uploader.notifications.load(Relaxed),
+            uploader.notifications_failed.load(Relaxed),
         );
-        for (kind, count) in KAFKA_ERROR_KINDS.iter().zip(&kafka.errors) {
-            let _ = writeln!(out, "plutos_kafka_errors_total{{kind=\"{kind}\"}} {}", count.load(Relaxed));
-        }
     }
     let _ = writeln!(
         out,
@@ -438,6 +469,51 @@ pub fn render(workers: &[CachePadded<WorkerMetrics>], uploader: &UploaderMetrics
          against MAX_SPOOL_BYTES too\n# TYPE plutos_spool_aside_bytes gauge\nplutos_spool_aside_bytes {aside_bytes}"
     );
     out
+}
+
+/// The help lines of a message sink's metrics (`plutos_{sink}_…`).
+struct MessageHelp {
+    sink: &'static str,
+    in_flight: &'static str,
+    acknowledged: &'static str,
+    dead_letter: &'static str,
+    resumed: &'static str,
+    errors: &'static str,
+    /// The batch counter's help, for a sink that counts its batches.
+    batches: Option<&'static str>,
+}
+
+impl MessageHelp {
+    /// The sink's metrics, when it is the one configured.
+    fn render(&self, out: &mut String, metrics: &MessageMetrics, kinds: &[&str]) {
+        if !metrics.enabled.load(Relaxed) {
+            return;
+        }
+        let sink = self.sink;
+        let lines = [
+            ("messages_in_flight", "gauge", self.in_flight, metrics.in_flight.load(Relaxed).max(0) as u64),
+            ("messages_acknowledged_total", "counter", self.acknowledged, metrics.acknowledged.load(Relaxed)),
+            ("dead_letter_events_total", "counter", self.dead_letter, metrics.dead_lettered.load(Relaxed)),
+            ("resumed_messages_total", "counter", self.resumed, metrics.resumed.load(Relaxed)),
+        ];
+        for (name, kind, help, value) in lines {
+            let _ = writeln!(out, "# HELP plutos_{sink}_{name} {help}\n# TYPE plutos_{sink}_{name} {kind}");
+            let _ = writeln!(out, "plutos_{sink}_{name} {value}");
+        }
+        if let Some(help) = self.batches {
+            let _ =
+                writeln!(out, "# HELP plutos_{sink}_batches_total {help}\n# TYPE plutos_{sink}_batches_total counter");
+            let _ = writeln!(out, "plutos_{sink}_batches_total {}", metrics.batches.load(Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP plutos_{sink}_errors_total {}\n# TYPE plutos_{sink}_errors_total counter",
+            self.errors
+        );
+        for (kind, count) in kinds.iter().zip(&metrics.errors) {
+            let _ = writeln!(out, "plutos_{sink}_errors_total{{kind=\"{kind}\"}} {}", count.load(Relaxed));
+        }
+    }
 }
 
 #[cfg(test)]

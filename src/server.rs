@@ -16,6 +16,7 @@ use crate::listener::Listeners;
 use crate::reload::{self, Reloadable};
 use crate::schema::Schemas;
 use crate::ship::Uploader;
+use crate::ship::notify::Notifier;
 use crate::ship::sink::Sink;
 use crate::spool::chunk::ChunkWriter;
 use crate::spool::{SpoolDirs, Stream, UploadJob, recover};
@@ -82,9 +83,19 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
 
     let (jobs, jobs_rx) = crossbeam_channel::bounded(UPLOAD_QUEUE);
     let (checked_tx, checked) = crossbeam_channel::bounded(1);
+    let sink = Sink::from_config(&config.sink, &config.upload.key_prefix, &config.spool.dir, &shared)
+        .map_err(RunError::Sink)?;
+    let notifier = match &config.upload.notify {
+        Some(notify) => {
+            let (source, bucket) = sink.notification_source();
+            shared.uploader.notify_enabled.store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(Notifier::new(notify, source, bucket).map_err(RunError::Sink)?)
+        }
+        None => None,
+    };
     let uploader = Uploader {
-        sink: Sink::from_config(&config.sink, &config.upload.key_prefix, &config.spool.dir, &shared)
-            .map_err(RunError::Sink)?,
+        sink,
+        notifier,
         dirs: dirs.clone(),
         host: host_name(),
         boot: boot.clone(),

@@ -9,7 +9,7 @@ use clap::Parser;
 use clap::builder::RangedU64ValueParser;
 
 use super::values;
-use super::{KafkaCompression, LogFormat, S3Checksum};
+use super::{FifoGroup, KafkaCompression, LogFormat, S3Checksum};
 use crate::enrich::{BotPolicy, GeoPrecision};
 use crate::event::client::IpMode;
 use crate::http::cors::{self, Origins};
@@ -37,6 +37,8 @@ pub enum Driver {
     Discard,
     /// One Kafka message per event (the KAFKA_* settings).
     Kafka,
+    /// One SQS message per event (the SQS_* settings).
+    Sqs,
 }
 
 /// `--output-format` / `OUTPUT_FORMAT`: what the file and S3 sinks store.
@@ -243,6 +245,29 @@ pub struct Args {
     pub kafka_tls_cert: Option<PathBuf>,
     #[arg(long, env = "KAFKA_TLS_KEY")]
     pub kafka_tls_key: Option<PathBuf>,
+    /// The queue every event is sent to; required with DRIVER=sqs. A `.fifo` queue gets group and deduplication ids.
+    #[arg(long, env = "SQS_QUEUE_URL")]
+    pub sqs_queue_url: Option<String>,
+    /// The queue bad rows are sent to; default the queue's name with `-bad` (before `.fifo`).
+    #[arg(long, env = "SQS_BAD_QUEUE_URL")]
+    pub sqs_bad_queue_url: Option<String>,
+    /// Endpoint URL of an SQS-compatible server (default: the queue URL's host); also for NOTIFY_SQS_QUEUE_URL.
+    #[arg(long, env = "SQS_ENDPOINT")]
+    pub sqs_endpoint: Option<String>,
+    /// The largest message (body and attributes, as SQS counts them) and batch; the queue's MaximumMessageSize
+    /// must allow it. A request with an event over it less 512 bytes for the attributes is refused (413).
+    #[arg(long, env = "SQS_MAX_MESSAGE_BYTES", default_value = "256KiB", value_parser = values::bytes)]
+    pub sqs_max_message_bytes: u64,
+    /// Batches (of up to 10 messages) of one chunk sent and not answered yet, at most.
+    #[arg(long, env = "SQS_MAX_IN_FLIGHT", default_value = "8", value_parser = range(1, 1024))]
+    pub sqs_max_in_flight: u64,
+    /// A FIFO queue's MessageGroupId: writer (host, boot, worker) | user (the record's user_id, else the writer).
+    #[arg(long, env = "SQS_FIFO_GROUP", value_enum, default_value = "writer")]
+    pub sqs_fifo_group: FifoGroup,
+    /// With DRIVER=file or s3: after each object is durable, an S3 ObjectCreated event notification (with
+    /// plutos's manifest) to this SQS queue.
+    #[arg(long, env = "NOTIFY_SQS_QUEUE_URL")]
+    pub notify_sqs_queue_url: Option<String>,
     /// Seconds /ready waits for a successful upload while chunks wait to ship, before it answers 503.
     #[arg(long, env = "READY_SINK_WINDOW_SECONDS", default_value = "120", value_parser = range(1, 86_400))]
     pub ready_sink_window_seconds: u64,
@@ -341,8 +366,12 @@ pub enum Command {
     /// Check what a sink holds: every object against its metadata, every writer's events without gap or
     /// duplicate. Exit 1 on a gap or a bad object. S3 uses the S3_* settings (the URL's bucket wins).
     Verify {
-        /// A file sink's directory (OUT_DIR) or `s3://bucket/prefix`.
+        /// A file sink's directory (OUT_DIR), `s3://bucket/prefix`, `kafka://brokers/topic`, or (with --peek)
+        /// `sqs://host/account/queue` (`sqs+http://` for plain HTTP).
         target: String,
+        /// For a queue: receive its messages without deleting them (each hidden for a minute) and check them.
+        #[arg(long)]
+        peek: bool,
     },
     /// Turn NDJSON objects a file or S3 sink holds into the Parquet objects OUTPUT_FORMAT=parquet writes (the
     /// PARQUET_* settings; S3 uses the S3_* settings, each URL's bucket wins). Exit 1 if a source object was

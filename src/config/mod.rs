@@ -11,12 +11,14 @@ mod args;
 mod edge;
 mod kafka;
 mod sink;
+mod sqs;
 mod values;
 
 pub use args::{Args, Command, Driver, IoBackend};
 pub use edge::{EdgeConfig, Secret};
 pub use kafka::{KafkaCompression, KafkaConfig, KafkaKey, OWNED_PROPERTIES, security as kafka_security};
 pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig, s3_bucket};
+pub use sqs::{FifoGroup, NotifyConfig, SQS_ATTRIBUTES_ALLOWANCE, SqsConfig};
 pub use values::parse_cidrs;
 
 use crate::http::response::ResponseKind;
@@ -94,9 +96,19 @@ pub struct HttpConfig {
     pub response: ResponseKind,
     /// `/ready` answers 503 when chunks wait to ship and no upload succeeded for this long.
     pub ready_sink_window: Duration,
-    /// The largest record line the sink takes (`KAFKA_MESSAGE_MAX_BYTES` with `DRIVER=kafka`): a request with a
-    /// larger event is refused (413), so nothing accepted has to be set aside.
-    pub max_event_bytes: Option<usize>,
+    /// The largest record line the sink takes (`KAFKA_MESSAGE_MAX_BYTES` with `DRIVER=kafka`,
+    /// `SQS_MAX_MESSAGE_BYTES` less the attributes' allowance with `DRIVER=sqs`): a request with a larger event
+    /// is refused (413), so nothing accepted has to be set aside.
+    pub max_event_bytes: Option<EventLimit>,
+}
+
+/// A message sink's limit on one record line, and the setting that says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimit {
+    pub bytes: usize,
+    pub setting: &'static str,
+    /// The 413's reason.
+    pub refusal: &'static str,
 }
 
 /// The phases after SIGTERM.
@@ -157,9 +169,19 @@ impl Config {
         };
         let sink = sink::sink(args)?;
         let mut http = http(args)?;
-        if let SinkConfig::Kafka(kafka) = &sink {
-            http.max_event_bytes = Some(kafka.message_max_bytes as usize);
-        }
+        http.max_event_bytes = match &sink {
+            SinkConfig::Kafka(kafka) => Some(EventLimit {
+                bytes: kafka.message_max_bytes as usize,
+                setting: "KAFKA_MESSAGE_MAX_BYTES",
+                refusal: "an event is larger than the sink takes (KAFKA_MESSAGE_MAX_BYTES)",
+            }),
+            SinkConfig::Sqs(sqs) => Some(EventLimit {
+                bytes: (sqs.max_message_bytes - SQS_ATTRIBUTES_ALLOWANCE) as usize,
+                setting: "SQS_MAX_MESSAGE_BYTES",
+                refusal: "an event is larger than the sink takes (SQS_MAX_MESSAGE_BYTES)",
+            }),
+            _ => None,
+        };
         let chunk = chunk(args)?;
         Ok(Config {
             listen: args.port.0,
@@ -375,6 +397,26 @@ mod tests {
     }
 
     #[test]
+    fn an_sqs_queue_gets_a_bad_rows_queue_fifo_ids_and_an_event_limit_below_its_message_limit() {
+        let c =
+            config(&["--driver", "sqs", "--sqs-queue-url", "https://sqs.eu-west-1.amazonaws.com/1/events"]).unwrap();
+        let SinkConfig::Sqs(sqs) = &c.sink else { panic!("{:?}", c.sink) };
+        assert_eq!(sqs.bad_queue_url, "https://sqs.eu-west-1.amazonaws.com/1/events-bad");
+        assert_eq!((sqs.max_message_bytes, sqs.max_in_flight, sqs.fifo), (256 << 10, 8, None));
+        assert_eq!(
+            c.http.max_event_bytes.map(|l| (l.bytes, l.setting)),
+            Some(((256 << 10) - 512, "SQS_MAX_MESSAGE_BYTES"))
+        );
+        let c =
+            config(&["--driver", "sqs", "--sqs-queue-url", "http://h/1/e.fifo", "--sqs-fifo-group", "user"]).unwrap();
+        let SinkConfig::Sqs(sqs) = &c.sink else { panic!("{:?}", c.sink) };
+        assert_eq!((sqs.bad_queue_url.as_str(), sqs.fifo), ("http://h/1/e-bad.fifo", Some(FifoGroup::User)));
+        let c = config(&["--driver", "s3", "--s3-bucket", "b", "--notify-sqs-queue-url", "http://h/1/n"]).unwrap();
+        assert_eq!(c.upload.notify.map(|n| n.queue_url), Some("http://h/1/n".into()));
+        assert_eq!(config(&[]).unwrap().http.max_event_bytes, None, "the file sink takes any event");
+    }
+
+    #[test]
     fn bad_values_name_their_setting() {
         let table: &[(&[&str], &str)] = &[
             (&["--workers", "zero"], "WORKERS"),
@@ -385,6 +427,24 @@ mod tests {
             (&["--driver", "s3", "--s3-bucket", "b", "--s3-checksum", "md5"], "S3_CHECKSUM"),
             (&["--driver", "s3", "--s3-bucket", "b", "--s3-multipart-bytes", "1MiB"], "S3_MULTIPART_BYTES"),
             (&["--driver", "kafka"], "DRIVER"),
+            (&["--driver", "sqs"], "SQS_QUEUE_URL"),
+            (&["--driver", "sqs", "--sqs-queue-url", "events"], "SQS_QUEUE_URL"),
+            (
+                &["--driver", "sqs", "--sqs-queue-url", "http://h/1/q", "--sqs-max-message-bytes", "2MiB"],
+                "SQS_MAX_MESSAGE_BYTES",
+            ),
+            (
+                &["--driver", "sqs", "--sqs-queue-url", "http://h/1/q", "--sqs-bad-queue-url", "http://h/1/q"],
+                "SQS_BAD_QUEUE_URL",
+            ),
+            (
+                &["--driver", "sqs", "--sqs-queue-url", "http://h/1/q.fifo", "--sqs-bad-queue-url", "http://h/1/b"],
+                "SQS_BAD_QUEUE_URL",
+            ),
+            (&["--driver", "sqs", "--sqs-queue-url", "http://h/1/q", "--sqs-endpoint", "h:1"], "SQS_ENDPOINT"),
+            (&["--driver", "sqs", "--sqs-queue-url", "http://h/1/q", "--sqs-fifo-group", "team"], "SQS_FIFO_GROUP"),
+            (&["--notify-sqs-queue-url", "http://h/1/n.fifo"], "NOTIFY_SQS_QUEUE_URL"),
+            (&["--driver", "stdout", "--notify-sqs-queue-url", "http://h/1/n"], "NOTIFY_SQS_QUEUE_URL"),
             (&["--upload-concurrency", "0"], "UPLOAD_CONCURRENCY"),
             (&["--fsync", "sometimes"], "FSYNC"),
             (&["--durability", "ram"], "DURABILITY"),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::args::{Args, Driver, OutputFormat};
 use super::kafka::{KafkaConfig, kafka};
+use super::sqs::{NotifyConfig, SqsConfig, notify, sqs};
 use super::{ConfigError, invalid};
 use crate::ship::parquet::ParquetConfig;
 
@@ -17,6 +18,7 @@ pub enum SinkConfig {
     Stdout,
     S3(S3Config),
     Kafka(KafkaConfig),
+    Sqs(SqsConfig),
     Discard,
 }
 
@@ -51,6 +53,8 @@ pub struct UploadConfig {
     pub parquet: Option<ParquetConfig>,
     /// The upload window (`MAX_BUFFER_TIME_SECONDS`): the longest a Parquet object waits for more chunks.
     pub window: Duration,
+    /// `NOTIFY_SQS_QUEUE_URL` (file and S3 sinks): where object-ready notifications go.
+    pub notify: Option<NotifyConfig>,
 }
 
 pub(super) fn sink(args: &Args) -> Result<SinkConfig, ConfigError> {
@@ -60,6 +64,7 @@ pub(super) fn sink(args: &Args) -> Result<SinkConfig, ConfigError> {
         Driver::Discard => SinkConfig::Discard,
         Driver::S3 => SinkConfig::S3(s3(args)?),
         Driver::Kafka => SinkConfig::Kafka(kafka(args)?),
+        Driver::Sqs => SinkConfig::Sqs(sqs(args)?),
     })
 }
 
@@ -114,5 +119,6 @@ pub(super) fn upload(args: &Args, window: Duration) -> Result<UploadConfig, Conf
         permanent_retry: Duration::from_millis(args.upload_permanent_retry_ms),
         parquet,
         window,
+        notify: notify(args)?,
     })
 }

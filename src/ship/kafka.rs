@@ -18,9 +18,7 @@
 //! and counted, so it never blocks its chunk. A fatal producer error (librdkafka's idempotence state broken)
 //! rebuilds the producer.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};
@@ -33,21 +31,17 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
-use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
+use super::dead_letter;
+use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking, chunk_lines};
+use super::progress::{Mark, Prefix};
 use crate::config::KafkaConfig;
-use crate::metrics::{KAFKA_ERROR_KINDS, KafkaMetrics};
+use crate::metrics::{KAFKA_ERROR_KINDS, MessageMetrics};
 use crate::spool::SpoolDirs;
-use crate::spool::encoder::decoder;
-use crate::spool::{Codec, Stream};
-use crate::spool::{sync_data, sync_dir};
+use crate::spool::Stream;
 use crate::state::Shared;
 use message::{message_key, record_protocol};
-use progress::{Mark, Prefix};
 
-mod message;
-mod progress;
-
-pub use progress::remove as remove_progress_mark;
+pub(super) mod message;
 
 /// How long librdkafka keeps trying one message before it reports it failed (the chunk is then sent again).
 const MESSAGE_TIMEOUT_MS: u64 = 60_000;
@@ -122,7 +116,7 @@ fn topic_exists(
     producer: &Kafka,
     config: &KafkaConfig,
     topic: &str,
-    metrics: &KafkaMetrics,
+    metrics: &MessageMetrics,
 ) -> Result<String, SinkError> {
     let brokers = &config.brokers;
     // Within the uploader's start-up check (5 s), so that its line names this failure.
@@ -151,9 +145,8 @@ fn topic_exists(
     }
 }
 
-fn count(metrics: &KafkaMetrics, kind: &str) {
-    let index = KAFKA_ERROR_KINDS.iter().position(|k| *k == kind).unwrap_or(KAFKA_ERROR_KINDS.len() - 1);
-    metrics.errors[index].fetch_add(1, Relaxed);
+fn count(metrics: &MessageMetrics, kind: &str) {
+    metrics.count(&KAFKA_ERROR_KINDS, kind);
 }
 
 /// The `kind` label of an error.
@@ -321,15 +314,12 @@ struct Job {
 }
 
 impl Job {
-    fn metrics(&self) -> &KafkaMetrics {
+    fn metrics(&self) -> &MessageMetrics {
         &self.shared.uploader.kafka
     }
 
     fn run(mut self) -> Result<(), SinkError> {
-        let name = self.chunk.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let codec = Codec::from_file_name(&name)
-            .ok_or_else(|| SinkError::Permanent(format!("{name}: not a chunk file name")))?;
-        let lines = BufReader::new(decoder(codec, File::open(&self.chunk.path)?)?);
+        let lines = chunk_lines(&self.chunk.path)?;
         // A topic that is gone (deleted, or lost by a broker with in-memory storage) is said at once: producing
         // to it would wait out librdkafka's message timeout first.
         // The bad stream's rows go to their own topic (needed only once a bad row comes).
@@ -347,16 +337,8 @@ impl Job {
         let mut key = Vec::new();
         let mut seq = String::new();
         let mut sent = 0u64;
-        for (i, line) in lines.split(b'\n').enumerate() {
-            let i = i as u64;
-            // The uploader checked that the chunk decodes before this; should it not (the file changed since),
-            // it is corrupt, not an outage to retry.
-            let line = line.map_err(|e| match e.kind() {
-                ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof => {
-                    SinkError::Corrupt(format!("its stream does not decode: {e}"))
-                }
-                _ => SinkError::from(e),
-            })?;
+        for (i, line) in lines.enumerate() {
+            let (i, line) = (i as u64, line?);
             if line.is_empty() || i < resumed {
                 continue;
             }
@@ -442,27 +424,9 @@ impl Job {
         }
     }
 
-    /// Appends an oversize event to `dead-letter/{object key}.ndjson` durably (it is not produced): the line and
-    /// its newline in one `write(2)`, so a kill cannot leave two lines merged; a new file's and a new
-    /// directory's entries synced before the chunk can leave the spool. Its bytes count against
-    /// `MAX_SPOOL_BYTES` as set aside.
+    /// An oversize event goes to the dead-letter file (`dead_letter::write`), not to the brokers.
     fn dead_letter(&self, line: &[u8]) -> Result<(), SinkError> {
-        let path = self.dead_letters.join(format!("{}.ndjson", self.object.key.replace('/', "_")));
-        if !self.dead_letters.exists() {
-            fs::create_dir_all(&self.dead_letters)?;
-            sync_dir(self.dead_letters.parent().unwrap_or(Path::new(".")))?;
-        }
-        let created = !path.exists();
-        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let mut record = Vec::with_capacity(line.len() + 1);
-        record.extend_from_slice(line);
-        record.push(b'\n');
-        file.write_all(&record)?;
-        sync_data(&file)?;
-        if created {
-            sync_dir(&self.dead_letters)?;
-        }
-        self.shared.aside_bytes.fetch_add(record.len() as u64, Relaxed);
+        let path = dead_letter::write(&self.dead_letters, &self.object.key, line, &self.shared)?;
         tracing::warn!(
             path = %path.display(),
             bytes = line.len(),

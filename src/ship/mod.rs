@@ -22,12 +22,16 @@
 //!   back — a closed Parquet object holding many chunks — is shipped the same way; its chunks' spool files are
 //!   deleted once the sink holds it.
 
+mod dead_letter;
 pub mod file;
 pub mod kafka;
+pub mod notify;
 pub mod object;
 pub mod parquet;
+mod progress;
 pub mod s3;
 pub mod sink;
+pub mod sqs;
 pub mod stdout;
 
 use std::collections::{HashMap, VecDeque};
@@ -44,7 +48,9 @@ use tokio::time::Instant;
 
 use crate::config::UploadConfig;
 use crate::metrics::add;
+use crate::ship::notify::Notifier;
 use crate::ship::object::{Cancel, ChunkFile, Inspected, ObjectMeta, SinkError, blocking, inspect_chunk};
+use crate::ship::parquet::MergedMeta;
 use crate::ship::parquet::merge::{self, Closed, Merging};
 use crate::ship::sink::Sink;
 use crate::spool::{ChunkId, SealedChunk, SpoolDirs, Stream, UploadJob, repair_open_file};
@@ -66,11 +72,14 @@ pub struct Uploader {
     pub boot: String,
     pub shared: Arc<Shared>,
     pub settings: UploadConfig,
+    /// `NOTIFY_SQS_QUEUE_URL`: says each object the sink holds.
+    pub notifier: Option<Notifier>,
 }
 
 /// What every upload task needs, shared.
 struct Context {
     sink: Sink,
+    notifier: Option<Notifier>,
     dirs: SpoolDirs,
     key_prefix: String,
     host: String,
@@ -171,9 +180,16 @@ impl Uploader {
         recovered: Vec<SealedChunk>,
         started: crossbeam_channel::Sender<Result<String, SinkError>>,
     ) {
-        let Uploader { sink, dirs, host, boot, shared, settings } = self;
+        let Uploader { sink, dirs, host, boot, shared, settings, notifier } = self;
         let key_prefix = settings.key_prefix.clone();
-        let check = match tokio::time::timeout(CHECK_TIMEOUT, sink.check()).await {
+        let checks = async {
+            let target = sink.check().await?;
+            match &notifier {
+                Some(notifier) => Ok(format!("{target}; {}", notifier.check().await?)),
+                None => Ok(target),
+            }
+        };
+        let check = match tokio::time::timeout(CHECK_TIMEOUT, checks).await {
             Ok(result) => result,
             Err(_) => Err(SinkError::Retryable(format!("no answer within {} s", CHECK_TIMEOUT.as_secs()))),
         };
@@ -198,7 +214,7 @@ impl Uploader {
                 waiting: 0.into(),
             })
         });
-        let context = Arc::new(Context { sink, dirs, key_prefix, host, shared });
+        let context = Arc::new(Context { sink, notifier, dirs, key_prefix, host, shared });
         let mut state = State {
             context: context.clone(),
             settings,
@@ -431,7 +447,7 @@ impl State {
                     // Shipped, so nothing is lost; the next start ships it again under the same key.
                     tracing::error!(path = %path.display(), error = %e, "cannot delete a shipped chunk from the spool");
                 }
-                kafka::remove_progress_mark(&self.context.dirs.progress, &path);
+                progress::remove(&self.context.dirs.progress, &path);
                 shared.spool_shrank(len);
                 let metrics = &shared.uploader;
                 add(&metrics.chunks_shipped, 1);
@@ -574,6 +590,7 @@ async fn ship_object(context: &Context, object: &Closed, cancel: Cancel) -> Resu
     let start = Instant::now();
     let file = ChunkFile { path: object.path.clone(), len: object.len };
     context.sink.put_merged(&object.meta, &file, &cancel).await?;
+    notify(context, &object.meta, object.len).await?;
     tracing::debug!(key = %object.meta.manifest.key, events = object.meta.manifest.events, "shipped");
     Ok(Done::Merged { latency: start.elapsed() })
 }
@@ -603,8 +620,32 @@ async fn ship(context: &Context, chunk: SealedChunk, cancel: Cancel) -> Result<D
         content_encoding: chunk.id.codec.content_encoding(),
     };
     context.sink.put(&object, &ChunkFile { path: chunk.path.clone(), len }, &cancel).await?;
+    if context.notifier.is_some() {
+        notify(context, &MergedMeta::of_chunk(&object), len).await?;
+    }
     tracing::debug!(key = %object.key, events = chunk.events, "shipped");
     Ok(Done::Shipped { path: chunk.path, len, events: chunk.events, latency: start.elapsed() })
+}
+
+/// Says that the object `meta` describes is in the sink (`NOTIFY_SQS_QUEUE_URL`), before its spool file may go: a
+/// notification that fails fails the upload, which is tried again.
+async fn notify(context: &Context, meta: &MergedMeta, size: u64) -> Result<(), SinkError> {
+    let Some(notifier) = &context.notifier else { return Ok(()) };
+    let metrics = &context.shared.uploader;
+    match notifier.ready(meta, size).await {
+        Ok(()) => {
+            metrics.notifications.fetch_add(1, Relaxed);
+            Ok(())
+        }
+        Err(e) => {
+            metrics.notifications_failed.fetch_add(1, Relaxed);
+            Err(match e {
+                SinkError::Retryable(why) => SinkError::Retryable(format!("object-ready notification: {why}")),
+                SinkError::Permanent(why) => SinkError::Permanent(format!("object-ready notification: {why}")),
+                other => other,
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! file I/O runs on, and the hash of a chunk file.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -96,6 +96,24 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// The lines of the sealed chunk at `path` (a message sink sends them one by one), decoded as they are read,
+/// each without its newline. The uploader checked that the chunk decodes before it is sent; should it not now
+/// (the file changed since), it is corrupt, not an outage to retry.
+pub fn chunk_lines(path: &Path) -> Result<impl Iterator<Item = Result<Vec<u8>, SinkError>> + use<>, SinkError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let codec =
+        Codec::from_file_name(&name).ok_or_else(|| SinkError::Permanent(format!("{name}: not a chunk file name")))?;
+    let lines = BufReader::new(decoder(codec, File::open(path)?)?);
+    Ok(lines.split(b'\n').map(|line| {
+        line.map_err(|e| match e.kind() {
+            ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::UnexpectedEof => {
+                SinkError::Corrupt(format!("its stream does not decode: {e}"))
+            }
+            _ => SinkError::from(e),
+        })
+    }))
 }
 
 /// What reading a sealed chunk through found.

@@ -33,6 +33,7 @@ const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct S3Sink {
     store: Arc<AmazonS3>,
+    bucket: String,
     /// `bucket b at http://…`, for messages.
     target: String,
     part_bytes: u64,
@@ -73,6 +74,7 @@ impl S3Sink {
         let endpoint = config.endpoint.clone().unwrap_or_else(|| "AWS".into());
         Ok(S3Sink {
             store: Arc::new(store),
+            bucket: config.bucket.clone(),
             target: format!("bucket {} at {endpoint}", config.bucket),
             part_bytes: config.multipart_bytes,
             key_prefix: key_prefix.to_string(),
@@ -81,6 +83,10 @@ impl S3Sink {
                 prefix => format!("{prefix}/_plutos_write_check"),
             },
         })
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
     }
 
     /// Whether the bucket is reachable, exists and is writable: lists the key prefix (ListBucket), then starts a
@@ -342,7 +348,7 @@ fn xml_tag<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
 }
 
 /// rustls needs one process-wide crypto provider; plutos uses ring (no C build, unlike aws-lc).
-fn install_tls_provider() {
+pub(super) fn install_tls_provider() {
     // An error means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

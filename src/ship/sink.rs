@@ -12,6 +12,7 @@ use super::kafka::KafkaSink;
 use super::object::{Cancel, ChunkFile, ObjectMeta, SinkError, blocking};
 use super::parquet::MergedMeta;
 use super::s3::S3Sink;
+use super::sqs::SqsSink;
 use super::stdout::StdoutSink;
 use crate::config::SinkConfig;
 use crate::spool::SpoolDirs;
@@ -21,6 +22,7 @@ pub enum Sink {
     Stdout(StdoutSink),
     S3(S3Sink),
     Kafka(KafkaSink),
+    Sqs(SqsSink),
     /// Benchmarks only: accepts and forgets.
     Discard,
     /// The uploader's unit tests: does what each test scripts.
@@ -29,9 +31,9 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// Builds the sink; S3 and Kafka can fail here (their settings are checked, not the service).
-    /// `spool`: the spool directory (Kafka's dead-letter files and progress marks go next to its chunks);
-    /// `shared`: where Kafka counts its messages.
+    /// Builds the sink; S3, Kafka and SQS can fail here (their settings are checked, not the service).
+    /// `spool`: the spool directory (the message sinks' dead-letter files and progress marks go next to its
+    /// chunks); `shared`: where they count their messages.
     pub fn from_config(
         config: &SinkConfig,
         key_prefix: &str,
@@ -43,6 +45,7 @@ impl Sink {
             SinkConfig::Stdout => Sink::Stdout(StdoutSink),
             SinkConfig::S3(s3) => Sink::S3(S3Sink::new(s3, key_prefix)?),
             SinkConfig::Kafka(kafka) => Sink::Kafka(KafkaSink::new(kafka, &SpoolDirs::at(spool), shared.clone())?),
+            SinkConfig::Sqs(sqs) => Sink::Sqs(SqsSink::new(sqs, &SpoolDirs::at(spool), shared.clone())?),
             SinkConfig::Discard => Sink::Discard,
         })
     }
@@ -61,6 +64,7 @@ impl Sink {
             }
             Sink::S3(sink) => sink.put(object, chunk, cancel.clone()).await,
             Sink::Kafka(sink) => sink.put(object, chunk, cancel).await,
+            Sink::Sqs(sink) => sink.put(object, chunk, cancel).await,
             Sink::Discard => Ok(()),
             #[cfg(test)]
             Sink::Scripted(sink) => sink.put(object, chunk, cancel).await,
@@ -81,6 +85,19 @@ impl Sink {
         }
     }
 
+    /// What an object-ready notification says the object is in: `eventSource` and the bucket's name (the file
+    /// sink's root for the file sink).
+    pub fn notification_source(&self) -> (&'static str, String) {
+        match self {
+            Sink::S3(sink) => ("aws:s3", sink.bucket().to_string()),
+            Sink::File(sink) => {
+                let root = std::path::absolute(sink.root()).unwrap_or_else(|_| sink.root().to_path_buf());
+                ("plutos:file", root.display().to_string())
+            }
+            _ => ("plutos", String::new()),
+        }
+    }
+
     /// At start: can the sink take objects? `Ok` describes where they go.
     pub async fn check(&self) -> Result<String, SinkError> {
         match self {
@@ -88,6 +105,7 @@ impl Sink {
             Sink::Stdout(_) => Ok("stdout sink".into()),
             Sink::S3(sink) => sink.check().await,
             Sink::Kafka(sink) => sink.check().await,
+            Sink::Sqs(sink) => sink.check().await,
             Sink::Discard => Ok("discard sink".into()),
             #[cfg(test)]
             Sink::Scripted(_) => Ok("scripted sink".into()),

@@ -103,6 +103,7 @@ fn settings(concurrency: usize) -> UploadConfig {
         permanent_retry: Duration::from_millis(1),
         parquet: None,
         window: Duration::from_secs(60),
+        notify: None,
     }
 }
 
@@ -153,6 +154,7 @@ impl Rig {
         drop(send);
         let (started, check) = crossbeam_channel::bounded(1);
         let uploader = Uploader {
+            notifier: None,
             sink: Sink::Scripted(self.sink.clone()),
             dirs: self.dirs.clone(),
             host: "h".into(),
@@ -342,6 +344,7 @@ fn a_chunk_that_vanished_is_skipped_but_one_that_cannot_be_read_is_retried() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let context = Context {
         sink: Sink::Scripted(rig.sink.clone()),
+        notifier: None,
         dirs: rig.dirs.clone(),
         key_prefix: String::new(),
         host: "h".into(),
@@ -372,6 +375,7 @@ fn the_loop_wakes_for_what_comes_due_not_for_what_waits_for_a_slot() {
 fn state(rig: &Rig) -> State {
     let context = Context {
         sink: Sink::Discard,
+        notifier: None,
         dirs: rig.dirs.clone(),
         key_prefix: String::new(),
         host: "h".into(),

@@ -49,8 +49,7 @@ pub fn verify(brokers: &str, topic: &str, security: &[(String, String)]) -> Resu
     }
     consumer.assign(&list).map_err(|e| e.to_string())?;
 
-    let mut report = Report::default();
-    let mut seqs: BTreeMap<Writer, Vec<(u64, String)>> = BTreeMap::new();
+    let mut messages = Messages::default();
     let mut ended = HashSet::new();
     let start = Instant::now();
     while ended.len() < partitions.len() {
@@ -70,29 +69,55 @@ pub fn verify(brokers: &str, topic: &str, security: &[(String, String)]) -> Resu
             }
             Some(Err(e)) => return Err(format!("reading {topic}: {e}")),
         };
-        report.objects += 1;
-        let place = format!("{}@{}", message.partition(), message.offset());
-        match check(&message) {
+        messages.add(format!("{}@{}", message.partition(), message.offset()), check(&message));
+    }
+    Ok(messages.report())
+}
+
+/// The messages of a topic or a queue as they are read: each writer's sequence numbers, and the bad messages.
+#[derive(Default)]
+pub(super) struct Messages {
+    report: Report,
+    seqs: BTreeMap<Writer, Vec<(u64, String)>>,
+}
+
+impl Messages {
+    /// One message at `place`: its writer and sequence number, or what is wrong with it.
+    pub(super) fn add(&mut self, place: String, checked: Result<(Writer, u64), String>) {
+        self.report.objects += 1;
+        match checked {
             Ok((writer, seq)) => {
-                report.events += 1;
-                seqs.entry(writer).or_default().push((seq, place));
+                self.report.events += 1;
+                self.seqs.entry(writer).or_default().push((seq, place));
             }
             Err(problem) => {
-                report.bad_objects += 1;
-                report.findings.push(format!("message {place}: {problem}"));
+                self.report.bad_objects += 1;
+                self.report.findings.push(format!("message {place}: {problem}"));
             }
         }
     }
-    let ranges = writer_ranges(seqs, &mut report);
-    report.writers = ranges.len() as u64;
-    tile(ranges, &mut report);
-    report.unit = "messages";
-    Ok(report)
+
+    /// Each writer's sequence tiled.
+    pub(super) fn report(self) -> Report {
+        let mut report = self.report;
+        let ranges = writer_ranges(self.seqs, &mut report);
+        report.writers = ranges.len() as u64;
+        tile(ranges, &mut report);
+        report.unit = "messages";
+        report
+    }
+}
+
+/// Whether a message's payload is one JSON object on one line.
+pub(super) fn one_json_object(payload: &[u8]) -> bool {
+    payload.first() == Some(&b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
+        && !payload.contains(&b'\n')
 }
 
 /// Each writer's distinct sequence numbers as contiguous ranges (named by their first message), with the
 /// repeats reported as duplicated ranges.
-fn writer_ranges(
+pub(super) fn writer_ranges(
     seqs: BTreeMap<Writer, Vec<(u64, String)>>,
     report: &mut Report,
 ) -> BTreeMap<Writer, Vec<(u64, u64, String)>> {
@@ -141,10 +166,7 @@ fn check(message: &BorrowedMessage<'_>) -> Result<(Writer, u64), String> {
     // A topic holds one stream: its writers are told apart by host, boot and worker.
     let writer = Writer { host: header("host")?, boot: header("boot")?, worker, stream: Stream::Good };
     let payload = message.payload().ok_or("no payload")?;
-    let object = payload.first() == Some(&b'{')
-        && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
-        && !payload.contains(&b'\n');
-    if !object {
+    if !one_json_object(payload) {
         return Err("payload is not one JSON object".into());
     }
     Ok((writer, seq))

@@ -1,4 +1,5 @@
-//! `plutos verify <dir | s3://bucket/prefix | kafka://brokers/topic>` (Kafka: `kafka.rs`): reads what a sink
+//! `plutos verify <dir | s3://bucket/prefix | kafka://brokers/topic | --peek sqs://queue>` (Kafka: `kafka.rs`,
+//! SQS: `sqs.rs`): reads what a sink
 //! holds and says whether it is every event the writers numbered, once. Each NDJSON object is checked against its
 //! metadata (the file sink's `.meta.json`, S3's `x-amz-meta-*`): sha256 of the bytes, a stream that decodes to
 //! the end, one JSON object per line, as many lines as `events`, `last-seq - first-seq + 1 = events`, the
@@ -24,6 +25,7 @@
 pub mod kafka;
 mod parquet;
 pub mod source;
+pub mod sqs;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -137,7 +139,16 @@ impl std::fmt::Display for Report {
 
 /// Reads the target (a directory, or `s3://bucket/prefix` with the S3 settings in `args`) and checks it. An
 /// error means the target could not be listed at all.
-pub fn run(args: &Args, target: &str) -> Result<Report, String> {
+pub fn run(args: &Args, target: &str, peek: bool) -> Result<Report, String> {
+    if let Some(queue) = sqs::parse_url(target) {
+        if !peek {
+            return Err("a queue is consumed, not listed: `--peek` receives its messages without deleting them \
+                        (each hidden for a minute) and checks them"
+                .into());
+        }
+        let endpoint = args.sqs_endpoint.as_deref().filter(|e| !e.is_empty());
+        return sqs::verify(&queue, endpoint, args.s3_region.as_deref().filter(|r| !r.is_empty()));
+    }
     if let Some((brokers, topic)) = kafka::parse_url(target) {
         let security = crate::config::kafka_security(args).map_err(|e| e.to_string())?;
         let security: Vec<(String, String)> = security.into_iter().map(|(name, value)| (name, value.0)).collect();

@@ -9,6 +9,7 @@ pub mod parquet;
 pub mod pki;
 pub mod s3;
 pub mod sdks;
+pub mod sqs;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

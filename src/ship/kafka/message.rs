@@ -5,7 +5,7 @@ use crate::config::KafkaKey;
 
 /// The record's own `protocol` (the last `,"protocol":"` of the line: the fields after it are strings or
 /// numbers, in which that text cannot appear unescaped).
-pub(super) fn record_protocol(line: &[u8]) -> Option<&str> {
+pub(in crate::ship) fn record_protocol(line: &[u8]) -> Option<&str> {
     let at = memchr::memmem::rfind(line, b",\"protocol\":\"")? + 13;
     let end = at + memchr::memchr(b'"', &line[at..])?;
     std::str::from_utf8(&line[at..end]).ok()

@@ -24,7 +24,7 @@ use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 
 use self::columns::{RowError, Rows};
-use crate::ship::object::hex;
+use crate::ship::object::{ObjectMeta, hex};
 use crate::spool::encoder::decoder;
 use crate::spool::{Codec, Stream};
 
@@ -78,6 +78,33 @@ pub struct MergedMeta {
     pub sha256: String,
     #[serde(flatten)]
     pub manifest: Manifest,
+}
+
+impl MergedMeta {
+    /// An NDJSON object's description in the same shape (an object-ready notification's manifest): its one
+    /// chunk, whose `sha256` is the object's own.
+    pub fn of_chunk(object: &ObjectMeta) -> MergedMeta {
+        let chunk = ChunkEntry {
+            host: object.host.clone(),
+            boot: object.boot.clone(),
+            worker: object.worker,
+            first_seq: object.first_seq,
+            last_seq: object.last_seq,
+            events: object.events,
+            sha256: object.sha256.clone(),
+        };
+        MergedMeta {
+            format: "ndjson".into(),
+            sha256: object.sha256.clone(),
+            manifest: Manifest {
+                key: object.key.clone(),
+                host: object.host.clone(),
+                stream: object.stream,
+                events: object.events,
+                chunks: vec![chunk],
+            },
+        }
+    }
 }
 
 /// Why a chunk could not be added to an object.

@@ -97,8 +97,8 @@ impl Requests {
         match self.finish_request(batch, mark, written, keep) {
             // An event larger than the sink takes: where oversize payloads are bad rows, this is one too.
             Err(HttpError::PayloadTooLarge(_)) if ingest.keeps_oversized() => {
-                let limit = self.config.max_event_bytes.unwrap_or(usize::MAX);
-                let over = Oversize { limit, size: raw.len() as u64, setting: "KAFKA_MESSAGE_MAX_BYTES" };
+                let (limit, setting) = self.config.max_event_bytes.map_or((usize::MAX, ""), |l| (l.bytes, l.setting));
+                let over = Oversize { limit, size: raw.len() as u64, setting };
                 self.store_bad_row(admission, over, raw, batch)
             }
             finished => finished,
@@ -159,9 +159,9 @@ impl Requests {
             self.edge.enricher.bots_dropped += events;
             return Ok(Taken { events, stored: 0, invalid: 0 });
         }
-        if self.config.max_event_bytes.is_some_and(|max| batch.longest_line_since(mark) > max) {
+        if let Some(max) = self.config.max_event_bytes.filter(|max| batch.longest_line_since(mark) > max.bytes) {
             batch.rollback(mark);
-            return Err(HttpError::PayloadTooLarge("an event is larger than the sink takes (KAFKA_MESSAGE_MAX_BYTES)"));
+            return Err(HttpError::PayloadTooLarge(max.refusal));
         }
         batch.add_events(Stream::Good, written.records);
         batch.add_events(Stream::Bad, events - written.records);

@@ -1,8 +1,8 @@
-//! How far a chunk's production got, kept across a crash: the contiguous prefix of its messages that the brokers
-//! acknowledged (`Prefix`, advanced as acknowledgements arrive in any order across partitions), written now and
-//! then to the chunk's progress mark in the spool (`Mark`: `progress/{chunk file name}`). A chunk produced again
-//! — after a failure, or by the next start after a kill — resumes after its mark instead of from its first
-//! message.
+//! How far a chunk's sending by a message sink (Kafka, SQS) got, kept across a crash: the contiguous prefix of
+//! its messages that the brokers or the queue acknowledged (`Prefix`, advanced as acknowledgements arrive in any
+//! order), written now and then to the chunk's progress mark in the spool (`Mark`: `progress/{chunk file name}`).
+//! A chunk sent again — after a failure, or by the next start after a kill — resumes after its mark instead of
+//! from its first message.
 //!
 //! The mark is written atomically (a temporary file renamed over it) and not synced: a kill -9 leaves the page
 //! cache, so the mark survives it; after a power loss it may be missing or empty, which reads as no mark (the
@@ -15,8 +15,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The acknowledged prefix of one chunk's messages.
-#[derive(Debug, Default)]
+/// The acknowledged prefix of one chunk's messages, and which messages past it are acknowledged.
+#[derive(Debug, Default, Clone)]
 pub struct Prefix {
     /// Messages `0..next` are all acknowledged.
     next: u64,
@@ -44,6 +44,11 @@ impl Prefix {
             self.acked.pop_front();
             self.next += 1;
         }
+    }
+
+    /// Whether message `index` is acknowledged.
+    pub fn contains(&self, index: u64) -> bool {
+        index < self.next || self.acked.get((index - self.next) as usize).is_some_and(|&acked| acked)
     }
 
     /// How many messages from the first are all acknowledged.
@@ -116,6 +121,8 @@ mod tests {
             prefix.ack(index);
             assert_eq!(prefix.len(), 10, "message 10 is not acknowledged yet");
         }
+        assert!(prefix.contains(5) && prefix.contains(12) && prefix.contains(14));
+        assert!(!prefix.contains(10) && !prefix.contains(13) && !prefix.contains(15));
         prefix.ack(10);
         assert_eq!(prefix.len(), 13, "10, 11, 12; 13 is missing");
         prefix.ack(13);
