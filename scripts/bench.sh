@@ -14,7 +14,7 @@
 #                    count and the kernel's), CPU per event, and the rate at which drops begin
 #   scripts/bench.sh --upload --sink kafka --backlog-mb 8 [...]
 #                    the same with the Kafka sink producing to tansu: events/s, plutos CPU µs per event
-#   scripts/bench.sh --upload --sink sqs --backlog-mb 2 [...]
+#   scripts/bench.sh --upload --sink sqs --backlog-mb 0.2 --chunk-bytes 32KiB [...]
 #                    the same with the SQS sink sending to moto: events/s, plutos CPU µs per event, batch size
 #   scripts/bench.sh --plot cpu|udp|upload RESULTS.md... OUT.png
 #                    a chart of results (bench/plot.py, matplotlib installed once into the tools cache)

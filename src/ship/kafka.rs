@@ -90,7 +90,7 @@ impl KafkaSink {
             chunk: chunk.clone(),
             cancel: cancel.clone(),
             dead_letters: self.dead_letters.clone(),
-            mark: Mark::of(&self.progress, &chunk.path),
+            mark: Mark::of(&self.progress, &chunk.path).reading_the_clock_every(256),
             shared: self.shared.clone(),
         };
         let result = blocking(move || job.run()).await;
@@ -337,13 +337,12 @@ impl Job {
         let mut key = Vec::new();
         let mut seq = String::new();
         let mut sent = 0u64;
+        // The acknowledged prefix as last read.
+        let mut known = resumed;
         for (i, line) in lines.enumerate() {
             let (i, line) = (i as u64, line?);
             if line.is_empty() || i < resumed {
                 continue;
-            }
-            if self.cancel.is_cancelled() {
-                return Err(SinkError::Cancelled);
             }
             if acks.failed.load(Acquire) > 0 {
                 break;
@@ -384,18 +383,28 @@ impl Job {
             }
             sent += 1;
             self.metrics().in_flight.fetch_add(1, Relaxed);
+            // Every 1,024 messages (a few milliseconds): delivery reports served and the deadline checked (its
+            // watch takes a lock: per message it cost a visible share).
             if sent.is_multiple_of(1024) {
+                if self.cancel.is_cancelled() {
+                    return Err(SinkError::Cancelled);
+                }
                 self.producer.poll(Duration::ZERO);
             }
             self.note_progress(&acks, false);
             // At most `window` messages past the acknowledged prefix (in flight, or acknowledged behind one that
-            // is not): what a kill now could make the next start produce again, besides the mark's step.
-            while (i + 1).saturating_sub(acks.prefix().len()) >= window && acks.failed.load(Acquire) == 0 {
-                if self.cancel.is_cancelled() {
-                    return Err(SinkError::Cancelled);
+            // is not): what a kill now could make the next start produce again, besides the mark's step. The
+            // prefix only grows, so it is read again only when the last one read may be `window` behind.
+            if (i + 1).saturating_sub(known) >= window {
+                known = acks.prefix().len();
+                while (i + 1).saturating_sub(known) >= window && acks.failed.load(Acquire) == 0 {
+                    if self.cancel.is_cancelled() {
+                        return Err(SinkError::Cancelled);
+                    }
+                    self.producer.poll(Duration::from_millis(10));
+                    self.note_progress(&acks, false);
+                    known = acks.prefix().len();
                 }
-                self.producer.poll(Duration::from_millis(10));
-                self.note_progress(&acks, false);
             }
         }
         // Every message's report comes within librdkafka's message timeout.

@@ -65,12 +65,21 @@ pub struct Mark {
     path: PathBuf,
     written: u64,
     at: Instant,
+    /// Calls of `advance` since the clock was last read, and how many calls read it once.
+    calls: u32,
+    clock_every: u32,
 }
 
 impl Mark {
     /// The mark of the chunk at `chunk` (a file in `sealed/`), kept in `dir`.
     pub fn of(dir: &Path, chunk: &Path) -> Mark {
-        Mark { path: path(dir, chunk), written: 0, at: Instant::now() }
+        Mark { path: path(dir, chunk), written: 0, at: Instant::now(), calls: 0, clock_every: 1 }
+    }
+
+    /// For a caller that advances the mark per message: the clock is read every `calls` calls only (at 300,000
+    /// messages a second, 256 calls take under a millisecond).
+    pub fn reading_the_clock_every(self, calls: u32) -> Mark {
+        Mark { clock_every: calls.max(1), ..self }
     }
 
     /// What the mark says is done, at most `events`; 0 without a mark or with one that does not read.
@@ -85,7 +94,15 @@ impl Mark {
     /// than `MARK_EVERY` (or `force`: the chunk is all acknowledged).
     pub fn advance(&mut self, done: u64, step: u64, force: bool) -> io::Result<()> {
         let moved = done.saturating_sub(self.written);
-        if moved == 0 || !(force || moved >= step || self.at.elapsed() >= MARK_EVERY) {
+        if moved == 0 {
+            return Ok(());
+        }
+        self.calls += 1;
+        let late = self.calls >= self.clock_every && {
+            self.calls = 0;
+            self.at.elapsed() >= MARK_EVERY
+        };
+        if !(force || moved >= step || late) {
             return Ok(());
         }
         if let Some(dir) = self.path.parent() {
