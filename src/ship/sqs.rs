@@ -156,8 +156,13 @@ impl SqsSink {
                             }
                             for entry in sent.refused {
                                 let index = entry.index;
-                                self.dead_letter(object, entry).await?;
-                                prefix.ack(index);
+                                match self.dead_letter(object, entry).await {
+                                    Ok(()) => prefix.ack(index),
+                                    Err(e) => {
+                                        failed.get_or_insert(e);
+                                        more = false;
+                                    }
+                                }
                             }
                         }
                         // The batches in flight with it are still answered and counted; no new one starts.
