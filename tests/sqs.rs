@@ -429,3 +429,48 @@ fn verify_peek_tiles_every_writer_of_a_queue() {
     assert!(peeked.status.success(), "{report}");
     assert!(report.contains("45 messages, 45 events from ") && report.contains("0 gaps"), "{report}");
 }
+
+/// A server that checks signatures (moto with IAM on): plutos's SigV4 signing (object_store's `AwsAuthorizer`,
+/// service `sqs`) is accepted with the user's keys, and a wrong secret is refused for good — named in the log,
+/// counted as `authorization`, the events kept in the spool.
+#[test]
+fn signed_requests_are_accepted_and_a_wrong_secret_is_refused_as_permanent() {
+    // Let through: the user, its policy, its key, and the queue (each one request).
+    let moto = Moto::start_checking_signatures(4);
+    let (key_id, secret) = moto.create_user("plutos");
+    let queue = moto.create_queue("events");
+    for (secret, accepted) in [(secret.as_str(), true), ("not-the-secret", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        // Refused, the chunks cannot ship: the shutdown leaves them in the spool after a second.
+        let keys = [
+            ("AWS_ACCESS_KEY_ID", key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "1"),
+        ];
+        let collector = collector(dir.path(), &queue, None, &keys);
+        for i in 0..5 {
+            assert_eq!(
+                request(collector.addr, format!("GET /e?tag=s-{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).status,
+                200
+            );
+        }
+        let collector = if accepted {
+            wait_for(collector, "5 messages accepted", |c| {
+                metric(c.addr, "plutos_sqs_messages_acknowledged_total") == 5
+            })
+        } else {
+            wait_for(collector, "the refusal counted", |c| {
+                metric(c.addr, "plutos_sqs_errors_total{kind=\"authorization\"}") > 0
+                    && metric(c.addr, "plutos_upload_failures_total{kind=\"permanent\"}") > 0
+            })
+        };
+        collector.signal(libc::SIGTERM);
+        let (status, stderr) = collector.wait_with_stderr();
+        assert!(status.success(), "{stderr}");
+        if !accepted {
+            assert!(stderr.contains("SignatureDoesNotMatch"), "{stderr}");
+            let kept = std::fs::read_dir(dir.path().join("spool/sealed")).unwrap().count();
+            assert!(kept >= 1, "the events stay in the spool");
+        }
+    }
+}

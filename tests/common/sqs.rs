@@ -59,14 +59,25 @@ impl Moto {
         Moto::start_on(0)
     }
 
+    /// A server that checks every request's SigV4 signature against the IAM users it knows: the first
+    /// `unchecked` requests (making a user and a queue) are let through.
+    pub fn start_checking_signatures(unchecked: u32) -> Moto {
+        Moto::launch(0, Some(unchecked))
+    }
+
     /// On `port` (0: a free one); the same port again after `stop` is an outage that ends (moto keeps its
     /// queues in memory, so they are made again).
     pub fn start_on(port: u16) -> Moto {
+        Moto::launch(port, None)
+    }
+
+    fn launch(port: u16, unchecked: Option<u32>) -> Moto {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/moto_server.py");
         let mut child = Command::new(python())
             .arg(script)
             .arg(port.to_string())
             .envs(AWS_ENV)
+            .envs(unchecked.map(|n| ("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -102,6 +113,13 @@ impl Moto {
     pub fn create_queue(&self, name: &str) -> String {
         let fifo = if name.ends_with(".fifo") { "fifo" } else { "standard" };
         self.client(&["create", name, fifo]).trim().to_string()
+    }
+
+    /// An IAM user allowed every SQS action: its access key id and secret.
+    pub fn create_user(&self, name: &str) -> (String, String) {
+        let out = self.client(&["user", name]);
+        let (id, secret) = out.trim().split_once(' ').expect("an access key id and a secret");
+        (id.to_string(), secret.to_string())
     }
 
     /// Every message in the queue, received without deleting it (hidden for 10 minutes: read a queue once); a

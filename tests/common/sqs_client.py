@@ -2,6 +2,8 @@
 plutos's own. Commands (credentials and region from the environment):
 
   create ENDPOINT NAME [fifo]      creates a queue, prints its URL
+  user ENDPOINT NAME               creates an IAM user allowed every SQS action, prints its access key id and
+                                   secret (for a server that checks signatures)
   receive ENDPOINT QUEUE_URL       receives every message without deleting it (each hidden for 10 minutes),
                                    one JSON line each: body, message attributes, group and deduplication ids;
                                    from a FIFO queue each batch is deleted once received (a group's next
@@ -47,6 +49,14 @@ def main():
         if len(sys.argv) > 4 and sys.argv[4] == "fifo":
             attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
         print(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+    elif command == "user":
+        iam = boto3.client("iam", endpoint_url=endpoint)
+        name = sys.argv[3]
+        iam.create_user(UserName=name)
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
+        iam.put_user_policy(UserName=name, PolicyName="sqs", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        print(key["AccessKeyId"], key["SecretAccessKey"])
     elif command == "receive":
         for m in receive(sqs, sys.argv[3]):
             attributes = {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()}
