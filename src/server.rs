@@ -75,7 +75,8 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
             .with_enrichment(enrichment.clone())
             .with_tls(tls.clone())
             .with_schemas(schemas.clone())
-            .with_udp(config.udp.is_some()),
+            .with_udp(config.udp.is_some())
+            .with_http2(config.http.http2_max_streams.is_some()),
     );
     shared.aside_bytes.store(aside_bytes, std::sync::atomic::Ordering::Relaxed);
     let boot = new_boot_id();
@@ -174,7 +175,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         false => None,
     };
     let tls = match &config.tls {
-        Some(tls) => Some(Arc::new(Tls::load(&tls.cert, &tls.key)?)),
+        Some(tls) => Some(Arc::new(Tls::load(&tls.cert, &tls.key, config.http.http2_max_streams.is_some())?)),
         None => None,
     };
     let schemas = match &config.validation.schemas_dir {

@@ -50,6 +50,8 @@ pub struct Shared {
     pub schemas: Option<Arc<Schemas>>,
     /// A UDP socket per worker (`UDP_PORT`).
     pub udp: bool,
+    /// `HTTP2=on`: `/metrics` has the HTTP/2 lines.
+    pub http2: bool,
     /// What the workers' loops wait on: `epoll` or `uring`.
     pub io_backend: &'static str,
 }
@@ -72,6 +74,7 @@ impl Shared {
             tls: None,
             schemas: None,
             udp: false,
+            http2: false,
             io_backend: "epoll",
         }
     }
@@ -90,6 +93,10 @@ impl Shared {
 
     pub fn with_udp(self, udp: bool) -> Shared {
         Shared { udp, ..self }
+    }
+
+    pub fn with_http2(self, http2: bool) -> Shared {
+        Shared { http2, ..self }
     }
 
     pub fn with_io_backend(self, io_backend: &'static str) -> Shared {
@@ -173,6 +180,9 @@ impl Shared {
         let mut text = crate::metrics::render(&self.workers, &self.uploader, spool);
         crate::metrics::render_enrichment(&mut text, &self.workers, self.enrichment.as_deref());
         crate::metrics::render_tls(&mut text, &self.workers, self.tls.as_deref());
+        if self.http2 {
+            crate::metrics::render_http2(&mut text, &self.workers);
+        }
         crate::metrics::render_schemas(&mut text, &self.workers, self.schemas.as_deref());
         let held = spool.0 + spool.1;
         crate::metrics::render_saturation(&mut text, &self.workers, held as f64 / self.max_spool_bytes.max(1) as f64);

@@ -150,6 +150,12 @@ pub struct Args {
     /// Seconds allowed to receive one request (head and body) once its first byte arrived → 408.
     #[arg(long, env = "HEADER_TIMEOUT_SECONDS", default_value = "10", value_parser = range(1, 86_400))]
     pub header_timeout_seconds: u64,
+    /// HTTP/2 on the same listeners: ALPN h2 on TLS_PORT, prior-knowledge h2c on PORT (on | off).
+    #[arg(long = "http2", env = "HTTP2", default_value = "on", value_parser = values::switch, action = clap::ArgAction::Set)]
+    pub http2: bool,
+    /// HTTP/2: streams a client may have open at once on one connection.
+    #[arg(long, env = "HTTP2_MAX_STREAMS", default_value = "100", value_parser = range(1, 10_000))]
+    pub http2_max_streams: u64,
     /// Seconds an idle keep-alive connection is kept.
     #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value = "60", value_parser = range(1, 86_400))]
     pub idle_timeout_seconds: u64,

@@ -100,6 +100,8 @@ pub struct HttpConfig {
     /// `SQS_MAX_MESSAGE_BYTES` less the attributes' allowance with `DRIVER=sqs`): a request with a larger event
     /// is refused (413), so nothing accepted has to be set aside.
     pub max_event_bytes: Option<EventLimit>,
+    /// `HTTP2=on`: the streams a client may open at once on a connection (`HTTP2_MAX_STREAMS`); `None`: off.
+    pub http2_max_streams: Option<u32>,
 }
 
 /// A message sink's limit on one record line, and the setting that says it.
@@ -259,6 +261,7 @@ fn http(args: &Args) -> Result<HttpConfig, ConfigError> {
         response: args.response,
         ready_sink_window: Duration::from_secs(args.ready_sink_window_seconds),
         max_event_bytes: None,
+        http2_max_streams: args.http2.then_some(args.http2_max_streams as u32),
     })
 }
 

@@ -27,6 +27,10 @@ use crate::schema::{Checked, Checker};
 pub enum Transport {
     Http,
     Https,
+    /// HTTP/2 over TLS (ALPN `h2`, on `TLS_PORT`).
+    H2,
+    /// HTTP/2 in cleartext with prior knowledge (on `PORT`).
+    H2c,
     /// A datagram on `UDP_PORT` (its record's method is `UDP`, its path and user agent empty).
     Udp,
 }
@@ -36,6 +40,8 @@ impl Transport {
         match self {
             Transport::Http => "http",
             Transport::Https => "https",
+            Transport::H2 => "h2",
+            Transport::H2c => "h2c",
             Transport::Udp => "udp",
         }
     }

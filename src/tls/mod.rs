@@ -56,6 +56,8 @@ pub struct Tls {
     /// Shared by every configuration built, so sessions survive a reload.
     ticketer: Arc<dyn ProducesTickets>,
     sessions: Arc<dyn StoresServerSessions>,
+    /// The protocols ALPN offers, preferred first: `h2` (with `HTTP2=on`), then `http/1.1`.
+    alpn: Vec<Vec<u8>>,
     pub not_after: AtomicI64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
@@ -63,14 +65,20 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Loads the pair; an error names both files and the reason (at start the process stops on it).
-    pub fn load(cert: &Path, key: &Path) -> Result<Tls, TlsError> {
+    /// Loads the pair; an error names both files and the reason (at start the process stops on it). `http2`:
+    /// ALPN offers `h2` before `http/1.1`.
+    pub fn load(cert: &Path, key: &Path, http2: bool) -> Result<Tls, TlsError> {
         let error =
             |reason: String| TlsError { cert: cert.display().to_string(), key: key.display().to_string(), reason };
         let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| error(e.to_string()))?;
         let sessions: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSION_CACHE);
-        let served = load_pair(cert, key, &ticketer, &sessions).map_err(error)?;
+        let alpn = match http2 {
+            true => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            false => vec![b"http/1.1".to_vec()],
+        };
+        let served = load_pair(cert, key, &ticketer, &sessions, &alpn).map_err(error)?;
         let tls = Tls {
+            alpn,
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             not_after: AtomicI64::new(served.not_after),
@@ -121,7 +129,7 @@ impl Reloadable for Tls {
         if unchanged && !forced {
             return;
         }
-        match load_pair(&self.cert, &self.key, &self.ticketer, &self.sessions) {
+        match load_pair(&self.cert, &self.key, &self.ticketer, &self.sessions, &self.alpn) {
             Ok(served) => {
                 tracing::info!(cert = %self.cert.display(), not_after = served.not_after, "TLS certificate reloaded");
                 self.not_after.store(served.not_after, Ordering::Relaxed);
@@ -151,6 +159,7 @@ fn load_pair(
     key: &Path,
     ticketer: &Arc<dyn ProducesTickets>,
     sessions: &Arc<dyn StoresServerSessions>,
+    alpn: &[Vec<u8>],
 ) -> Result<Served, String> {
     let files = [FileIdentity::of(cert), FileIdentity::of(key)];
     let [Ok(cert_file), Ok(key_file)] = files else {
@@ -172,7 +181,7 @@ fn load_pair(
         // Also checks that the key is the certificate's.
         .with_single_cert(chain, private_key)
         .map_err(|e| e.to_string())?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.to_vec();
     config.max_early_data_size = 0;
     config.ticketer = ticketer.clone();
     config.session_storage = sessions.clone();
@@ -199,25 +208,26 @@ mod tests {
     fn a_pair_loads_with_its_expiry_and_a_mismatched_or_broken_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pair(dir.path(), "a", 2031);
-        let tls = Tls::load(&cert, &key).unwrap();
+        let tls = Tls::load(&cert, &key, false).unwrap();
         assert_eq!(tls.not_after.load(Ordering::Relaxed), 1_935_792_000, "2031-05-06 (UTCTime)");
         assert_eq!(tls.published.current().config.alpn_protocols, [b"http/1.1".to_vec()]);
         let (late_cert, late_key) = pair(dir.path(), "late", 2051);
-        let late = Tls::load(&late_cert, &late_key).unwrap();
+        let late = Tls::load(&late_cert, &late_key, true).unwrap();
         assert_eq!(late.not_after.load(Ordering::Relaxed), 2_566_944_000, "2051-05-06 (GeneralizedTime)");
+        assert_eq!(late.published.current().config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()], "HTTP2=on");
 
-        let mismatched = Tls::load(&cert, &late_key).err().unwrap().to_string();
+        let mismatched = Tls::load(&cert, &late_key, false).err().unwrap().to_string();
         assert!(mismatched.contains("TLS_CERT") && mismatched.contains("a.pem"), "{mismatched}");
         std::fs::write(dir.path().join("broken.pem"), "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
-        assert!(Tls::load(&dir.path().join("broken.pem"), &key).is_err());
-        assert!(Tls::load(&dir.path().join("absent.pem"), &key).is_err());
+        assert!(Tls::load(&dir.path().join("broken.pem"), &key, false).is_err());
+        assert!(Tls::load(&dir.path().join("absent.pem"), &key, false).is_err());
     }
 
     #[test]
     fn a_reload_switches_to_a_good_pair_and_keeps_the_old_one_over_a_bad_one() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pair(dir.path(), "a", 2031);
-        let tls = Tls::load(&cert, &key).unwrap();
+        let tls = Tls::load(&cert, &key, false).unwrap();
         let mut follower = tls.published.follow();
         tls.reload(false);
         assert!(!follower.refresh(&tls.published), "unchanged files are not reloaded");

@@ -19,6 +19,7 @@ use rustls::ServerConnection;
 use crate::event::record::Transport;
 use crate::http::framing::Progress;
 use crate::tls::records::RecordFraming;
+use crate::worker::h2::Session;
 use crate::worker::lifecycle::Lifecycle;
 
 mod output;
@@ -65,6 +66,10 @@ pub struct Connection {
     pub request_started: Option<Instant>,
     /// Last read, or last write progress.
     pub last_active: Instant,
+    /// Its HTTP/2 session, once it chose HTTP/2.
+    pub h2: Option<Box<Session>>,
+    /// Which front end serves it is not decided yet (before its first bytes after TLS).
+    undecided: bool,
 }
 
 /// What `take_until_paused` did with the input it was given.
@@ -98,7 +103,29 @@ impl Connection {
             progress: Progress::default(),
             output: Output::default(),
             last_active: now,
+            h2: None,
+            undecided: true,
         }
+    }
+
+    /// Whether its front end (HTTP/1.1 or HTTP/2) is still to be chosen.
+    pub fn front_undecided(&self) -> bool {
+        self.undecided
+    }
+
+    /// Its front end is chosen.
+    pub fn front_decided(&mut self) {
+        self.undecided = false;
+    }
+
+    /// Its TLS handshake chose HTTP/2 by ALPN.
+    pub fn negotiated_h2(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.alpn_protocol() == Some(b"h2"))
+    }
+
+    /// HTTP/2 answers wait for the group commit.
+    pub fn h2_waiting(&self) -> bool {
+        self.h2.as_ref().is_some_and(|session| !session.waiting.is_empty())
     }
 
     /// Output not yet written (with what a send in flight carries).

@@ -62,8 +62,8 @@ impl Worker {
             return Ok(data.len());
         };
         let (requests, batch) = (&mut self.requests, &mut self.batch);
-        let taken = conn
-            .take_until_paused(data, &mut self.plain_buf, now, &mut |conn, data| requests.process(conn, data, batch))?;
+        let taken =
+            conn.take_until_paused(data, &mut self.plain_buf, now, &mut |conn, data| requests.take(conn, data, batch))?;
         self.after_input(i, taken.paused_now);
         Ok(taken.bytes)
     }
@@ -81,7 +81,7 @@ impl Worker {
         if let Some(resumed) = conn.take_handshake() {
             add(if resumed { &metrics.tls_resumed } else { &metrics.tls_full }, 1);
         }
-        if conn.unsent() > 0 || conn.life.must_flush() || conn.tls_wants_write() {
+        if conn.unsent() > 0 || conn.life.must_flush() || conn.tls_wants_write() || conn.h2_waiting() {
             self.queue_flush(i);
         }
     }
@@ -121,7 +121,11 @@ impl Worker {
         let (header_timeout, idle_timeout) = (self.settings.header_timeout, self.settings.idle_timeout);
         let mut expired = Vec::new();
         let mut timed_out = Vec::new();
+        let mut h2 = Vec::new();
         for (i, conn) in self.conns.iter() {
+            if conn.h2.as_ref().is_some_and(|session| session.streams_in_flight() > 0) {
+                h2.push(i);
+            }
             if let Some(until) = conn.life.lingering_until() {
                 if now >= until {
                     expired.push(i);
@@ -140,9 +144,9 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(i) else {
                 continue;
             };
-            if conn.handshaking() {
-                // A TLS handshake that did not end in time (a slowloris on the handshake): no HTTP answer
-                // can reach it.
+            if conn.handshaking() || conn.h2.is_some() {
+                // A TLS handshake that did not end in time (a slowloris on the handshake), or a TLS record of
+                // an HTTP/2 connection that never ended: no HTTP/1.1 answer can reach it.
                 add(&self.shared.workers[self.index].tls_failures, 1);
                 self.close(io, i);
                 continue;
@@ -151,6 +155,13 @@ impl Worker {
             conn.request_started = None;
             self.requests.refuse(conn, None, HttpError::RequestTimeout);
             self.queue_flush(i);
+        }
+        // HTTP/2 streams are timed one by one: a request not received in time is answered 408 on its stream.
+        for i in h2 {
+            if let Some(conn) = self.conns.get_mut(i) {
+                self.requests.time_out_h2(conn, &mut self.batch);
+                self.after_input(i, false);
+            }
         }
     }
 
@@ -162,16 +173,29 @@ impl Worker {
         let settings = &self.settings;
         self.closing_deadline =
             Some(now + settings.header_timeout.min(settings.shutdown_timeout.max(Duration::from_secs(1))));
+        let mut h2 = Vec::new();
         let idle: Vec<usize> = self
             .conns
             .iter_mut()
             .filter_map(|(i, conn)| {
+                if let Some(session) = conn.h2.as_mut() {
+                    // GOAWAY with the last stream taken; the connection ends once its session did.
+                    session.go_away();
+                    h2.push(i);
+                    return None;
+                }
                 let in_flight = conn.has_partial_request();
                 conn.life.drain_ended(in_flight, conn.unsent()).then_some(i)
             })
             .collect();
         for i in idle {
             self.close(io, i);
+        }
+        for i in h2 {
+            if let Some(conn) = self.conns.get_mut(i) {
+                self.requests.drive_h2(conn, &mut self.batch, true);
+                self.after_input(i, false);
+            }
         }
     }
 }

@@ -75,8 +75,8 @@ pub struct Listeners {
 impl Listeners {
     pub fn get(&self, transport: Transport) -> Option<&TcpListener> {
         match transport {
-            Transport::Http => self.http.as_ref(),
-            Transport::Https => self.https.as_ref(),
+            Transport::Http | Transport::H2c => self.http.as_ref(),
+            Transport::Https | Transport::H2 => self.https.as_ref(),
             Transport::Udp => None,
         }
     }
@@ -121,6 +121,9 @@ pub struct Worker {
     pub(super) flush_list: Vec<usize>,
     /// Connections whose output drained while their reading was paused: read them next iteration.
     pub(super) resume_list: Vec<usize>,
+    /// HTTP/2 connections whose session has more to do without new input (it waited for room to write, or
+    /// input arrived while answers were released): polled next iteration.
+    pub(super) h2_due: Vec<usize>,
     write_error_until: Option<Instant>,
     pub(super) next_housekeeping: Instant,
     pub(super) closing_deadline: Option<Instant>,
@@ -167,6 +170,7 @@ impl Worker {
             unsent_jobs: Vec::new(),
             flush_list: Vec::new(),
             resume_list: Vec::new(),
+            h2_due: Vec::new(),
             write_error_until: None,
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             closing_deadline: None,
@@ -213,6 +217,12 @@ impl Worker {
         for i in std::mem::take(&mut self.resume_list) {
             io.resume(self, i, now);
         }
+        for i in std::mem::take(&mut self.h2_due) {
+            if let Some(conn) = self.conns.get_mut(i) {
+                self.requests.drive_h2(conn, &mut self.batch, true);
+                self.after_input(i, false);
+            }
+        }
         if self.udp_pending {
             self.receive_datagrams();
         }
@@ -243,7 +253,7 @@ impl Worker {
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
-        if !self.resume_list.is_empty() || self.udp_pending {
+        if !self.resume_list.is_empty() || !self.h2_due.is_empty() || self.udp_pending {
             return Duration::ZERO;
         }
         let mut until = self.next_housekeeping;
@@ -275,6 +285,7 @@ impl Worker {
     /// stream that has lines is one write; a stream without is none.
     fn commit(&mut self, now: Instant) {
         let events = self.batch.total_events();
+        let mut durable = true;
         if events > 0 {
             let unix = self.requests.clock().unix_seconds();
             let datagrams = std::mem::take(&mut self.udp_batched);
@@ -286,6 +297,7 @@ impl Worker {
                     }
                 }
                 Err(e) => {
+                    durable = false;
                     self.spool_write_failed(e, now);
                     self.take_back_acknowledgements();
                     // Nothing of the batch is in the spool: its datagrams were refused after all.
@@ -300,6 +312,13 @@ impl Worker {
         add(&self.metrics().requests, answered);
         for &i in &self.flush_list {
             if let Some(conn) = self.conns.get_mut(i) {
+                if conn.h2.is_some() {
+                    // Its streams' answers leave now (503s if the write failed), encoded by h2 into the output.
+                    if conn.h2.as_ref().is_some_and(|session| session.has_unread_input()) {
+                        self.h2_due.push(i);
+                    }
+                    self.requests.release_h2(conn, &mut self.batch, durable);
+                }
                 conn.output.commit();
             }
         }
@@ -365,6 +384,11 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(i) else {
             return;
         };
+        if let Some(session) = conn.h2.as_mut()
+            && session.output_drained(0)
+        {
+            self.h2_due.push(i);
+        }
         match conn.life.written() {
             AfterWrite::Keep => {}
             AfterWrite::Close => {

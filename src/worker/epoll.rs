@@ -43,8 +43,8 @@ pub struct Epoll {
 /// A listener's slot in `watched`, and its token.
 fn listener_slot(transport: Transport) -> (usize, Token) {
     match transport {
-        Transport::Https => (1, TLS_LISTENER),
-        Transport::Http | Transport::Udp => (0, LISTENER),
+        Transport::Https | Transport::H2 => (1, TLS_LISTENER),
+        Transport::Http | Transport::H2c | Transport::Udp => (0, LISTENER),
     }
 }
 
@@ -97,8 +97,8 @@ impl Epoll {
             return;
         };
         let (requests, batch) = (&mut worker.requests, &mut worker.batch);
-        let received = conn
-            .receive(&mut self.read_buf, &mut worker.plain_buf, now, |conn, data| requests.process(conn, data, batch));
+        let received =
+            conn.receive(&mut self.read_buf, &mut worker.plain_buf, now, |conn, data| requests.take(conn, data, batch));
         match received {
             Ok(paused_now) => worker.after_input(i, paused_now),
             Err(e) => worker.input_failed(self, i, &e),

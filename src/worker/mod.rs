@@ -30,6 +30,7 @@ mod core;
 mod datagrams;
 mod edge;
 mod epoll;
+mod h2;
 pub mod lifecycle;
 pub mod request;
 mod ring;

@@ -13,6 +13,7 @@ mod answer;
 mod datagram;
 mod exchange;
 mod http1;
+mod http2;
 mod ingest;
 
 pub use datagram::Dropped;
@@ -21,6 +22,8 @@ pub use exchange::{Answer, AnswerKind, Payload, Request};
 use std::sync::Arc;
 use std::time::Instant;
 
+use h2::server::Builder;
+
 use crate::config::{EdgeConfig, HttpConfig};
 use crate::event::body::BodyScratch;
 use crate::event::clock::Clock;
@@ -28,12 +31,14 @@ use crate::event::ids::{RequestIds, random_u64};
 use crate::event::record::{RecordBuilder, Transport};
 use crate::event::visitor::Visitors;
 use crate::http::{HttpError, write_key};
-use crate::metrics::Tally;
+use crate::metrics::{H2Counts, Tally};
 use crate::protocol;
 use crate::schema::Checker;
+use crate::spool::batch::Batch;
 use crate::state::Shared;
-use crate::worker::connection::Peer;
+use crate::worker::connection::{Connection, Peer};
 use crate::worker::edge::Edge;
+use crate::worker::h2::{self as session, Complete, PREFACE, Session};
 use answer::CachedAnswer;
 
 /// A worker's request handling: its clock, request ids, record builder and scratch buffers.
@@ -71,6 +76,15 @@ pub struct Requests {
     extra: Vec<u8>,
     /// The body of a text answer (`/health`, `/ready`, `/metrics`).
     text: Vec<u8>,
+    /// `HTTP2=on`: the settings every HTTP/2 session of this worker starts with, and its limits.
+    http2: Option<(Builder, session::Limits)>,
+    /// The instant this iteration began (streams are timed from it).
+    now: Instant,
+    /// HTTP/2 scratch: the requests a poll of a session found, a head rendered as HTTP/1.1, an answer encoded.
+    h2_complete: Vec<Complete>,
+    h2_head: Vec<u8>,
+    h2_answer: Vec<u8>,
+    h2_counts: H2Counts,
     /// Debug builds with PLUTOS_DEBUG_FAULTS set: `/debug/panic` panics the worker (tests of the panic policy).
     #[cfg(debug_assertions)]
     debug_faults: bool,
@@ -94,7 +108,17 @@ impl Requests {
         if edge.hides_write_key() {
             protocols.query.hide_key(write_key::PARAM);
         }
+        let http2 = config.http2_max_streams.map(|max_streams| {
+            let limits = session::Limits { max_streams, max_body: config.max_body_bytes };
+            (limits.builder(), limits)
+        });
         Requests {
+            http2,
+            now: Instant::now(),
+            h2_complete: Vec::new(),
+            h2_head: Vec::new(),
+            h2_answer: Vec::new(),
+            h2_counts: H2Counts::default(),
             config,
             edge,
             shared,
@@ -124,6 +148,7 @@ impl Requests {
     /// Once per event-loop iteration, before any request: the time, and whether ingest may accept (`Err`: the
     /// reason of its 503).
     pub fn begin_iteration(&mut self, now: Instant, accepting: Result<(), HttpError>) {
+        self.now = now;
         self.clock.refresh();
         self.edge.enricher.refresh(now);
         if let Some(schemas) = &self.shared.schemas {
@@ -146,6 +171,7 @@ impl Requests {
     pub fn publish_counts(&mut self) -> u64 {
         let metrics = &self.shared.workers[self.worker];
         self.tally.publish(metrics);
+        self.h2_counts.publish(metrics);
         metrics.add_enrichment(self.edge.enricher.take_counts());
         metrics.validations_unknown.fetch_add(self.checker.take_unknown(), std::sync::atomic::Ordering::Relaxed);
         for (counter, n) in metrics.bad_rows.iter().zip(std::mem::take(&mut self.bad_rows)) {
@@ -154,5 +180,41 @@ impl Requests {
             }
         }
         std::mem::take(&mut self.answered)
+    }
+
+    /// A connection's input (after TLS), given to its front end: HTTP/2 once the connection chose it (ALPN `h2`,
+    /// or the h2c preface as its first bytes, with `HTTP2=on`), else HTTP/1.1. Returns the bytes taken.
+    pub fn take(&mut self, conn: &mut Connection, data: &[u8], batch: &mut Batch) -> usize {
+        if conn.h2.is_none() && conn.front_undecided() {
+            match self.http2.as_ref() {
+                None => conn.front_decided(),
+                // Nothing is decided before the TLS handshake ended (no plaintext arrives before).
+                Some(_) if conn.handshaking() => return 0,
+                Some(_) if conn.negotiated_h2() => self.start_h2(conn, Transport::H2),
+                Some(_) if conn.peer.transport == Transport::Http => {
+                    if data.len() < PREFACE.len() && PREFACE.starts_with(data) {
+                        return 0; // the start of the preface, or of a request to a path starting with "RI"
+                    }
+                    if data.starts_with(PREFACE) {
+                        self.start_h2(conn, Transport::H2c);
+                    } else {
+                        conn.front_decided();
+                    }
+                }
+                Some(_) => conn.front_decided(),
+            }
+        }
+        if conn.h2.is_some() { self.process_h2(conn, data, batch) } else { self.process(conn, data, batch) }
+    }
+
+    /// The connection speaks HTTP/2 from now on; its records say `transport`.
+    fn start_h2(&mut self, conn: &mut Connection, transport: Transport) {
+        let Some((builder, limits)) = self.http2.as_ref() else {
+            return;
+        };
+        conn.h2 = Some(Box::new(Session::new(builder, *limits)));
+        self.h2_counts.connections[(transport == Transport::H2c) as usize] += 1;
+        conn.peer.transport = transport;
+        conn.front_decided();
     }
 }

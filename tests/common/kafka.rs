@@ -20,15 +20,7 @@ use super::pki::Pki;
 
 fn tansu() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("PLUTOS_TANSU") {
-            return PathBuf::from(path);
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tansu.sh");
-        let output = Command::new(script).stderr(Stdio::inherit()).output().expect("scripts/tansu.sh runs");
-        assert!(output.status.success(), "scripts/tansu.sh failed");
-        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-    })
+    BINARY.get_or_init(|| super::installed("PLUTOS_TANSU", "tansu.sh"))
 }
 
 pub struct Broker {

@@ -318,6 +318,21 @@ pub fn post_to(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) ->
     request(addr, &[head.as_bytes(), body].concat())
 }
 
+/// What a test tool's install script (`scripts/{script}`) installs once and prints: a binary or a Python — or the
+/// path in `var` when it is set (scripts/test.sh sets them all, so the scripts run once per suite).
+pub fn installed(var: &str, script: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(var) {
+        return PathBuf::from(path);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(script);
+    let output = std::process::Command::new(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs: {e}", script.display()));
+    assert!(output.status.success(), "{} failed", script.display());
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
 /// A test cannot run here for want of `why` (root, a kernel feature). Under CI (`CI=true`, as CI services set
 /// it and `.ci/run` does) that fails the run: a test that did not run must not count as passed. Elsewhere the
 /// test says why it did not run.

@@ -23,15 +23,7 @@ pub const BUCKET: &str = "events";
 
 fn s3s_fs() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("PLUTOS_S3S_FS") {
-            return PathBuf::from(path);
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/s3s-fs.sh");
-        let output = Command::new(script).stderr(Stdio::inherit()).output().expect("scripts/s3s-fs.sh runs");
-        assert!(output.status.success(), "scripts/s3s-fs.sh failed");
-        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-    })
+    BINARY.get_or_init(|| super::installed("PLUTOS_S3S_FS", "s3s-fs.sh"))
 }
 
 /// s3s-fs serving the bucket `BUCKET` from a temp root.

@@ -21,15 +21,7 @@ pub const AWS_ENV: [(&str, &str); 3] = [
 
 fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Some(path) = std::env::var_os("PLUTOS_MOTO_PYTHON") {
-            return PathBuf::from(path);
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/moto.sh");
-        let output = Command::new(script).stderr(Stdio::inherit()).output().expect("scripts/moto.sh runs");
-        assert!(output.status.success(), "scripts/moto.sh failed");
-        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-    })
+    PYTHON.get_or_init(|| super::installed("PLUTOS_MOTO_PYTHON", "moto.sh"))
 }
 
 pub struct Moto {

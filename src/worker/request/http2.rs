@@ -1,0 +1,259 @@
+//! HTTP/2, the second front end of the request exchange. A connection becomes HTTP/2 before its first request:
+//! by ALPN `h2` on the HTTPS listener, or by the prior-knowledge preface on the HTTP listener (h2c). Its session
+//! (`worker/h2.rs`) gathers each stream's request; here a request that ended becomes a `Request` — its head
+//! rendered as an HTTP/1.1 head and parsed by the same parser, so every route reads the same fields, with the
+//! same checks — and its `Answer`, encoded by the same encoder as HTTP/1.1's, becomes the stream's HEADERS and
+//! DATA (the status, the header lines less the connection-specific ones, the body). An answer that
+//! acknowledges events waits in the session until the group commit (`release_h2`); the others leave at once.
+
+use bytes::Bytes;
+use http::Response;
+use http::header::{HeaderName, HeaderValue};
+
+use super::Requests;
+use super::exchange::{Answer, Payload, Request};
+use crate::http::response::ConnectionHeader;
+use crate::http::{HttpError, Method, Parse, RequestHead, parse_head_into};
+use crate::metrics::H2Counts;
+use crate::spool::batch::Batch;
+use crate::worker::connection::Connection;
+use crate::worker::h2::{Complete, Polled, Session, Waiting};
+
+/// Response header lines HTTP/2 does not carry (RFC 9113 §8.2.2).
+const CONNECTION_SPECIFIC: &[&[u8]] =
+    &[b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"];
+
+impl Requests {
+    /// Input of an HTTP/2 connection: fed to its session, which is polled; each request that ended is answered.
+    /// Takes all of `data` (the session buffers what h2 has not read).
+    pub(super) fn process_h2(&mut self, conn: &mut Connection, data: &[u8], batch: &mut Batch) -> usize {
+        if let Some(session) = conn.h2.as_mut() {
+            session.feed(data);
+        }
+        self.drive_h2(conn, batch, true);
+        data.len()
+    }
+
+    /// Polls the connection's session until it rests, answering the requests that ended, and moves what it
+    /// wrote into the connection's output. `accept`: new streams are taken (not while answers are released
+    /// after the group commit).
+    pub fn drive_h2(&mut self, conn: &mut Connection, batch: &mut Batch, accept: bool) {
+        let Some(mut session) = conn.h2.take() else {
+            return;
+        };
+        let mut complete = std::mem::take(&mut self.h2_complete);
+        let polled = loop {
+            let polled = session.poll(&mut complete, accept, self.now);
+            if complete.is_empty() {
+                break polled;
+            }
+            for request in complete.drain(..) {
+                self.answer_h2(conn, &mut session, request, batch);
+            }
+        };
+        self.h2_complete = complete;
+        self.h2_counts.resets += session.take_resets();
+        if let Some(reason) = session.failure.take() {
+            self.h2_counts.failures[H2Counts::failure_row(reason)] += 1;
+        }
+        session.take_output(conn.output.buf());
+        session.set_unsent(conn.output.unsent());
+        if polled == Polled::Ended && conn.life.takes_requests() {
+            conn.life.end_after_answer(false);
+        }
+        conn.h2 = Some(session);
+    }
+
+    /// The group commit returned: the answers that waited for it leave (`durable`), or — the spool write
+    /// failed — each becomes a 503.
+    pub fn release_h2(&mut self, conn: &mut Connection, batch: &mut Batch, durable: bool) {
+        let Some(session) = conn.h2.as_mut() else {
+            return;
+        };
+        for waiting in std::mem::take(&mut session.waiting) {
+            if durable {
+                Session::send(waiting.respond, waiting.response, waiting.body);
+            } else {
+                let answer = Answer::error(HttpError::SpoolWriteFailed, None, Method::Post);
+                let (response, body) = self.translate(answer);
+                Session::send(waiting.respond, response, body);
+            }
+        }
+        self.drive_h2(conn, batch, false);
+    }
+
+    /// Answers the streams whose request took longer than the header timeout (408).
+    pub fn time_out_h2(&mut self, conn: &mut Connection, batch: &mut Batch) {
+        let Some(session) = conn.h2.as_mut() else {
+            return;
+        };
+        for respond in session.expired(self.now, self.config.header_timeout) {
+            let (response, body) = self.translate(Answer::error(HttpError::RequestTimeout, None, Method::Post));
+            Session::send(respond, response, body);
+        }
+        self.drive_h2(conn, batch, true);
+    }
+
+    /// One request of the session: its head parsed, the exchange's answer sent now or kept for the commit.
+    fn answer_h2(&mut self, conn: &mut Connection, session: &mut Session, request: Complete, batch: &mut Batch) {
+        let Complete { head: parts, body, oversized, respond, .. } = request;
+        self.h2_counts.streams += 1;
+        let mut raw = std::mem::take(&mut self.h2_head);
+        render_head(&parts, &mut raw);
+        let mut head = RequestHead::default();
+        let answer = match parse_head_into(&raw, &mut head) {
+            Ok(Parse::Complete(())) if conn.life.over_limit() => {
+                Answer::error(HttpError::TooManyConnections, None, head.method)
+            }
+            Ok(Parse::Complete(())) => {
+                let declared =
+                    parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+                let body = match oversized {
+                    false => Payload::Whole(&body),
+                    true if crate::route::keeps_oversized(&head) => Payload::Oversized { declared, first: &body },
+                    true => Payload::Whole(&[]),
+                };
+                if oversized && matches!(body, Payload::Whole(_)) {
+                    let limit = HttpError::PayloadTooLarge("body larger than MAX_BODY_BYTES");
+                    Answer::error(limit, None, head.method)
+                } else {
+                    // Every stream the session took is served, also after the drain ended: its GOAWAY told the
+                    // client which streams would be.
+                    let request = Request { head: &head, body, peer: &conn.peer, in_flight_at_drain_end: true };
+                    self.exchange(&request, batch)
+                }
+            }
+            Ok(Parse::Partial) => Answer::error(HttpError::BadRequest("malformed request head"), None, Method::Get),
+            Err(e) => Answer::error(e, None, head.method),
+        };
+        // A refusal that ends an HTTP/1.1 connection ends the session; so does serving over MAX_CONNECTIONS.
+        if answer.close || conn.life.over_limit() {
+            session.go_away();
+        }
+        self.h2_head = raw;
+        let commits = answer.commits;
+        let (response, body) = self.translate(answer);
+        if commits {
+            session.waiting.push(Waiting { respond, response, body });
+        } else {
+            Session::send(respond, response, body);
+        }
+    }
+
+    /// `answer` as HTTP/2 sends it: encoded as HTTP/1.1 (counted there, as every answer is), then its status,
+    /// header lines (less the connection-specific ones) and body taken from that encoding.
+    fn translate(&mut self, answer: Answer) -> (Response<()>, Bytes) {
+        let mut encoded = std::mem::take(&mut self.h2_answer);
+        encoded.clear();
+        self.encode(&mut encoded, answer, ConnectionHeader::Omit);
+        let translated = to_h2(&encoded);
+        self.h2_answer = encoded;
+        translated
+    }
+}
+
+/// A request's head as HTTP/1.1 would have carried it: the request line, `Host` from `:authority` (or the host
+/// header), the `Cookie` fields joined into one line (RFC 9113 §8.2.3), and the other fields as they came. h2
+/// has refused what HTTP/2 forbids (uppercase names, connection-specific fields, a missing pseudo-header), and
+/// values with CR, LF or NUL.
+fn render_head(parts: &http::request::Parts, raw: &mut Vec<u8>) {
+    raw.clear();
+    raw.extend_from_slice(parts.method.as_str().as_bytes());
+    raw.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    raw.extend_from_slice(if target.is_empty() { b"/" } else { target.as_bytes() });
+    raw.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    match parts.uri.authority() {
+        Some(authority) => raw.extend_from_slice(authority.as_str().as_bytes()),
+        None => {
+            if let Some(host) = parts.headers.get(http::header::HOST) {
+                raw.extend_from_slice(host.as_bytes());
+            }
+        }
+    }
+    raw.extend_from_slice(b"\r\n");
+    let mut cookies = parts.headers.get_all(http::header::COOKIE).iter();
+    if let Some(first) = cookies.next() {
+        raw.extend_from_slice(b"cookie: ");
+        raw.extend_from_slice(first.as_bytes());
+        for more in cookies {
+            raw.extend_from_slice(b"; ");
+            raw.extend_from_slice(more.as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in &parts.headers {
+        if name == http::header::HOST || name == http::header::COOKIE {
+            continue;
+        }
+        raw.extend_from_slice(name.as_str().as_bytes());
+        raw.extend_from_slice(b": ");
+        raw.extend_from_slice(value.as_bytes());
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"\r\n");
+}
+
+/// An HTTP/1.1 answer (as `encode` writes it) as an HTTP/2 response head and body.
+fn to_h2(encoded: &[u8]) -> (Response<()>, Bytes) {
+    let mut fields = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let end = match parsed.parse(encoded) {
+        Ok(httparse::Status::Complete(end)) => end,
+        _ => unreachable!("plutos's own encoder writes a whole head"),
+    };
+    let mut response = Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(parsed.code.unwrap_or(500)).unwrap_or_default();
+    let headers = response.headers_mut();
+    for field in parsed.headers.iter() {
+        let lower = field.name.to_ascii_lowercase();
+        if CONNECTION_SPECIFIC.contains(&lower.as_bytes()) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_bytes(field.value))
+        {
+            headers.append(name, value);
+        }
+    }
+    (response, Bytes::copy_from_slice(&encoded[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_renders_as_http1_with_host_and_one_cookie_line() {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("https://collector.example:8443/e?a=1")
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let mut raw = Vec::new();
+        render_head(&parts, &mut raw);
+        assert_eq!(
+            String::from_utf8(raw.clone()).unwrap(),
+            "POST /e?a=1 HTTP/1.1\r\nhost: collector.example:8443\r\ncookie: a=1; b=2\r\n\
+             content-type: application/json\r\n\r\n"
+        );
+        let mut head = RequestHead::default();
+        assert!(matches!(parse_head_into(&raw, &mut head), Ok(Parse::Complete(()))));
+        assert_eq!((head.method, head.path, head.query), (Method::Post, &b"/e"[..], &b"a=1"[..]));
+        assert_eq!(head.content_type, Some(&b"application/json"[..]));
+    }
+
+    #[test]
+    fn an_answer_loses_its_connection_lines_and_keeps_the_rest() {
+        let encoded = b"HTTP/1.1 200 OK\r\nDate: x\r\nConnection: close\r\nContent-Length: 2\r\n\
+                        Access-Control-Allow-Origin: https://a.example\r\n\r\nok";
+        let (response, body) = to_h2(encoded);
+        assert_eq!(response.status(), 200);
+        assert_eq!(&body[..], b"ok");
+        let names: Vec<&str> = response.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["date", "content-length", "access-control-allow-origin"]);
+    }
+}
