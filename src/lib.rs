@@ -10,7 +10,10 @@
 //!   connections' state, and the handling of the requests in their bytes.
 //! - `http`: request heads, chunked bodies, framing across reads, error kinds, response encoding.
 //! - `route`: the route table (paths, methods, what each is for; an ingest route names its protocol).
-//! - `protocol`: the wire formats events arrive in (plutos's `/e`, Segment, PostHog, Snowplow), one module each.
+//! - `protocol`: the wire formats events arrive in (plutos's `/e` and its gRPC `Send`, Segment, PostHog,
+//!   Snowplow, OTLP logs), one module each.
+//! - `grpc`: a unary gRPC call's message and status (carried by the HTTP/2 front end), and the prost types of
+//!   `proto/`.
 //! - `event`: queries, forms and bodies into JSON events, and the record line of each.
 //! - `enrich`: what a record adds about its client (GeoIP, user agent, bots).
 //! - `schema`: the Iglu registry events are validated against (`SCHEMAS_DIR`), compiled and reloaded.
@@ -29,6 +32,7 @@ pub mod convert;
 pub mod cost;
 pub mod enrich;
 pub mod event;
+pub mod grpc;
 pub mod http;
 pub mod listener;
 pub mod metrics;

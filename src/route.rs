@@ -101,6 +101,13 @@ const ROUTES: &[Entry] = &[
     },
     Entry { path: "/i", endpoint: Endpoint::Ingest(Ingest::SnowplowPixel), methods: GET_HEAD },
     Entry { path: "/ice.png", endpoint: Endpoint::Ingest(Ingest::SnowplowPixel), methods: GET_HEAD },
+    Entry { path: "/plutos.v1.Collector/Send", endpoint: Endpoint::Ingest(Ingest::Send), methods: POST },
+    Entry {
+        path: "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        endpoint: Endpoint::Ingest(Ingest::OtlpGrpc),
+        methods: POST,
+    },
+    Entry { path: "/v1/logs", endpoint: Endpoint::Ingest(Ingest::OtlpHttp), methods: POST },
     Entry { path: "/flags", endpoint: Endpoint::PostHogFlags, methods: GET_POST },
     Entry { path: "/flags/", endpoint: Endpoint::PostHogFlags, methods: GET_POST },
     Entry { path: "/decide", endpoint: Endpoint::PostHogFlags, methods: GET_POST },

@@ -1,6 +1,7 @@
-//! (g) The SDK protocols: whatever bytes arrive on a Segment, PostHog or Snowplow route (a batch, one message,
-//! a capture body in any wrapping, a tp2 envelope, a pixel's query), through the protocol's own dispatch
-//! (`Ingest::events`): one record per event written, each a JSON object serde_json reads, with every stable
+//! (g) The protocols beside `/e`: whatever bytes arrive on a Segment, PostHog or Snowplow route (a batch, one
+//! message, a capture body in any wrapping, a tp2 envelope, a pixel's query), as OTLP logs (Protobuf, JSON, a
+//! gRPC call) or as a gRPC `Send`, through the protocol's own dispatch (`Ingest::events`): one record per event
+//! written, each a JSON object serde_json reads, with every stable
 //! field of every record, and no member that carries a key in any record (also when the request is refused
 //! part-way: the worker rolls those back).
 
@@ -50,12 +51,23 @@ fuzz_target!(|data: &[u8]| {
         Some((&at, rest)) => rest.split_at(usize::from(at).min(rest.len())),
         None => (&b""[..], rest),
     };
-    let ingest = match selector % 5 {
+    let ingest = match selector % 8 {
         0 => Ingest::Segment(None),
         1 => Ingest::Segment(Some("track")),
         2 => Ingest::PostHog,
         3 => Ingest::SnowplowPost,
-        _ => Ingest::SnowplowPixel,
+        4 => Ingest::SnowplowPixel,
+        5 => Ingest::OtlpHttp,
+        6 => Ingest::OtlpGrpc,
+        _ => Ingest::Send,
+    };
+    // A gRPC call's body is one length-prefixed message: the fuzzer's bytes are its message.
+    let framed;
+    let body = if ingest.is_grpc() {
+        framed = plutos::grpc::frame(body);
+        &framed[..]
+    } else {
+        body
     };
     let protocol = ingest.protocol();
     let clock = Clock::new();
@@ -79,8 +91,12 @@ fuzz_target!(|data: &[u8]| {
     let mut out = b"previous\n".to_vec();
     let mut emit = Emitter::new(&mut out, &builder, &mut ids);
     let method = if selector & 0x40 != 0 { Method::Get } else { Method::Post };
-    let content_type = (selector & 0x20 != 0).then_some(&b"application/x-www-form-urlencoded"[..]);
-    let intake = Intake { method, query, body, content_type, max_decompressed: 1 << 16 };
+    let content_type = match ingest {
+        Ingest::OtlpHttp if selector & 0x20 != 0 => Some(&b"application/json"[..]),
+        Ingest::OtlpHttp => Some(&b"application/x-protobuf"[..]),
+        _ => (selector & 0x20 != 0).then_some(&b"application/x-www-form-urlencoded"[..]),
+    };
+    let intake = Intake { method, query, body, content_type, grpc_encoding: None, max_decompressed: 1 << 16 };
     let result = ingest.events(&intake, gate, &mut emit, &mut scratch);
     let events = emit.events();
     // Refused part-way, a request's records are rolled back by the worker; those written are whole lines all

@@ -50,11 +50,13 @@ impl Transport {
 /// Which wire format brought an event: the record's `protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// plutos's own `/e` (and Plutos's before it).
+    /// plutos's own `/e` (and Plutos's before it), and its gRPC `Send`.
     Plutos,
     Segment,
     PostHog,
     Snowplow,
+    /// OpenTelemetry's logs (OTLP over gRPC or HTTP).
+    Otlp,
 }
 
 impl Protocol {
@@ -64,6 +66,7 @@ impl Protocol {
             Protocol::Segment => "segment",
             Protocol::PostHog => "posthog",
             Protocol::Snowplow => "snowplow",
+            Protocol::Otlp => "otlp",
         }
     }
 }

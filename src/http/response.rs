@@ -144,6 +144,18 @@ pub fn write_batch_accepted(
 
 /// The canned answer for `err`: its status and a one-line plain-text reason.
 pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, delivery: Delivery<'_>) {
+    write_error_as(out, date, err, None, delivery);
+}
+
+/// `write_error` with a body of a protocol's own (its content type, its bytes) instead of the reason in text:
+/// OTLP/HTTP's `google.rpc.Status`.
+pub fn write_error_as(
+    out: &mut Vec<u8>,
+    date: &[u8; 29],
+    err: HttpError,
+    own: Option<(&'static str, &[u8])>,
+    delivery: Delivery<'_>,
+) {
     let mut text = [0u8; 128];
     let reason = err.reason().as_bytes();
     let n = reason.len().min(text.len() - 1);
@@ -156,12 +168,9 @@ pub fn write_error(out: &mut Vec<u8>, date: &[u8; 29], err: HttpError, delivery:
         HttpError::Unauthorized => header_line(&mut extra, "WWW-Authenticate", "X-Write-Key"),
         _ => 0,
     };
-    let response = Response {
-        status: err.status(),
-        content_type: Some("text/plain; charset=utf-8"),
-        extra_headers: &extra[..extra_len],
-        body: &text[..=n],
-    };
+    let (content_type, body) = own.unwrap_or(("text/plain; charset=utf-8", &text[..=n]));
+    let response =
+        Response { status: err.status(), content_type: Some(content_type), extra_headers: &extra[..extra_len], body };
     write(out, date, &response, delivery);
 }
 

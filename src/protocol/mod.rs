@@ -11,14 +11,17 @@
 //! (`minified_json`) and walk it with `event::object`: no DOM, nothing decoded that is not looked at. A request
 //! is accepted whole or not at all — on any error the worker rolls its batch back to where the request began.
 
+pub mod otlp;
 pub mod plutos;
 pub mod posthog;
 pub mod segment;
+pub mod send;
 pub mod snowplow;
 
 use crate::event::json;
 use crate::event::query::QueryScratch;
 use crate::event::record::{Emitter, Protocol};
+use crate::grpc;
 use crate::http::write_key::KeyGate;
 use crate::http::{HttpError, Method, RequestHead};
 
@@ -35,6 +38,12 @@ pub enum Ingest {
     SnowplowPost,
     /// Snowplow's pixel: one event in the query, answered with a 1×1 GIF.
     SnowplowPixel,
+    /// plutos's gRPC service, `plutos.v1.Collector/Send`: a batch of events (HTTP/2 only).
+    Send,
+    /// OTLP logs over gRPC, `LogsService/Export` (HTTP/2 only).
+    OtlpGrpc,
+    /// OTLP logs over HTTP, `POST /v1/logs` in Protobuf or JSON.
+    OtlpHttp,
 }
 
 /// Which visitor id a protocol's records and answers carry.
@@ -55,6 +64,9 @@ pub enum Accepted {
     Count { accepted: u64, invalid: Option<u64> },
     /// An SDK's own: exactly 200, this body and type (and no-cache headers for a pixel).
     Body { content_type: &'static str, body: &'static [u8], no_cache: bool },
+    /// A gRPC call's: its service's response message with these counts, status OK (the HTTP/2 front end frames
+    /// it).
+    Grpc { accepted: u64, invalid: u64 },
 }
 
 /// What a protocol reads of a request besides the record's request fields.
@@ -65,6 +77,8 @@ pub struct Intake<'a> {
     /// The body with its Content-Encoding undone.
     pub body: &'a [u8],
     pub content_type: Option<&'a [u8]>,
+    /// A gRPC call's `grpc-encoding` (how its message is compressed).
+    pub grpc_encoding: Option<&'a [u8]>,
     pub max_decompressed: usize,
 }
 
@@ -76,13 +90,20 @@ impl Ingest {
             Ingest::Segment(_) => Protocol::Segment,
             Ingest::PostHog => Protocol::PostHog,
             Ingest::SnowplowPost | Ingest::SnowplowPixel => Protocol::Snowplow,
+            Ingest::Send => Protocol::Plutos,
+            Ingest::OtlpGrpc | Ingest::OtlpHttp => Protocol::Otlp,
         }
+    }
+
+    /// A gRPC service: reached over HTTP/2 only, answered with a gRPC status.
+    pub fn is_grpc(self) -> bool {
+        matches!(self, Ingest::Send | Ingest::OtlpGrpc)
     }
 
     /// An SDK's protocol: answered as that SDK's own server does (CORS: any origin echoed; keys may be in the
     /// body; the client's retry count is read).
     pub fn is_sdk(self) -> bool {
-        self != Ingest::Plutos
+        !matches!(self, Ingest::Plutos | Ingest::Send)
     }
 
     /// Keeps a payload over the body limit as a bad-row record and answers 200, instead of 413: Snowplow's
@@ -91,6 +112,7 @@ impl Ingest {
         match self {
             Ingest::SnowplowPost | Ingest::SnowplowPixel => true,
             Ingest::Plutos | Ingest::Segment(_) | Ingest::PostHog => false,
+            Ingest::Send | Ingest::OtlpGrpc | Ingest::OtlpHttp => false,
         }
     }
 
@@ -98,6 +120,7 @@ impl Ingest {
         match self {
             Ingest::SnowplowPost | Ingest::SnowplowPixel => Cookie::Snowplow,
             Ingest::Plutos | Ingest::Segment(_) | Ingest::PostHog => Cookie::FirstParty,
+            Ingest::Send | Ingest::OtlpGrpc | Ingest::OtlpHttp => Cookie::FirstParty,
         }
     }
 
@@ -106,6 +129,11 @@ impl Ingest {
         match self {
             Ingest::Plutos => plutos::check(head.method, head.content_type),
             Ingest::Segment(_) | Ingest::PostHog | Ingest::SnowplowPost | Ingest::SnowplowPixel => Ok(()),
+            Ingest::Send | Ingest::OtlpGrpc => match head.content_type {
+                Some(t) if t.starts_with(b"application/grpc") && !t.starts_with(b"application/grpc-web") => Ok(()),
+                _ => Err(HttpError::UnsupportedMediaType("a gRPC call is application/grpc")),
+            },
+            Ingest::OtlpHttp => otlp::Format::of(head.content_type).map(drop),
         }
     }
 
@@ -123,13 +151,26 @@ impl Ingest {
             Ingest::PostHog => posthog::ingest(intake, gate, emit, scratch),
             Ingest::SnowplowPost => snowplow::ingest_post(intake.body, gate, emit, scratch),
             Ingest::SnowplowPixel => snowplow::ingest_pixel(intake.query, gate, emit, scratch),
+            Ingest::Send => send::ingest(intake, emit, scratch),
+            Ingest::OtlpGrpc => {
+                let message =
+                    grpc::message(intake.body, intake.grpc_encoding, intake.max_decompressed, &mut scratch.decoded)?;
+                otlp::emit(&otlp::decode(message)?, emit, scratch);
+                Ok(())
+            }
+            Ingest::OtlpHttp => {
+                let export = otlp::parse(intake.body, otlp::Format::of(intake.content_type)?)?;
+                otlp::emit(&export, emit, scratch);
+                Ok(())
+            }
         }
     }
 
     /// The answer to an accepted request of `method` that brought `events`, `invalid` of them stored as bad
     /// rows (`None` unless events are rejected: `VALIDATION=reject`). An SDK's answer is the same either way: a
     /// bad row is stored, and its batch must not be sent again.
-    pub fn accepted(self, method: Method, events: u64, invalid: Option<u64>) -> Accepted {
+    pub fn accepted(self, head: &RequestHead<'_>, events: u64, invalid: Option<u64>) -> Accepted {
+        let method = head.method;
         let json = |body| Accepted::Body { content_type: "application/json", body, no_cache: false };
         match self {
             Ingest::Plutos if method == Method::Post => {
@@ -144,6 +185,14 @@ impl Ingest {
             Ingest::SnowplowPixel => {
                 Accepted::Body { content_type: "image/gif", body: crate::http::response::PIXEL_GIF, no_cache: true }
             }
+            Ingest::Send | Ingest::OtlpGrpc => {
+                Accepted::Grpc { accepted: events - invalid.unwrap_or(0), invalid: invalid.unwrap_or(0) }
+            }
+            // Stored whole: never a partial success, so the response message is empty.
+            Ingest::OtlpHttp => match otlp::Format::of(head.content_type) {
+                Ok(otlp::Format::Json) => json(b"{}"),
+                _ => Accepted::Body { content_type: "application/x-protobuf", body: b"", no_cache: false },
+            },
         }
     }
 }

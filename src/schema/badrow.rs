@@ -183,6 +183,7 @@ fn adapter(protocol: Protocol) -> (&'static str, &'static str) {
         Protocol::Segment => ("com.segment", "v1"),
         Protocol::PostHog => ("com.posthog", "v0"),
         Protocol::Snowplow => ("com.snowplowanalytics.snowplow", "tp2"),
+        Protocol::Otlp => ("io.opentelemetry", "v1"),
     }
 }
 

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use h2::server::{Builder, Connection as H2Connection, Handshake, SendResponse};
 use h2::{Reason, RecvStream};
-use http::Response;
+use http::{HeaderMap, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The connection preface a prior-knowledge (h2c) client opens with (RFC 9113 §3.4).
@@ -184,15 +184,39 @@ pub struct Complete {
     pub body: Vec<u8>,
     pub oversized: bool,
     pub respond: SendResponse<Bytes>,
-    /// Its first frame arrived before the drain ended.
+    /// When its first frame arrived (a gRPC call's deadline counts from it).
     pub started: Instant,
+    pub wire: Wire,
+}
+
+/// An answer as HTTP/2 sends it: HEADERS, DATA when there is a body, HEADERS again for trailers (gRPC's status).
+pub struct Outgoing {
+    pub head: Response<()>,
+    pub body: Bytes,
+    pub trailers: Option<HeaderMap>,
 }
 
 /// An answer that acknowledges events, held until the group commit.
 pub struct Waiting {
     pub respond: SendResponse<Bytes>,
-    pub response: Response<()>,
-    pub body: Bytes,
+    pub answer: Outgoing,
+    /// How its stream answers (should the commit fail, its 503 is written the same way).
+    pub wire: Wire,
+}
+
+/// How a stream's answers are written: as HTTP, or as a gRPC call's (content type `application/grpc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Http,
+    Grpc,
+}
+
+impl Wire {
+    fn of(head: &http::request::Parts) -> Wire {
+        let grpc =
+            head.headers.get(http::header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+        if grpc { Wire::Grpc } else { Wire::Http }
+    }
 }
 
 /// What a poll of the session found.
@@ -420,6 +444,7 @@ impl Session {
             let stream = self.incoming.swap_remove(k);
             self.buffered -= stream.body.len();
             complete.push(Complete {
+                wire: Wire::of(&stream.head),
                 head: stream.head,
                 body: stream.body,
                 oversized: stream.oversized,
@@ -439,15 +464,15 @@ impl Session {
     }
 
     /// Streams whose request has taken longer than `timeout` since its first frame: taken out, to be answered
-    /// 408 by the front end.
-    pub fn expired(&mut self, now: Instant, timeout: Duration) -> Vec<SendResponse<Bytes>> {
+    /// 408 by the front end (in their wire's way).
+    pub fn expired(&mut self, now: Instant, timeout: Duration) -> Vec<(SendResponse<Bytes>, Wire)> {
         let mut late = Vec::new();
         let mut k = 0;
         while k < self.incoming.len() {
             if now.duration_since(self.incoming[k].started) >= timeout {
                 let stream = self.incoming.swap_remove(k);
                 self.buffered -= stream.body.len();
-                late.push(stream.respond);
+                late.push((stream.respond, Wire::of(&stream.head)));
             } else {
                 k += 1;
             }
@@ -455,14 +480,19 @@ impl Session {
         late
     }
 
-    /// Sends an answer's head and body on its stream (h2 writes them when the session is polled next).
-    pub fn send(mut respond: SendResponse<Bytes>, response: Response<()>, body: Bytes) {
-        let end = body.is_empty();
+    /// Sends an answer on its stream (h2 writes it when the session is polled next).
+    pub fn send(mut respond: SendResponse<Bytes>, answer: Outgoing) {
+        let Outgoing { head, body, trailers } = answer;
+        let headers_only = body.is_empty() && trailers.is_none();
         // A stream the client already reset takes no answer: nothing is lost, its events are stored.
-        if let Ok(mut stream) = respond.send_response(response, end)
-            && !end
-        {
-            let _ = stream.send_data(body, true);
+        let Ok(mut stream) = respond.send_response(head, headers_only) else {
+            return;
+        };
+        if !body.is_empty() {
+            let _ = stream.send_data(body, trailers.is_none());
+        }
+        if let Some(trailers) = trailers {
+            let _ = stream.send_trailers(trailers);
         }
     }
 

@@ -78,7 +78,7 @@ fn a_request_is_gathered_and_its_answer_leaves_only_when_sent() {
 
     let mut response = Response::new(());
     *response.status_mut() = http::StatusCode::NO_CONTENT;
-    Session::send(request.respond, response, Bytes::new());
+    Session::send(request.respond, Outgoing { head: response, body: Bytes::new(), trailers: None });
     assert_eq!(session.poll(&mut complete, false, now), Polled::Pending);
     let answered = output(&mut session);
     assert!(answered.iter().any(|f| f.0 == HEADERS && f.2 == 1 && f.1 & END_STREAM != 0), "{answered:?}");
@@ -161,7 +161,7 @@ fn goaway_names_the_last_stream_taken_and_the_session_ends_after_its_answer() {
     let last = output(&mut session).into_iter().find(|f| f.0 == GOAWAY).expect("the final GOAWAY");
     assert_eq!(u32::from_be_bytes(last.3[..4].try_into().unwrap()), 1);
     let request = complete.pop().unwrap();
-    Session::send(request.respond, Response::new(()), Bytes::new());
+    Session::send(request.respond, Outgoing { head: Response::new(()), body: Bytes::new(), trailers: None });
     assert_eq!(session.poll(&mut complete, true, now), Polled::Ended, "its last stream answered");
     assert!(output(&mut session).iter().any(|f| f.0 == HEADERS && f.2 == 1));
 }

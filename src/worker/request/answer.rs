@@ -7,7 +7,7 @@ use super::exchange::{Answer, AnswerKind};
 use crate::event::clock::Clock;
 use crate::http::cors::Cors;
 use crate::http::response::{self, Body, ConnectionHeader, Delivery, NO_CACHE, Response, ResponseKind};
-use crate::protocol::{Accepted, Cookie};
+use crate::protocol::{Accepted, Cookie, otlp};
 
 impl Requests {
     /// Appends `answer` to `out` with the `Connection` header `connection`, and counts it.
@@ -20,7 +20,13 @@ impl Requests {
             AnswerKind::Error(e) => {
                 self.tally.rejection(e);
                 let delivery = Delivery { body, connection, cors: self.edge.cors.headers(answer.grant) };
-                response::write_error(out, date, e, delivery);
+                match answer.otlp {
+                    Some(format) => {
+                        let content_type = otlp::status(e, format, &mut self.text);
+                        response::write_error_as(out, date, e, Some((content_type, &self.text)), delivery);
+                    }
+                    None => response::write_error(out, date, e, delivery),
+                }
             }
             AnswerKind::Accepted(accepted) => {
                 let cookie = match answer.route.and_then(|r| r.endpoint().ingest()).map(|i| i.cookie()) {
@@ -37,6 +43,13 @@ impl Requests {
                         } else {
                             self.event_ok.write(out, &self.clock, kind, lines);
                         }
+                    }
+                    // A gRPC call's answer is framed by the HTTP/2 front end; were one encoded here (gRPC over
+                    // HTTP/1.1 is refused before), it would read as a batch's count.
+                    Accepted::Grpc { accepted, invalid } => {
+                        let lines = header_lines(&self.edge.cors, answer, &[], cookie, &mut self.extra);
+                        let delivery = Delivery { body, connection, cors: lines };
+                        response::write_batch_accepted(out, date, accepted, Some(invalid), delivery);
                     }
                     Accepted::Count { accepted, invalid } => {
                         let lines = header_lines(&self.edge.cors, answer, &[], cookie, &mut self.extra);

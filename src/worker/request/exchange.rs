@@ -11,7 +11,7 @@
 use crate::http::cors::Grant;
 use crate::http::response::ResponseKind;
 use crate::http::{HttpError, Method, RequestHead};
-use crate::protocol::Accepted;
+use crate::protocol::{Accepted, Ingest, otlp};
 use crate::route::{self, Endpoint, Route};
 use crate::spool::batch::Batch;
 use crate::state::Phase;
@@ -68,6 +68,8 @@ pub struct Answer {
     pub commits: bool,
     /// Without its body (a HEAD request's).
     pub head_only: bool,
+    /// A refusal of an OTLP/HTTP request: its body is a `google.rpc.Status` in the request's format.
+    pub otlp: Option<crate::protocol::otlp::Format>,
 }
 
 impl Answer {
@@ -80,6 +82,7 @@ impl Answer {
             close: false,
             commits: false,
             head_only: method == Method::Head,
+            otlp: None,
         }
     }
 
@@ -122,11 +125,14 @@ impl Requests {
             Endpoint::Ingest(ingest) => {
                 let (grant, admitted) = self.edge.admit(head, ingest.is_sdk());
                 answer.grant = grant;
+                if ingest == Ingest::OtlpHttp {
+                    answer.otlp = Some(otlp::Format::of(head.content_type).unwrap_or(otlp::Format::Protobuf));
+                }
                 let taken = admitted.and_then(|admission| self.ingest(request, ingest, admission, batch));
                 match taken {
                     Ok(taken) => Answer {
                         kind: AnswerKind::Accepted(ingest.accepted(
-                            head.method,
+                            head,
                             taken.events,
                             self.checker.rejects().then_some(taken.invalid),
                         )),

@@ -6,18 +6,25 @@
 //! DATA (the status, the header lines less the connection-specific ones, the body). An answer that
 //! acknowledges events waits in the session until the group commit (`release_h2`); the others leave at once.
 
+use std::time::Instant;
+
 use bytes::Bytes;
-use http::Response;
 use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Response};
+use prost::Message;
 
 use super::Requests;
-use super::exchange::{Answer, Payload, Request};
+use super::exchange::{Answer, AnswerKind, Payload, Request};
+use crate::grpc::proto::otlp::ExportLogsServiceResponse;
+use crate::grpc::proto::plutos::v1::SendResponse;
+use crate::grpc::{self, Code};
 use crate::http::response::ConnectionHeader;
 use crate::http::{HttpError, Method, Parse, RequestHead, parse_head_into};
 use crate::metrics::H2Counts;
+use crate::protocol::{Accepted, Ingest};
 use crate::spool::batch::Batch;
 use crate::worker::connection::Connection;
-use crate::worker::h2::{Complete, Polled, Session, Waiting};
+use crate::worker::h2::{Complete, Outgoing, Polled, Session, Waiting, Wire};
 
 /// Response header lines HTTP/2 does not carry (RFC 9113 §8.2.2).
 const CONNECTION_SPECIFIC: &[&[u8]] =
@@ -65,38 +72,37 @@ impl Requests {
     }
 
     /// The group commit returned: the answers that waited for it leave (`durable`), or — the spool write
-    /// failed — each becomes a 503.
+    /// failed — each becomes a 503 (a gRPC call's: UNAVAILABLE).
     pub fn release_h2(&mut self, conn: &mut Connection, batch: &mut Batch, durable: bool) {
         let Some(session) = conn.h2.as_mut() else {
             return;
         };
         for waiting in std::mem::take(&mut session.waiting) {
-            if durable {
-                Session::send(waiting.respond, waiting.response, waiting.body);
-            } else {
-                let answer = Answer::error(HttpError::SpoolWriteFailed, None, Method::Post);
-                let (response, body) = self.translate(answer);
-                Session::send(waiting.respond, response, body);
-            }
+            let answer = match durable {
+                true => waiting.answer,
+                false => self.outgoing(Answer::error(HttpError::SpoolWriteFailed, None, Method::Post), waiting.wire),
+            };
+            Session::send(waiting.respond, answer);
         }
         self.drive_h2(conn, batch, false);
     }
 
-    /// Answers the streams whose request took longer than the header timeout (408).
+    /// Answers the streams whose request took longer than the header timeout (408; a gRPC call's:
+    /// DEADLINE_EXCEEDED).
     pub fn time_out_h2(&mut self, conn: &mut Connection, batch: &mut Batch) {
         let Some(session) = conn.h2.as_mut() else {
             return;
         };
-        for respond in session.expired(self.now, self.config.header_timeout) {
-            let (response, body) = self.translate(Answer::error(HttpError::RequestTimeout, None, Method::Post));
-            Session::send(respond, response, body);
+        for (respond, wire) in session.expired(self.now, self.config.header_timeout) {
+            let answer = self.outgoing(Answer::error(HttpError::RequestTimeout, None, Method::Post), wire);
+            Session::send(respond, answer);
         }
         self.drive_h2(conn, batch, true);
     }
 
     /// One request of the session: its head parsed, the exchange's answer sent now or kept for the commit.
     fn answer_h2(&mut self, conn: &mut Connection, session: &mut Session, request: Complete, batch: &mut Batch) {
-        let Complete { head: parts, body, oversized, respond, .. } = request;
+        let Complete { head: parts, body, oversized, respond, started, wire } = request;
         self.h2_counts.streams += 1;
         let mut raw = std::mem::take(&mut self.h2_head);
         render_head(&parts, &mut raw);
@@ -104,6 +110,10 @@ impl Requests {
         let answer = match parse_head_into(&raw, &mut head) {
             Ok(Parse::Complete(())) if conn.life.over_limit() => {
                 Answer::error(HttpError::TooManyConnections, None, head.method)
+            }
+            // A call whose deadline passed before it was whole is not served: its client has given up.
+            Ok(Parse::Complete(())) if wire == Wire::Grpc && deadline_passed(&parts, started, self.now) => {
+                Answer::error(HttpError::RequestTimeout, None, head.method)
             }
             Ok(Parse::Complete(())) => {
                 let declared =
@@ -132,24 +142,75 @@ impl Requests {
         }
         self.h2_head = raw;
         let commits = answer.commits;
-        let (response, body) = self.translate(answer);
+        let outgoing = self.outgoing(answer, wire);
         if commits {
-            session.waiting.push(Waiting { respond, response, body });
+            session.waiting.push(Waiting { respond, answer: outgoing, wire });
         } else {
-            Session::send(respond, response, body);
+            Session::send(respond, outgoing);
         }
     }
 
-    /// `answer` as HTTP/2 sends it: encoded as HTTP/1.1 (counted there, as every answer is), then its status,
-    /// header lines (less the connection-specific ones) and body taken from that encoding.
-    fn translate(&mut self, answer: Answer) -> (Response<()>, Bytes) {
+    /// `answer` as its stream's wire writes it (and counted, as every answer is).
+    fn outgoing(&mut self, answer: Answer, wire: Wire) -> Outgoing {
+        match wire {
+            Wire::Http => self.translate(answer),
+            Wire::Grpc => self.grpc_answer(answer),
+        }
+    }
+
+    /// `answer` as HTTP/2 sends it: encoded as HTTP/1.1 (counted there), then its status, header lines (less
+    /// the connection-specific ones) and body taken from that encoding.
+    fn translate(&mut self, answer: Answer) -> Outgoing {
         let mut encoded = std::mem::take(&mut self.h2_answer);
         encoded.clear();
         self.encode(&mut encoded, answer, ConnectionHeader::Omit);
-        let translated = to_h2(&encoded);
+        let (head, body) = to_h2(&encoded);
         self.h2_answer = encoded;
-        translated
+        Outgoing { head, body, trailers: None }
     }
+
+    /// `answer` as a gRPC call's: status 200 and `application/grpc` always; an accepted call's response message
+    /// (its service's) then `grpc-status: 0` in the trailers; a refusal trailers-only, its code and reason in
+    /// `grpc-status` and `grpc-message` (with `grpc-retry-pushback-ms` when a retry later can succeed).
+    fn grpc_answer(&mut self, answer: Answer) -> Outgoing {
+        let status = answer.status(self.config.response);
+        self.tally.response(answer.route, status);
+        let mut head = Response::new(());
+        let headers = head.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-accept-encoding", HeaderValue::from_static(grpc::ACCEPT_ENCODING));
+        let (code, reason) = match answer.kind {
+            AnswerKind::Accepted(Accepted::Grpc { accepted, invalid }) => {
+                let message = match answer.route.and_then(|r| r.endpoint().ingest()) {
+                    Some(Ingest::Send) => SendResponse { accepted, invalid }.encode_to_vec(),
+                    _ => ExportLogsServiceResponse::default().encode_to_vec(),
+                };
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                return Outgoing { head, body: Bytes::from(grpc::frame(&message)), trailers: Some(trailers) };
+            }
+            AnswerKind::Error(e) => {
+                self.tally.rejection(e);
+                (Code::of(e), e.reason())
+            }
+            _ => (Code::Unimplemented, "not a gRPC method"),
+        };
+        let headers = head.headers_mut();
+        headers.insert("grpc-status", HeaderValue::from(code as u32));
+        if let Ok(reason) = HeaderValue::from_str(reason) {
+            headers.insert("grpc-message", reason);
+        }
+        if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
+            headers.insert("grpc-retry-pushback-ms", HeaderValue::from_static("1000"));
+        }
+        Outgoing { head, body: Bytes::new(), trailers: None }
+    }
+}
+
+/// Whether a gRPC call's `grpc-timeout`, counted from its first frame, has passed.
+fn deadline_passed(parts: &http::request::Parts, started: Instant, now: Instant) -> bool {
+    let timeout = parts.headers.get("grpc-timeout").and_then(|v| grpc::timeout(v.as_bytes()));
+    timeout.is_some_and(|t| now.saturating_duration_since(started) >= t)
 }
 
 /// A request's head as HTTP/1.1 would have carried it: the request line, `Host` from `:authority` (or the host
@@ -244,6 +305,17 @@ mod tests {
         assert!(matches!(parse_head_into(&raw, &mut head), Ok(Parse::Complete(()))));
         assert_eq!((head.method, head.path, head.query), (Method::Post, &b"/e"[..], &b"a=1"[..]));
         assert_eq!(head.content_type, Some(&b"application/json"[..]));
+    }
+
+    #[test]
+    fn a_calls_deadline_counts_from_its_first_frame() {
+        let request = http::Request::builder().header("grpc-timeout", "100m").body(()).unwrap();
+        let (parts, ()) = request.into_parts();
+        let started = Instant::now();
+        assert!(!deadline_passed(&parts, started, started + std::time::Duration::from_millis(99)));
+        assert!(deadline_passed(&parts, started, started + std::time::Duration::from_millis(100)));
+        let (none, ()) = http::Request::new(()).into_parts();
+        assert!(!deadline_passed(&none, started, started + std::time::Duration::from_secs(3600)), "no deadline");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::Requests;
 use super::exchange::{Payload, Request, Taken};
 use crate::event::body;
-use crate::event::record::{Emitter, Protocol, RecordBuilder, RequestMeta};
+use crate::event::record::{Emitter, Protocol, RecordBuilder, RequestMeta, Transport};
 use crate::http::{HttpError, MAX_URI_BYTES, RequestHead, field, percent};
 use crate::protocol::{Cookie, Ingest, Intake, snowplow};
 use crate::schema::badrow::{self, BadRowKind};
@@ -43,6 +43,9 @@ impl Requests {
     ) -> Result<Taken, HttpError> {
         self.accepting?;
         let head = request.head;
+        if ingest.is_grpc() && !matches!(request.peer.transport, Transport::H2 | Transport::H2c) {
+            return Err(HttpError::NotImplemented("gRPC needs HTTP/2"));
+        }
         ingest.check(head)?;
         let keep = self.start_request(request, ingest);
         if head.oversized_target {
@@ -87,6 +90,7 @@ impl Requests {
             query: head.query,
             body,
             content_type: head.content_type,
+            grpc_encoding: if ingest.is_grpc() { field(head.raw, b"grpc-encoding") } else { None },
             max_decompressed: max,
         };
         let gate = self.edge.gate(admission);
