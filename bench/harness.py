@@ -76,7 +76,21 @@ SCENARIOS = {
     "get_simple_tls": (1, "get_simple over HTTPS (TLS 1.3, ECDSA P-256, keep-alive)"),
     "get_close_tls": (1, "get_close over HTTPS: a TLS handshake per request, resumed (wrk offers the last session)"),
     "get_close_tls_full": (1, "get_close over HTTPS: a full TLS 1.3 handshake per request (examples/tls_load, no resumption)"),
+    "get_simple_h2_tls": (1, "get_simple over HTTP/2 with TLS (ALPN h2; h2load, 10 streams in flight per connection)"),
+    "grpc_send_100": (1, "plutos.v1.Collector/Send over h2c, post_ndjson's 100 events per call (h2load, 10 streams)"),
+    "otlp_export_100": (1, "OTLP LogsService/Export over h2c, 100 log records per call (h2load, 10 streams)"),
+    "post_ndjson_otlp_events": (1, "POST /e, otlp_export_100's 100 events as NDJSON, each line what its record stores"),
 }
+# HTTP/2 scenarios run h2load (Debian's nghttp2-client) with this many streams in flight on each connection:
+# scenario -> (path, body file made by examples/grpc_bodies.rs or None, events per request). Only plutos serves
+# the gRPC ones.
+H2_STREAMS = 10
+H2_LOADS = {
+    "get_simple_h2_tls": ("/e?test=me", None, 1),
+    "grpc_send_100": ("/plutos.v1.Collector/Send", "send_100.bin", 100),
+    "otlp_export_100": ("/opentelemetry.proto.collector.logs.v1.LogsService/Export", "otlp_100.bin", 100),
+}
+GRPC_BODIES = ROOT / "target" / "release" / "examples" / "grpc_bodies"
 ENRICHED = "plutos-gzip6-spool-enriched"
 VALIDATED = "plutos-gzip6-spool-validated"
 PLANNED = "plutos-gzip6-spool-planned"
@@ -284,8 +298,21 @@ def cpu_list(spec):
     return cpus
 
 
+def h2_scenario(scenario):
+    return scenario in H2_LOADS
+
+
 def wrk_command(args, scenario):
     threads = len(cpu_list(args.load_cpus))
+    if h2_scenario(scenario):
+        seconds = str(int(args.duration.rstrip("s")))
+        path, body, _ = H2_LOADS[scenario]
+        url = f"https://127.0.0.1:{args.port + 1}{path}" if tls_scenario(scenario) else f"http://127.0.0.1:{args.port}{path}"
+        command = ["taskset", "-c", args.load_cpus, "h2load", f"-t{threads}", f"-c{args.connections}",
+                   f"-m{H2_STREAMS}", f"-D{seconds}"]
+        if body:
+            command += ["-d", str(Path(args.work) / body), "-H", "content-type: application/grpc", "-H", "te: trailers"]
+        return command + [url]
     if scenario == "get_close_tls_full":
         seconds = str(int(args.duration.rstrip("s")))
         return ["taskset", "-c", args.load_cpus, str(TLS_LOAD), f"127.0.0.1:{args.port + 1}", str(args.connections), seconds]
@@ -296,6 +323,8 @@ def wrk_command(args, scenario):
 
 def run_one(args, work, target, scenario):
     tls = tls_scenario(scenario)
+    if not target.startswith("plutos") and h2_scenario(scenario) and H2_LOADS[scenario][1]:
+        return None  # gRPC: plutos's own services
     if target == "nginx":
         server = Nginx(args, work)
     elif target in FLOORS:
@@ -317,14 +346,14 @@ def run_one(args, work, target, scenario):
     finally:
         shipped = server.stop()
     reused = server.sessions_reused() if isinstance(server, Nginx) and tls else None
-    report = dict(re.findall(r"(\w+)=(\d+)", out.split("REPORT", 1)[1]))
-    report = {k: int(v) for k, v in report.items()}
+    report = h2load_report(out, args, H2_LOADS[scenario][2]) if h2_scenario(scenario) else wrk_report(out)
     requests, seconds = report["requests"], report["duration_us"] / 1e6
     # nginx writes one log line per request whatever the body holds, and the floor stores nothing: their events
     # are their requests.
     per_request = 1 if target == "nginx" or target in FLOORS else report["events_per_request"]
     ok_events = (requests - report["non2xx"]) * per_request
-    in_flight = args.connections * SCENARIOS[scenario][0] * per_request
+    depth = H2_STREAMS if h2_scenario(scenario) else SCENARIOS[scenario][0]
+    in_flight = args.connections * depth * per_request
     cpu_s = (after - before) / CLK_TCK
     result = {
         "target": target, "scenario": scenario, "rps": requests / seconds, "eps": requests * per_request / seconds,
@@ -339,6 +368,24 @@ def run_one(args, work, target, scenario):
     if shipped is not None:
         result["shipped_ok"] = ok_events <= shipped <= ok_events + in_flight
     return result
+
+
+def wrk_report(out):
+    """The numbers of report.lua's REPORT line."""
+    report = dict(re.findall(r"(\w+)=(\d+)", out.split("REPORT", 1)[1]))
+    return {k: int(v) for k, v in report.items()}
+
+
+def h2load_report(out, args, events_per_request):
+    """h2load's summary in REPORT's terms (it has no latency percentiles: shown as n/a)."""
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if not done or not codes:
+        raise RuntimeError(f"h2load said:\n{out}")
+    requests = int(done.group(1))
+    return {"requests": requests, "duration_us": int(args.duration.rstrip("s")) * 1_000_000, "p50_us": 0, "p99_us": 0,
+            "non2xx": requests - int(codes.group(1)), "socket_errors": int(done.group(4)),
+            "events_per_request": events_per_request}
 
 
 def idle_rss(args, work, tls=False, target="plutos-gzip6-spool"):
@@ -425,6 +472,9 @@ def main():
     results = []
     with tempfile.TemporaryDirectory(prefix="plutos-bench-") as work:
         args.cert, args.key = make_certificate(work)
+        args.work = work
+        if any(h2_scenario(sc) and H2_LOADS[sc][1] for sc in scenarios):
+            subprocess.run([str(GRPC_BODIES), work], check=True)
         for round_no in range(1, args.rounds + 1):
             for scenario in scenarios:
                 for target in targets:
@@ -581,11 +631,19 @@ def write_results(args, scenarios, targets, results, idle, idle_uring=None):
                     w(f"| {scenario}: {kind} lookups, all rounds (information) | {hit:,} hits, {miss:,} misses"
                       f"{f', {internal:,} internal' if kind == 'geo' else ''}: cache hit ratio "
                       f"{100 * hit / max(1, hit + miss):.2f}% | — |")
-    for scenario, goal in (("get_simple_tls", 0.85), ("get_close_tls", 1.0), ("get_close_tls_full", 1.0)):
+    for scenario, goal in (("get_simple_tls", 0.85), ("get_close_tls", 1.0), ("get_close_tls_full", 1.0),
+                           ("get_simple_h2_tls", 0.85)):
         p, n = median(results, "plutos-gzip6-spool", scenario, "cpu_us_req"), median(results, "nginx", scenario, "cpu_us_req")
         if p and n:
             line(f"{scenario}: plutos (spool, gzip 6) CPU/req ≤ {goal}× nginx", f"{p:.2f} µs vs {n:.2f} µs (×{p / n:.2f})",
                  p <= goal * n)
+    # Like for like: the same events as an NDJSON POST on HTTP/1.1.
+    for scenario, ndjson_scenario in (("grpc_send_100", "post_ndjson"), ("otlp_export_100", "post_ndjson_otlp_events")):
+        g = median(results, "plutos-gzip6-spool", scenario, "cpu_us_event")
+        ndjson = median(results, "plutos-gzip6-spool", ndjson_scenario, "cpu_us_event")
+        if g and ndjson:
+            line(f"{scenario}: CPU/event ≤ 1.5× {ndjson_scenario}'s (the same events, NDJSON on HTTP/1.1)",
+                 f"{g:.3f} µs vs {ndjson:.3f} µs (×{g / ndjson:.2f})", g <= 1.5 * ndjson)
     epoll = "plutos-gzip6-spool"
     for scenario in ("get_simple", "get_pixel"):
         u, f, e = (median(results, t, scenario, "cpu_us_req") for t in (URING, "floor", epoll))

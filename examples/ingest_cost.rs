@@ -1,5 +1,6 @@
 //! The ingest path of one POST scenario, run a fixed number of times through a worker's request handling
-//! (framing, routing, the protocol, records, answers; no socket I/O, no compression), for instruction counts:
+//! (the front end a connection's bytes go to, framing, routing, the protocol, records, answers; no socket I/O, no
+//! compression), for instruction counts:
 //! unlike wall-clock figures on a shared VM, callgrind's total is the same run after run.
 //!
 //! ```sh
@@ -8,10 +9,14 @@
 //! ```
 //!
 //! Scenarios: `ndjson` (`post_ndjson`'s body to `/e`), `segment` (`post_segment_batch`'s to `/v1/batch`),
-//! `segment-as-ndjson` (the same 100 Segment messages as NDJSON to `/e`: the protocol's own cost, like for like).
+//! `segment-as-ndjson` (the same 100 Segment messages as NDJSON to `/e`: the protocol's own cost, like for like),
+//! `otlp` (OTLP/HTTP Protobuf, `otlp_export_100`'s 100 log records to `/v1/logs`) and `otlp-as-ndjson` (those
+//! records' `raw_data` as NDJSON to `/e`, like for like).
 
 #[path = "../benches/bodies.rs"]
 mod bodies;
+#[path = "support/otlp_bodies.rs"]
+mod otlp_bodies;
 
 use std::time::Instant;
 
@@ -29,7 +34,17 @@ fn main() {
         "ndjson" => bodies::post("/e", "application/x-ndjson", &bodies::ndjson_100()),
         "segment" => bodies::post("/v1/batch", "application/json", &bodies::segment_batch_100()),
         "segment-as-ndjson" => bodies::post("/e", "application/x-ndjson", &bodies::segment_messages_as_ndjson()),
-        other => panic!("no scenario {other:?}: ndjson, segment, segment-as-ndjson"),
+        "otlp" => {
+            let body = otlp_bodies::otlp_100();
+            let head = format!(
+                "POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/x-protobuf\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            );
+            [head.as_bytes(), &body].concat()
+        }
+        "otlp-as-ndjson" => bodies::post("/e", "application/x-ndjson", &otlp_bodies::otlp_events_as_ndjson()),
+        other => panic!("no scenario {other:?}: ndjson, segment, segment-as-ndjson, otlp, otlp-as-ndjson"),
     };
     let args = plutos::Args::try_parse_from(["plutos"]).unwrap();
     let config = plutos::Config::from_args(&args, &[0]).unwrap();
@@ -49,7 +64,7 @@ fn main() {
     let mut events = 0;
     for _ in 0..rounds {
         requests.begin_iteration(Instant::now(), Ok(()));
-        assert_eq!(requests.process(&mut conn, &request, &mut batch), request.len());
+        assert_eq!(requests.take(&mut conn, &request, &mut batch), request.len());
         events += batch.total_events();
         conn.output.clear();
         batch.clear();

@@ -40,12 +40,14 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v zstd >/dev/null || need+=(zstd)
+# h2load: the HTTP/2 scenarios' load (nghttp2's).
+command -v h2load >/dev/null || need+=(nghttp2-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release --locked -q --bin plutos --example floor --example floor_uring --example tls_load --example udp_send
+cargo build --release --locked -q --bin plutos --example floor --example floor_uring --example tls_load --example udp_send --example grpc_bodies
 # 10,000 idle connections need as many descriptors in the client and in the server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ "${1:-}" = "--udp" ]; then

@@ -239,12 +239,7 @@ impl Pipeline {
 
     /// SIGKILL (it works on a stopped process), restart on the same spool, stop gracefully; the shipped ids.
     fn kill_and_recover(self) -> (HashSet<String>, tempfile::TempDir) {
-        self.collector.signal(libc::SIGKILL);
-        assert!(!self.collector.wait().success());
-        let restarted = Collector::spawn(self.dir.path(), &[]);
-        restarted.signal(libc::SIGTERM);
-        assert!(restarted.wait().success());
-        (shipped_ids(&self.dir.path().join("out")), self.dir)
+        (kill_and_recover(self.collector, self.dir.path()), self.dir)
     }
 
     fn ids(&self, range: std::ops::Range<u64>) -> Vec<String> {
@@ -270,6 +265,78 @@ fn answers_wait_for_the_spool_write(https: bool) {
         let (shipped, _dir) = pipeline.kill_and_recover();
         let missing: Vec<&String> = acked.iter().filter(|id| !shipped.contains(*id)).collect();
         assert!(missing.is_empty(), "trial {trial}: {} acknowledged events lost: {:?}", missing.len(), &missing[..5]);
+    }
+}
+
+/// SIGKILL `collector` (it works on a stopped process), restart one on its spool in `dir`, stop it gracefully;
+/// the ids it shipped.
+fn kill_and_recover(collector: Collector, dir: &Path) -> HashSet<String> {
+    collector.signal(libc::SIGKILL);
+    assert!(!collector.wait().success());
+    let restarted = Collector::spawn(dir, &[]);
+    restarted.signal(libc::SIGTERM);
+    assert!(restarted.wait().success());
+    shipped_ids(&dir.join("out"))
+}
+
+/// Every byte of the spool's files (uncompressed with COMPRESSION_TYPE=none) as text.
+fn spool_text(dir: &Path) -> String {
+    let mut files = Vec::new();
+    collect_files(&dir.join("spool"), &mut files);
+    files.iter().map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap_or_default()).into_owned()).collect()
+}
+
+/// The same over HTTP/2, h2c then h2 over TLS: 100 streams (GETs and NDJSON POSTs) sent at once on one
+/// connection (`tests/h2_load.py`); the server is stopped the moment the first bytes of their answers are
+/// readable, and every stream answered 200 in what had arrived by then must already be in the spool. SIGKILL and
+/// a restart ship every one.
+#[test]
+fn no_200_on_an_http2_stream_leaves_before_its_spool_write() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for (trial, https) in [(0, false), (1, true), (2, false), (3, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = common::pki::Pki::new(dir.path(), "ack-h2");
+        let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+        let env = [
+            ("WORKERS", "1"),
+            ("COMPRESSION_TYPE", "none"),
+            ("MAX_BUFFER_TIME_MILLISECONDS", "3600000"),
+            ("TLS_PORT", "127.0.0.1:0"),
+            ("TLS_CERT", cert),
+            ("TLS_KEY", key),
+        ];
+        let collector = Collector::spawn(dir.path(), &env);
+        let pid = collector.child.id() as i32;
+        let addr = if https { collector.tls_addr() } else { collector.addr }.to_string();
+        let (tls, ca) = if https { ("1", pki.ca.to_str().unwrap()) } else { ("0", "-") };
+        let tag = format!("h2-{trial}");
+        let mut client = common::h2::load_command(&[&addr, tls, ca, &tag, "100", "100", "--pause-at-first-answer"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(client.stdout.take().unwrap()).lines().map(Result::unwrap);
+        let mut acked: Vec<String> = lines.by_ref().take_while(|line| line != "first").collect();
+        freeze(pid);
+        client.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let mut answered = 0;
+        for line in lines.by_ref() {
+            match line.strip_prefix("done ") {
+                Some(n) => {
+                    answered = n.parse().unwrap();
+                    break;
+                }
+                None => acked.push(line),
+            }
+        }
+        assert!(client.wait().unwrap().success());
+        assert!(answered > 0 && !acked.is_empty(), "trial {trial}: answers had arrived");
+        let spool = spool_text(dir.path());
+        let early: Vec<&String> = acked.iter().filter(|id| !spool.contains(&format!("\"id\":\"{id}\""))).collect();
+        assert!(early.is_empty(), "trial {trial}: {} answered 200 before their spool write: {early:?}", early.len());
+        let shipped = kill_and_recover(collector, dir.path());
+        assert!(acked.iter().all(|id| shipped.contains(id)), "trial {trial}: every 200 shipped");
     }
 }
 

@@ -5,7 +5,8 @@
 //! right fields, and nothing of the other page. Then a page that runs the browser SDKs — posthog-js and
 //! Snowplow's browser tracker, from their npm packages' built files — sends their events to plutos, and the
 //! Snowplow cookie plutos sets comes back with the tracker's later requests. And a page on an `https://` origin
-//! sends the same events to plutos's HTTPS listener (both certificates from a test CA that Chromium trusts).
+//! sends the same events to plutos's HTTPS listener (both certificates from a test CA that Chromium trusts), over
+//! HTTP/2: the page reads `nextHopProtocol` of its fetches (plutos allows their timing), the records say `h2`.
 
 mod common;
 
@@ -90,6 +91,10 @@ async function run() {{
       body: JSON.stringify({{kind: {kind}}})}});
     return r.status + " " + await r.text();
   }});
+  // The protocol the fetches to the collector went over (their answers allow the page their timing; a pixel's
+  // and a beacon's entries stay blank without CORS).
+  results.protocols = performance.getEntriesByType("resource")
+    .filter(e => e.name.startsWith(E) && e.initiatorType === "fetch").map(e => e.nextHopProtocol);
   await fetch("/report", {{method: "POST", body: JSON.stringify(results)}});
 }}
 run();
@@ -152,6 +157,7 @@ fn a_page_on_another_origin_sends_events_four_ways_and_a_foreign_page_cannot() {
     assert_eq!(allowed["beacon"], true, "{allowed}");
     assert_eq!(allowed["fetch_json"], r#"200 {"accepted":1}"#, "{allowed}");
     assert_eq!(allowed["fetch_key"], r#"200 {"accepted":1}"#, "{allowed}");
+    assert_eq!(allowed["protocols"], json!(["http/1.1", "http/1.1"]), "{allowed}");
     let other = report_of(&format!("http://127.0.0.1:{other_port}/"), &other_reports);
     assert!(other["fetch_key"].as_str().unwrap().starts_with("error"), "{other}");
 
@@ -206,6 +212,8 @@ fn a_page_on_an_https_origin_sends_pixel_beacon_and_fetch_to_plutos_over_https()
     assert_eq!(report["beacon"], true, "{report}");
     assert_eq!(report["fetch_json"], r#"200 {"accepted":1}"#, "{report}");
     assert_eq!(report["fetch_key"], r#"200 {"accepted":1}"#, "{report}");
+    // Chromium spoke HTTP/2 to plutos (ALPN h2): the page sees it for its fetches, the records for every event.
+    assert_eq!(report["protocols"], json!(["h2", "h2"]), "{report}");
     wait_until("the four events", || server.metric("plutos_events_accepted_total") >= 4);
     assert_eq!(server.metric("plutos_tls_failures_total"), 0);
     let dir = server.stop();
@@ -215,6 +223,8 @@ fn a_page_on_an_https_origin_sends_pixel_beacon_and_fetch_to_plutos_over_https()
         .collect();
     kinds.sort();
     assert_eq!(kinds, ["beacon", "fetch-json", "fetch-key", "img"]);
+    let records = read_records(&dir.path().join("out"));
+    assert!(records.iter().all(|r| r["transport"] == "h2"), "{records:?}");
 }
 
 /// A page server on its own port (its own origin): serves the page at `/` and hands each `POST /report` body to

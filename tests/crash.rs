@@ -18,6 +18,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::collector::*;
+use common::h2::H2Load;
 use common::kafka::Broker;
 use common::s3::*;
 use common::sqs::Moto;
@@ -61,6 +62,13 @@ fn kill_and_restart_over(
     collector.signal(libc::SIGKILL);
     assert!(!collector.wait().success());
     let acked = load.finish();
+    restart_and_stop(dir, env, tag);
+    acked
+}
+
+/// Starts a collector on the spool a killed one left, stops it gracefully (it recovers and ships first) and
+/// checks that it exited cleanly.
+fn restart_and_stop(dir: &Path, env: &[(&str, &str)], tag: &str) {
     let mut restarted = Collector::spawn(dir, env);
     restarted.signal(libc::SIGTERM);
     let stopping = std::time::Instant::now();
@@ -74,7 +82,6 @@ fn kill_and_restart_over(
     }
     let (status, stderr) = restarted.wait_with_stderr();
     assert!(status.success(), "{tag}: clean exit after recovery: {stderr}");
-    acked
 }
 
 /// Compares the acknowledged ids with the shipped ones (counted) and runs `plutos verify` on the target.
@@ -174,20 +181,54 @@ fn file_sink_trials(pki: Option<&common::pki::Pki>, sink: &str, name: &str) {
         let tag = format!("{name} trial {trial}");
         let client = pki.map(|pki| pki.client(&[&rustls::version::TLS13], &[]));
         let acked = kill_and_restart_over(dir.path(), &env, client, &format!("{}{trial}", &name[..1]), 500..20_000, 2);
-        let out = dir.path().join("out");
-        let mut shipped = HashMap::new();
-        for record in read_shipped(&out).into_iter().flat_map(|s| s.records) {
-            *shipped.entry(record["raw_data"]["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
-        }
-        let mut verify = Command::new(env!("CARGO_BIN_EXE_plutos"));
-        verify.arg("verify").arg(&out).env_clear();
-        outcomes.push(outcome(&acked, &shipped, &mut verify, &tag));
-        let left = std::fs::read_dir(dir.path().join("spool/sealed")).unwrap().count()
-            + std::fs::read_dir(dir.path().join("spool/open")).unwrap().count();
-        assert_eq!(left, 0, "{tag}: everything shipped, spool empty");
+        outcomes.push(file_sink_outcome(dir.path(), &acked, &tag));
     }
     // A chunk shipped again after the kill lands on its own key, where an object with its sha256 counts as done.
     conclude(sink, &outcomes, 0);
+}
+
+/// What a file-sink trial in `dir` shipped against what was `acked`, `plutos verify` on it, and an empty spool.
+fn file_sink_outcome(dir: &Path, acked: &[String], tag: &str) -> Outcome {
+    let out = dir.join("out");
+    let mut shipped = HashMap::new();
+    for record in read_shipped(&out).into_iter().flat_map(|s| s.records) {
+        *shipped.entry(record["raw_data"]["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    let mut verify = Command::new(env!("CARGO_BIN_EXE_plutos"));
+    verify.arg("verify").arg(&out).env_clear();
+    let outcome = outcome(acked, &shipped, &mut verify, tag);
+    let left = std::fs::read_dir(dir.join("spool/sealed")).unwrap().count()
+        + std::fs::read_dir(dir.join("spool/open")).unwrap().count();
+    assert_eq!(left, 0, "{tag}: everything shipped, spool empty");
+    outcome
+}
+
+/// HTTP/2 clients (hyper-h2, `tests/h2_load.py`) — h2 over TLS and h2c side by side, 64 streams in flight on each
+/// connection, GETs and NDJSON POSTs — killed with the collector at a random moment: every event a stream got
+/// its 200 for is shipped after the restart, once.
+#[test]
+fn http2_clients_sigkill_at_random_moments_lose_no_acknowledged_event() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = common::pki::Pki::new(certs.path(), "crash-h2");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let env = [("MAX_CHUNK_EVENTS", "2000"), ("TLS_PORT", "127.0.0.1:0"), ("TLS_CERT", cert), ("TLS_KEY", key)];
+    let mut outcomes = Vec::new();
+    for trial in 0..trials() {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("http2 trial {trial}");
+        let collector = Collector::spawn(dir.path(), &env);
+        let over_tls = H2Load::start(collector.tls_addr(), Some(&pki.ca), 2, 64, &format!("t{trial}"));
+        let cleartext = H2Load::start(collector.addr, None, 2, 64, &format!("c{trial}"));
+        let kill_after = random_in(500..20_000);
+        wait_until("HTTP/2 clients to get acknowledgements", || over_tls.acked() + cleartext.acked() >= kill_after);
+        collector.signal(libc::SIGKILL);
+        assert!(!collector.wait().success());
+        let mut acked = over_tls.finish();
+        acked.extend(cleartext.finish());
+        restart_and_stop(dir.path(), &env, &tag);
+        outcomes.push(file_sink_outcome(dir.path(), &acked, &tag));
+    }
+    conclude("file sink over HTTP/2", &outcomes, 0);
 }
 
 #[test]

@@ -5,18 +5,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
+use common::h2::python;
 use common::pki::Pki;
 use common::*;
 use serde_json::{Value, json};
-
-fn python() -> &'static PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| installed("PLUTOS_H2_PYTHON", "h2-clients.sh"))
-}
 
 /// Runs one case of tests/grpc_clients.py; its JSON answer.
 fn client(args: &[&str]) -> Value {

@@ -7,6 +7,7 @@ Each case opens its own connection to plutos, does one thing, and prints one JSO
   stalled ADDR               a POST whose body never comes
   zero_window ADDR           a client whose stream window is 0 and never opened, asking for /metrics
   ping_flood ADDR N          N PINGs sent without reading the answers
+  settings_flood ADDR N      N SETTINGS frames sent without reading their acks
   drain ADDR                 one GET answered ("answered" printed), then what the server sends as it shuts down
 ADDR is host:port; TLS is 1 for h2 by ALPN (CA: the certificate to trust), 0 for h2c.
 """
@@ -101,7 +102,8 @@ def read_until_closed(sock, seconds, done=lambda seen: False):
     RST_STREAM codes, answers (HEADERS frames), PING acks, bytes."""
     sock.settimeout(0.2)
     deadline = time.monotonic() + seconds
-    buf, seen = b"", {"goaway": None, "resets": [], "statuses": 0, "closed": False, "bytes": 0, "pings": 0}
+    buf, seen = b"", {"goaway": None, "resets": [], "statuses": 0, "closed": False, "bytes": 0, "pings": 0,
+                      "settings_acks": 0}
     while time.monotonic() < deadline and not done(seen):
         try:
             data = sock.recv(65536)
@@ -126,6 +128,8 @@ def read_until_closed(sock, seconds, done=lambda seen: False):
                 seen["resets"].append(int.from_bytes(payload[:4], "big"))
             elif kind == 6 and flags & 1:
                 seen["pings"] += 1
+            elif kind == 4 and flags & 1:
+                seen["settings_acks"] += 1
             elif kind == 1:
                 seen["statuses"] += 1
             buf = buf[9 + length :]
@@ -203,9 +207,12 @@ def zero_window(addr):
     return seen
 
 
-def ping_flood(addr, n):
+def ping_flood(addr, n, kind="ping"):
     sock = raw(addr)
-    frames = b"".join(PingFrame(0, opaque_data=i.to_bytes(8, "big")).serialize() for i in range(n))
+    if kind == "ping":
+        frames = b"".join(PingFrame(0, opaque_data=i.to_bytes(8, "big")).serialize() for i in range(n))
+    else:
+        frames = SettingsFrame(0, settings={4: 65535}).serialize() * n
     sent = 0
     sock.settimeout(5)
     try:
@@ -244,6 +251,8 @@ def main():
         result = zero_window(addr)
     elif case == "ping_flood":
         result = ping_flood(addr, int(rest[0]))
+    elif case == "settings_flood":
+        result = ping_flood(addr, int(rest[0]), kind="settings")
     elif case == "drain":
         result = drain(addr)
     else:

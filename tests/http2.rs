@@ -2,25 +2,18 @@
 //! Real clients — curl (nghttp2) and hyper-h2 (PyPI `h2`, `tests/h2_frames.py`, installed by
 //! `scripts/h2-clients.sh`) — get the answers HTTP/1.1 gets and their events land with `transport` `h2`/`h2c`;
 //! many streams on one connection are each answered and stored once; the hostile cases (rapid reset, a
-//! CONTINUATION flood, a body that never comes, a window never opened, a PING flood) end as the limits say while
-//! other clients are served; the drain sends GOAWAY.
+//! CONTINUATION flood, a body that never comes, a window never opened, PING and SETTINGS floods) end as the
+//! limits say while other clients are served; the drain sends GOAWAY.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
+use common::h2::python;
 use common::pki::Pki;
 use common::*;
 use serde_json::Value;
-
-/// The Python that has hyper-h2 (`PLUTOS_H2_PYTHON`, else installed once by scripts/h2-clients.sh).
-fn python() -> &'static PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| installed("PLUTOS_H2_PYTHON", "h2-clients.sh"))
-}
 
 /// Runs one case of tests/h2_frames.py; its JSON answer.
 fn frames(args: &[&str]) -> Value {
@@ -161,12 +154,14 @@ fn rapid_reset_and_continuation_floods_end_their_connection_and_others_are_serve
     assert_eq!(flood["statuses"], 0, "{flood}");
     let pings = frames(&["ping_flood", &addr, "100000"]);
     assert_eq!(pings["pings"], 100_000, "every PING answered, one at a time: {pings}");
+    let settings = frames(&["settings_flood", &addr, "100000"]);
+    assert_eq!(settings["settings_acks"], 100_001, "every SETTINGS acknowledged (and the preface's): {settings}");
     // The other clients of the worker are served all along.
     let others = frames(&["streams", &addr, "0", "-", "10"]);
     assert_eq!(others["statuses"].as_object().unwrap().len(), 10);
     assert_eq!(get(server.addr, "/e?tag=http1").status, 200);
     assert!(server.metric("plutos_http2_sessions_failed_total{reason=\"enhance_your_calm\"}") >= 2);
-    assert_eq!(server.metric("plutos_http2_connections_total{transport=\"h2c\"}"), 4);
+    assert_eq!(server.metric("plutos_http2_connections_total{transport=\"h2c\"}"), 5);
     assert!(server.metric("plutos_http2_streams_total") >= 10);
     let records = read_records(&server.stop().path().join("out"));
     let reset_stored = records.iter().filter(|r| r["raw_data"]["tag"].as_str().is_some_and(|t| t.starts_with("rr-")));

@@ -71,8 +71,10 @@ struct Listed {
     headers: Box<[u8]>,
 }
 
-/// The header lines of an answer to an allowed origin when every origin is allowed.
-const ANY_HEADERS: &[u8] = b"Access-Control-Allow-Origin: *\r\n";
+/// The header lines of an answer to an allowed origin when every origin is allowed. An allowed origin may also
+/// read the answer's timing (`Timing-Allow-Origin`: its Resource Timing entries — `nextHopProtocol`, durations —
+/// are blank otherwise, which real-user monitoring of the collector needs).
+const ANY_HEADERS: &[u8] = b"Access-Control-Allow-Origin: *\r\nTiming-Allow-Origin: *\r\n";
 
 impl Cors {
     pub fn new(origins: &Origins) -> Cors {
@@ -84,7 +86,7 @@ impl Cors {
                     .map(|origin| {
                         let headers = format!(
                             "Access-Control-Allow-Origin: {origin}\r\nAccess-Control-Allow-Credentials: true\r\n\
-                             Vary: Origin\r\n"
+                             Timing-Allow-Origin: {origin}\r\nVary: Origin\r\n"
                         );
                         Listed { origin: origin.as_bytes().into(), headers: headers.into_bytes().into() }
                     })
@@ -115,7 +117,9 @@ impl Cors {
                 for part in [
                     &b"Access-Control-Allow-Origin: "[..],
                     origin,
-                    b"\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n",
+                    b"\r\nAccess-Control-Allow-Credentials: true\r\nTiming-Allow-Origin: ",
+                    origin,
+                    b"\r\nVary: Origin\r\n",
                 ] {
                     self.echoed.extend_from_slice(part);
                 }
@@ -251,7 +255,8 @@ mod tests {
             let Verdict::Allowed(grant) = cors.verdict(Some(b"https://a.example"), echo) else { panic!() };
             assert_eq!(
                 cors.headers(Some(grant)),
-                b"Access-Control-Allow-Origin: https://a.example\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
+                b"Access-Control-Allow-Origin: https://a.example\r\nAccess-Control-Allow-Credentials: true\r\n\
+                  Timing-Allow-Origin: https://a.example\r\nVary: Origin\r\n"
             );
             assert_eq!(cors.verdict(Some(b"https://b.example"), echo), Verdict::Refused, "a list holds on every route");
             assert_eq!(cors.verdict(Some(b"https://a.example.evil"), echo), Verdict::Refused);
@@ -272,7 +277,8 @@ mod tests {
             let Verdict::Allowed(grant) = cors.verdict(Some(b"http://127.0.0.1:5173"), true) else { panic!() };
             assert_eq!(
                 cors.headers(Some(grant)),
-                b"Access-Control-Allow-Origin: http://127.0.0.1:5173\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
+                b"Access-Control-Allow-Origin: http://127.0.0.1:5173\r\nAccess-Control-Allow-Credentials: true\r\n\
+                  Timing-Allow-Origin: http://127.0.0.1:5173\r\nVary: Origin\r\n"
             );
             for not_an_origin in [&b"null"[..], b"file://", b"http://a b", b"https://x\x7f"] {
                 assert_eq!(cors.verdict(Some(not_an_origin), true), Verdict::Plain);
@@ -300,7 +306,10 @@ mod tests {
         assert_eq!(preflight(&mut cors, "https://b.example", "POST", None, false), "");
         assert_eq!(preflight(&mut cors, "https://a.example", "DELETE", None, false), "");
         let any = preflight(&mut Cors::new(&Origins::Any), "https://b.example", "POST", Some("content-type"), false);
-        assert!(any.starts_with("Access-Control-Allow-Origin: *\r\nVary: Origin\r\n"), "{any}");
+        assert!(
+            any.starts_with("Access-Control-Allow-Origin: *\r\nTiming-Allow-Origin: *\r\nVary: Origin\r\n"),
+            "{any}"
+        );
         assert!(!any.contains("Credentials"), "{any}");
     }
 }

@@ -155,13 +155,12 @@ impl Ingest {
             Ingest::OtlpGrpc => {
                 let message =
                     grpc::message(intake.body, intake.grpc_encoding, intake.max_decompressed, &mut scratch.decoded)?;
-                otlp::emit(&otlp::decode(message)?, emit, scratch);
-                Ok(())
+                otlp::emit(message, emit, &mut scratch.nested, &mut scratch.more)
             }
             Ingest::OtlpHttp => {
-                let export = otlp::parse(intake.body, otlp::Format::of(intake.content_type)?)?;
-                otlp::emit(&export, emit, scratch);
-                Ok(())
+                let format = otlp::Format::of(intake.content_type)?;
+                let message = otlp::protobuf(intake.body, format, &mut scratch.decoded)?;
+                otlp::emit(message, emit, &mut scratch.nested, &mut scratch.more)
             }
         }
     }

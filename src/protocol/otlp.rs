@@ -15,18 +15,16 @@
 //! `ExportLogsServiceResponse` is empty (`{}` in JSON).
 
 mod json;
+pub(super) mod wire;
 
-use base64::Engine;
+use std::io::Write;
+
 use prost::Message;
 
-use super::Scratch;
-use crate::event::clock::Civil;
+use crate::event::clock::{Civil, put_digits};
 use crate::event::json::escape_into;
 use crate::event::object::Text;
 use crate::event::record::{Emitter, EventFields};
-use crate::grpc::proto::otlp::{
-    AnyValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue, LogRecord, any_value,
-};
 use crate::http::HttpError;
 
 /// How an OTLP/HTTP request's body is written, by its Content-Type.
@@ -75,105 +73,50 @@ pub fn status(error: HttpError, format: Format, out: &mut Vec<u8>) -> &'static s
     }
 }
 
-/// An export's Protobuf message.
-pub fn decode(message: &[u8]) -> Result<ExportLogsServiceRequest, HttpError> {
-    ExportLogsServiceRequest::decode(message).map_err(|_| HttpError::BadRequest("not an OTLP ExportLogsServiceRequest"))
-}
-
-/// An OTLP/HTTP request's body in its format.
-pub fn parse(body: &[u8], format: Format) -> Result<ExportLogsServiceRequest, HttpError> {
+/// An OTLP/HTTP request's body as the Protobuf bytes of its export: itself, or its JSON mapping read and encoded
+/// (into `encoded`), so both forms take one path.
+pub fn protobuf<'a>(body: &'a [u8], format: Format, encoded: &'a mut Vec<u8>) -> Result<&'a [u8], HttpError> {
     match format {
-        Format::Protobuf => decode(body),
-        Format::Json => json::request(body),
-    }
-}
-
-/// Every log record of `request`, one record each.
-pub fn emit(request: &ExportLogsServiceRequest, emit: &mut Emitter<'_>, scratch: &mut Scratch) {
-    let (raw, more) = (&mut scratch.nested, &mut scratch.more);
-    for resource_logs in &request.resource_logs {
-        let resource = resource_logs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
-        for scope_logs in &resource_logs.scope_logs {
-            for log in &scope_logs.log_records {
-                raw.clear();
-                raw_data(raw, log, resource, scope_logs.scope.as_ref());
-                more.clear();
-                let time = if log.time_unix_nano != 0 { log.time_unix_nano } else { log.observed_time_unix_nano };
-                if time != 0 {
-                    rfc3339_nanos(more, time);
-                }
-                let client_ts = std::str::from_utf8(more).ok().filter(|t| !t.is_empty());
-                let fields = EventFields {
-                    event_type: Some(Text::Static("log")),
-                    event_name: (!log.event_name.is_empty()).then_some(Text::Plain(&log.event_name)),
-                    user_id: string_attribute(&log.attributes, "user.id").map(Text::Plain),
-                    event_id: string_attribute(&log.attributes, "log.record.uid").map(Text::Plain),
-                    client_ts: client_ts.map(Text::Plain),
-                    ..EventFields::default()
-                };
-                emit.event(&fields, |out| out.extend_from_slice(raw));
-            }
+        Format::Protobuf => Ok(body),
+        Format::Json => {
+            encoded.clear();
+            json::request(body)?.encode(encoded).expect("a Vec grows");
+            Ok(encoded)
         }
     }
 }
 
-/// A log record's `raw_data` object.
-fn raw_data(out: &mut Vec<u8>, log: &LogRecord, resource: &[KeyValue], scope: Option<&InstrumentationScope>) {
-    let mut members = Members::open(out);
-    if let Some(body) = &log.body {
-        members.key(b"body");
-        any(members.out, body);
-    }
-    if !log.severity_text.is_empty() {
-        members.key(b"severity_text");
-        string(members.out, &log.severity_text);
-    }
-    if log.severity_number != 0 {
-        members.key(b"severity_number");
-        members.out.extend_from_slice(log.severity_number.to_string().as_bytes());
-    }
-    if !log.attributes.is_empty() {
-        members.key(b"attributes");
-        object(members.out, &log.attributes);
-    }
-    if !resource.is_empty() {
-        members.key(b"resource");
-        object(members.out, resource);
-    }
-    if let Some(scope) = scope.filter(|s| !s.name.is_empty() || !s.version.is_empty() || !s.attributes.is_empty()) {
-        members.key(b"scope");
-        let mut inner = Members::open(members.out);
-        if !scope.name.is_empty() {
-            inner.key(b"name");
-            string(inner.out, &scope.name);
+/// Every log record of the export `message` (its Protobuf bytes), one record each, read without decoding the
+/// message into owned types (`wire.rs`). Malformed, the export is refused whole (the worker rolls back what was
+/// written).
+/// `raw` and `time` are scratch (a record's raw data, its time as text).
+pub fn emit(message: &[u8], emit: &mut Emitter<'_>, raw: &mut Vec<u8>, time: &mut Vec<u8>) -> Result<(), HttpError> {
+    wire::each_log(message, |log, resource, scope| {
+        let scalars = wire::Scalars::of(log)?;
+        raw.clear();
+        wire::raw_data(raw, log, &scalars, resource, scope)?;
+        time.clear();
+        let at = if scalars.time != 0 { scalars.time } else { scalars.observed };
+        if at != 0 {
+            rfc3339_nanos(time, at);
         }
-        if !scope.version.is_empty() {
-            inner.key(b"version");
-            string(inner.out, &scope.version);
-        }
-        if !scope.attributes.is_empty() {
-            inner.key(b"attributes");
-            object(inner.out, &scope.attributes);
-        }
-        inner.close();
-    }
-    for (name, id) in [(&b"trace_id"[..], &log.trace_id), (b"span_id", &log.span_id)] {
-        if !id.is_empty() && id.iter().any(|&b| b != 0) {
-            members.key(name);
-            hex(members.out, id);
-        }
-    }
-    if log.flags != 0 {
-        members.key(b"flags");
-        members.out.extend_from_slice(log.flags.to_string().as_bytes());
-    }
-    if log.observed_time_unix_nano != 0 {
-        members.key(b"observed_time");
-        members.out.push(b'"');
-        rfc3339_nanos(members.out, log.observed_time_unix_nano);
-        members.out.push(b'"');
-    }
-    members.close();
+        let fields = EventFields {
+            event_type: Some(Text::Static("log")),
+            event_name: (!scalars.event_name.is_empty()).then_some(Text::Plain(scalars.event_name)),
+            user_id: scalars.user_id.map(Text::Plain),
+            event_id: scalars.uid.map(Text::Plain),
+            client_ts: std::str::from_utf8(time).ok().filter(|t| !t.is_empty()).map(Text::Plain),
+            ..EventFields::default()
+        };
+        emit.event(&fields, |out| out.extend_from_slice(raw));
+        Ok(())
+    })
+}
+
+/// Typed values (`KeyValue`s, each in field `number` of `message`) as one JSON object: plutos's gRPC `Send`
+/// event's `properties`.
+pub(super) fn properties(out: &mut Vec<u8>, message: &[u8], number: u32) -> Result<(), HttpError> {
+    wire::object(out, message, number, 0)
 }
 
 /// A JSON object being written member by member.
@@ -202,51 +145,7 @@ impl<'a> Members<'a> {
     }
 }
 
-/// Attributes as one JSON object (a key repeated: the last value, as JSON readers keep it).
-pub(super) fn object(out: &mut Vec<u8>, attributes: &[KeyValue]) {
-    let mut members = Members::open(out);
-    for attribute in attributes {
-        members.key(attribute.key.as_bytes());
-        match &attribute.value {
-            Some(value) => any(members.out, value),
-            None => members.out.extend_from_slice(b"null"),
-        }
-    }
-    members.close();
-}
-
-/// An `AnyValue` as JSON: strings, booleans, integers and doubles as themselves (a double that is not finite
-/// as null), arrays and key-value lists as arrays and objects, bytes as base64; an empty value as null.
-fn any(out: &mut Vec<u8>, value: &AnyValue) {
-    match &value.value {
-        None => out.extend_from_slice(b"null"),
-        Some(any_value::Value::StringValue(s)) => string(out, s),
-        Some(any_value::Value::BoolValue(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Some(any_value::Value::IntValue(n)) => out.extend_from_slice(n.to_string().as_bytes()),
-        Some(any_value::Value::DoubleValue(x)) if x.is_finite() => {
-            out.extend_from_slice(serde_json::Number::from_f64(*x).map_or("null".into(), |n| n.to_string()).as_bytes())
-        }
-        Some(any_value::Value::DoubleValue(_)) => out.extend_from_slice(b"null"),
-        Some(any_value::Value::ArrayValue(array)) => {
-            out.push(b'[');
-            for (k, element) in array.values.iter().enumerate() {
-                if k > 0 {
-                    out.push(b',');
-                }
-                any(out, element);
-            }
-            out.push(b']');
-        }
-        Some(any_value::Value::KvlistValue(list)) => object(out, &list.values),
-        Some(any_value::Value::BytesValue(bytes)) => {
-            out.push(b'"');
-            out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(bytes).as_bytes());
-            out.push(b'"');
-        }
-    }
-}
-
-fn string(out: &mut Vec<u8>, s: &str) {
+pub(super) fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     escape_into(out, s.as_bytes());
     out.push(b'"');
@@ -261,29 +160,24 @@ fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
-/// The string value of the attribute `key`, if it has one.
-fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attributes.iter().rev().find(|a| a.key == key).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
-        any_value::Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
-        _ => None,
-    })
+/// `nanos` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (a record per log record has two: written
+/// digit by digit, not formatted).
+pub(super) fn rfc3339_nanos(out: &mut Vec<u8>, nanos: u64) {
+    let c = Civil::from_unix((nanos / 1_000_000_000) as i64);
+    let mut text = *b"0000-00-00T00:00:00.000000000Z";
+    put_digits(&mut text[0..4], c.year.clamp(0, 9999) as u32);
+    put_digits(&mut text[5..7], c.month);
+    put_digits(&mut text[8..10], c.day);
+    put_digits(&mut text[11..13], c.hour);
+    put_digits(&mut text[14..16], c.minute);
+    put_digits(&mut text[17..19], c.second);
+    put_digits(&mut text[20..29], (nanos % 1_000_000_000) as u32);
+    out.extend_from_slice(&text);
 }
 
-/// `nanos` since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-pub(super) fn rfc3339_nanos(out: &mut Vec<u8>, nanos: u64) {
-    let secs = (nanos / 1_000_000_000) as i64;
-    let c = Civil::from_unix(secs);
-    let text = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        nanos % 1_000_000_000
-    );
-    out.extend_from_slice(text.as_bytes());
+/// An integer's decimal digits (no allocation).
+fn integer(out: &mut Vec<u8>, n: impl std::fmt::Display) {
+    let _ = write!(out, "{n}");
 }
 
 #[cfg(test)]

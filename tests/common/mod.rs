@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod collector;
+pub mod h2;
 pub mod kafka;
 pub mod mmdb;
 pub mod parquet;

@@ -4,10 +4,18 @@ use super::*;
 use crate::event::clock::Clock;
 use crate::event::ids::RequestIds;
 use crate::event::record::{Protocol, RecordBuilder, RequestMeta, Transport};
-use crate::grpc::proto::otlp::{ArrayValue, KeyValueList, Resource, ResourceLogs, ScopeLogs};
+use crate::grpc::proto::otlp::{
+    AnyValue, ArrayValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue, KeyValueList, LogRecord, Resource,
+    ResourceLogs, ScopeLogs, any_value,
+};
 use crate::http::Method;
 
 fn records(request: &ExportLogsServiceRequest) -> Vec<Value> {
+    records_of(&request.encode_to_vec()).unwrap()
+}
+
+/// The records of an export's Protobuf bytes, or its refusal.
+fn records_of(message: &[u8]) -> Result<Vec<Value>, HttpError> {
     let mut builder = RecordBuilder::default();
     let meta = RequestMeta {
         ip: "127.0.0.1",
@@ -24,8 +32,8 @@ fn records(request: &ExportLogsServiceRequest) -> Vec<Value> {
     builder.start_request(&meta, &Clock::new());
     let (mut out, mut ids) = (Vec::new(), RequestIds::new(0, 0));
     let mut emitter = Emitter::new(&mut out, &builder, &mut ids);
-    emit(request, &mut emitter, &mut Scratch::default());
-    String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    emit(message, &mut emitter, &mut Vec::new(), &mut Vec::new())?;
+    Ok(String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect())
 }
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
@@ -119,7 +127,7 @@ fn a_log_record_becomes_a_record_with_its_typed_values_and_fields() {
 }
 
 #[test]
-fn the_json_mapping_reads_to_the_same_records_as_protobuf() {
+fn the_json_mapping_reads_to_the_same_export_as_protobuf() {
     let body = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"shop"}}]},
       "scopeLogs":[{"scope":{"name":"shop.logger","version":"1.0"},"logRecords":[
         {"timeUnixNano":"1796000000123456789","observedTimeUnixNano":1796000001000000000,"severityNumber":9,
@@ -131,13 +139,13 @@ fn the_json_mapping_reads_to_the_same_records_as_protobuf() {
            {"key":"raw","value":{"bytesValue":"3q0="}}],
          "flags":1,"traceId":"5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b5b","spanId":"3c3c3c3c3c3c3c3c","eventName":"checkout.completed"},
         {}]}]}]}"#;
-    let from_json = parse(body.as_bytes(), Format::Json).unwrap();
-    assert_eq!(from_json, export());
-    let from_protobuf = parse(&export().encode_to_vec(), Format::Protobuf).unwrap();
-    assert_eq!(from_protobuf, export());
+    assert_eq!(json::request(body.as_bytes()).unwrap(), export());
+    let mut encoded = Vec::new();
+    let from_json = protobuf(body.as_bytes(), Format::Json, &mut encoded).unwrap().to_vec();
+    assert_eq!(records_of(&from_json).unwrap().len(), 2);
     // snake_case names are read too.
     let snake = r#"{"resource_logs":[{"scope_logs":[{"log_records":[{"severity_text":"WARN","event_name":"e"}]}]}]}"#;
-    let log = &parse(snake.as_bytes(), Format::Json).unwrap().resource_logs[0].scope_logs[0].log_records[0];
+    let log = &json::request(snake.as_bytes()).unwrap().resource_logs[0].scope_logs[0].log_records[0];
     assert_eq!((log.severity_text.as_str(), log.event_name.as_str()), ("WARN", "e"));
 }
 
@@ -149,11 +157,67 @@ fn what_is_not_an_export_is_refused() {
         b"{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"traceId\":\"xyz\"}]}]}]}",
         b"nope",
     ] {
-        assert!(parse(body, Format::Json).is_err(), "{}", String::from_utf8_lossy(body));
+        assert!(json::request(body).is_err(), "{}", String::from_utf8_lossy(body));
     }
-    assert!(parse(b"\xff\xff\xff", Format::Protobuf).is_err());
     assert_eq!(Format::of(Some(b"application/x-protobuf")), Ok(Format::Protobuf));
     assert_eq!(Format::of(Some(b"application/json; charset=utf-8")), Ok(Format::Json));
     assert!(Format::of(Some(b"text/plain")).is_err());
     assert!(Format::of(None).is_err());
+}
+
+/// The Protobuf bytes are read where they lie: what prost would refuse is refused, what it would skip is skipped.
+#[test]
+fn the_wire_is_read_as_protobuf_reads_it() {
+    let good = export().encode_to_vec();
+    // Cut anywhere inside, the export does not parse (a prefix that ends on a field boundary is a smaller export,
+    // which prost takes too: those are compared instead).
+    for end in 1..good.len() {
+        let cut = &good[..end];
+        match ExportLogsServiceRequest::decode(cut) {
+            Ok(smaller) => {
+                let raw = |records: Vec<Value>| records.into_iter().map(|r| r["raw_data"].clone()).collect::<Vec<_>>();
+                assert_eq!(raw(records_of(cut).unwrap()), raw(records(&smaller)), "cut at {end}");
+            }
+            Err(_) => assert!(records_of(cut).is_err(), "cut at {end} is refused"),
+        }
+    }
+    // An unknown field is skipped, a known one of the wrong wire type refused, a group refused.
+    let mut unknown = good.clone();
+    unknown.extend_from_slice(&[0x78, 0x05]); // field 15, varint 5
+    assert_eq!(records_of(&unknown).unwrap().len(), 2);
+    assert!(records_of(&[0x08, 0x01]).is_err(), "resource_logs as a varint");
+    assert!(records_of(&[0x0b]).is_err(), "a group");
+    // The last value of a scalar field wins.
+    let twice = LogRecord { severity_text: "INFO".into(), ..LogRecord::default() };
+    let mut log = twice.encode_to_vec();
+    log.extend_from_slice(&LogRecord { severity_text: "WARN".into(), ..LogRecord::default() }.encode_to_vec());
+    let export = wrap(&log);
+    assert_eq!(records_of(&export).unwrap()[0]["raw_data"]["severity_text"], "WARN");
+    // A string that is not UTF-8 is refused.
+    let bad = LogRecord { severity_text: "x".into(), ..LogRecord::default() }.encode_to_vec();
+    let bad: Vec<u8> = bad.iter().map(|&b| if b == b'x' { 0xff } else { b }).collect();
+    assert!(records_of(&wrap(&bad)).is_err());
+    // AnyValues nested deeper than the limit are refused.
+    let mut deep = AnyValue { value: Some(text("leaf")) };
+    for _ in 0..40 {
+        deep = AnyValue { value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![deep] })) };
+    }
+    let deep = LogRecord { body: Some(deep), ..LogRecord::default() }.encode_to_vec();
+    assert!(records_of(&wrap(&deep)).is_err());
+}
+
+/// An export of one log record given as its bytes.
+fn wrap(log: &[u8]) -> Vec<u8> {
+    let mut scope_logs = vec![0x12];
+    push_len(&mut scope_logs, log);
+    let mut resource_logs = vec![0x12];
+    push_len(&mut resource_logs, &scope_logs);
+    let mut export = vec![0x0a];
+    push_len(&mut export, &resource_logs);
+    export
+}
+
+fn push_len(out: &mut Vec<u8>, bytes: &[u8]) {
+    prost::encoding::encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
 }
