@@ -15,8 +15,6 @@ use crate::http::HttpError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     Ok = 0,
-    Cancelled = 1,
-    Unknown = 2,
     InvalidArgument = 3,
     DeadlineExceeded = 4,
     PermissionDenied = 7,
@@ -45,6 +43,12 @@ impl Code {
             _ => Code::Internal,
         }
     }
+}
+
+/// Whether a request's content type makes it a gRPC call (`application/grpc`, `application/grpc+proto`, …; not
+/// gRPC-Web, which carries its trailers in the body).
+pub fn is_call(content_type: &[u8]) -> bool {
+    content_type.starts_with(b"application/grpc") && !content_type.starts_with(b"application/grpc-web")
 }
 
 /// The message of a unary call's body: exactly one Length-Prefixed Message (a compressed flag, a 4-byte

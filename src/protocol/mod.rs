@@ -130,7 +130,7 @@ impl Ingest {
             Ingest::Plutos => plutos::check(head.method, head.content_type),
             Ingest::Segment(_) | Ingest::PostHog | Ingest::SnowplowPost | Ingest::SnowplowPixel => Ok(()),
             Ingest::Send | Ingest::OtlpGrpc => match head.content_type {
-                Some(t) if t.starts_with(b"application/grpc") && !t.starts_with(b"application/grpc-web") => Ok(()),
+                Some(t) if grpc::is_call(t) => Ok(()),
                 _ => Err(HttpError::UnsupportedMediaType("a gRPC call is application/grpc")),
             },
             Ingest::OtlpHttp => otlp::Format::of(head.content_type).map(drop),

@@ -213,10 +213,8 @@ pub enum Wire {
 
 impl Wire {
     fn of(head: &http::request::Parts) -> Wire {
-        // gRPC-Web carries its trailers in the body: not gRPC's wire (refused as an HTTP request, 415).
-        let grpc = head.headers.get(http::header::CONTENT_TYPE).is_some_and(|t| {
-            t.as_bytes().starts_with(b"application/grpc") && !t.as_bytes().starts_with(b"application/grpc-web")
-        });
+        // gRPC-Web is not gRPC's wire: refused as an HTTP request (415).
+        let grpc = head.headers.get(http::header::CONTENT_TYPE).is_some_and(|t| crate::grpc::is_call(t.as_bytes()));
         if grpc { Wire::Grpc } else { Wire::Http }
     }
 }

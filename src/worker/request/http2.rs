@@ -267,11 +267,12 @@ fn to_h2(encoded: &[u8]) -> (Response<()>, Bytes) {
     *response.status_mut() = http::StatusCode::from_u16(parsed.code.unwrap_or(500)).unwrap_or_default();
     let headers = response.headers_mut();
     for field in parsed.headers.iter() {
-        let lower = field.name.to_ascii_lowercase();
-        if CONNECTION_SPECIFIC.contains(&lower.as_bytes()) {
+        if CONNECTION_SPECIFIC.iter().any(|c| field.name.as_bytes().eq_ignore_ascii_case(c)) {
             continue;
         }
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_bytes(field.value))
+        // `from_bytes` writes the name in lowercase itself, as HTTP/2 wants it.
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(field.name.as_bytes()), HeaderValue::from_bytes(field.value))
         {
             headers.append(name, value);
         }
