@@ -33,9 +33,10 @@ fn city_db() -> Vec<u8> {
     MmdbWriter::new("GeoIP2-City", 1_700_000_000).insert("81.2.69.0/24", &london).to_bytes()
 }
 
-/// Enrichment on, a registry that refuses an unknown schema, headers captured.
+/// Enrichment on, a registry that refuses an unknown schema, headers captured. Each format has its own copy of the
+/// database: a server already running may be loading its file while the next one's flags are written.
 fn flags(dir: &Path, format: &str) -> Vec<String> {
-    let db = write(dir, "city.mmdb", &city_db());
+    let db = write(dir, &format!("city-{format}.mmdb"), &city_db());
     let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/iglu");
     [
         "--output-format",
