@@ -33,6 +33,7 @@ pub mod cost;
 pub mod enrich;
 pub mod event;
 pub mod grpc;
+pub mod h3;
 pub mod http;
 pub mod listener;
 pub mod metrics;

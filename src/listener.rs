@@ -9,12 +9,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
 
-/// The bound sockets: one per worker for HTTP (`PORT`), for HTTPS (`TLS_PORT`) and for UDP (`UDP_PORT`),
-/// each kind possibly absent.
+/// The bound sockets: one per worker for HTTP (`PORT`), for HTTPS (`TLS_PORT`), for UDP (`UDP_PORT`) and for
+/// QUIC (`QUIC_PORT`), each kind possibly absent.
 pub struct Listeners {
     pub(crate) http: Vec<TcpListener>,
     pub(crate) https: Vec<TcpListener>,
     pub(crate) udp: Vec<UdpSocket>,
+    pub(crate) quic: Vec<UdpSocket>,
     workers: usize,
 }
 
@@ -23,6 +24,7 @@ pub(crate) struct WorkerSockets {
     pub http: Option<TcpListener>,
     pub https: Option<TcpListener>,
     pub udp: Option<UdpSocket>,
+    pub quic: Option<UdpSocket>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,11 @@ impl Listeners {
         self.udp.first().and_then(|s| s.local_addr().ok())
     }
 
+    /// The QUIC sockets' address.
+    pub fn quic_local_addr(&self) -> Option<SocketAddr> {
+        self.quic.first().and_then(|s| s.local_addr().ok())
+    }
+
     /// SO_RCVBUF of the UDP sockets as the kernel set it (twice what it grants for data; capped by
     /// net.core.rmem_max).
     pub fn udp_receive_buffer(&self) -> Option<usize> {
@@ -60,12 +67,19 @@ impl Listeners {
 
     /// Each worker's sockets.
     pub(crate) fn into_workers(self) -> impl Iterator<Item = WorkerSockets> {
-        let (mut http, mut https, mut udp) = (self.http.into_iter(), self.https.into_iter(), self.udp.into_iter());
-        (0..self.workers).map(move |_| WorkerSockets { http: http.next(), https: https.next(), udp: udp.next() })
+        let (mut http, mut https) = (self.http.into_iter(), self.https.into_iter());
+        let (mut udp, mut quic) = (self.udp.into_iter(), self.quic.into_iter());
+        (0..self.workers).map(move |_| WorkerSockets {
+            http: http.next(),
+            https: https.next(),
+            udp: udp.next(),
+            quic: quic.next(),
+        })
     }
 }
 
-/// Binds `config.workers` SO_REUSEPORT sockets on each address configured (`PORT`, `TLS_PORT`, `UDP_PORT`).
+/// Binds `config.workers` SO_REUSEPORT sockets on each address configured (`PORT`, `TLS_PORT`, `UDP_PORT`,
+/// `QUIC_PORT`).
 /// Port 0 picks one port, shared by all of a kind.
 pub fn bind(config: &Config) -> Result<Listeners, BindError> {
     let workers = config.workers;
@@ -93,6 +107,12 @@ pub fn bind(config: &Config) -> Result<Listeners, BindError> {
         http: group(config.listen, workers, bind_one, tcp_local)?,
         https: group(https, workers, bind_one, tcp_local)?,
         udp: group(udp, workers, udp_one, |s: &UdpSocket| s.local_addr())?,
+        quic: group(
+            config.quic.map(|q| q.listen),
+            workers,
+            |addr| bind_udp(addr, None),
+            |s: &UdpSocket| s.local_addr(),
+        )?,
         workers,
     })
 }

@@ -12,6 +12,7 @@ use crate::route::{self, Route};
 
 mod enrichment;
 mod http2;
+mod quic;
 mod saturation;
 mod schemas;
 mod tls;
@@ -19,6 +20,7 @@ mod udp;
 
 pub use enrichment::render_enrichment;
 pub use http2::{H2Counts, render_http2};
+pub use quic::{QuicMetrics, render_quic};
 pub use saturation::{BusyClock, render_saturation};
 pub use schemas::{render_bad_rows, render_schemas};
 pub use tls::render_tls;
@@ -105,6 +107,8 @@ pub struct WorkerMetrics {
     pub h2_streams: AtomicU64,
     pub h2_resets: AtomicU64,
     pub h2_failures: [AtomicU64; 4],
+    /// QUIC and HTTP/3 (`QUIC_PORT`).
+    pub quic: QuicMetrics,
     /// Times a connection stopped being read because its client was not taking its answers.
     pub read_pauses: AtomicU64,
     pub spool_writes: AtomicU64,
@@ -147,6 +151,7 @@ impl Default for WorkerMetrics {
             h2_streams: zero(),
             h2_resets: zero(),
             h2_failures: [const { AtomicU64::new(0) }; 4],
+            quic: QuicMetrics::default(),
             read_pauses: zero(),
             spool_writes: zero(),
             spool_write_errors: zero(),

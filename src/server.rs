@@ -22,6 +22,7 @@ use crate::spool::chunk::ChunkWriter;
 use crate::spool::{SpoolDirs, Stream, UploadJob, recover};
 use crate::state::{Phase, Shared};
 use crate::tls::{Tls, TlsError};
+use crate::worker::quic::{Quic, QuicShared};
 use crate::worker::request::Requests;
 use crate::worker::udp::Datagrams;
 use crate::worker::wake::Wake;
@@ -76,7 +77,8 @@ pub fn run(config: Config, listeners: Listeners, shutdown: Receiver<()>) -> Resu
             .with_tls(tls.clone())
             .with_schemas(schemas.clone())
             .with_udp(config.udp.is_some())
-            .with_http2(config.http.http2_max_streams.is_some()),
+            .with_http2(config.http.http2_max_streams.is_some())
+            .with_quic(config.quic.is_some()),
     );
     shared.aside_bytes.store(aside_bytes, std::sync::atomic::Ordering::Relaxed);
     let boot = new_boot_id();
@@ -175,7 +177,10 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         false => None,
     };
     let tls = match &config.tls {
-        Some(tls) => Some(Arc::new(Tls::load(&tls.cert, &tls.key, config.http.http2_max_streams.is_some())?)),
+        Some(tls) => {
+            let http2 = config.http.http2_max_streams.is_some();
+            Some(Arc::new(Tls::load(&tls.cert, &tls.key, http2, config.quic.is_some())?))
+        }
         None => None,
     };
     let schemas = match &config.validation.schemas_dir {
@@ -230,6 +235,15 @@ fn start_workers(
     let mut wakers = Vec::with_capacity(count);
     let mut handles = Vec::with_capacity(count);
     let max_datagram = config.udp.map_or(0, |udp| udp.max_datagram);
+    let quic = config.quic.map(|quic| {
+        let limits = crate::worker::quic::session::Limits {
+            // A request stream: its largest body and field section, and room for the frames' headers.
+            max_request: config.http.max_body_bytes + crate::worker::request::MAX_FIELD_SECTION as usize + 64,
+            max_field_section: crate::worker::request::MAX_FIELD_SECTION,
+            header_timeout: config.http.header_timeout,
+        };
+        Arc::new(QuicShared::new(quic.max_streams, quic.retry, limits, config.http.idle_timeout, count))
+    });
     for (index, sockets) in listeners.into_workers().enumerate() {
         let wake = Arc::new(Wake::new().map_err(RunError::Poll)?);
         wakers.push(wake.clone());
@@ -242,6 +256,11 @@ fn start_workers(
                 wake,
                 tls: shared.tls.clone(),
                 udp: sockets.udp.map(|socket| Datagrams::new(mio::net::UdpSocket::from_std(socket), max_datagram)),
+                quic: sockets.quic.zip(quic.clone()).map(|(socket, quic)| {
+                    let crypto = shared.tls.as_ref().and_then(|tls| tls.published.current().quic.clone());
+                    let socket = mio::net::UdpSocket::from_std(socket);
+                    Quic::new(socket, quic, index, settings.max_connections, crypto)
+                }),
                 settings,
                 requests: Requests::new(config.http, &config.edge, shared.clone(), index, boot_random),
                 chunks: Stream::ALL

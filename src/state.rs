@@ -52,6 +52,8 @@ pub struct Shared {
     pub udp: bool,
     /// `HTTP2=on`: `/metrics` has the HTTP/2 lines.
     pub http2: bool,
+    /// `QUIC_PORT`: `/metrics` has the QUIC lines.
+    pub quic: bool,
     /// What the workers' loops wait on: `epoll` or `uring`.
     pub io_backend: &'static str,
 }
@@ -75,6 +77,7 @@ impl Shared {
             schemas: None,
             udp: false,
             http2: false,
+            quic: false,
             io_backend: "epoll",
         }
     }
@@ -97,6 +100,10 @@ impl Shared {
 
     pub fn with_http2(self, http2: bool) -> Shared {
         Shared { http2, ..self }
+    }
+
+    pub fn with_quic(self, quic: bool) -> Shared {
+        Shared { quic, ..self }
     }
 
     pub fn with_io_backend(self, io_backend: &'static str) -> Shared {
@@ -182,6 +189,9 @@ impl Shared {
         crate::metrics::render_tls(&mut text, &self.workers, self.tls.as_deref());
         if self.http2 {
             crate::metrics::render_http2(&mut text, &self.workers);
+        }
+        if self.quic {
+            crate::metrics::render_quic(&mut text, &self.workers);
         }
         crate::metrics::render_schemas(&mut text, &self.workers, self.schemas.as_deref());
         let held = spool.0 + spool.1;

@@ -27,6 +27,15 @@ pub enum IoBackend {
     Epoll,
 }
 
+/// `--quic-retry` / `QUIC_RETRY`: when a new QUIC connection must first prove its address (a Retry round trip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuicRetry {
+    /// Once a worker has many handshakes under way (a flood of Initials from spoofed addresses).
+    Auto,
+    /// Every new connection: one more round trip each.
+    Always,
+}
+
 /// `--driver` / `DRIVER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Driver {
@@ -72,6 +81,16 @@ pub struct Args {
     /// UDP listen address (like PORT): each datagram is an event or a batch, without an answer.
     #[arg(long, env = "UDP_PORT", value_parser = values::listen)]
     pub udp_port: Option<SocketAddr>,
+    /// HTTP/3 over QUIC: UDP listen address (like PORT), with the certificate of TLS_CERT/TLS_KEY; HTTPS answers
+    /// advertise it (Alt-Svc). Needs TLS_PORT.
+    #[arg(long, env = "QUIC_PORT", value_parser = values::listen)]
+    pub quic_port: Option<SocketAddr>,
+    /// HTTP/3: request streams a client may have open at once on one connection.
+    #[arg(long, env = "QUIC_MAX_STREAMS", default_value = "100", value_parser = range(1, 10_000))]
+    pub quic_max_streams: u64,
+    /// QUIC address validation by Retry: auto (under a flood of handshakes) | always.
+    #[arg(long, env = "QUIC_RETRY", default_value = "auto", value_enum)]
+    pub quic_retry: QuicRetry,
     /// SO_RCVBUF of each worker's UDP socket (bytes, or with KiB/MiB); capped by net.core.rmem_max.
     #[arg(long, env = "UDP_RCVBUF", value_parser = values::bytes)]
     pub udp_rcvbuf: Option<u64>,

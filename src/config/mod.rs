@@ -14,7 +14,7 @@ mod sink;
 mod sqs;
 mod values;
 
-pub use args::{Args, Command, Driver, IoBackend};
+pub use args::{Args, Command, Driver, IoBackend, QuicRetry};
 pub use edge::{EdgeConfig, Secret};
 pub use kafka::{KafkaCompression, KafkaConfig, KafkaKey, OWNED_PROPERTIES, security as kafka_security};
 pub use sink::{MIN_PART_BYTES, S3Checksum, S3Config, SinkConfig, UploadConfig, s3_bucket};
@@ -39,6 +39,8 @@ pub struct Config {
     pub tls: Option<TlsListen>,
     /// The UDP listener.
     pub udp: Option<UdpListen>,
+    /// HTTP/3's UDP listener (with the certificate of `tls`).
+    pub quic: Option<QuicListen>,
     pub workers: usize,
     /// The workers' event loop as configured (`auto` is resolved at start, `server.rs`).
     pub io_backend: IoBackend,
@@ -81,6 +83,15 @@ pub struct UdpListen {
     pub rcvbuf: Option<usize>,
     /// The receive buffer of one datagram: a larger one is truncated, and dropped.
     pub max_datagram: usize,
+}
+
+/// `QUIC_PORT` and what its connections may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuicListen {
+    pub listen: SocketAddr,
+    /// Request streams open at once per connection (`QUIC_MAX_STREAMS`).
+    pub max_streams: u32,
+    pub retry: QuicRetry,
 }
 
 /// What request handling needs: limits, timeouts, the answer to an accepted GET.
@@ -189,6 +200,7 @@ impl Config {
             listen: args.port.0,
             tls: tls(args)?,
             udp: udp(args)?,
+            quic: quic(args)?,
             workers: args.workers.map_or(cpus.len().max(1), |w| w as usize),
             io_backend: args.io_backend,
             cpus,
@@ -246,6 +258,16 @@ fn udp(args: &Args) -> Result<Option<UdpListen>, ConfigError> {
         rcvbuf: args.udp_rcvbuf.map(|b| b.min(i32::MAX as u64) as usize),
         max_datagram: args.udp_max_datagram_bytes as usize,
     }))
+}
+
+fn quic(args: &Args) -> Result<Option<QuicListen>, ConfigError> {
+    let Some(listen) = args.quic_port else {
+        return Ok(None);
+    };
+    if args.tls_port.is_none() {
+        return Err(invalid("QUIC_PORT (--quic-port)", "needs TLS_PORT, TLS_CERT and TLS_KEY"));
+    }
+    Ok(Some(QuicListen { listen, max_streams: args.quic_max_streams as u32, retry: args.quic_retry }))
 }
 
 fn http(args: &Args) -> Result<HttpConfig, ConfigError> {

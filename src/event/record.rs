@@ -31,6 +31,8 @@ pub enum Transport {
     H2,
     /// HTTP/2 in cleartext with prior knowledge (on `PORT`).
     H2c,
+    /// HTTP/3 over QUIC (on `QUIC_PORT`).
+    H3,
     /// A datagram on `UDP_PORT` (its record's method is `UDP`, its path and user agent empty).
     Udp,
 }
@@ -42,6 +44,7 @@ impl Transport {
             Transport::Https => "https",
             Transport::H2 => "h2",
             Transport::H2c => "h2c",
+            Transport::H3 => "h3",
             Transport::Udp => "udp",
         }
     }

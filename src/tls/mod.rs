@@ -43,6 +43,8 @@ pub struct TlsError {
 /// The pair in service.
 pub struct Served {
     pub config: Arc<ServerConfig>,
+    /// With `QUIC_PORT`: the same pair for QUIC (TLS 1.3 only, ALPN `h3`, no 0-RTT), with the same tickets.
+    pub quic: Option<Arc<quinn_proto::crypto::rustls::QuicServerConfig>>,
     /// The certificate's `notAfter`, Unix seconds.
     pub not_after: i64,
     /// The files as they were when read (a reload that finds them unchanged keeps this).
@@ -58,6 +60,8 @@ pub struct Tls {
     sessions: Arc<dyn StoresServerSessions>,
     /// The protocols ALPN offers, preferred first: `h2` (with `HTTP2=on`), then `http/1.1`.
     alpn: Vec<Vec<u8>>,
+    /// A configuration for QUIC is built too (`QUIC_PORT`).
+    quic: bool,
     pub not_after: AtomicI64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
@@ -66,8 +70,8 @@ pub struct Tls {
 
 impl Tls {
     /// Loads the pair; an error names both files and the reason (at start the process stops on it). `http2`:
-    /// ALPN offers `h2` before `http/1.1`.
-    pub fn load(cert: &Path, key: &Path, http2: bool) -> Result<Tls, TlsError> {
+    /// ALPN offers `h2` before `http/1.1`; `quic`: a configuration for QUIC's handshakes is built as well.
+    pub fn load(cert: &Path, key: &Path, http2: bool, quic: bool) -> Result<Tls, TlsError> {
         let error =
             |reason: String| TlsError { cert: cert.display().to_string(), key: key.display().to_string(), reason };
         let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| error(e.to_string()))?;
@@ -76,9 +80,10 @@ impl Tls {
             true => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             false => vec![b"http/1.1".to_vec()],
         };
-        let served = load_pair(cert, key, &ticketer, &sessions, &alpn).map_err(error)?;
+        let served = load_pair(cert, key, &ticketer, &sessions, &alpn, quic).map_err(error)?;
         let tls = Tls {
             alpn,
+            quic,
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             not_after: AtomicI64::new(served.not_after),
@@ -129,7 +134,7 @@ impl Reloadable for Tls {
         if unchanged && !forced {
             return;
         }
-        match load_pair(&self.cert, &self.key, &self.ticketer, &self.sessions, &self.alpn) {
+        match load_pair(&self.cert, &self.key, &self.ticketer, &self.sessions, &self.alpn, self.quic) {
             Ok(served) => {
                 tracing::info!(cert = %self.cert.display(), not_after = served.not_after, "TLS certificate reloaded");
                 self.not_after.store(served.not_after, Ordering::Relaxed);
@@ -160,6 +165,7 @@ fn load_pair(
     ticketer: &Arc<dyn ProducesTickets>,
     sessions: &Arc<dyn StoresServerSessions>,
     alpn: &[Vec<u8>],
+    quic: bool,
 ) -> Result<Served, String> {
     let files = [FileIdentity::of(cert), FileIdentity::of(key)];
     let [Ok(cert_file), Ok(key_file)] = files else {
@@ -173,19 +179,31 @@ fn load_pair(
     };
     let not_after = expiry::not_after(leaf).ok_or("the certificate's validity cannot be read")?;
     let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("private key: {e}"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        // Also checks that the key is the certificate's.
-        .with_single_cert(chain, private_key)
-        .map_err(|e| e.to_string())?;
-    config.alpn_protocols = alpn.to_vec();
-    config.max_early_data_size = 0;
-    config.ticketer = ticketer.clone();
-    config.session_storage = sessions.clone();
-    Ok(Served { config: Arc::new(config), not_after, files: [cert_file, key_file] })
+    let build = |versions: &[&'static rustls::SupportedProtocolVersion], alpn: &[Vec<u8>]| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            // Also checks that the key is the certificate's.
+            .with_single_cert(chain.clone(), private_key.clone_key())
+            .map_err(|e| e.to_string())?;
+        config.alpn_protocols = alpn.to_vec();
+        config.max_early_data_size = 0;
+        config.ticketer = ticketer.clone();
+        config.session_storage = sessions.clone();
+        Ok::<_, String>(config)
+    };
+    let config = build(&[&rustls::version::TLS13, &rustls::version::TLS12], alpn)?;
+    let quic = match quic {
+        true => {
+            let config = build(&[&rustls::version::TLS13], &[b"h3".to_vec()])?;
+            let quic = quinn_proto::crypto::rustls::QuicServerConfig::try_from(config).map_err(|e| e.to_string())?;
+            Some(Arc::new(quic))
+        }
+        false => None,
+    };
+    Ok(Served { config: Arc::new(config), quic, not_after, files: [cert_file, key_file] })
 }
 
 #[cfg(test)]
@@ -208,26 +226,26 @@ mod tests {
     fn a_pair_loads_with_its_expiry_and_a_mismatched_or_broken_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pair(dir.path(), "a", 2031);
-        let tls = Tls::load(&cert, &key, false).unwrap();
+        let tls = Tls::load(&cert, &key, false, false).unwrap();
         assert_eq!(tls.not_after.load(Ordering::Relaxed), 1_935_792_000, "2031-05-06 (UTCTime)");
         assert_eq!(tls.published.current().config.alpn_protocols, [b"http/1.1".to_vec()]);
         let (late_cert, late_key) = pair(dir.path(), "late", 2051);
-        let late = Tls::load(&late_cert, &late_key, true).unwrap();
+        let late = Tls::load(&late_cert, &late_key, true, true).unwrap();
         assert_eq!(late.not_after.load(Ordering::Relaxed), 2_566_944_000, "2051-05-06 (GeneralizedTime)");
         assert_eq!(late.published.current().config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()], "HTTP2=on");
 
-        let mismatched = Tls::load(&cert, &late_key, false).err().unwrap().to_string();
+        let mismatched = Tls::load(&cert, &late_key, false, false).err().unwrap().to_string();
         assert!(mismatched.contains("TLS_CERT") && mismatched.contains("a.pem"), "{mismatched}");
         std::fs::write(dir.path().join("broken.pem"), "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
-        assert!(Tls::load(&dir.path().join("broken.pem"), &key, false).is_err());
-        assert!(Tls::load(&dir.path().join("absent.pem"), &key, false).is_err());
+        assert!(Tls::load(&dir.path().join("broken.pem"), &key, false, false).is_err());
+        assert!(Tls::load(&dir.path().join("absent.pem"), &key, false, false).is_err());
     }
 
     #[test]
     fn a_reload_switches_to_a_good_pair_and_keeps_the_old_one_over_a_bad_one() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pair(dir.path(), "a", 2031);
-        let tls = Tls::load(&cert, &key, false).unwrap();
+        let tls = Tls::load(&cert, &key, false, false).unwrap();
         let mut follower = tls.published.follow();
         tls.reload(false);
         assert!(!follower.refresh(&tls.published), "unchanged files are not reloaded");

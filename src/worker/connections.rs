@@ -118,6 +118,7 @@ impl Worker {
         }
         io.accept(self, Transport::Http, now);
         io.accept(self, Transport::Https, now);
+        self.time_out_quic(now);
         let (header_timeout, idle_timeout) = (self.settings.header_timeout, self.settings.idle_timeout);
         let mut expired = Vec::new();
         let mut timed_out = Vec::new();
@@ -173,6 +174,9 @@ impl Worker {
         let settings = &self.settings;
         self.closing_deadline =
             Some(now + settings.header_timeout.min(settings.shutdown_timeout.max(Duration::from_secs(1))));
+        if let Some(quic) = self.quic.as_mut() {
+            quic.go_away(now);
+        }
         let mut h2 = Vec::new();
         let idle: Vec<usize> = self
             .conns

@@ -14,6 +14,7 @@ use slab::Slab;
 
 use super::connection::Connection;
 use super::lifecycle::AfterWrite;
+use super::quic::Quic;
 use super::request::Requests;
 use super::udp::Datagrams;
 use super::wake::Wake;
@@ -77,7 +78,7 @@ impl Listeners {
         match transport {
             Transport::Http | Transport::H2c => self.http.as_ref(),
             Transport::Https | Transport::H2 => self.https.as_ref(),
-            Transport::Udp => None,
+            Transport::H3 | Transport::Udp => None,
         }
     }
 }
@@ -101,6 +102,8 @@ pub struct Worker {
     /// The certificate new TLS connections get (taken again when a reload published one).
     pub(super) tls: Option<(Arc<Tls>, Follower<Served>)>,
     pub(super) udp: Option<Datagrams>,
+    /// HTTP/3's endpoint and connections (`QUIC_PORT`).
+    pub(super) quic: Option<Quic>,
     /// Datagrams were left waiting at the end of the last iteration (it took its share): read them next.
     pub(super) udp_pending: bool,
     /// Datagrams whose events are in this iteration's batch: stored once the group commit returns.
@@ -137,6 +140,7 @@ pub struct Parts {
     pub wake: Arc<Wake>,
     pub tls: Option<Arc<Tls>>,
     pub udp: Option<Datagrams>,
+    pub quic: Option<Quic>,
     pub settings: WorkerSettings,
     pub requests: Requests,
     /// The good stream's chunk writer, then the bad rows'.
@@ -147,7 +151,7 @@ pub struct Parts {
 
 impl Worker {
     pub fn new(parts: Parts) -> Worker {
-        let Parts { index, wake, tls, udp, settings, requests, chunks, jobs, shared } = parts;
+        let Parts { index, wake, tls, udp, quic, settings, requests, chunks, jobs, shared } = parts;
         let tls = tls.map(|tls| {
             let follower = tls.published.follow();
             (tls, follower)
@@ -158,6 +162,7 @@ impl Worker {
             plain_buf: if tls.is_some() { Vec::with_capacity(super::connection::READ_STEP) } else { Vec::new() },
             tls,
             udp,
+            quic,
             udp_pending: false,
             udp_batched: 0,
             settings,
@@ -206,8 +211,11 @@ impl Worker {
         add(&self.metrics().loop_iterations, 1);
         let accepting = self.accepting(now);
         self.requests.begin_iteration(now, accepting);
-        if let Some((tls, served)) = self.tls.as_mut() {
-            served.refresh(&tls.published);
+        if let Some((tls, served)) = self.tls.as_mut()
+            && served.refresh(&tls.published)
+            && let Some(quic) = self.quic.as_mut()
+        {
+            quic.use_certificate(served.value.quic.clone());
         }
     }
 
@@ -226,6 +234,10 @@ impl Worker {
         if self.udp_pending {
             self.receive_datagrams();
         }
+        if self.quic.as_ref().is_some_and(|q| q.pending) {
+            self.receive_quic(now);
+        }
+        self.fire_quic_timers(now);
         if now >= self.next_housekeeping {
             self.housekeeping(io, now);
             self.busy.publish(now, &self.shared.workers[self.index]);
@@ -245,7 +257,8 @@ impl Worker {
             if self.closing_deadline.is_none() {
                 self.begin_closing(io, now);
             }
-            if self.conns.is_empty() || self.closing_deadline.is_some_and(|d| now >= d) {
+            let quic_open = self.quic.as_ref().map_or(0, Quic::open_connections);
+            if (self.conns.is_empty() && quic_open == 0) || self.closing_deadline.is_some_and(|d| now >= d) {
                 return true;
             }
         }
@@ -253,10 +266,17 @@ impl Worker {
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
-        if !self.resume_list.is_empty() || !self.h2_due.is_empty() || self.udp_pending {
+        if !self.resume_list.is_empty()
+            || !self.h2_due.is_empty()
+            || self.udp_pending
+            || self.quic.as_ref().is_some_and(|q| q.pending)
+        {
             return Duration::ZERO;
         }
         let mut until = self.next_housekeeping;
+        if let Some(timer) = self.quic.as_ref().and_then(Quic::next_timer) {
+            until = until.min(timer);
+        }
         if let Some(age) = self.chunks.iter().filter_map(ChunkWriter::age_deadline).min() {
             // While the disk pauses after a failed write, sealing waits for the pause to end.
             until = until.min(self.write_error_until.map_or(age, |t| age.max(t)));
@@ -322,6 +342,7 @@ impl Worker {
                 conn.output.commit();
             }
         }
+        self.quic_after_commit(now, durable);
     }
 
     /// Writes each stream's lines to its chunk. Should the second write fail after the first, the first's

@@ -26,6 +26,7 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const TLS_LISTENER: Token = Token(usize::MAX - 3);
 const UDP: Token = Token(usize::MAX - 4);
+const QUIC: Token = Token(usize::MAX - 5);
 
 /// The epoll loop's state: its epoll instance, the events of the last wait, the listeners, and the read
 /// buffer every connection's reads land in.
@@ -44,7 +45,7 @@ pub struct Epoll {
 fn listener_slot(transport: Transport) -> (usize, Token) {
     match transport {
         Transport::Https | Transport::H2 => (1, TLS_LISTENER),
-        Transport::Http | Transport::H2c | Transport::Udp => (0, LISTENER),
+        Transport::Http | Transport::H2c | Transport::H3 | Transport::Udp => (0, LISTENER),
     }
 }
 
@@ -54,6 +55,9 @@ impl Epoll {
         let poll = Poll::new()?;
         if let Some(udp) = worker.udp.as_mut() {
             poll.registry().register(&mut udp.socket, UDP, Interest::READABLE)?;
+        }
+        if let Some(quic) = worker.quic.as_mut() {
+            poll.registry().register(&mut quic.datagrams.socket, QUIC, Interest::READABLE)?;
         }
         poll.registry().register(&mut SourceFd(&worker.wake.as_raw_fd()), WAKER, Interest::READABLE)?;
         let mut epoll = Epoll {
@@ -121,6 +125,7 @@ impl Io for Epoll {
                 LISTENER => self.accept(worker, Transport::Http, now),
                 TLS_LISTENER => self.accept(worker, Transport::Https, now),
                 UDP => worker.receive_datagrams(),
+                QUIC => worker.receive_quic(now),
                 WAKER => worker.wake.reset(),
                 Token(i) => {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {

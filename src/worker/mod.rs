@@ -32,6 +32,7 @@ mod edge;
 mod epoll;
 mod h2;
 pub mod lifecycle;
+pub mod quic;
 pub mod request;
 mod ring;
 pub mod udp;

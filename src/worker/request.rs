@@ -14,10 +14,13 @@ mod datagram;
 mod exchange;
 mod http1;
 mod http2;
+mod http3;
 mod ingest;
+mod translate;
 
 pub use datagram::Dropped;
 pub use exchange::{Answer, AnswerKind, Payload, Request};
+pub use http3::{Http3, MAX_FIELD_SECTION};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,6 +88,12 @@ pub struct Requests {
     h2_head: Vec<u8>,
     h2_answer: Vec<u8>,
     h2_counts: H2Counts,
+    /// HTTP/3 scratch: a request's fields, its body when it came in several DATA frames, an answer's field
+    /// section and its names in lowercase.
+    h3_fields: crate::h3::qpack::Fields,
+    h3_body: Vec<u8>,
+    h3_block: Vec<u8>,
+    h3_names: Vec<u8>,
     /// Debug builds with PLUTOS_DEBUG_FAULTS set: `/debug/panic` panics the worker (tests of the panic policy).
     #[cfg(debug_assertions)]
     debug_faults: bool,
@@ -119,6 +128,10 @@ impl Requests {
             h2_head: Vec::new(),
             h2_answer: Vec::new(),
             h2_counts: H2Counts::default(),
+            h3_fields: Default::default(),
+            h3_body: Vec::new(),
+            h3_block: Vec::new(),
+            h3_names: Vec::new(),
             config,
             edge,
             shared,

@@ -31,7 +31,7 @@ use crate::event::record::Transport;
 use crate::uring::buffers::BufRing;
 use accepts::Accepts;
 use buffer::SendBuffer;
-use tag::{ACCEPT_HTTP, ACCEPT_HTTPS, OTHER, RECEIVE, SEND, UDP, WAKE, cancel, tag, untag};
+use tag::{ACCEPT_HTTP, ACCEPT_HTTPS, OTHER, QUIC, RECEIVE, SEND, UDP, WAKE, cancel, tag, untag};
 
 mod accepts;
 mod buffer;
@@ -86,6 +86,7 @@ pub struct Ring {
     serial: u32,
     accepts: Accepts,
     udp_armed: bool,
+    quic_armed: bool,
     wake_armed: bool,
     sends_in_flight: usize,
     /// Connections whose receive ended for want of buffers: armed again once the completions were handled.
@@ -111,6 +112,7 @@ impl Ring {
             serial: 0,
             accepts: Accepts::default(),
             udp_armed: false,
+            quic_armed: false,
             wake_armed: false,
             sends_in_flight: 0,
             starved: Vec::new(),
@@ -180,6 +182,11 @@ impl Ring {
             let poll = opcode::PollAdd::new(Fd(udp.socket.as_raw_fd()), libc::POLLIN as u32).multi(true);
             self.submissions.push(poll.build().user_data(tag(UDP, 0, 0)));
         }
+        if let Some(quic) = worker.quic.as_ref().filter(|_| !self.quic_armed) {
+            self.quic_armed = true;
+            let poll = opcode::PollAdd::new(Fd(quic.datagrams.socket.as_raw_fd()), libc::POLLIN as u32).multi(true);
+            self.submissions.push(poll.build().user_data(tag(QUIC, 0, 0)));
+        }
     }
 
     /// Arms the accepts of the listener of `transport` that are not armed.
@@ -212,6 +219,12 @@ impl Ring {
                     self.udp_armed &= cqueue::more(flags);
                     if result >= 0 {
                         worker.receive_datagrams();
+                    }
+                }
+                QUIC => {
+                    self.quic_armed &= cqueue::more(flags);
+                    if result >= 0 {
+                        worker.receive_quic(now);
                     }
                 }
                 _ => {}

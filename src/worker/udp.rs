@@ -31,6 +31,8 @@ pub struct Datagrams {
     controls: Vec<Control>,
     /// The kernel's drop count for this socket, as the last datagram carried it.
     pub kernel_drops: u32,
+    /// Datagrams cut by the kernel (larger than a buffer) since `take_truncated`.
+    truncated: u64,
 }
 
 impl Datagrams {
@@ -43,6 +45,7 @@ impl Datagrams {
             names: vec![unsafe { zeroed() }; SLOTS],
             controls: vec![[0; 4]; SLOTS],
             kernel_drops: 0,
+            truncated: 0,
         }
     }
 
@@ -91,11 +94,19 @@ impl Datagrams {
             }
             let Some(from) = address(&self.names[i]) else { continue };
             let truncated = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.truncated += u64::from(truncated);
             let len = (header.msg_len as usize).min(self.max);
             let payload = (!truncated).then(|| &self.buffers[i * self.max..i * self.max + len]);
             each(Datagram { from, payload });
         }
         Ok(n)
+    }
+}
+
+impl Datagrams {
+    /// Datagrams received truncated since the last call.
+    pub fn take_truncated(&mut self) -> u64 {
+        std::mem::take(&mut self.truncated)
     }
 }
 

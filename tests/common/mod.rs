@@ -36,6 +36,8 @@ pub struct TestServer {
     pub tls_addr: Option<SocketAddr>,
     /// The UDP sockets', when started with `--udp-port`.
     pub udp_addr: Option<SocketAddr>,
+    /// The QUIC sockets', when started with `--quic-port`.
+    pub quic_addr: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     trigger: Sender<()>,
     handle: JoinHandle<Result<(), plutos::RunError>>,
@@ -75,9 +77,10 @@ impl TestServer {
         let addr = listeners.local_addr().unwrap();
         let tls_addr = listeners.tls_local_addr();
         let udp_addr = listeners.udp_local_addr();
+        let quic_addr = listeners.quic_local_addr();
         let (trigger, shutdown) = crossbeam_channel::bounded(1);
         let handle = std::thread::spawn(move || plutos::run(config, listeners, shutdown));
-        TestServer { addr, tls_addr, udp_addr, dir, trigger, handle }
+        TestServer { addr, tls_addr, udp_addr, quic_addr, dir, trigger, handle }
     }
 
     pub fn out_dir(&self) -> PathBuf {

@@ -15,6 +15,7 @@ use prost::Message;
 
 use super::Requests;
 use super::exchange::{Answer, AnswerKind, Payload, Request};
+use super::translate;
 use crate::grpc::proto::otlp::ExportLogsServiceResponse;
 use crate::grpc::proto::plutos::v1::SendResponse;
 use crate::grpc::{self, Code};
@@ -25,10 +26,6 @@ use crate::protocol::{Accepted, Ingest};
 use crate::spool::batch::Batch;
 use crate::worker::connection::Connection;
 use crate::worker::h2::{Complete, Outgoing, Polled, Session, Waiting, Wire};
-
-/// Response header lines HTTP/2 does not carry (RFC 9113 §8.2.2).
-const CONNECTION_SPECIFIC: &[&[u8]] =
-    &[b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"];
 
 impl Requests {
     /// Input of an HTTP/2 connection: fed to its session, which is polled; each request that ended is answered.
@@ -213,70 +210,27 @@ fn deadline_passed(parts: &http::request::Parts, started: Instant, now: Instant)
     timeout.is_some_and(|t| now.saturating_duration_since(started) >= t)
 }
 
-/// A request's head as HTTP/1.1 would have carried it: the request line, `Host` from `:authority` (or the host
-/// header), the `Cookie` fields joined into one line (RFC 9113 §8.2.3), and the other fields as they came. h2
+/// A request's head as HTTP/1.1 would have carried it (`translate::render_head`), `:authority` as its host. h2
 /// has refused what HTTP/2 forbids (uppercase names, connection-specific fields, a missing pseudo-header), and
 /// values with CR, LF or NUL.
 fn render_head(parts: &http::request::Parts, raw: &mut Vec<u8>) {
-    raw.clear();
-    raw.extend_from_slice(parts.method.as_str().as_bytes());
-    raw.push(b' ');
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    raw.extend_from_slice(if target.is_empty() { b"/" } else { target.as_bytes() });
-    raw.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    match parts.uri.authority() {
-        Some(authority) => raw.extend_from_slice(authority.as_str().as_bytes()),
-        None => {
-            if let Some(host) = parts.headers.get(http::header::HOST) {
-                raw.extend_from_slice(host.as_bytes());
-            }
-        }
-    }
-    raw.extend_from_slice(b"\r\n");
-    let mut cookies = parts.headers.get_all(http::header::COOKIE).iter();
-    if let Some(first) = cookies.next() {
-        raw.extend_from_slice(b"cookie: ");
-        raw.extend_from_slice(first.as_bytes());
-        for more in cookies {
-            raw.extend_from_slice(b"; ");
-            raw.extend_from_slice(more.as_bytes());
-        }
-        raw.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in &parts.headers {
-        if name == http::header::HOST || name == http::header::COOKIE {
-            continue;
-        }
-        raw.extend_from_slice(name.as_str().as_bytes());
-        raw.extend_from_slice(b": ");
-        raw.extend_from_slice(value.as_bytes());
-        raw.extend_from_slice(b"\r\n");
-    }
-    raw.extend_from_slice(b"\r\n");
+    let authority = parts.uri.authority().map(|a| a.as_str().as_bytes());
+    let fields = || parts.headers.iter().map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
+    translate::render_head(parts.method.as_str().as_bytes(), target.as_bytes(), authority, fields, raw);
 }
 
 /// An HTTP/1.1 answer (as `encode` writes it) as an HTTP/2 response head and body.
 fn to_h2(encoded: &[u8]) -> (Response<()>, Bytes) {
-    let mut fields = [httparse::EMPTY_HEADER; 32];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let end = match parsed.parse(encoded) {
-        Ok(httparse::Status::Complete(end)) => end,
-        _ => unreachable!("plutos's own encoder writes a whole head"),
-    };
     let mut response = Response::new(());
-    *response.status_mut() = http::StatusCode::from_u16(parsed.code.unwrap_or(500)).unwrap_or_default();
     let headers = response.headers_mut();
-    for field in parsed.headers.iter() {
-        if CONNECTION_SPECIFIC.iter().any(|c| field.name.as_bytes().eq_ignore_ascii_case(c)) {
-            continue;
-        }
+    let (status, end) = translate::split_answer(encoded, |name, value| {
         // `from_bytes` writes the name in lowercase itself, as HTTP/2 wants it.
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(field.name.as_bytes()), HeaderValue::from_bytes(field.value))
-        {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
             headers.append(name, value);
         }
-    }
+    });
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
     (response, Bytes::copy_from_slice(&encoded[end..]))
 }
 

@@ -14,6 +14,7 @@ pub const WAKE: u8 = 5;
 pub const UDP: u8 = 6;
 /// Cancellations and closes: nothing to do at their completion.
 pub const OTHER: u8 = 7;
+pub const QUIC: u8 = 8;
 
 /// User data: the operation, the connection's slot (24 bits: MAX_CONNECTIONS is at most 10 million) and its
 /// serial.
