@@ -206,6 +206,9 @@ fn serve(config: Config, shutdown: Receiver<()>) -> Result<(), String> {
     if let Some(addr) = listeners.udp_local_addr() {
         tracing::info!("listening for UDP datagrams on {addr}");
     }
+    if let Some(addr) = listeners.quic_local_addr() {
+        tracing::info!("listening for HTTP/3 (QUIC) on {addr}");
+    }
     let asked = config.udp.and_then(|udp| udp.rcvbuf);
     if let (Some(asked), Some(set)) = (asked, listeners.udp_receive_buffer()) {
         // The kernel doubles what it is asked for (bookkeeping) and caps it at net.core.rmem_max.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::config::{Config, IoBackend, ShutdownConfig};
+use crate::config::{Config, HttpConfig, IoBackend, ShutdownConfig};
 use crate::enrich::{EnrichError, Enrichment};
 use crate::event::ids::{host_name, new_boot_id, random_u64};
 use crate::listener::Listeners;
@@ -224,6 +224,8 @@ fn start_workers(
     shared: &Arc<Shared>,
 ) -> Result<Workers, RunError> {
     let count = listeners.workers();
+    // HTTPS answers advertise the QUIC port as bound (`QUIC_PORT` may say 0).
+    let http = HttpConfig { alt_svc: listeners.quic_local_addr().map(|addr| addr.port()), ..config.http };
     let boot_random = random_u64() as u32;
     let settings = WorkerSettings {
         max_connections: config.http.max_connections.div_ceil(count),
@@ -235,6 +237,10 @@ fn start_workers(
     let mut wakers = Vec::with_capacity(count);
     let mut handles = Vec::with_capacity(count);
     let max_datagram = config.udp.map_or(0, |udp| udp.max_datagram);
+    let wakes = (0..count).map(|_| Wake::new().map(Arc::new)).collect::<Result<Vec<_>, _>>().map_err(RunError::Poll)?;
+    let (handoffs, mut inboxes): (Vec<_>, Vec<_>) =
+        (0..count).map(|_| crossbeam_channel::bounded(crate::worker::quic::HANDOFF_QUEUE)).unzip();
+    let routes: Vec<_> = handoffs.into_iter().zip(wakes.iter().cloned()).collect();
     let quic = config.quic.map(|quic| {
         let limits = crate::worker::quic::session::Limits {
             // A request stream: its largest body and field section, and room for the frames' headers.
@@ -242,10 +248,10 @@ fn start_workers(
             max_field_section: crate::worker::request::MAX_FIELD_SECTION,
             header_timeout: config.http.header_timeout,
         };
-        Arc::new(QuicShared::new(quic.max_streams, quic.retry, limits, config.http.idle_timeout, count))
+        Arc::new(QuicShared::new(quic.max_streams, quic.retry, limits, config.http.idle_timeout, routes))
     });
-    for (index, sockets) in listeners.into_workers().enumerate() {
-        let wake = Arc::new(Wake::new().map_err(RunError::Poll)?);
+    for ((index, sockets), inbox) in listeners.into_workers().enumerate().zip(inboxes.drain(..)) {
+        let wake = wakes[index].clone();
         wakers.push(wake.clone());
         let setup = WorkerSetup {
             backend,
@@ -259,10 +265,10 @@ fn start_workers(
                 quic: sockets.quic.zip(quic.clone()).map(|(socket, quic)| {
                     let crypto = shared.tls.as_ref().and_then(|tls| tls.published.current().quic.clone());
                     let socket = mio::net::UdpSocket::from_std(socket);
-                    Quic::new(socket, quic, index, settings.max_connections, crypto)
+                    Quic::new(socket, quic, index, settings.max_connections, crypto, inbox)
                 }),
                 settings,
-                requests: Requests::new(config.http, &config.edge, shared.clone(), index, boot_random),
+                requests: Requests::new(http, &config.edge, shared.clone(), index, boot_random),
                 chunks: Stream::ALL
                     .map(|stream| ChunkWriter::new(index, stream, boot.to_string(), dirs.clone(), config.spool.chunk)),
                 jobs: jobs.clone(),

@@ -292,8 +292,6 @@ fn spool_text(dir: &Path) -> String {
 /// a restart ship every one.
 #[test]
 fn no_200_on_an_http2_stream_leaves_before_its_spool_write() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     for (trial, https) in [(0, false), (1, true), (2, false), (3, true)] {
         let dir = tempfile::tempdir().unwrap();
         let pki = common::pki::Pki::new(dir.path(), "ack-h2");
@@ -307,36 +305,65 @@ fn no_200_on_an_http2_stream_leaves_before_its_spool_write() {
             ("TLS_KEY", key),
         ];
         let collector = Collector::spawn(dir.path(), &env);
-        let pid = collector.child.id() as i32;
         let addr = if https { collector.tls_addr() } else { collector.addr }.to_string();
         let (tls, ca) = if https { ("1", pki.ca.to_str().unwrap()) } else { ("0", "-") };
         let tag = format!("h2-{trial}");
-        let mut client = common::h2::load_command(&[&addr, tls, ca, &tag, "100", "100", "--pause-at-first-answer"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(client.stdout.take().unwrap()).lines().map(Result::unwrap);
-        let mut acked: Vec<String> = lines.by_ref().take_while(|line| line != "first").collect();
-        freeze(pid);
-        client.stdin.take().unwrap().write_all(b"go\n").unwrap();
-        let mut answered = 0;
-        for line in lines.by_ref() {
-            match line.strip_prefix("done ") {
-                Some(n) => {
-                    answered = n.parse().unwrap();
-                    break;
-                }
-                None => acked.push(line),
+        let client = common::h2::load_command(&[&addr, tls, ca, &tag, "100", "100", "--pause-at-first-answer"]);
+        paused_at_first_answer(collector, dir.path(), client, &tag);
+    }
+}
+
+/// Runs a load client that sends its requests at once and prints `first` when the server's first answer is
+/// readable: the server is frozen then, the client reads what had arrived, and every id it saw answered 200 must
+/// already be in the spool; SIGKILL and a restart ship every one.
+fn paused_at_first_answer(collector: Collector, dir: &Path, mut client: std::process::Command, trial: &str) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let pid = collector.child.id() as i32;
+    let mut client = client.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines().map(Result::unwrap);
+    let mut acked: Vec<String> = lines.by_ref().take_while(|line| line != "first").collect();
+    freeze(pid);
+    client.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut answered = 0;
+    for line in lines.by_ref() {
+        match line.strip_prefix("done ") {
+            Some(n) => {
+                answered = n.parse().unwrap();
+                break;
             }
+            None => acked.push(line),
         }
-        assert!(client.wait().unwrap().success());
-        assert!(answered > 0 && !acked.is_empty(), "trial {trial}: answers had arrived");
-        let spool = spool_text(dir.path());
-        let early: Vec<&String> = acked.iter().filter(|id| !spool.contains(&format!("\"id\":\"{id}\""))).collect();
-        assert!(early.is_empty(), "trial {trial}: {} answered 200 before their spool write: {early:?}", early.len());
-        let shipped = kill_and_recover(collector, dir.path());
-        assert!(acked.iter().all(|id| shipped.contains(id)), "trial {trial}: every 200 shipped");
+    }
+    assert!(client.wait().unwrap().success());
+    assert!(answered > 0 && !acked.is_empty(), "{trial}: answers had arrived");
+    let spool = spool_text(dir);
+    let early: Vec<&String> = acked.iter().filter(|id| !spool.contains(&format!("\"id\":\"{id}\""))).collect();
+    assert!(early.is_empty(), "{trial}: {} answered 200 before their spool write: {early:?}", early.len());
+    let shipped = kill_and_recover(collector, dir);
+    assert!(acked.iter().all(|id| shipped.contains(id)), "{trial}: every 200 shipped");
+}
+
+#[test]
+fn no_200_on_an_http3_stream_leaves_before_its_spool_write() {
+    for trial in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = common::pki::Pki::new(dir.path(), "ack-h3");
+        let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+        let env = [
+            ("WORKERS", "1"),
+            ("COMPRESSION_TYPE", "none"),
+            ("MAX_BUFFER_TIME_MILLISECONDS", "3600000"),
+            ("TLS_PORT", "127.0.0.1:0"),
+            ("QUIC_PORT", "127.0.0.1:0"),
+            ("TLS_CERT", cert),
+            ("TLS_KEY", key),
+        ];
+        let collector = Collector::spawn(dir.path(), &env);
+        let (addr, tag) = (collector.quic_addr().to_string(), format!("h3-{trial}"));
+        let ca = pki.ca.to_str().unwrap();
+        let client = common::h2::h3_load_command(&[&addr, ca, &tag, "100", "100", "--pause-at-first-answer"]);
+        paused_at_first_answer(collector, dir.path(), client, &tag);
     }
 }
 

@@ -231,6 +231,38 @@ fn http2_clients_sigkill_at_random_moments_lose_no_acknowledged_event() {
     conclude("file sink over HTTP/2", &outcomes, 0);
 }
 
+/// HTTP/3 clients (aioquic, `tests/h3_load.py`), 64 streams in flight on each of two connections, GETs and
+/// NDJSON POSTs, killed with the collector at a random moment: every event a stream got its 200 for is shipped
+/// after the restart, once.
+#[test]
+fn http3_clients_sigkill_at_random_moments_lose_no_acknowledged_event() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = common::pki::Pki::new(certs.path(), "crash-h3");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let env = [
+        ("MAX_CHUNK_EVENTS", "2000"),
+        ("TLS_PORT", "127.0.0.1:0"),
+        ("QUIC_PORT", "127.0.0.1:0"),
+        ("TLS_CERT", cert),
+        ("TLS_KEY", key),
+    ];
+    let mut outcomes = Vec::new();
+    for trial in 0..trials() {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = format!("http3 trial {trial}");
+        let collector = Collector::spawn(dir.path(), &env);
+        let load = H2Load::start_h3(collector.quic_addr(), &pki.ca, 2, 64, &format!("t{trial}"));
+        let kill_after = random_in(500..10_000);
+        wait_until("HTTP/3 clients to get acknowledgements", || load.acked() >= kill_after);
+        collector.signal(libc::SIGKILL);
+        assert!(!collector.wait().success());
+        let acked = load.finish();
+        restart_and_stop(dir.path(), &env, &tag);
+        outcomes.push(file_sink_outcome(dir.path(), &acked, &tag));
+    }
+    conclude("file sink over HTTP/3", &outcomes, 0);
+}
+
 #[test]
 fn s3_sigkill_during_uploads_loses_no_acknowledged_event() {
     let mut outcomes = Vec::new();

@@ -5,7 +5,8 @@
 `requests.json` is a list of requests sent on one connection, all at once (each on its own stream):
     [{"method": "GET", "path": "/e?a=1", "headers": [["user-agent", "x"]], "body": "..."}]
 Prints one JSON line: {"alpn": ..., "responses": [{"status": 200, "headers": [[k, v]...], "body": "..."}, ...]} in
-the order of the requests. Options (environment): H3_RETRY_EXPECTED=1 fails unless the server sent a Retry.
+the order of the requests. Options (environment): H3_RETRY_EXPECTED=1 fails unless the server sent a Retry;
+H3_SEQUENTIAL=1 sends each request once the one before was answered.
 """
 
 import asyncio
@@ -73,9 +74,13 @@ async def main():
     configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name="localhost")
     configuration.load_verify_locations(ca)
     async with connect(host, port, configuration=configuration, create_protocol=Client) as client:
-        responses = await asyncio.gather(
-            *(client.request(r.get("method", "GET"), r["path"], f"localhost:{port}", r.get("headers", []),
-                             r.get("body", "")) for r in requests))
+        def send(r):
+            return client.request(r.get("method", "GET"), r["path"], f"localhost:{port}", r.get("headers", []),
+                                  r.get("body", ""))
+        if os.environ.get("H3_SEQUENTIAL") == "1":
+            responses = [await send(r) for r in requests]
+        else:
+            responses = await asyncio.gather(*(send(r) for r in requests))
         retried = client._quic._retry_count > 0
         if os.environ.get("H3_RETRY_EXPECTED") == "1" and not retried:
             raise SystemExit("the server sent no Retry")

@@ -1,7 +1,11 @@
 //! HTTP/3 over QUIC on `QUIC_PORT`, spoken to by aioquic (PyPI; `tests/h3_client.py`, installed by
 //! `scripts/h2-clients.sh`): every route answers as over HTTP/1.1 and its events land with `transport` `h3`;
 //! many requests on one connection are each stored once; `QUIC_RETRY=always` makes a client prove its address
-//! first and it is served; a connection the client closed is gone from the gauge.
+//! first and it is served; a connection the client closed is gone from the gauge. Hostile clients
+//! (`tests/h3_hostile.py`): a flood of Initials from spoofed loopback addresses meets Retries, garbage is dropped,
+//! streams that never send their body get 408, a stalled handshake ends at the idle timeout. Through a relay
+//! (`tests/common/relay.rs`): a network that drops and reorders datagrams, and a client whose address keeps
+//! changing, its datagrams handed to the worker that holds its connection. HTTPS answers advertise HTTP/3.
 
 mod common;
 
@@ -10,6 +14,7 @@ use std::process::{Command, Stdio};
 
 use common::h2::python;
 use common::pki::Pki;
+use common::relay::{Misbehaviour, Relay};
 use common::*;
 use serde_json::{Value, json};
 
@@ -25,7 +30,12 @@ fn server(flags: &[&str]) -> (TestServer, Pki, tempfile::TempDir) {
 
 /// `requests` sent at once on one HTTP/3 connection by aioquic; its JSON answer (`responses` in order).
 fn h3(server: &TestServer, pki: &Pki, requests: &Value, env: &[(&str, &str)]) -> Value {
-    let port = server.quic_addr.unwrap().port().to_string();
+    h3_to(server.quic_addr.unwrap().port(), pki, requests, env)
+}
+
+/// The same to `port` on 127.0.0.1.
+fn h3_to(port: u16, pki: &Pki, requests: &Value, env: &[(&str, &str)]) -> Value {
+    let port = port.to_string();
     let mut child = Command::new(python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_client.py"))
         .args(["127.0.0.1", &port, pki.ca.to_str().unwrap()])
@@ -136,4 +146,149 @@ fn quic_port_needs_the_https_listener() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Runs one case of tests/h3_hostile.py; its JSON answer.
+fn hostile(args: &[&str]) -> Value {
+    let output = Command::new(python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_hostile.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "h3_hostile.py {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The QUIC port as the hostile client takes it.
+fn target(server: &TestServer) -> [String; 2] {
+    let addr = server.quic_addr.unwrap();
+    [addr.ip().to_string(), addr.port().to_string()]
+}
+
+#[test]
+fn a_flood_of_initials_from_spoofed_addresses_is_met_with_retries_and_a_real_client_is_served() {
+    let (server, pki, _certs) = server(&[]);
+    let [host, port] = target(&server);
+    hostile(&["flood", &host, &port, "400"]);
+    // Each worker takes 64 handshakes that go nowhere; beyond that a new client must prove its address first,
+    // which costs plutos one stateless Retry and no state.
+    wait_until("Retries answer the flood", || server.metric("plutos_quic_retries_total") >= 100);
+    let open = server.metric("plutos_quic_connections");
+    assert!(open <= 2 * 64, "{open} connections held for spoofed clients");
+    assert!(server.metric("plutos_quic_handshakes_total") <= 2 * 64);
+    let answers = h3(&server, &pki, &json!([{"path": "/e?tag=after-flood"}]), &[]);
+    assert_eq!(answers["responses"][0]["status"], 200);
+    let dir = server.stop();
+    let records = read_records(&dir.path().join("out"));
+    assert_eq!(records.iter().filter(|r| r["raw_data"]["tag"] == "after-flood").count(), 1);
+}
+
+#[test]
+fn garbage_datagrams_are_dropped_and_a_real_client_is_served() {
+    let (server, pki, _certs) = server(&[]);
+    let [host, port] = target(&server);
+    hostile(&["garbage", &host, &port, "5000", "7"]);
+    let answers = h3(&server, &pki, &json!([{"path": "/e?tag=after-garbage"}]), &[]);
+    assert_eq!(answers["responses"][0]["status"], 200);
+    assert_eq!(server.metric("plutos_quic_handshakes_total"), 1, "no garbage made a connection");
+    server.stop();
+}
+
+#[test]
+fn streams_that_never_send_their_body_get_408_and_a_stalled_handshake_ends_at_the_idle_timeout() {
+    let (server, pki, _certs) = server(&["--header-timeout-seconds", "1", "--idle-timeout-seconds", "2"]);
+    let [host, port] = target(&server);
+    let idle = hostile(&["idle-streams", &host, &port, pki.ca.to_str().unwrap(), "100"]);
+    let statuses = idle["statuses"].as_array().unwrap();
+    assert_eq!(statuses.len(), 100);
+    assert!(statuses.iter().all(|s| s == 408), "{statuses:?}");
+    hostile(&["stall", &host, &port]);
+    let answers = h3(&server, &pki, &json!([{"path": "/e?tag=meanwhile"}]), &[]);
+    assert_eq!(answers["responses"][0]["status"], 200);
+    wait_until("the stalled handshake ends", || server.metric("plutos_quic_connections") == 0);
+    server.stop();
+}
+
+/// `requests` sent one after another on one connection through `relay`.
+fn through(relay: &Relay, pki: &Pki, requests: &Value) -> Value {
+    h3_to(relay.addr.port(), pki, requests, &[("H3_SEQUENTIAL", "1")])
+}
+
+fn tags(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+    let mut tags: Vec<String> = read_records(&dir.join("out"))
+        .iter()
+        .filter_map(|r| r["raw_data"]["tag"].as_str().filter(|t| t.starts_with(prefix)).map(str::to_string))
+        .collect();
+    tags.sort();
+    tags
+}
+
+#[test]
+fn a_lossy_network_that_drops_and_reorders_datagrams_still_stores_each_event_once() {
+    let (server, pki, _certs) = server(&[]);
+    let lossy = Misbehaviour { drop_per_mille: 100, reorder_per_mille: 100, seed: 42, ..Default::default() };
+    let relay = Relay::start(server.quic_addr.unwrap(), lossy);
+    let requests: Vec<Value> = (0..40)
+        .map(|i| match i % 2 {
+            0 => json!({"path": format!("/e?tag=lossy-{i:02}")}),
+            _ => json!({"method": "POST", "path": "/e", "headers": [["content-type", "application/json"]],
+                        "body": format!(r#"{{"tag":"lossy-{i:02}","pad":"{}"}}"#, "x".repeat(3000))}),
+        })
+        .collect();
+    let answers = through(&relay, &pki, &Value::Array(requests));
+    let statuses: Vec<u64> =
+        answers["responses"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, vec![200; 40]);
+    drop(relay);
+    let dir = server.stop();
+    let expected: Vec<String> = (0..40).map(|i| format!("lossy-{i:02}")).collect();
+    assert_eq!(tags(dir.path(), "lossy-"), expected, "each event once");
+}
+
+#[test]
+fn a_client_whose_address_changes_keeps_its_connection_whichever_worker_its_datagrams_reach() {
+    let (server, pki, _certs) = server(&[]);
+    let mut expected = Vec::new();
+    // The kernel's hash of each new source port picks a worker: with about six moves a connection, a few
+    // connections make it certain that some datagram reached the other worker and was handed back. (A client
+    // that moved every few datagrams would never get its path validated: a new address gets three times what it
+    // sent until it answers a PATH_CHALLENGE, and the challenge alone takes 1,200 bytes.)
+    for round in 0..5 {
+        let rebinding = Misbehaviour { rebind_every: Some(20), seed: round, ..Default::default() };
+        let relay = Relay::start(server.quic_addr.unwrap(), rebinding);
+        let requests: Vec<Value> = (0..60).map(|i| json!({"path": format!("/e?tag=moved-{round}-{i:02}")})).collect();
+        expected.extend((0..60).map(|i| format!("moved-{round}-{i:02}")));
+        let answers = through(&relay, &pki, &Value::Array(requests));
+        assert!(answers["responses"].as_array().unwrap().iter().all(|r| r["status"] == 200), "round {round}");
+        assert!(relay.rebinds() >= 3, "round {round}: the client moved ({} times)", relay.rebinds());
+        if server.metric("plutos_quic_packets_forwarded_total") > 0 {
+            break;
+        }
+    }
+    assert!(server.metric("plutos_quic_packets_forwarded_total") > 0, "datagrams were handed to their worker");
+    let dir = server.stop();
+    expected.sort();
+    assert_eq!(tags(dir.path(), "moved-"), expected, "each event once");
+}
+
+#[test]
+fn https_answers_advertise_http3_and_plain_ones_do_not() {
+    let (server, pki, _certs) = server(&["--cors-origins", "https://shop.example"]);
+    let advertised = format!("h3=\":{}\"; ma=86400", server.quic_addr.unwrap().port());
+    let config = pki.client(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    let mut https = Client::connect_tls(server.tls_addr.unwrap(), &config);
+    for request in [
+        &b"GET /e?tag=alt HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"OPTIONS /e HTTP/1.1\r\nHost: t\r\nOrigin: https://shop.example\r\nAccess-Control-Request-Method: POST\r\n\r\n",
+    ] {
+        let answer = https.request(request);
+        assert_eq!(answer.header("alt-svc"), Some(advertised.as_str()), "{}", String::from_utf8_lossy(request));
+    }
+    let plain = request(server.addr, b"GET /e?tag=plain HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(plain.header("alt-svc"), None);
+    let over_h3 = h3(&server, &pki, &json!([{"path": "/e?tag=h3"}]), &[]);
+    assert_eq!(header(&over_h3["responses"][0], "alt-svc"), None, "HTTP/3 answers need not advertise it");
+    server.stop();
 }

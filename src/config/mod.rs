@@ -113,6 +113,8 @@ pub struct HttpConfig {
     pub max_event_bytes: Option<EventLimit>,
     /// `HTTP2=on`: the streams a client may open at once on a connection (`HTTP2_MAX_STREAMS`); `None`: off.
     pub http2_max_streams: Option<u32>,
+    /// `QUIC_PORT`'s port, advertised to HTTPS clients (`Alt-Svc: h3=":port"`; the bound port replaces 0 at start).
+    pub alt_svc: Option<u16>,
 }
 
 /// A message sink's limit on one record line, and the setting that says it.
@@ -284,6 +286,7 @@ fn http(args: &Args) -> Result<HttpConfig, ConfigError> {
         ready_sink_window: Duration::from_secs(args.ready_sink_window_seconds),
         max_event_bytes: None,
         http2_max_streams: args.http2.then_some(args.http2_max_streams as u32),
+        alt_svc: args.quic_port.map(|quic| quic.port()),
     })
 }
 

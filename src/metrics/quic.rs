@@ -22,10 +22,11 @@ pub struct QuicMetrics {
     pub retries: AtomicU64,
     pub refused: AtomicU64,
     pub zero_rtt_dropped: AtomicU64,
+    pub forwarded: AtomicU64,
 }
 
 /// Name, type and help of each line.
-const LINES: [(&str, &str, &str); 9] = [
+const LINES: [(&str, &str, &str); 10] = [
     ("plutos_quic_connections", "gauge", "QUIC connections open"),
     ("plutos_quic_handshakes_total", "counter", "QUIC connections accepted (handshakes begun)"),
     ("plutos_http3_streams_total", "counter", "HTTP/3 request streams answered"),
@@ -43,10 +44,15 @@ const LINES: [(&str, &str, &str); 9] = [
         "counter",
         "datagrams with 0-RTT packets, dropped unread (0-RTT is refused)",
     ),
+    (
+        "plutos_quic_packets_forwarded_total",
+        "counter",
+        "datagrams handed to the worker that holds their connection (the client's address changed)",
+    ),
 ];
 
 impl QuicMetrics {
-    fn values(&self) -> [&AtomicU64; 9] {
+    fn values(&self) -> [&AtomicU64; 10] {
         [
             &self.connections,
             &self.handshakes,
@@ -57,6 +63,7 @@ impl QuicMetrics {
             &self.retries,
             &self.refused,
             &self.zero_rtt_dropped,
+            &self.forwarded,
         ]
     }
 }

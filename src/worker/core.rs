@@ -237,6 +237,7 @@ impl Worker {
         if self.quic.as_ref().is_some_and(|q| q.pending) {
             self.receive_quic(now);
         }
+        self.take_quic_handoffs(now);
         self.fire_quic_timers(now);
         if now >= self.next_housekeeping {
             self.housekeeping(io, now);

@@ -8,9 +8,11 @@
 //! after it, the waiting answers are released and every connection touched is polled for what it sends. So no
 //! packet carrying a 2xx can leave before the spool write that made its events durable.
 //!
-//! Connection ids carry their worker: `byte 0 % workers` is the index of the worker that issued them, so a
-//! packet that a client's new address (NAT rebinding, migration) brings to another worker's socket can be
-//! told apart from garbage; see `ARCHITECTURE.md` for what is done with it.
+//! Connection ids carry their worker: `byte 0 % workers` is the index of the worker that issued them. The
+//! kernel's SO_REUSEPORT hash keeps a client on one worker until its address changes (NAT rebinding,
+//! migration); then its datagrams reach another worker's socket, which hands each to the worker its connection
+//! id names (a bounded channel and that worker's wake), where quinn-proto validates the new path. A connection
+//! stays on the worker that accepted it.
 
 mod send;
 pub mod session;
@@ -32,7 +34,9 @@ use quinn_proto::{
 use super::core::Worker;
 use super::request::Http3;
 use super::udp::{Datagrams, SLOTS};
+use super::wake::Wake;
 use crate::config::QuicRetry;
+use crossbeam_channel::{Receiver, Sender};
 use send::Sends;
 use session::{Exchange, Limits, Session};
 
@@ -46,8 +50,17 @@ const RETRY_AFTER_HANDSHAKES: usize = 64;
 /// Datagrams one iteration takes before it turns to the rest of its work.
 const DATAGRAMS_PER_ITERATION: usize = 1024;
 
+/// A datagram one worker received for a connection of another.
+pub struct Handoff {
+    from: std::net::SocketAddr,
+    payload: BytesMut,
+}
+
+/// Datagrams one worker may have waiting for another before more are dropped.
+pub const HANDOFF_QUEUE: usize = 4096;
+
 /// What every worker's endpoint shares: the keys of stateless resets and of Retry tokens (a token one worker
-/// issued validates on another), and the transport limits.
+/// issued validates on another), the transport limits, and where each worker takes datagrams handed to it.
 pub struct QuicShared {
     endpoint: Arc<EndpointConfig>,
     transport: Arc<TransportConfig>,
@@ -55,10 +68,18 @@ pub struct QuicShared {
     pub limits: Limits,
     pub retry: QuicRetry,
     pub workers: usize,
+    inboxes: Vec<(Sender<Handoff>, Arc<Wake>)>,
 }
 
 impl QuicShared {
-    pub fn new(max_streams: u32, retry: QuicRetry, limits: Limits, idle: Duration, workers: usize) -> QuicShared {
+    /// `inboxes`: each worker's channel of hand-offs and its wake, by index.
+    pub fn new(
+        max_streams: u32,
+        retry: QuicRetry,
+        limits: Limits,
+        idle: Duration,
+        inboxes: Vec<(Sender<Handoff>, Arc<Wake>)>,
+    ) -> QuicShared {
         let rng = ring::rand::SystemRandom::new();
         let mut reset = [0u8; 64];
         let mut token = [0u8; 64];
@@ -84,7 +105,8 @@ impl QuicShared {
             token_key: Arc::new(token_key),
             limits,
             retry,
-            workers,
+            workers: inboxes.len(),
+            inboxes,
         }
     }
 
@@ -130,10 +152,19 @@ pub struct QuicCounts {
     pub refused: u64,
     pub zero_rtt_dropped: u64,
     pub answered: u64,
+    /// Datagrams handed to the worker their connection id names.
+    pub forwarded: u64,
+    /// Hand-offs dropped: the other worker's queue was full.
+    pub handoffs_dropped: u64,
 }
 
 pub struct Quic {
     pub datagrams: Datagrams,
+    worker: usize,
+    /// Datagrams other workers handed to this one.
+    inbox: Receiver<Handoff>,
+    /// Workers handed a datagram in this batch, to be woken once.
+    to_wake: Vec<bool>,
     endpoint: Endpoint,
     shared: Arc<QuicShared>,
     server: Option<Arc<ServerConfig>>,
@@ -160,6 +191,7 @@ impl Quic {
         worker: usize,
         max_connections: usize,
         crypto: Option<Arc<QuicServerConfig>>,
+        inbox: Receiver<Handoff>,
     ) -> Quic {
         let mut endpoint_config = (*shared.endpoint).clone();
         let workers = shared.workers;
@@ -168,6 +200,9 @@ impl Quic {
         let server = crypto.map(|c| shared.server_config(c));
         Quic {
             datagrams: Datagrams::new(socket, usize::from(MAX_UDP_PAYLOAD) + 1),
+            worker,
+            inbox,
+            to_wake: vec![false; workers],
             endpoint: Endpoint::new(Arc::new(endpoint_config), server.clone(), false, None),
             shared,
             server,
@@ -212,7 +247,10 @@ impl Quic {
                 }
             });
             for (from, payload) in received.drain(..) {
-                self.handle(now, from, payload, exchange);
+                match self.owner(&payload) {
+                    Some(owner) if owner != self.worker => self.hand_off(owner, from, payload),
+                    _ => self.handle(now, from, payload, exchange),
+                }
             }
             match n {
                 Ok(n) if n < SLOTS => break,
@@ -229,6 +267,47 @@ impl Quic {
                 }
             }
         }
+        for (worker, wake) in self.to_wake.iter_mut().enumerate() {
+            if std::mem::take(wake) {
+                self.shared.inboxes[worker].1.wake();
+            }
+        }
+    }
+
+    /// The worker a datagram's connection id names; `None` for an id plutos did not issue (a client's first
+    /// Initial), which stays where the kernel put it.
+    fn owner(&self, datagram: &[u8]) -> Option<usize> {
+        let first = *datagram.first()?;
+        let id = match first & 0x80 {
+            // A short header: the destination id follows the first byte, in the length plutos issues.
+            0 => datagram.get(1..1 + CID_LEN)?,
+            _ => match *datagram.get(5)? as usize {
+                CID_LEN => datagram.get(6..6 + CID_LEN)?,
+                _ => return None,
+            },
+        };
+        Some(usize::from(id[0]) % self.shared.workers)
+    }
+
+    fn hand_off(&mut self, owner: usize, from: std::net::SocketAddr, payload: BytesMut) {
+        match self.shared.inboxes[owner].0.try_send(Handoff { from, payload }) {
+            Ok(()) => {
+                self.counts.forwarded += 1;
+                self.to_wake[owner] = true;
+            }
+            Err(_) => self.counts.handoffs_dropped += 1,
+        }
+    }
+
+    /// Handles the datagrams other workers handed to this one (at most `DATAGRAMS_PER_ITERATION`).
+    pub fn take_handoffs(&mut self, now: Instant, exchange: &mut impl Exchange) {
+        for _ in 0..DATAGRAMS_PER_ITERATION {
+            let Ok(Handoff { from, payload }) = self.inbox.try_recv() else {
+                return;
+            };
+            self.handle(now, from, payload, exchange);
+        }
+        self.pending = true;
     }
 
     fn handle(&mut self, now: Instant, from: std::net::SocketAddr, payload: BytesMut, exchange: &mut impl Exchange) {
@@ -470,6 +549,14 @@ impl Worker {
         quic.receive(now, &mut Http3 { requests: &mut self.requests, batch: &mut self.batch });
     }
 
+    /// Handles the datagrams other workers handed to this one.
+    pub(super) fn take_quic_handoffs(&mut self, now: Instant) {
+        let Some(quic) = self.quic.as_mut() else {
+            return;
+        };
+        quic.take_handoffs(now, &mut Http3 { requests: &mut self.requests, batch: &mut self.batch });
+    }
+
     /// Fires the QUIC timers that fell due (before the group commit: a timer may complete nothing, but what it
     /// sends goes out with the rest after the commit).
     pub(super) fn fire_quic_timers(&mut self, now: Instant) {
@@ -488,7 +575,7 @@ impl Worker {
         let metrics = &self.shared.workers[self.index].quic;
         let counts = std::mem::take(&mut quic.counts);
         let (sent, dropped) = quic.take_sent();
-        let dropped = dropped + quic.datagrams.take_truncated();
+        let dropped = dropped + quic.datagrams.take_truncated() + counts.handoffs_dropped;
         for (counter, n) in [
             (&metrics.handshakes, counts.handshakes),
             (&metrics.streams, counts.answered),
@@ -498,6 +585,7 @@ impl Worker {
             (&metrics.retries, counts.retries),
             (&metrics.refused, counts.refused),
             (&metrics.zero_rtt_dropped, counts.zero_rtt_dropped),
+            (&metrics.forwarded, counts.forwarded),
         ] {
             if n > 0 {
                 counter.fetch_add(n, Ordering::Relaxed);

@@ -79,6 +79,12 @@ pub struct Requests {
     extra: Vec<u8>,
     /// The body of a text answer (`/health`, `/ready`, `/metrics`).
     text: Vec<u8>,
+    /// The header lines an answer adds (CORS, a cookie, `Alt-Svc`) when they are not one borrowed line.
+    lines: Vec<u8>,
+    /// With `QUIC_PORT`: the `Alt-Svc` line of HTTPS answers, advertising HTTP/3.
+    alt_svc: Option<Box<[u8]>>,
+    /// The HTTP/2 connection being served is over TLS (its answers carry `Alt-Svc`).
+    h2_https: bool,
     /// `HTTP2=on`: the settings every HTTP/2 session of this worker starts with, and its limits.
     http2: Option<(Builder, session::Limits)>,
     /// The instant this iteration began (streams are timed from it).
@@ -153,6 +159,9 @@ impl Requests {
             event_ok: CachedAnswer::default(),
             extra: Vec::new(),
             text: Vec::new(),
+            lines: Vec::new(),
+            alt_svc: config.alt_svc.map(|port| format!("Alt-Svc: h3=\":{port}\"; ma=86400\r\n").into_bytes().into()),
+            h2_https: false,
             #[cfg(debug_assertions)]
             debug_faults: std::env::var_os("PLUTOS_DEBUG_FAULTS").is_some(),
         }

@@ -19,6 +19,7 @@ pub struct Collector {
     /// The HTTPS listener's and the UDP sockets' addresses, when started with `TLS_PORT` / `UDP_PORT`.
     tls_addr: Arc<Mutex<Option<SocketAddr>>>,
     udp_addr: Arc<Mutex<Option<SocketAddr>>>,
+    quic_addr: Arc<Mutex<Option<SocketAddr>>>,
     /// Everything the collector wrote to stderr, complete once it exited and `stderr_reader` ended.
     stderr: Arc<Mutex<String>>,
     stderr_reader: JoinHandle<()>,
@@ -58,6 +59,8 @@ impl Collector {
         let tls_said = tls_addr.clone();
         let udp_addr = Arc::new(Mutex::new(None));
         let udp_said = udp_addr.clone();
+        let quic_addr = Arc::new(Mutex::new(None));
+        let quic_said = quic_addr.clone();
         let stderr_reader = std::thread::spawn(move || {
             // Keep draining stderr so the collector never blocks on a full pipe.
             for line in stderr.lines().map_while(Result::ok) {
@@ -75,13 +78,16 @@ impl Collector {
                 if let Some(rest) = line.split("listening for UDP datagrams on ").nth(1) {
                     *udp_said.lock().unwrap() = Some(address(rest));
                 }
+                if let Some(rest) = line.split("listening for HTTP/3 (QUIC) on ").nth(1) {
+                    *quic_said.lock().unwrap() = Some(address(rest));
+                }
                 let mut kept = kept.lock().unwrap();
                 kept.push_str(&line);
                 kept.push('\n');
             }
         });
         let addr = rx.recv_timeout(DEADLINE).expect("the collector to report its address");
-        Collector { child, addr, tls_addr, udp_addr, stderr: text, stderr_reader }
+        Collector { child, addr, tls_addr, udp_addr, quic_addr, stderr: text, stderr_reader }
     }
 
     /// The HTTPS listener's address (said right after the HTTP one).
@@ -94,6 +100,12 @@ impl Collector {
     pub fn udp_addr(&self) -> SocketAddr {
         wait_until("the collector to report its UDP address", || self.udp_addr.lock().unwrap().is_some());
         self.udp_addr.lock().unwrap().unwrap()
+    }
+
+    /// The QUIC sockets' address.
+    pub fn quic_addr(&self) -> SocketAddr {
+        wait_until("the collector to report its QUIC address", || self.quic_addr.lock().unwrap().is_some());
+        self.quic_addr.lock().unwrap().unwrap()
     }
 
     pub fn signal(&self, signal: i32) {

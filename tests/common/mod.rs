@@ -8,6 +8,7 @@ pub mod kafka;
 pub mod mmdb;
 pub mod parquet;
 pub mod pki;
+pub mod relay;
 pub mod s3;
 pub mod sdks;
 pub mod sqs;

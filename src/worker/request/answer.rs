@@ -10,8 +10,13 @@ use crate::http::response::{self, Body, ConnectionHeader, Delivery, NO_CACHE, Re
 use crate::protocol::{Accepted, Cookie, otlp};
 
 impl Requests {
-    /// Appends `answer` to `out` with the `Connection` header `connection`, and counts it.
-    pub(super) fn encode(&mut self, out: &mut Vec<u8>, answer: Answer, connection: ConnectionHeader) {
+    /// Appends `answer` to `out` with the `Connection` header `connection`, and counts it. `https`: it goes to
+    /// an HTTPS client, which learns of HTTP/3 (`Alt-Svc`, with `QUIC_PORT`).
+    pub(super) fn encode(&mut self, out: &mut Vec<u8>, answer: Answer, connection: ConnectionHeader, https: bool) {
+        let alt_svc = match https {
+            true => self.alt_svc.as_deref().unwrap_or_default(),
+            false => &[],
+        };
         let status = answer.status(self.config.response);
         self.tally.response(answer.route, status);
         let body = if answer.head_only { Body::Omit } else { Body::Send };
@@ -19,7 +24,8 @@ impl Requests {
         match answer.kind {
             AnswerKind::Error(e) => {
                 self.tally.rejection(e);
-                let delivery = Delivery { body, connection, cors: self.edge.cors.headers(answer.grant) };
+                let lines = header_lines(&self.edge.cors, answer, &[], &[], alt_svc, &mut self.lines);
+                let delivery = Delivery { body, connection, cors: lines };
                 match answer.otlp {
                     Some(format) => {
                         let content_type = otlp::status(e, format, &mut self.text);
@@ -35,7 +41,7 @@ impl Requests {
                 };
                 match accepted {
                     Accepted::Event => {
-                        let lines = header_lines(&self.edge.cors, answer, &[], cookie, &mut self.extra);
+                        let lines = header_lines(&self.edge.cors, answer, &[], cookie, alt_svc, &mut self.lines);
                         let kind = self.config.response;
                         if body == Body::Omit || connection != ConnectionHeader::Omit {
                             let delivery = Delivery { body, connection, cors: lines };
@@ -47,18 +53,18 @@ impl Requests {
                     // A gRPC call's answer is framed by the HTTP/2 front end; were one encoded here (gRPC over
                     // HTTP/1.1 is refused before), it would read as a batch's count.
                     Accepted::Grpc { accepted, invalid } => {
-                        let lines = header_lines(&self.edge.cors, answer, &[], cookie, &mut self.extra);
+                        let lines = header_lines(&self.edge.cors, answer, &[], cookie, alt_svc, &mut self.lines);
                         let delivery = Delivery { body, connection, cors: lines };
                         response::write_batch_accepted(out, date, accepted, Some(invalid), delivery);
                     }
                     Accepted::Count { accepted, invalid } => {
-                        let lines = header_lines(&self.edge.cors, answer, &[], cookie, &mut self.extra);
+                        let lines = header_lines(&self.edge.cors, answer, &[], cookie, alt_svc, &mut self.lines);
                         let delivery = Delivery { body, connection, cors: lines };
                         response::write_batch_accepted(out, date, accepted, invalid, delivery);
                     }
                     Accepted::Body { content_type, body: text, no_cache } => {
                         let cache = if no_cache { NO_CACHE.as_bytes() } else { &[] };
-                        let lines = header_lines(&self.edge.cors, answer, cache, cookie, &mut self.extra);
+                        let lines = header_lines(&self.edge.cors, answer, cache, cookie, alt_svc, &mut self.lines);
                         let accepted = Response {
                             status: (200, "OK"),
                             content_type: Some(content_type),
@@ -73,32 +79,42 @@ impl Requests {
                 // The `Allow` and preflight lines are in `extra` (the exchange put them there).
                 let preflight =
                     Response { status: (204, "No Content"), content_type: None, extra_headers: &self.extra, body: b"" };
-                let delivery = Delivery { body: Body::Send, connection, cors: self.edge.cors.headers(answer.grant) };
+                let lines = header_lines(&self.edge.cors, answer, &[], &[], alt_svc, &mut self.lines);
+                let delivery = Delivery { body: Body::Send, connection, cors: lines };
                 response::write(out, date, &preflight, delivery);
             }
             AnswerKind::Text { status, content_type, no_store } => {
                 let extra_headers: &[u8] = if no_store { b"Cache-Control: no-store\r\n" } else { b"" };
                 let text = Response { status, content_type: Some(content_type), extra_headers, body: &self.text };
-                let delivery = Delivery { body, connection, cors: self.edge.cors.headers(answer.grant) };
+                let lines = header_lines(&self.edge.cors, answer, &[], &[], alt_svc, &mut self.lines);
+                let delivery = Delivery { body, connection, cors: lines };
                 response::write(out, date, &text, delivery);
             }
         }
     }
 }
 
-/// The header lines an accepted request's answer adds: `before` (no-cache for a pixel), the CORS lines of its
-/// origin and the visitor's cookie. Borrowed from the CORS table when there is nothing else (the common case:
-/// no copy).
-fn header_lines<'a>(cors: &'a Cors, answer: Answer, before: &[u8], cookie: &[u8], extra: &'a mut Vec<u8>) -> &'a [u8] {
+/// The header lines an answer adds: `before` (no-cache for a pixel), the CORS lines of its origin, the visitor's
+/// cookie, and `after` (`Alt-Svc`). Borrowed from the CORS table when there is nothing else (the common case: no
+/// copy).
+fn header_lines<'a>(
+    cors: &'a Cors,
+    answer: Answer,
+    before: &[u8],
+    cookie: &[u8],
+    after: &[u8],
+    lines: &'a mut Vec<u8>,
+) -> &'a [u8] {
     let cors = cors.headers(answer.grant);
-    if before.is_empty() && cookie.is_empty() {
+    if before.is_empty() && cookie.is_empty() && after.is_empty() {
         return cors;
     }
-    extra.clear();
-    extra.extend_from_slice(before);
-    extra.extend_from_slice(cors);
-    extra.extend_from_slice(cookie);
-    extra
+    lines.clear();
+    lines.extend_from_slice(before);
+    lines.extend_from_slice(cors);
+    lines.extend_from_slice(cookie);
+    lines.extend_from_slice(after);
+    lines
 }
 
 /// The keep-alive answer to an accepted GET, rendered once per second (it carries the Date). The CORS lines of

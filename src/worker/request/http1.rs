@@ -6,6 +6,7 @@
 
 use super::Requests;
 use super::exchange::{Answer, AnswerKind, Payload, Request};
+use crate::event::record::Transport;
 use crate::http::chunked::decode_chunked;
 use crate::http::framing::{self, BodyLimit, Framed, FramingError, Progress};
 use crate::http::response::{self, ConnectionHeader};
@@ -133,7 +134,7 @@ impl Requests {
         let out = conn.output.buf();
         // A new connection's first answer: room for it at once, not grown piece by piece (four reallocations).
         out.reserve(ANSWER_ROOM);
-        self.encode(out, answer, connection);
+        self.encode(out, answer, connection, conn.peer.transport == Transport::Https);
         if connection == ConnectionHeader::Close {
             conn.life.end_after_answer(unread);
         }

@@ -16,6 +16,7 @@ use prost::Message;
 use super::Requests;
 use super::exchange::{Answer, AnswerKind, Payload, Request};
 use super::translate;
+use crate::event::record::Transport;
 use crate::grpc::proto::otlp::ExportLogsServiceResponse;
 use crate::grpc::proto::plutos::v1::SendResponse;
 use crate::grpc::{self, Code};
@@ -45,6 +46,7 @@ impl Requests {
         let Some(mut session) = conn.h2.take() else {
             return;
         };
+        self.h2_https = conn.peer.transport == Transport::H2;
         let mut complete = std::mem::take(&mut self.h2_complete);
         let polled = loop {
             let polled = session.poll(&mut complete, accept, self.now);
@@ -74,6 +76,7 @@ impl Requests {
         let Some(session) = conn.h2.as_mut() else {
             return;
         };
+        self.h2_https = conn.peer.transport == Transport::H2;
         for waiting in std::mem::take(&mut session.waiting) {
             let answer = match durable {
                 true => waiting.answer,
@@ -90,6 +93,7 @@ impl Requests {
         let Some(session) = conn.h2.as_mut() else {
             return;
         };
+        self.h2_https = conn.peer.transport == Transport::H2;
         for (respond, wire) in session.expired(self.now, self.config.header_timeout) {
             let answer = self.outgoing(Answer::error(HttpError::RequestTimeout, None, Method::Post), wire);
             Session::send(respond, answer);
@@ -160,7 +164,7 @@ impl Requests {
     fn translate(&mut self, answer: Answer) -> Outgoing {
         let mut encoded = std::mem::take(&mut self.h2_answer);
         encoded.clear();
-        self.encode(&mut encoded, answer, ConnectionHeader::Omit);
+        self.encode(&mut encoded, answer, ConnectionHeader::Omit, self.h2_https);
         let (head, body) = to_h2(&encoded);
         self.h2_answer = encoded;
         Outgoing { head, body, trailers: None }

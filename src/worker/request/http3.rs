@@ -183,7 +183,7 @@ impl Requests {
     pub(super) fn frames(&mut self, answer: Answer, out: &mut Vec<u8>) -> bool {
         let mut encoded = std::mem::take(&mut self.h2_answer);
         encoded.clear();
-        self.encode(&mut encoded, answer, ConnectionHeader::Omit);
+        self.encode(&mut encoded, answer, ConnectionHeader::Omit, false);
         let mut block = std::mem::take(&mut self.h3_block);
         block.clear();
         let mut names = std::mem::take(&mut self.h3_names);
