@@ -60,6 +60,7 @@ for _name, _env in PLUTOS_TARGETS.items():
 TARGETS = list(PLUTOS_TARGETS) + ["nginx"] + list(FLOORS)
 URING = "plutos-gzip6-spool-uring"
 TLS_LOAD = ROOT / "target" / "release" / "examples" / "tls_load"
+H3_LOAD = ROOT / "target" / "release" / "examples" / "h3_load"
 # scenario -> (requests pipelined per write, description)
 SCENARIOS = {
     "get_simple": (1, "GET /e?test=me (the article's request)"),
@@ -80,6 +81,9 @@ SCENARIOS = {
     "grpc_send_100": (1, "plutos.v1.Collector/Send over h2c, post_ndjson's 100 events per call (h2load, 10 streams)"),
     "otlp_export_100": (1, "OTLP LogsService/Export over h2c, 100 log records per call (h2load, 10 streams)"),
     "post_ndjson_otlp_events": (1, "POST /e, otlp_export_100's 100 events as NDJSON, each line what its record stores"),
+    "get_simple_h3_tls": (1, "get_simple over HTTP/3 (QUIC; examples/h3_load, 10 streams in flight per connection)"),
+    "get_close_h3_tls": (1, "one request per QUIC connection, each handshake resumed (examples/h3_load --handshakes --resume)"),
+    "get_close_h3_tls_full": (1, "one request per QUIC connection, a full TLS 1.3 handshake each (examples/h3_load --handshakes)"),
 }
 # HTTP/2 scenarios run h2load (Debian's nghttp2-client) with this many streams in flight on each connection:
 # scenario -> (path, body file made by examples/grpc_bodies.rs or None, events per request). Only plutos serves
@@ -99,6 +103,11 @@ IDLE_CONNECTIONS = 10_000
 
 def tls_scenario(scenario):
     return "_tls" in scenario
+
+
+def h3_scenario(scenario):
+    """Served by plutos only (nginx 1.22 has no HTTP/3), with QUIC_PORT on the HTTPS port's number."""
+    return "_h3_" in scenario
 
 
 def make_certificate(work):
@@ -157,7 +166,7 @@ def wait_serving(port, proc, timeout=60):
 
 
 class Plutos:
-    def __init__(self, name, args, work, binary=BIN, tls=False):
+    def __init__(self, name, args, work, binary=BIN, tls=False, quic=False):
         self.name, self.args = name, args
         self.dir = Path(tempfile.mkdtemp(dir=work, prefix=name + "-"))
         env = {
@@ -175,6 +184,8 @@ class Plutos:
         if tls:
             # HTTPS on the next port; the plain one stays for the start-up checks and /metrics.
             env.update({"TLS_PORT": f"127.0.0.1:{args.port + 1}", "TLS_CERT": str(args.cert), "TLS_KEY": str(args.key)})
+        if quic:
+            env["QUIC_PORT"] = f"127.0.0.1:{args.port + 1}"
         self.env = env
         self.command = ["taskset", "-c", args.server_cpus, str(binary)]
         self.proc = subprocess.Popen(self.command, env=env, stdout=subprocess.DEVNULL,
@@ -313,6 +324,11 @@ def wrk_command(args, scenario):
         if body:
             command += ["-d", str(Path(args.work) / body), "-H", "content-type: application/grpc", "-H", "te: trailers"]
         return command + [url]
+    if h3_scenario(scenario):
+        seconds = str(int(args.duration.rstrip("s")))
+        handshakes = {"get_close_h3_tls": ["--handshakes", "--resume"], "get_close_h3_tls_full": ["--handshakes"]}
+        return ["taskset", "-c", args.load_cpus, str(H3_LOAD), f"127.0.0.1:{args.port + 1}", "/e?test=me",
+                str(args.connections), str(H2_STREAMS), seconds] + handshakes.get(scenario, [])
     if scenario == "get_close_tls_full":
         seconds = str(int(args.duration.rstrip("s")))
         return ["taskset", "-c", args.load_cpus, str(TLS_LOAD), f"127.0.0.1:{args.port + 1}", str(args.connections), seconds]
@@ -325,6 +341,8 @@ def run_one(args, work, target, scenario):
     tls = tls_scenario(scenario)
     if not target.startswith("plutos") and h2_scenario(scenario) and H2_LOADS[scenario][1]:
         return None  # gRPC: plutos's own services
+    if not target.startswith("plutos") and h3_scenario(scenario):
+        return None
     if target == "nginx":
         server = Nginx(args, work)
     elif target in FLOORS:
@@ -334,7 +352,7 @@ def run_one(args, work, target, scenario):
     elif target.endswith("@base"):
         server = Plutos(target.removesuffix("@base"), args, work, binary=Path(args.compare).resolve(), tls=tls)
     else:
-        server = Plutos(target, args, work, tls=tls)
+        server = Plutos(target, args, work, tls=tls, quic=h3_scenario(scenario))
     try:
         pids = server.pids()
         before = cpu_ticks(pids)
@@ -637,6 +655,19 @@ def write_results(args, scenarios, targets, results, idle, idle_uring=None):
         if p and n:
             line(f"{scenario}: plutos (spool, gzip 6) CPU/req ≤ {goal}× nginx", f"{p:.2f} µs vs {n:.2f} µs (×{p / n:.2f})",
                  p <= goal * n)
+    # HTTP/3 against plutos's own HTTPS/1.1 and HTTP/2, the same certificate.
+    h3 = median(results, "plutos-gzip6-spool", "get_simple_h3_tls", "cpu_us_req")
+    https = median(results, "plutos-gzip6-spool", "get_simple_tls", "cpu_us_req")
+    h2 = median(results, "plutos-gzip6-spool", "get_simple_h2_tls", "cpu_us_req")
+    if h3 and https:
+        line("get_simple_h3_tls: CPU/req ≤ 1.5× plutos's HTTPS/1.1 (get_simple_tls)",
+             f"{h3:.2f} µs vs {https:.2f} µs (×{h3 / https:.2f}" + (f"; HTTP/2 {h2:.2f} µs" if h2 else "") + ")",
+             h3 <= 1.5 * https)
+    for quic, tcp in (("get_close_h3_tls_full", "get_close_tls_full"), ("get_close_h3_tls", "get_close_tls")):
+        q, t = (median(results, "plutos-gzip6-spool", s, "handshakes_per_cpu_s") for s in (quic, tcp))
+        if q and t:
+            w(f"| {quic}: handshakes per CPU-second against HTTPS's ({tcp}) (information) | {q:,.0f} vs {t:,.0f} "
+              f"(×{q / t:.2f}) | — |")
     # Like for like: the same events as an NDJSON POST on HTTP/1.1.
     for scenario, ndjson_scenario in (("grpc_send_100", "post_ndjson"), ("otlp_export_100", "post_ndjson_otlp_events")):
         g = median(results, "plutos-gzip6-spool", scenario, "cpu_us_event")

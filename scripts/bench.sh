@@ -47,7 +47,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release --locked -q --bin plutos --example floor --example floor_uring --example tls_load --example udp_send --example grpc_bodies
+cargo build --release --locked -q --bin plutos --example floor --example floor_uring --example tls_load --example h3_load --example udp_send --example grpc_bodies
 # 10,000 idle connections need as many descriptors in the client and in the server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ "${1:-}" = "--udp" ]; then

