@@ -292,3 +292,87 @@ fn https_answers_advertise_http3_and_plain_ones_do_not() {
     assert_eq!(header(&over_h3["responses"][0], "alt-svc"), None, "HTTP/3 answers need not advertise it");
     server.stop();
 }
+
+#[test]
+fn the_drain_sends_goaway_and_closes_with_h3_no_error_once_the_answers_arrived() {
+    use std::io::{BufRead, BufReader};
+    let (server, pki, _certs) = server(&[]);
+    let port = server.quic_addr.unwrap().port().to_string();
+    let mut child = Command::new(python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_client.py"))
+        .args(["127.0.0.1", &port, pki.ca.to_str().unwrap()])
+        .env("H3_WAIT_CLOSE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("h3_client.py starts");
+    child.stdin.take().unwrap().write_all(json!([{"path": "/e?tag=before-drain"}]).to_string().as_bytes()).unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map(Result::unwrap);
+    assert_eq!(lines.next().as_deref(), Some("answered"));
+    let dir = server.stop();
+    let result: Value = serde_json::from_str(&lines.next().expect("the client's result")).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(result["responses"][0]["status"], 200);
+    assert_eq!(result["goaway"], 4, "GOAWAY names the first request stream not served (0 was): {result}");
+    assert_eq!(result["closed"]["error_code"], 0x100, "CONNECTION_CLOSE with H3_NO_ERROR: {result}");
+    let records = read_records(&dir.path().join("out"));
+    assert_eq!(records.iter().filter(|r| r["raw_data"]["tag"] == "before-drain").count(), 1);
+}
+
+#[test]
+fn no_ticket_offers_0rtt_and_a_resumed_session_is_served() {
+    let (server, pki, certs) = server(&[]);
+    let ticket = certs.path().join("ticket");
+    let env = [("H3_TICKET", ticket.to_str().unwrap())];
+    let first = h3(&server, &pki, &json!([{"path": "/e?tag=first"}]), &env);
+    assert_eq!(first["resumed"], false);
+    assert!(first["max_early_data"].is_null(), "the ticket allows no early data: {first}");
+    let second = h3(&server, &pki, &json!([{"path": "/e?tag=resumed"}]), &env);
+    assert_eq!(second["resumed"], true, "{second}");
+    assert_eq!(second["responses"][0]["status"], 200);
+    assert_eq!(server.metric("plutos_quic_zero_rtt_dropped_total"), 0);
+    let dir = server.stop();
+    let records = read_records(&dir.path().join("out"));
+    assert_eq!(records.iter().filter(|r| r["raw_data"]["tag"] == "resumed").count(), 1);
+}
+
+#[test]
+fn over_max_connections_a_new_quic_connection_is_refused() {
+    let (server, pki, _certs) = server(&["--workers", "1", "--max-connections", "1"]);
+    let [host, port] = target(&server);
+    // A handshake that stalls holds the one connection this worker may have.
+    hostile(&["stall", &host, &port]);
+    wait_until("the stalled connection is held", || server.metric("plutos_quic_connections") == 1);
+    let output = Command::new(python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_client.py"))
+        .args(["127.0.0.1", &port, pki.ca.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"[{\"path\": \"/e?tag=refused\"}]")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(!output.status.success(), "the client was refused");
+    assert!(server.metric("plutos_quic_connections_refused_total") >= 1);
+    server.stop();
+}
+
+#[test]
+fn a_packet_for_a_connection_plutos_does_not_hold_gets_a_stateless_reset() {
+    let (server, _pki, _certs) = server(&[]);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    // A short header, a connection id of plutos's length, and enough bytes that a smaller reset can answer it.
+    let mut packet = vec![0x41];
+    packet.extend_from_slice(&[0u8; 9]);
+    packet.extend_from_slice(&[0x55; 100]);
+    socket.send_to(&packet, server.quic_addr.unwrap()).unwrap();
+    let mut reply = [0u8; 2048];
+    let (n, _) = socket.recv_from(&mut reply).expect("a stateless reset");
+    assert!(n < packet.len() && n >= 21, "a reset is shorter than what incited it: {n} bytes");
+    assert_eq!(reply[0] & 0xc0, 0x40, "and looks like a short-header packet");
+    server.stop();
+}

@@ -182,6 +182,8 @@ pub struct Quic {
     pub counts: QuicCounts,
     /// Datagrams were left waiting (the iteration took its share).
     pub pending: bool,
+    /// The drain began: connections close as their requests are answered.
+    draining: bool,
 }
 
 impl Quic {
@@ -216,6 +218,7 @@ impl Quic {
             scratch: Vec::new(),
             counts: QuicCounts::default(),
             pending: false,
+            draining: false,
         }
     }
 
@@ -430,8 +433,17 @@ impl Quic {
     }
 
     /// The group commit returned: answers that waited for it are written (or refused), and every connection
-    /// touched sends what it has.
+    /// touched sends what it has. While draining, every connection is looked at: one whose GOAWAY arrived and
+    /// whose answers were taken closes.
     pub fn after_commit(&mut self, now: Instant, durable: bool, exchange: &mut impl Exchange) {
+        if self.draining {
+            for (i, session) in self.sessions.iter_mut().enumerate() {
+                if let Some(session) = session {
+                    session.close_if_done(now);
+                    self.touched.push(i);
+                }
+            }
+        }
         for i in std::mem::take(&mut self.touched) {
             let Some(session) = self.sessions.get_mut(i).and_then(Option::as_mut) else {
                 continue;
@@ -458,6 +470,7 @@ impl Quic {
                 break;
             };
             self.sends.queue(fd, transmit.destination, transmit.size, transmit.segment_size);
+            session.goaway_sent |= session.is_going_away();
         }
         if self.exchange_endpoint_events(i) {
             return;
@@ -487,6 +500,7 @@ impl Quic {
     /// The drain: every connection is told GOAWAY and closes once its requests are answered; no new one is
     /// taken.
     pub fn go_away(&mut self, now: Instant) {
+        self.draining = true;
         self.endpoint.set_server_config(None);
         for i in 0..self.sessions.len() {
             if let Some(session) = self.sessions[i].as_mut() {

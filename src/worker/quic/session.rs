@@ -82,8 +82,11 @@ pub struct Session {
     control: Option<StreamId>,
     /// The next request stream plutos has not taken (what its GOAWAY names).
     next_request: u64,
-    /// GOAWAY was sent: no new request is taken; the connection closes once the ones taken are answered.
-    going_away: bool,
+    /// When GOAWAY was written: no new request is taken; the connection closes once the ones taken are answered
+    /// and the GOAWAY had time to arrive.
+    going_away: Option<Instant>,
+    /// A datagram left after the GOAWAY was written (closing drops stream data not yet sent).
+    pub goaway_sent: bool,
     pub handshaking: bool,
     /// The deadline quinn-proto last asked for.
     pub timer: Option<Instant>,
@@ -103,7 +106,8 @@ impl Session {
             unacknowledged: 0,
             control: None,
             next_request: 0,
-            going_away: false,
+            going_away: None,
+            goaway_sent: false,
             handshaking: true,
             timer: None,
             answered: 0,
@@ -186,10 +190,10 @@ impl Session {
     /// The drain: GOAWAY naming the first request stream not taken, no new streams, and the connection closed
     /// once the ones taken are answered.
     pub fn go_away(&mut self, now: Instant) {
-        if self.going_away {
+        if self.going_away.is_some() {
             return;
         }
-        self.going_away = true;
+        self.going_away = Some(now);
         self.conn.set_max_concurrent_streams(Dir::Bi, VarInt::from_u32(0));
         if let Some(control) = self.control {
             let mut goaway = Vec::new();
@@ -199,13 +203,20 @@ impl Session {
         self.close_if_done(now);
     }
 
+    pub fn is_going_away(&self) -> bool {
+        self.going_away.is_some()
+    }
+
     /// Closes the connection with an HTTP/3 error.
     pub fn fail(&mut self, now: Instant, error: u64, reason: &'static str) {
         self.conn.close(now, code(error), Bytes::from_static(reason.as_bytes()));
     }
 
-    fn close_if_done(&mut self, now: Instant) {
-        if self.going_away
+    /// Closes the connection (`H3_NO_ERROR`) once it is going away, every request it took is answered and
+    /// acknowledged, and the GOAWAY left and had a round trip to arrive.
+    pub fn close_if_done(&mut self, now: Instant) {
+        let goaway_arrived = self.going_away.is_some_and(|at| self.goaway_sent && now >= at + self.conn.rtt());
+        if goaway_arrived
             && self.requests.is_empty()
             && self.waiting.is_empty()
             && self.pending.is_empty()
@@ -229,7 +240,7 @@ impl Session {
 
     fn opened(&mut self, id: StreamId, dir: Dir, now: Instant) {
         match dir {
-            Dir::Bi if self.going_away => {
+            Dir::Bi if self.going_away.is_some() => {
                 let _ = self.conn.recv_stream(id).stop(code(frame::H3_REQUEST_REJECTED));
                 let _ = self.conn.send_stream(id).reset(code(frame::H3_REQUEST_REJECTED));
             }
