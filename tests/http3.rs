@@ -35,10 +35,16 @@ fn h3(server: &TestServer, pki: &Pki, requests: &Value, env: &[(&str, &str)]) ->
 
 /// The same to `port` on 127.0.0.1.
 fn h3_to(port: u16, pki: &Pki, requests: &Value, env: &[(&str, &str)]) -> Value {
-    let port = port.to_string();
+    let output = h3_run(port, pki, requests, env);
+    assert!(output.status.success(), "h3_client.py: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// tests/h3_client.py's run, whatever its outcome.
+fn h3_run(port: u16, pki: &Pki, requests: &Value, env: &[(&str, &str)]) -> std::process::Output {
     let mut child = Command::new(python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_client.py"))
-        .args(["127.0.0.1", &port, pki.ca.to_str().unwrap()])
+        .args(["127.0.0.1", &port.to_string(), pki.ca.to_str().unwrap()])
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -46,9 +52,7 @@ fn h3_to(port: u16, pki: &Pki, requests: &Value, env: &[(&str, &str)]) -> Value 
         .spawn()
         .expect("h3_client.py starts");
     child.stdin.take().unwrap().write_all(requests.to_string().as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "h3_client.py: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    child.wait_with_output().unwrap()
 }
 
 fn header<'a>(response: &'a Value, name: &str) -> Option<&'a str> {
@@ -343,18 +347,7 @@ fn over_max_connections_a_new_quic_connection_is_refused() {
     // A handshake that stalls holds the one connection this worker may have.
     hostile(&["stall", &host, &port]);
     wait_until("the stalled connection is held", || server.metric("plutos_quic_connections") == 1);
-    let output = Command::new(python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_client.py"))
-        .args(["127.0.0.1", &port, pki.ca.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(b"[{\"path\": \"/e?tag=refused\"}]")?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let output = h3_run(server.quic_addr.unwrap().port(), &pki, &json!([{"path": "/e?tag=refused"}]), &[]);
     assert!(!output.status.success(), "the client was refused");
     assert!(server.metric("plutos_quic_connections_refused_total") >= 1);
     server.stop();
@@ -374,5 +367,26 @@ fn a_packet_for_a_connection_plutos_does_not_hold_gets_a_stateless_reset() {
     let (n, _) = socket.recv_from(&mut reply).expect("a stateless reset");
     assert!(n < packet.len() && n >= 21, "a reset is shorter than what incited it: {n} bytes");
     assert_eq!(reply[0] & 0xc0, 0x40, "and looks like a short-header packet");
+    server.stop();
+}
+
+#[test]
+fn a_reloaded_certificate_is_the_one_new_quic_connections_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (Pki::new(dir.path(), "a"), Pki::new(dir.path(), "b"));
+    // One file for both settings: a rename replaces the certificate and its key at once.
+    let served = dir.path().join("served.pem");
+    a.combined(&served);
+    let file = served.to_str().unwrap();
+    let flags = ["--tls-port", "127.0.0.1:0", "--quic-port", "127.0.0.1:0", "--tls-cert", file, "--tls-key", file];
+    let server = TestServer::start(&flags);
+    let request = json!([{"path": "/e?tag=reload"}]);
+    assert_eq!(h3(&server, &a, &request, &[])["responses"][0]["status"], 200);
+    b.combined(&dir.path().join("next.pem"));
+    std::fs::rename(dir.path().join("next.pem"), &served).unwrap();
+    wait_until("the renamed pair to load", || server.metric("plutos_tls_reloads_total{result=\"ok\"}") == 1);
+    assert_eq!(h3(&server, &b, &request, &[])["responses"][0]["status"], 200, "b's chain is served now");
+    let port = server.quic_addr.unwrap().port();
+    assert!(!h3_run(port, &a, &request, &[]).status.success(), "a's chain is not");
     server.stop();
 }
