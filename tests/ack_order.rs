@@ -122,6 +122,7 @@ impl Pipeline {
             Collector::spawn_with(dir.path(), &env, Confine { max_file_bytes: Some(1 << 40), ..Confine::default() });
         let mut stream = TcpStream::connect(if https { collector.tls_addr() } else { collector.addr }).unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_write_timeout(Some(DEADLINE)).unwrap();
         let tls = https.then(|| {
             let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
             let mut tls = rustls::ClientConnection::new(pki.client(&[&rustls::version::TLS13], &[]), name).unwrap();
@@ -172,31 +173,28 @@ impl Pipeline {
         // One piece at a time, each waiting until the server's kernel took it, until the server pauses this
         // connection (its unsent answers passed the high-water mark). What arrived after the pause waits — in
         // the server's receive queue (epoll), or stashed by the io_uring loop, whose receive had taken it
-        // already — and the resumed read takes it. A short tail after the pause makes sure there is some
-        // whichever request the pause came at.
+        // already — and the resumed read takes it; what did not fit in the server's receive queue waits in this
+        // client's send queue and goes when the server reads again. A short tail after the pause makes sure
+        // there is some whichever request the pause came at.
         let start = Instant::now();
-        while metric(addr, "plutos_read_pauses_total") == 0 {
+        let paused = || metric(addr, "plutos_read_pauses_total") > 0;
+        while !paused() {
             assert!(start.elapsed() < DEADLINE, "trial {trial}: the server never paused reading");
             let sent = self.sent;
             let piece: Vec<u8> =
                 (sent..sent + PIECE).flat_map(|i| request(trial, &format!("bp-{trial}-{i}"))).collect();
             self.send(&piece);
             self.sent += PIECE;
-            self.wait_until_sent(start);
+            // Until the server's kernel took the piece, or the server paused with some of it not taken.
+            while unsent_bytes(&self.stream) > 0 && !paused() {
+                assert!(start.elapsed() < DEADLINE, "trial {trial}: requests stuck in the client");
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         let tail: Vec<u8> =
             (self.sent..self.sent + TAIL).flat_map(|i| request(trial, &format!("bp-{trial}-{i}"))).collect();
         self.send(&tail);
         self.sent += TAIL;
-        self.wait_until_sent(start);
-    }
-
-    /// Waits until the server's kernel took everything sent.
-    fn wait_until_sent(&self, start: Instant) {
-        while unsent_bytes(&self.stream) > 0 {
-            assert!(start.elapsed() < DEADLINE, "trial {}: requests stuck in the client", self.trial);
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
 
     /// Reads slowly: stops the server at the first byte of each batch of answers, takes everything it wrote
