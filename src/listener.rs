@@ -65,6 +65,11 @@ impl Listeners {
         self.udp.first().and_then(|s| socket2::SockRef::from(s).recv_buffer_size().ok())
     }
 
+    /// The same of the QUIC sockets.
+    pub fn quic_receive_buffer(&self) -> Option<usize> {
+        self.quic.first().and_then(|s| socket2::SockRef::from(s).recv_buffer_size().ok())
+    }
+
     /// Each worker's sockets.
     pub(crate) fn into_workers(self) -> impl Iterator<Item = WorkerSockets> {
         let (mut http, mut https) = (self.http.into_iter(), self.https.into_iter());
@@ -110,7 +115,7 @@ pub fn bind(config: &Config) -> Result<Listeners, BindError> {
         quic: group(
             config.quic.map(|q| q.listen),
             workers,
-            |addr| bind_udp(addr, None),
+            |addr| bind_udp(addr, config.quic.and_then(|q| q.rcvbuf)),
             |s: &UdpSocket| s.local_addr(),
         )?,
         workers,

@@ -209,11 +209,16 @@ fn serve(config: Config, shutdown: Receiver<()>) -> Result<(), String> {
     if let Some(addr) = listeners.quic_local_addr() {
         tracing::info!("listening for HTTP/3 (QUIC) on {addr}");
     }
-    let asked = config.udp.and_then(|udp| udp.rcvbuf);
-    if let (Some(asked), Some(set)) = (asked, listeners.udp_receive_buffer()) {
+    let buffers = [
+        ("UDP_RCVBUF", config.udp.and_then(|udp| udp.rcvbuf), listeners.udp_receive_buffer()),
+        ("QUIC_RCVBUF", config.quic.and_then(|quic| quic.rcvbuf), listeners.quic_receive_buffer()),
+    ];
+    for (setting, asked, set) in buffers {
         // The kernel doubles what it is asked for (bookkeeping) and caps it at net.core.rmem_max.
-        if set / 2 < asked {
-            tracing::warn!(asked, set, "UDP_RCVBUF is capped by net.core.rmem_max");
+        if let (Some(asked), Some(set)) = (asked, set)
+            && set / 2 < asked
+        {
+            tracing::warn!(asked, set, "{setting} is capped by net.core.rmem_max");
         }
     }
     plutos::run(config, listeners, shutdown).map_err(|e| e.to_string())

@@ -6,15 +6,18 @@
 //! streams that never send their body get 408, a stalled handshake ends at the idle timeout. Through a relay
 //! (`tests/common/relay.rs`): a network that drops and reorders datagrams, and a client whose address keeps
 //! changing, its datagrams handed to the worker that holds its connection. HTTPS answers advertise HTTP/3.
+//! `QUIC_RCVBUF` sizes the sockets, and the kernel's drops on a full queue are counted.
 
 mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use common::collector::Collector;
 use common::h2::python;
 use common::pki::Pki;
 use common::relay::{Misbehaviour, Relay};
+use common::sockets::{udp_queue, udp_receive_buffers};
 use common::*;
 use serde_json::{Value, json};
 
@@ -389,4 +392,41 @@ fn a_reloaded_certificate_is_the_one_new_quic_connections_get() {
     let port = server.quic_addr.unwrap().port();
     assert!(!h3_run(port, &a, &request, &[]).status.success(), "a's chain is not");
     server.stop();
+}
+
+/// `QUIC_RCVBUF` sizes each worker's QUIC socket, and what the kernel drops when its queue is full reaches
+/// `/metrics`: a burst into the socket of a stopped collector (a process, so that SIGSTOP stops only it).
+#[test]
+fn quic_rcvbuf_sizes_the_socket_and_the_kernels_drops_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "h3-rcvbuf");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let env = [
+        ("WORKERS", "1"),
+        ("TLS_PORT", "127.0.0.1:0"),
+        ("QUIC_PORT", "127.0.0.1:0"),
+        ("TLS_CERT", cert),
+        ("TLS_KEY", key),
+        ("QUIC_RCVBUF", "16KiB"),
+    ];
+    let collector = Collector::spawn(dir.path(), &env);
+    let quic = collector.quic_addr();
+    assert_eq!(udp_receive_buffers(collector.child.id(), quic.port()), [2 * 16 * 1024], "the kernel doubles it");
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // 1,200 bytes each (a client's Initial is as large), far more than 32 KiB of queue holds.
+    let noise = [0u8; 1200];
+    collector.signal(libc::SIGSTOP);
+    for _ in 0..100 {
+        sender.send_to(&noise, quic).unwrap();
+    }
+    collector.signal(libc::SIGCONT);
+    wait_until("the queue to be read empty", || udp_queue(quic.port()).0 == 0);
+    let drops = udp_queue(quic.port()).1;
+    assert!(drops > 0, "a 16 KiB queue cannot hold 100 datagrams of 1,200 bytes");
+    // The kernel's count reaches plutos with the next datagram read: one more, into the empty queue.
+    sender.send_to(&noise, quic).unwrap();
+    wait_until("the kernel's count in /metrics", || metric(collector.addr, "plutos_quic_kernel_drops_total") == drops);
+    assert_eq!(udp_queue(quic.port()).1, drops, "nothing dropped since");
+    collector.signal(libc::SIGTERM);
+    assert!(collector.wait().success());
 }

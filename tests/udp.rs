@@ -8,6 +8,7 @@ mod common;
 use std::net::UdpSocket;
 
 use common::collector::Collector;
+use common::sockets::{udp_queue, udp_receive_buffers};
 use common::*;
 
 fn sender() -> UdpSocket {
@@ -99,6 +100,7 @@ fn a_burst_into_a_full_queue_is_stored_or_counted_as_dropped_by_the_kernel() {
     let env = [("WORKERS", "1"), ("UDP_PORT", "127.0.0.1:0"), ("UDP_RCVBUF", "16KiB")];
     let collector = Collector::spawn(dir.path(), &env);
     let udp = collector.udp_addr();
+    assert_eq!(udp_receive_buffers(collector.child.id(), udp.port()), [2 * 16 * 1024], "the kernel doubles it");
     let senders: Vec<UdpSocket> = (0..4).map(|_| sender()).collect();
     collector.signal(libc::SIGSTOP);
     let mut sent = 0u64;
@@ -154,23 +156,6 @@ fn sigkill_keeps_every_datagram_the_group_commit_covered() {
     let shipped = common::collector::shipped_ids(&dir.path().join("out"));
     let lost: Vec<&String> = ids.iter().filter(|id| !shipped.contains(*id)).collect();
     assert!(lost.is_empty(), "{} committed datagrams lost: {:?}", lost.len(), &lost[..lost.len().min(5)]);
-}
-
-/// The receive queue (bytes) and the drop count of the IPv4 UDP socket on 127.0.0.1:`port`, from
-/// /proc/net/udp (summed over the SO_REUSEPORT sockets of that port).
-fn udp_queue(port: u16) -> (u64, u64) {
-    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
-    let local = format!("0100007F:{port:04X}");
-    let (mut queue, mut drops) = (0, 0);
-    for line in table.lines().skip(1) {
-        let columns: Vec<&str> = line.split_whitespace().collect();
-        if columns.get(1) == Some(&local.as_str()) {
-            let rx = columns[4].split(':').nth(1).unwrap();
-            queue += u64::from_str_radix(rx, 16).unwrap();
-            drops += columns[12].parse::<u64>().unwrap();
-        }
-    }
-    (queue, drops)
 }
 
 #[test]

@@ -91,6 +91,9 @@ pub struct Args {
     /// QUIC address validation by Retry: auto (under a flood of handshakes) | always.
     #[arg(long, env = "QUIC_RETRY", default_value = "auto", value_enum)]
     pub quic_retry: QuicRetry,
+    /// SO_RCVBUF of each worker's QUIC socket (bytes, or with KiB/MiB); capped by net.core.rmem_max.
+    #[arg(long, env = "QUIC_RCVBUF", value_parser = values::bytes)]
+    pub quic_rcvbuf: Option<u64>,
     /// SO_RCVBUF of each worker's UDP socket (bytes, or with KiB/MiB); capped by net.core.rmem_max.
     #[arg(long, env = "UDP_RCVBUF", value_parser = values::bytes)]
     pub udp_rcvbuf: Option<u64>,

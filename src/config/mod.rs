@@ -92,6 +92,8 @@ pub struct QuicListen {
     /// Request streams open at once per connection (`QUIC_MAX_STREAMS`).
     pub max_streams: u32,
     pub retry: QuicRetry,
+    /// SO_RCVBUF to ask for (`QUIC_RCVBUF`); the kernel's default when `None`.
+    pub rcvbuf: Option<usize>,
 }
 
 /// What request handling needs: limits, timeouts, the answer to an accepted GET.
@@ -257,9 +259,14 @@ fn udp(args: &Args) -> Result<Option<UdpListen>, ConfigError> {
     }
     Ok(Some(UdpListen {
         listen,
-        rcvbuf: args.udp_rcvbuf.map(|b| b.min(i32::MAX as u64) as usize),
+        rcvbuf: socket_buffer(args.udp_rcvbuf),
         max_datagram: args.udp_max_datagram_bytes as usize,
     }))
+}
+
+/// A socket buffer size as `setsockopt` takes it (an `int`).
+fn socket_buffer(bytes: Option<u64>) -> Option<usize> {
+    bytes.map(|b| b.min(i32::MAX as u64) as usize)
 }
 
 fn quic(args: &Args) -> Result<Option<QuicListen>, ConfigError> {
@@ -269,7 +276,12 @@ fn quic(args: &Args) -> Result<Option<QuicListen>, ConfigError> {
     if args.tls_port.is_none() {
         return Err(invalid("QUIC_PORT (--quic-port)", "needs TLS_PORT, TLS_CERT and TLS_KEY"));
     }
-    Ok(Some(QuicListen { listen, max_streams: args.quic_max_streams as u32, retry: args.quic_retry }))
+    Ok(Some(QuicListen {
+        listen,
+        max_streams: args.quic_max_streams as u32,
+        retry: args.quic_retry,
+        rcvbuf: socket_buffer(args.quic_rcvbuf),
+    }))
 }
 
 fn http(args: &Args) -> Result<HttpConfig, ConfigError> {

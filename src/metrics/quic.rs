@@ -1,6 +1,6 @@
 //! QUIC's and HTTP/3's lines in `/metrics` (with `QUIC_PORT`): connections open, handshakes, request streams
-//! answered, datagrams received, sent and dropped, Retries sent, connections refused at the limit, and 0-RTT
-//! packets dropped (0-RTT is not accepted).
+//! answered, datagrams received, sent and dropped (by plutos, and by the kernel when a socket's receive queue was
+//! full), Retries sent, connections refused at the limit, and 0-RTT packets dropped (0-RTT is not accepted).
 
 use std::fmt::Write;
 use std::sync::atomic::AtomicU64;
@@ -23,10 +23,12 @@ pub struct QuicMetrics {
     pub refused: AtomicU64,
     pub zero_rtt_dropped: AtomicU64,
     pub forwarded: AtomicU64,
+    /// The kernel's drop count of the worker's socket (SO_RXQ_OVFL), as the last datagram read carried it.
+    pub kernel_drops: AtomicU64,
 }
 
 /// Name, type and help of each line.
-const LINES: [(&str, &str, &str); 10] = [
+const LINES: [(&str, &str, &str); 11] = [
     ("plutos_quic_connections", "gauge", "QUIC connections open"),
     ("plutos_quic_handshakes_total", "counter", "QUIC connections accepted (handshakes begun)"),
     ("plutos_http3_streams_total", "counter", "HTTP/3 request streams answered"),
@@ -49,10 +51,15 @@ const LINES: [(&str, &str, &str); 10] = [
         "counter",
         "datagrams handed to the worker that holds their connection (the client's address changed)",
     ),
+    (
+        "plutos_quic_kernel_drops_total",
+        "counter",
+        "datagrams the kernel dropped because a QUIC socket's receive queue was full (raise QUIC_RCVBUF)",
+    ),
 ];
 
 impl QuicMetrics {
-    fn values(&self) -> [&AtomicU64; 10] {
+    fn values(&self) -> [&AtomicU64; 11] {
         [
             &self.connections,
             &self.handshakes,
@@ -64,6 +71,7 @@ impl QuicMetrics {
             &self.refused,
             &self.zero_rtt_dropped,
             &self.forwarded,
+            &self.kernel_drops,
         ]
     }
 }

@@ -606,6 +606,7 @@ impl Worker {
             }
         }
         metrics.connections.store(quic.open_connections() as u64, Ordering::Relaxed);
+        metrics.kernel_drops.store(u64::from(quic.datagrams.kernel_drops), Ordering::Relaxed);
     }
 
     /// Housekeeping: HTTP/3 requests that took longer than the header timeout.

@@ -11,6 +11,7 @@ pub mod pki;
 pub mod relay;
 pub mod s3;
 pub mod sdks;
+pub mod sockets;
 pub mod sqs;
 
 use std::collections::HashMap;
