@@ -8,6 +8,8 @@
 //!   its TLS session and the committed boundary its answers wait behind; `lifecycle`: where it is in its life.
 //! - `request`: the requests in a connection's bytes, answered and their events batched; `edge`: who may
 //!   send and who sent.
+//! - `h2`: one HTTP/2 connection's session, driven by the loop; `quic` and `quic_steps`: the QUIC endpoint
+//!   (HTTP/3) on its own UDP socket, and its steps in each iteration.
 //! - `udp` and `datagrams`: the UDP socket and the datagrams taken into the batch; `wake`: the eventfd that
 //!   ends a worker's wait.
 //!
@@ -33,6 +35,7 @@ mod epoll;
 mod h2;
 pub mod lifecycle;
 pub mod quic;
+mod quic_steps;
 pub mod request;
 mod ring;
 pub mod udp;

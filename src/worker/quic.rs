@@ -1,6 +1,8 @@
 //! A worker's QUIC endpoint (`QUIC_PORT`): its own SO_REUSEPORT UDP socket, read `udp::SLOTS` datagrams per
 //! `recvmmsg`, quinn-proto's sans-IO `Endpoint` and the connections it made, each with its HTTP/3 session
-//! (`quic/session.rs`), their timers, and the datagrams they send (`quic/send.rs`: `sendmmsg`, GSO).
+//! (`quic/session.rs`), their timers, and the datagrams they send (`quic/send.rs`: `sendmmsg`, GSO). What all
+//! workers' endpoints share, and the connection ids, are in `quic/shared.rs`; the 0-RTT check that runs before
+//! quinn-proto sees a datagram in `quic/packet.rs`. The loop's calls are in `worker/quic_steps.rs`.
 //!
 //! Within an iteration of the worker's loop: datagrams are read and handled as they come (new connections
 //! accepted, or Retried under a flood; packets handed to their connection, whose requests are answered through
@@ -14,134 +16,34 @@
 //! id names (a bounded channel and that worker's wake), where quinn-proto validates the new path. A connection
 //! stays on the worker that accepted it.
 
+mod packet;
 mod send;
 pub mod session;
+mod shared;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use quinn_proto::crypto::rustls::QuicServerConfig;
-use quinn_proto::{
-    ConnectionHandle, ConnectionId, ConnectionIdGenerator, DatagramEvent, Endpoint, EndpointConfig, IdleTimeout,
-    ServerConfig, TransportConfig, VarInt,
-};
+use quinn_proto::{ConnectionHandle, DatagramEvent, Endpoint, ServerConfig};
 
-use super::core::Worker;
-use super::request::Http3;
 use super::udp::{Datagrams, SLOTS};
-use super::wake::Wake;
 use crate::config::QuicRetry;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
+use packet::is_zero_rtt;
 use send::Sends;
-use session::{Exchange, Limits, Session};
+use session::{Exchange, Session};
+use shared::{CID_LEN, MAX_UDP_PAYLOAD, WorkerIds};
+pub use shared::{HANDOFF_QUEUE, Handoff, QuicShared};
 
-/// Bytes of the connection ids plutos issues: one for the worker, eight random. Not 8, the length most clients
-/// pick for their first Initial, so a client's id is not mistaken for one of plutos's.
-const CID_LEN: usize = 9;
-/// The largest UDP payload plutos takes (and announces as `max_udp_payload_size`).
-const MAX_UDP_PAYLOAD: u16 = 1472;
 /// Handshakes under way on one worker beyond which `QUIC_RETRY=auto` makes new clients prove their address.
 const RETRY_AFTER_HANDSHAKES: usize = 64;
 /// Datagrams one iteration takes before it turns to the rest of its work.
 const DATAGRAMS_PER_ITERATION: usize = 1024;
-
-/// A datagram one worker received for a connection of another.
-pub struct Handoff {
-    from: std::net::SocketAddr,
-    payload: BytesMut,
-}
-
-/// Datagrams one worker may have waiting for another before more are dropped.
-pub const HANDOFF_QUEUE: usize = 4096;
-
-/// What every worker's endpoint shares: the keys of stateless resets and of Retry tokens (a token one worker
-/// issued validates on another), the transport limits, and where each worker takes datagrams handed to it.
-pub struct QuicShared {
-    endpoint: Arc<EndpointConfig>,
-    transport: Arc<TransportConfig>,
-    token_key: Arc<dyn quinn_proto::crypto::HandshakeTokenKey>,
-    pub limits: Limits,
-    pub retry: QuicRetry,
-    pub workers: usize,
-    inboxes: Vec<(Sender<Handoff>, Arc<Wake>)>,
-}
-
-impl QuicShared {
-    /// `inboxes`: each worker's channel of hand-offs and its wake, by index.
-    pub fn new(
-        max_streams: u32,
-        retry: QuicRetry,
-        limits: Limits,
-        idle: Duration,
-        inboxes: Vec<(Sender<Handoff>, Arc<Wake>)>,
-    ) -> QuicShared {
-        let rng = ring::rand::SystemRandom::new();
-        let mut reset = [0u8; 64];
-        let mut token = [0u8; 64];
-        let _ = ring::rand::SecureRandom::fill(&rng, &mut reset);
-        let _ = ring::rand::SecureRandom::fill(&rng, &mut token);
-        let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset);
-        let mut endpoint = EndpointConfig::new(Arc::new(reset_key));
-        let _ = endpoint.max_udp_payload_size(MAX_UDP_PAYLOAD);
-        let mut transport = TransportConfig::default();
-        transport
-            .max_concurrent_bidi_streams(VarInt::from_u32(max_streams))
-            // The client's control stream and QPACK's two, and room for a grease stream.
-            .max_concurrent_uni_streams(VarInt::from_u32(4))
-            .stream_receive_window(VarInt::from_u32(256 * 1024))
-            .receive_window(VarInt::from_u32(1024 * 1024))
-            .send_window(1024 * 1024)
-            .max_idle_timeout(IdleTimeout::try_from(idle).ok())
-            .datagram_receive_buffer_size(None);
-        let token_key = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&token);
-        QuicShared {
-            endpoint: Arc::new(endpoint),
-            transport: Arc::new(transport),
-            token_key: Arc::new(token_key),
-            limits,
-            retry,
-            workers: inboxes.len(),
-            inboxes,
-        }
-    }
-
-    fn server_config(&self, crypto: Arc<QuicServerConfig>) -> Arc<ServerConfig> {
-        let mut config = ServerConfig::new(crypto, self.token_key.clone());
-        config.transport_config(self.transport.clone());
-        Arc::new(config)
-    }
-}
-
-/// Connection ids whose first byte names the worker that issued them.
-struct WorkerIds {
-    worker: usize,
-    workers: usize,
-    rng: ring::rand::SystemRandom,
-}
-
-impl ConnectionIdGenerator for WorkerIds {
-    fn generate_cid(&mut self) -> ConnectionId {
-        let mut bytes = [0u8; CID_LEN];
-        let _ = ring::rand::SecureRandom::fill(&self.rng, &mut bytes);
-        // A random multiple of `workers` plus the index: the byte varies, its remainder does not.
-        let span = (256 / self.workers).max(1);
-        bytes[0] = ((usize::from(bytes[0]) % span) * self.workers + self.worker) as u8;
-        ConnectionId::new(&bytes)
-    }
-
-    fn cid_len(&self) -> usize {
-        CID_LEN
-    }
-
-    fn cid_lifetime(&self) -> Option<Duration> {
-        None
-    }
-}
 
 /// Counts since the worker last published them.
 #[derive(Debug, Default, Clone, Copy)]
@@ -515,104 +417,5 @@ impl Quic {
         let buffer = self.sends.next_buffer();
         buffer.extend_from_slice(&self.scratch[..size]);
         self.sends.queue(fd, to, size, None);
-    }
-}
-
-/// Whether a datagram holds a 0-RTT packet: its long-header packets are walked (an Initial and a 0-RTT one are
-/// usually coalesced).
-fn is_zero_rtt(datagram: &[u8]) -> bool {
-    let mut at = 0;
-    while let Some(&first) = datagram.get(at) {
-        // A short header ends the long ones; version 0 is version negotiation.
-        if first & 0x80 == 0 || datagram.get(at + 1..at + 5).is_none_or(|v| v == [0, 0, 0, 0]) {
-            return false;
-        }
-        let kind = (first >> 4) & 0x03;
-        if kind == 1 {
-            return true;
-        }
-        at += 5;
-        for _ in 0..2 {
-            // The destination, then the source connection id.
-            let Some(&len) = datagram.get(at) else { return false };
-            at += 1 + usize::from(len);
-        }
-        if kind == 0 {
-            let Some(token) = varint_at(datagram, &mut at) else { return false };
-            at += token;
-        }
-        let Some(length) = varint_at(datagram, &mut at) else { return false };
-        at += length;
-    }
-    false
-}
-
-/// The variable-length integer at `at`, which moves past it.
-fn varint_at(datagram: &[u8], at: &mut usize) -> Option<usize> {
-    let (value, len) = datagram.get(*at..).and_then(crate::h3::frame::varint)?;
-    *at += len;
-    usize::try_from(value).ok()
-}
-
-impl Worker {
-    /// Reads the QUIC socket's datagrams and handles them (requests answered into the batch).
-    pub(super) fn receive_quic(&mut self, now: Instant) {
-        let Some(quic) = self.quic.as_mut() else {
-            return;
-        };
-        quic.receive(now, &mut Http3 { requests: &mut self.requests, batch: &mut self.batch });
-    }
-
-    /// Handles the datagrams other workers handed to this one.
-    pub(super) fn take_quic_handoffs(&mut self, now: Instant) {
-        let Some(quic) = self.quic.as_mut() else {
-            return;
-        };
-        quic.take_handoffs(now, &mut Http3 { requests: &mut self.requests, batch: &mut self.batch });
-    }
-
-    /// Fires the QUIC timers that fell due (before the group commit: a timer may complete nothing, but what it
-    /// sends goes out with the rest after the commit).
-    pub(super) fn fire_quic_timers(&mut self, now: Instant) {
-        let Some(quic) = self.quic.as_mut() else {
-            return;
-        };
-        quic.fire_timers(now, &mut Http3 { requests: &mut self.requests, batch: &mut self.batch });
-    }
-
-    /// After the group commit: answers released, datagrams sent, counts published.
-    pub(super) fn quic_after_commit(&mut self, now: Instant, durable: bool) {
-        let Some(quic) = self.quic.as_mut() else {
-            return;
-        };
-        quic.after_commit(now, durable, &mut Http3 { requests: &mut self.requests, batch: &mut self.batch });
-        let metrics = &self.shared.workers[self.index].quic;
-        let counts = std::mem::take(&mut quic.counts);
-        let (sent, dropped) = quic.take_sent();
-        let dropped = dropped + quic.datagrams.take_truncated() + counts.handoffs_dropped;
-        for (counter, n) in [
-            (&metrics.handshakes, counts.handshakes),
-            (&metrics.streams, counts.answered),
-            (&metrics.received, counts.received),
-            (&metrics.sent, sent),
-            (&metrics.dropped, dropped),
-            (&metrics.retries, counts.retries),
-            (&metrics.refused, counts.refused),
-            (&metrics.zero_rtt_dropped, counts.zero_rtt_dropped),
-            (&metrics.forwarded, counts.forwarded),
-        ] {
-            if n > 0 {
-                counter.fetch_add(n, Ordering::Relaxed);
-            }
-        }
-        metrics.connections.store(quic.open_connections() as u64, Ordering::Relaxed);
-        metrics.kernel_drops.store(u64::from(quic.datagrams.kernel_drops), Ordering::Relaxed);
-    }
-
-    /// Housekeeping: HTTP/3 requests that took longer than the header timeout.
-    pub(super) fn time_out_quic(&mut self, now: Instant) {
-        if let Some(quic) = self.quic.as_mut() {
-            quic.time_out(now, &mut Http3 { requests: &mut self.requests, batch: &mut self.batch });
-        }
     }
 }
