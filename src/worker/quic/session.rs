@@ -1,11 +1,13 @@
 //! One QUIC connection's HTTP/3: quinn-proto's `Connection` and the streams HTTP/3 puts on it — the request
-//! streams (gathered until they end, then answered through the exchange), the client's control stream (its
-//! SETTINGS first), its QPACK streams (read and dropped: with no dynamic table they carry nothing plutos
-//! needs), and plutos's own control stream (SETTINGS, later GOAWAY).
+//! streams (gathered until they end, then answered through the exchange), the client's unidirectional streams
+//! (`session/uni.rs`: its control stream, SETTINGS first, and its QPACK streams, read and dropped), and plutos's
+//! own control stream (SETTINGS, later GOAWAY).
 //!
 //! An answer that acknowledges events is not written to its stream until the group commit: it waits in
 //! `waiting`, and `release` writes it (or a 503) once the commit returned. Nothing leaves the connection before
 //! the worker polls its transmits, which it does after the commit.
+
+mod uni;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +18,7 @@ use quinn_proto::{Connection, Dir, Event, ReadError, StreamEvent, StreamId, VarI
 
 use crate::h3::frame::{self, H3_NO_ERROR};
 use crate::worker::connection::Peer;
+use uni::Uni;
 
 /// What the worker's request handling does for HTTP/3 (`worker/request/http3.rs`).
 pub trait Exchange {
@@ -40,25 +43,10 @@ pub struct Limits {
     pub header_timeout: Duration,
 }
 
-/// Bytes of a control stream kept while a frame on it is not whole.
-const MAX_CONTROL_FRAME: usize = 16 * 1024;
-
 /// A request stream being read.
 struct Request {
     bytes: Vec<u8>,
     opened: Instant,
-}
-
-/// A unidirectional stream of the client's.
-enum Uni {
-    /// Its type has not arrived yet.
-    Unknown(Vec<u8>),
-    /// The control stream: a frame not yet whole, whether SETTINGS came.
-    Control { pending: Vec<u8>, settings: bool },
-    /// QPACK's encoder or decoder stream: read and dropped.
-    Qpack,
-    /// A type plutos does not know: reading it was stopped.
-    Ignored,
 }
 
 /// Answer bytes a stream has not taken yet (its flow-control window is full).
@@ -404,67 +392,6 @@ fn read_stream(conn: &mut Connection, id: StreamId, mut take: impl FnMut(&[u8]) 
     };
     let _ = chunks.finalize();
     read
-}
-
-impl Uni {
-    /// Takes the next bytes of the stream; `Err`: a connection error.
-    fn take(&mut self, bytes: &[u8]) -> Result<(), (u64, &'static str)> {
-        match self {
-            Uni::Unknown(start) => {
-                start.extend_from_slice(bytes);
-                let Some((kind, len)) = frame::varint(start) else {
-                    return Ok(());
-                };
-                let rest = start.split_off(len);
-                *self = match kind {
-                    frame::CONTROL_STREAM => Uni::Control { pending: Vec::new(), settings: false },
-                    frame::ENCODER_STREAM | frame::DECODER_STREAM => Uni::Qpack,
-                    frame::PUSH_STREAM => {
-                        return Err((frame::H3_STREAM_CREATION_ERROR, "a client may not push"));
-                    }
-                    _ => Uni::Ignored,
-                };
-                self.take(&rest)
-            }
-            Uni::Control { pending, settings } => {
-                pending.extend_from_slice(bytes);
-                control_frames(pending, settings)
-            }
-            Uni::Qpack | Uni::Ignored => Ok(()),
-        }
-    }
-}
-
-/// The whole frames of the client's control stream, taken from `pending` (RFC 9114 §6.2.1, §7.2).
-fn control_frames(pending: &mut Vec<u8>, settings: &mut bool) -> Result<(), (u64, &'static str)> {
-    let mut at = 0;
-    while let Some(header) = frame::header(&pending[at..]) {
-        let end = at + header.header_len + header.len as usize;
-        if header.len as usize > MAX_CONTROL_FRAME {
-            return Err((frame::H3_EXCESSIVE_LOAD, "a control frame too large"));
-        }
-        if end > pending.len() {
-            break;
-        }
-        let payload = &pending[at + header.header_len..end];
-        match header.kind {
-            frame::SETTINGS if !*settings => {
-                frame::check_settings(payload).map_err(|e| (e, "invalid SETTINGS"))?;
-                *settings = true;
-            }
-            _ if !*settings => return Err((frame::H3_MISSING_SETTINGS, "the control stream must start with SETTINGS")),
-            frame::SETTINGS => return Err((frame::H3_FRAME_UNEXPECTED, "a second SETTINGS")),
-            frame::DATA | frame::HEADERS | frame::PUSH_PROMISE => {
-                return Err((frame::H3_FRAME_UNEXPECTED, "a request frame on the control stream"));
-            }
-            kind if frame::is_http2_only(kind) => return Err((frame::H3_FRAME_UNEXPECTED, "an HTTP/2 frame")),
-            // GOAWAY, MAX_PUSH_ID, CANCEL_PUSH (plutos never pushes) and unknown types: nothing to do.
-            _ => {}
-        }
-        at = end;
-    }
-    pending.drain(..at);
-    Ok(())
 }
 
 /// An HTTP/3 error code as quinn-proto takes it.
