@@ -292,23 +292,32 @@ fn spool_text(dir: &Path) -> String {
 fn no_200_on_an_http2_stream_leaves_before_its_spool_write() {
     for (trial, https) in [(0, false), (1, true), (2, false), (3, true)] {
         let dir = tempfile::tempdir().unwrap();
-        let pki = common::pki::Pki::new(dir.path(), "ack-h2");
-        let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
-        let env = [
-            ("WORKERS", "1"),
-            ("COMPRESSION_TYPE", "none"),
-            ("MAX_BUFFER_TIME_MILLISECONDS", "3600000"),
-            ("TLS_PORT", "127.0.0.1:0"),
-            ("TLS_CERT", cert),
-            ("TLS_KEY", key),
-        ];
-        let collector = Collector::spawn(dir.path(), &env);
+        let (collector, pki) = stream_trial_collector(dir.path(), false);
         let addr = if https { collector.tls_addr() } else { collector.addr }.to_string();
         let (tls, ca) = if https { ("1", pki.ca.to_str().unwrap()) } else { ("0", "-") };
         let tag = format!("h2-{trial}");
         let client = common::h2::load_command(&[&addr, tls, ca, &tag, "100", "100", "--pause-at-first-answer"]);
         paused_at_first_answer(collector, dir.path(), client, &tag);
     }
+}
+
+/// The collector of the stream trials (one worker, no compression, nothing sealed by age) with HTTPS and, with
+/// `quic`, HTTP/3 on ports of their own; the CA its certificate chains to.
+fn stream_trial_collector(dir: &Path, quic: bool) -> (Collector, common::pki::Pki) {
+    let pki = common::pki::Pki::new(dir, "ack-streams");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let mut env = vec![
+        ("WORKERS", "1"),
+        ("COMPRESSION_TYPE", "none"),
+        ("MAX_BUFFER_TIME_MILLISECONDS", "3600000"),
+        ("TLS_PORT", "127.0.0.1:0"),
+        ("TLS_CERT", cert),
+        ("TLS_KEY", key),
+    ];
+    if quic {
+        env.push(("QUIC_PORT", "127.0.0.1:0"));
+    }
+    (Collector::spawn(dir, &env), pki)
 }
 
 /// Runs a load client that sends its requests at once and prints `first` when the server's first answer is
@@ -346,18 +355,7 @@ fn paused_at_first_answer(collector: Collector, dir: &Path, mut client: std::pro
 fn no_200_on_an_http3_stream_leaves_before_its_spool_write() {
     for trial in 0..4 {
         let dir = tempfile::tempdir().unwrap();
-        let pki = common::pki::Pki::new(dir.path(), "ack-h3");
-        let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
-        let env = [
-            ("WORKERS", "1"),
-            ("COMPRESSION_TYPE", "none"),
-            ("MAX_BUFFER_TIME_MILLISECONDS", "3600000"),
-            ("TLS_PORT", "127.0.0.1:0"),
-            ("QUIC_PORT", "127.0.0.1:0"),
-            ("TLS_CERT", cert),
-            ("TLS_KEY", key),
-        ];
-        let collector = Collector::spawn(dir.path(), &env);
+        let (collector, pki) = stream_trial_collector(dir.path(), true);
         let (addr, tag) = (collector.quic_addr().to_string(), format!("h3-{trial}"));
         let ca = pki.ca.to_str().unwrap();
         let client = common::h2::h3_load_command(&[&addr, ca, &tag, "100", "100", "--pause-at-first-answer"]);
